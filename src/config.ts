@@ -1,0 +1,46 @@
+import { z } from 'zod';
+import { UserError } from './errors.js';
+
+/**
+ * Settings read from the environment. Every option is declared once here, with its default;
+ * a wrong value is reported as one line naming the variable and what it expects.
+ */
+export const configSchema = z.object({
+  /** PostgreSQL connection string. */
+  DATABASE_URL: z.string().url().default('postgres://root@127.0.0.1:5432/root'),
+  /** Redis connection string for the BullMQ worker pool. */
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /** pino level: fatal, error, warn, info, debug, trace or silent. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Where run artefacts (reject reports, exports, downloads) are written. */
+  ERP_DATA_DIR: z.string().min(1).default('var'),
+  /** Project root holding pipelines/, mappings/, jobs/ and sql/. */
+  ERP_HOME: z.string().min(1).default('.'),
+  /** BullMQ queue prefix; tests use their own so they never see each other's jobs. */
+  ERP_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_:-]+$/, 'letters, digits, _ : -')
+    .default('erp'),
+  /** Rows kept per file in the erp.rejects table; the CSV report always has them all. */
+  ERP_REJECTS_IN_TABLE: z.coerce.number().int().min(0).default(1000),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+/** Parses `env` into a {@link Config}, or throws a {@link UserError} with one line per bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const picked: Record<string, string | undefined> = {};
+  for (const key of Object.keys(configSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') picked[key] = value;
+  }
+  const parsed = configSchema.safeParse(picked);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const key = String(issue.path[0] ?? '');
+      return `environment variable ${key}: ${issue.message}`;
+    });
+    throw new UserError(lines.join('\n'));
+  }
+  return parsed.data;
+}

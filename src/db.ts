@@ -1,0 +1,67 @@
+import pg from 'pg';
+import { UserError } from './errors.js';
+
+/** A PostgreSQL pool; one per process. `application_name` shows erp sessions in pg_stat_activity. */
+export function createPool(databaseUrl: string, max = 10): pg.Pool {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max, application_name: 'erp' });
+  // An idle client losing its connection must not crash the process; the next checkout reconnects.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** True when `name` is a plain SQL identifier: a letter or _, then letters, digits or _, ≤ 63 chars. */
+export function isIdentifier(name: string): boolean {
+  return IDENT.test(name);
+}
+
+/**
+ * Quotes an identifier taken from configuration. Only plain identifiers are accepted, so a config
+ * can never smuggle SQL in a table or column name.
+ */
+export function quoteIdent(name: string): string {
+  if (!IDENT.test(name)) {
+    throw new UserError(
+      `'${name}' is not a valid SQL identifier (letters, digits and _, starting with a letter or _, at most 63 characters)`,
+    );
+  }
+  return `"${name}"`;
+}
+
+/** Quotes `schema.table` or `table`. */
+export function quoteQualified(name: string): string {
+  return name
+    .split('.')
+    .map((part) => quoteIdent(part))
+    .join('.');
+}
+
+/** Splits `schema.table` (schema defaults to `public`). */
+export function splitQualified(name: string): { schema: string; table: string } {
+  const parts = name.split('.');
+  if (parts.length === 1) return { schema: 'public', table: parts[0]! };
+  if (parts.length === 2) return { schema: parts[0]!, table: parts[1]! };
+  throw new UserError(`'${name}' is not a table name: expected table or schema.table`);
+}
+
+/** Runs `fn` in a transaction on its own client; rolls back on any error, including an abort. */
+export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    try {
+      await client.query('ROLLBACK');
+    } catch {
+      broken = true;
+    }
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}

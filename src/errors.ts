@@ -1,0 +1,49 @@
+/**
+ * Error classes that decide how a failure is shown and whether it is retried.
+ *
+ * - {@link UserError}: the operator did something we can explain (bad config, unknown pipeline,
+ *   bad parameter). Shown as one line, never with a stack trace. Not retryable.
+ * - {@link RejectPolicyError}: a file had more rejected rows than its policy allows. Not retryable.
+ * - Anything else is an infrastructure error (connection lost, disk full): logged with its stack at
+ *   debug level, shown as one line, and retryable by the job runner.
+ */
+export class UserError extends Error {
+  override name = 'UserError';
+  /** Process exit code the CLI uses for this error. */
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 2) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+/** A file exceeded `max_rejects` or `max_reject_rate`; its rows were rolled back. */
+export class RejectPolicyError extends UserError {
+  override name = 'RejectPolicyError';
+  constructor(message: string) {
+    super(message, 3);
+  }
+}
+
+/** The run was cancelled through its AbortSignal. */
+export class CancelledError extends Error {
+  override name = 'CancelledError';
+  constructor(message = 'run cancelled') {
+    super(message);
+  }
+}
+
+/** True for errors that retrying cannot fix. */
+export function isPermanent(err: unknown): boolean {
+  return err instanceof UserError || err instanceof CancelledError;
+}
+
+/** One line for an operator: the message, no stack. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    if (code === 'ECONNREFUSED') return `connection refused: ${err.message}`;
+    return err.message;
+  }
+  return String(err);
+}

@@ -1,0 +1,53 @@
+import { pino, type Logger } from 'pino';
+
+/** Keys whose values never reach a log line, at any depth we log. */
+const REDACT_KEYS = [
+  'password',
+  'passphrase',
+  'privateKey',
+  'private_key',
+  'token',
+  'secret',
+  'apiKey',
+  'authorization',
+];
+const REDACT_PATHS = REDACT_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
+
+/** Replaces the password of any URL-looking connection string inside `text`. */
+export function redactUrls(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/[^:/?#\s@]*):([^@/\s]*)@/gi, '$1:***@');
+}
+
+/**
+ * Creates the process logger: JSON lines when stderr is not a TTY, pino-pretty when it is.
+ * Logs go to stderr so that command output on stdout stays machine-readable.
+ */
+export function createLogger(level: string, pretty = process.stderr.isTTY === true): Logger {
+  const options = {
+    level,
+    redact: { paths: REDACT_PATHS, censor: '***' },
+    formatters: {
+      log(obj: Record<string, unknown>) {
+        for (const [k, v] of Object.entries(obj)) {
+          if (typeof v === 'string' && v.includes('://')) obj[k] = redactUrls(v);
+        }
+        return obj;
+      },
+    },
+    hooks: {
+      logMethod(this: Logger, args: Parameters<Logger['info']>, method: (...a: unknown[]) => void) {
+        method.apply(
+          this,
+          args.map((a) => (typeof a === 'string' ? redactUrls(a) : a)),
+        );
+      },
+    },
+  };
+  if (pretty) {
+    return pino({
+      ...options,
+      transport: { target: 'pino-pretty', options: { destination: 2, colorize: true } },
+    });
+  }
+  return pino(options, pino.destination(2));
+}

@@ -1,0 +1,126 @@
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { CsvTokenizer, type Field } from '../csv-tokenizer.js';
+import { UserError } from '../errors.js';
+import type { Batch, FormatReader, RejectFn } from './types.js';
+
+const ENCODINGS = ['utf-8', 'latin1', 'windows-1252', 'utf-16le'] as const;
+
+/** `format: { kind: csv }` — delimited text, RFC 4180 quoting. */
+export const csvFormatSchema = z
+  .object({
+    kind: z.literal('csv'),
+    /** Field separator, one character. */
+    delimiter: z.string().length(1).default(','),
+    /** Quote character, one character; doubled inside a quoted field. */
+    quote: z.string().length(1).default('"'),
+    /** The first record names the columns. */
+    header: z.boolean().default(true),
+    /** Column names in file order; required without a header, and replaces the header's names with one. */
+    columns: z.array(z.string().min(1)).min(1).optional(),
+    /** Text encoding of the file. A UTF-8 or UTF-16 byte-order mark is dropped. */
+    encoding: z.enum(ENCODINGS).default('utf-8'),
+    /** Lines to skip before the header (report titles and the like). */
+    skip_lines: z.number().int().min(0).default(0),
+    /** Longest record accepted, in characters. */
+    max_record_chars: z
+      .number()
+      .int()
+      .positive()
+      .default(1 << 20),
+  })
+  .strict()
+  .refine((c) => c.header || c.columns !== undefined, {
+    message: 'a csv format without a header needs `columns`',
+    path: ['columns'],
+  });
+
+export type CsvFormatConfig = z.infer<typeof csvFormatSchema>;
+
+/** Creates the CSV reader for a pipeline. */
+export function createCsvFormat(config: CsvFormatConfig): FormatReader {
+  return {
+    read: (input, fileName, reject) => readCsv(config, input, fileName, reject),
+  };
+}
+
+async function* readCsv(
+  config: CsvFormatConfig,
+  input: Readable,
+  fileName: string,
+  reject: RejectFn,
+): AsyncGenerator<Batch> {
+  const tokenizer = new CsvTokenizer({
+    delimiter: config.delimiter,
+    quote: config.quote,
+    maxRecordChars: config.max_record_chars,
+  });
+  const decoder = new TextDecoder(config.encoding, { fatal: false });
+  let columns: string[] | null = config.header ? null : [...(config.columns ?? [])];
+  let toSkip = config.skip_lines;
+  let rows: Field[][] = [];
+  let lines: number[] = [];
+  const sink = {
+    record(fields: Field[], line: number): void {
+      if (toSkip > 0) {
+        toSkip--;
+        return;
+      }
+      if (columns === null) {
+        columns = headerColumns(fields, config.columns, fileName, line);
+        return;
+      }
+      if (fields.length !== columns.length) {
+        reject({
+          file: fileName,
+          line,
+          field: null,
+          value: fields.map((f) => f ?? '').join(config.delimiter).slice(0, 200),
+          reason: `expected ${columns.length} fields, found ${fields.length}`,
+        });
+        return;
+      }
+      rows.push(fields);
+      lines.push(line);
+    },
+    error(line: number, reason: string, text: string): void {
+      reject({ file: fileName, line, field: null, value: text, reason });
+    },
+  };
+  const flush = (): Batch | null => {
+    if (rows.length === 0 || columns === null) return null;
+    const batch: Batch = { columns, rows, lines };
+    rows = [];
+    lines = [];
+    return batch;
+  };
+  for await (const chunk of input) {
+    tokenizer.push(decoder.decode(chunk as Buffer, { stream: true }), sink);
+    const batch = flush();
+    if (batch) yield batch;
+  }
+  tokenizer.push(decoder.decode(), sink);
+  tokenizer.end(sink);
+  if (columns === null) throw new UserError(`${fileName}: the file is empty; expected a header line`);
+  const batch = flush();
+  if (batch) yield batch;
+}
+
+function headerColumns(fields: Field[], explicit: string[] | undefined, fileName: string, line: number): string[] {
+  if (explicit) {
+    if (explicit.length !== fields.length) {
+      throw new UserError(
+        `${fileName}, line ${line}: the header has ${fields.length} columns but the pipeline declares ${explicit.length} (${explicit.join(', ')})`,
+      );
+    }
+    return [...explicit];
+  }
+  const names = fields.map((f) => (f ?? '').trim());
+  const seen = new Set<string>();
+  names.forEach((name, i) => {
+    if (name === '') throw new UserError(`${fileName}, line ${line}: header column ${i + 1} has no name`);
+    if (seen.has(name)) throw new UserError(`${fileName}, line ${line}: header column '${name}' appears twice`);
+    seen.add(name);
+  });
+  return names;
+}

@@ -1,0 +1,100 @@
+import type { Readable } from 'node:stream';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+
+/**
+ * The stage model. A pipeline is
+ *
+ *   source ──files──► format.read ──batches──► validate ──► transform ──► sink (one transaction per file)
+ *                                      │            │             │
+ *                                      └────────────┴─────────────┴──► rejects (file, line, field, reason)
+ *
+ * Rows travel in batches of arrays (not objects): a row is the list of its cells in column order,
+ * which keeps the per-row cost of a load close to the cost of tokenizing it.
+ */
+
+/** A cell: text as read (or normalised by validation), or null. */
+export type Cell = string | null;
+
+/** Rows that travel together, each with the physical line (or sheet row) it came from. */
+export interface Batch {
+  /** Column names of `rows`, the same array for every batch of a file. */
+  columns: readonly string[];
+  rows: Cell[][];
+  /** `lines[i]` is where `rows[i]` starts in the source file. */
+  lines: number[];
+}
+
+/** A row that could not be loaded, and why. */
+export interface Reject {
+  file: string;
+  /** Physical line (CSV), row number (XLSX) or segment number (X12); null when unknown. */
+  line: number | null;
+  /** Field name, or null for a structural error of the whole row. */
+  field: string | null;
+  value: string | null;
+  reason: string;
+}
+
+/** Where a stage reports rejected rows. */
+export type RejectFn = (reject: Reject) => void;
+
+/** What every stage factory receives. */
+export interface StageContext {
+  /** Project root: pipelines/, mappings/, sql/ and relative paths resolve against it. */
+  home: string;
+  pool: pg.Pool;
+  log: Logger;
+  signal: AbortSignal;
+}
+
+/** A file handed from a source to a format, readable from local disk. */
+export interface SourceFile {
+  /** Name used in messages and reject reports. */
+  name: string;
+  /** Local path to read. */
+  path: string;
+  size: number;
+  /**
+   * Called once the file's outcome is final (its transaction committed or rolled back): an SFTP
+   * source archives or moves the remote file here; only then is the input acknowledged.
+   */
+  settle?(outcome: FileOutcome): Promise<void>;
+}
+
+export interface FileOutcome {
+  status: 'loaded' | 'skipped' | 'failed' | 'validated';
+  message?: string;
+}
+
+/** Lists the files a run processes. */
+export interface Source {
+  files(): AsyncIterable<SourceFile>;
+}
+
+/** Parses one file into batches; structural problems become rejects, not exceptions. */
+export interface FormatReader {
+  read(input: Readable, fileName: string, reject: RejectFn): AsyncIterable<Batch>;
+}
+
+/** A row-level step: returns the new row, or null after reporting a reject. */
+export interface RowStep {
+  /** Output columns, given the input columns; called once per file. */
+  columns(input: readonly string[]): readonly string[];
+  /** Compiles the per-row function for a file's columns. */
+  compile(input: readonly string[], fileName: string): (row: Cell[], line: number, reject: RejectFn) => Cell[] | null;
+}
+
+/** Writes a file's rows inside the file's transaction. */
+export interface SinkWriter {
+  write(rows: Cell[][]): Promise<void>;
+  /** Finishes the load; returns rows written. */
+  end(): Promise<number>;
+}
+
+export interface Sink {
+  /** Target description for plans and logs. */
+  describe(): string;
+  /** Starts writing a file's rows with `client`, which holds the file's open transaction. */
+  open(client: pg.PoolClient, columns: readonly string[]): Promise<SinkWriter>;
+}

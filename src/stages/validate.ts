@@ -1,0 +1,342 @@
+import { z } from 'zod';
+import { UserError } from '../errors.js';
+import type { Cell, RejectFn, RowStep } from './types.js';
+
+/**
+ * `validate:` — declared fields with a type and constraints.
+ *
+ * Each field compiles to two checks that must agree: a fast path (a regex and a few comparisons on
+ * the text, run on every row) and a zod schema (run only on a value the fast path refused, to word
+ * the reject). test/validate.test.ts holds them to the same verdict on generated values. Values are
+ * kept as text and normalised (dates to ISO, booleans to t/f) so PostgreSQL does the casts in COPY.
+ */
+const base = {
+  /** A value must be present (not NULL, not empty). */
+  required: z.boolean().default(false),
+  /** Human description, shown in `erp schema` and docs. */
+  description: z.string().optional(),
+};
+
+const stringField = z
+  .object({
+    type: z.literal('string'),
+    ...base,
+    max_length: z.number().int().positive().optional(),
+    min_length: z.number().int().min(0).optional(),
+    /** A JavaScript regular expression the whole value must match. */
+    pattern: z.string().optional(),
+  })
+  .strict();
+const intField = z
+  .object({ type: z.literal('int'), ...base, min: z.number().int().optional(), max: z.number().int().optional() })
+  .strict();
+const decimalField = z
+  .object({
+    type: z.literal('decimal'),
+    ...base,
+    /** Total significant digits. */
+    precision: z.number().int().min(1).max(1000).default(18),
+    /** Digits after the decimal point. */
+    scale: z.number().int().min(0).max(1000).default(2),
+    min: z.number().optional(),
+    max: z.number().optional(),
+  })
+  .strict()
+  .refine((f) => f.scale <= f.precision, { message: 'scale must not exceed precision', path: ['scale'] });
+const dateField = z
+  .object({
+    type: z.literal('date'),
+    ...base,
+    /** Tokens YYYY, YY, MM, M, DD, D and literal separators, e.g. `MM/DD/YYYY`. */
+    format: z.string().default('YYYY-MM-DD'),
+  })
+  .strict();
+const timestampField = z.object({ type: z.literal('timestamp'), ...base }).strict();
+const boolField = z.object({ type: z.literal('bool'), ...base }).strict();
+const enumField = z
+  .object({ type: z.literal('enum'), ...base, values: z.array(z.string()).min(1) })
+  .strict();
+
+export const fieldSchema = z.discriminatedUnion('type', [
+  stringField,
+  intField,
+  decimalField,
+  dateField,
+  timestampField,
+  boolField,
+  enumField,
+]);
+export type FieldSpec = z.infer<typeof fieldSchema>;
+
+export const validateSchema = z
+  .object({
+    /** Declared fields by column name. */
+    fields: z.record(z.string().min(1), fieldSchema),
+  })
+  .strict();
+export type ValidateConfig = z.infer<typeof validateSchema>;
+
+/** A compiled field: `check` returns the normalised text, or undefined when the value is refused. */
+interface CompiledField {
+  check(value: string): string | undefined;
+  /** Explains a refused value (slow path). */
+  explain(value: string): string;
+  required: boolean;
+  /** Empty text counts as missing (every type but string). */
+  emptyIsNull: boolean;
+}
+
+const INT = /^[+-]?\d+$/;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const TIMESTAMP =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$/;
+const TRUE = new Set(['true', 't', 'yes', 'y', '1', 'TRUE', 'T', 'YES', 'Y', 'True', 'Yes']);
+const FALSE = new Set(['false', 'f', 'no', 'n', '0', 'FALSE', 'F', 'NO', 'N', 'False', 'No']);
+
+function validDate(y: number, m: number, d: number): boolean {
+  if (m < 1 || m > 12 || d < 1 || y < 1) return false;
+  const days = m === 2 ? (y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28) : [4, 6, 9, 11].includes(m) ? 30 : 31;
+  return d <= days;
+}
+
+/** Compiles a date format like `MM/DD/YYYY` into a parser returning ISO `YYYY-MM-DD`. */
+export function compileDateFormat(format: string): (value: string) => string | undefined {
+  const order: ('Y' | 'YY' | 'M' | 'D')[] = [];
+  let src = '^';
+  const tokens = /YYYY|YY|MM|M|DD|D/g;
+  let last = 0;
+  for (let m = tokens.exec(format); m; m = tokens.exec(format)) {
+    src += escapeRegex(format.slice(last, m.index));
+    const t = m[0];
+    if (t === 'YYYY') (src += '(\\d{4})'), order.push('Y');
+    else if (t === 'YY') (src += '(\\d{2})'), order.push('YY');
+    else if (t === 'MM') (src += '(\\d{2})'), order.push('M');
+    else if (t === 'M') (src += '(\\d{1,2})'), order.push('M');
+    else if (t === 'DD') (src += '(\\d{2})'), order.push('D');
+    else (src += '(\\d{1,2})'), order.push('D');
+    last = m.index + t.length;
+  }
+  src += escapeRegex(format.slice(last)) + '$';
+  if (!order.some((o) => o === 'Y' || o === 'YY') || !order.includes('M') || !order.includes('D')) {
+    throw new UserError(`date format '${format}' needs a year (YYYY or YY), a month (MM or M) and a day (DD or D)`);
+  }
+  const re = new RegExp(src);
+  return (value) => {
+    const m = re.exec(value);
+    if (!m) return undefined;
+    let y = 0;
+    let mo = 0;
+    let d = 0;
+    order.forEach((o, i) => {
+      const n = Number(m[i + 1]);
+      if (o === 'Y') y = n;
+      else if (o === 'YY') y = n < 70 ? 2000 + n : 1900 + n;
+      else if (o === 'M') mo = n;
+      else d = n;
+    });
+    if (!validDate(y, mo, d)) return undefined;
+    return `${String(y).padStart(4, '0')}-${String(mo).padStart(2, '0')}-${String(d).padStart(2, '0')}`;
+  };
+}
+
+const DECIMAL = /^[+-]?(\d*)(?:\.(\d*))?$/;
+
+/** Significant digits before and after the point, or undefined when `v` is not a plain decimal. */
+function decimalDigits(v: string): [number, number] | undefined {
+  const m = DECIMAL.exec(v);
+  if (!m) return undefined;
+  const int = m[1]!;
+  const frac = m[2] ?? '';
+  if (int.length + frac.length === 0) return undefined;
+  let lead = 0;
+  while (lead < int.length && int.charCodeAt(lead) === 48) lead++;
+  return [int.length - lead, frac.length];
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
+
+function compilePattern(pattern: string, field: string): RegExp {
+  try {
+    return new RegExp(pattern, 'u');
+  } catch (err) {
+    throw new UserError(`validate.fields.${field}.pattern: not a valid regular expression: ${(err as Error).message}`);
+  }
+}
+
+/** The zod schema of one field's text value: the slow path that words a reject. */
+export function fieldValueSchema(spec: FieldSpec, name: string): z.ZodType<string> {
+  switch (spec.type) {
+    case 'string': {
+      let s = z.string();
+      if (spec.min_length !== undefined) s = s.refine((v) => [...v].length >= spec.min_length!, `expected at least ${spec.min_length} characters`);
+      if (spec.max_length !== undefined) s = s.refine((v) => [...v].length <= spec.max_length!, `expected at most ${spec.max_length} characters`);
+      if (spec.pattern !== undefined) {
+        const re = compilePattern(spec.pattern, name);
+        s = s.refine((v) => re.test(v), `expected text matching ${spec.pattern}`);
+      }
+      return s;
+    }
+    case 'int':
+      return z
+        .string()
+        .regex(INT, 'expected a whole number')
+        .refine((v) => {
+          const n = BigInt(v);
+          return n >= INT64_MIN && n <= INT64_MAX;
+        }, 'expected a whole number within the 64-bit range')
+        .refine((v) => spec.min === undefined || BigInt(v) >= BigInt(spec.min), `expected a number ≥ ${spec.min}`)
+        .refine((v) => spec.max === undefined || BigInt(v) <= BigInt(spec.max), `expected a number ≤ ${spec.max}`);
+    case 'decimal': {
+      const intDigits = spec.precision - spec.scale;
+      return z
+        .string()
+        .refine((v) => decimalDigits(v) !== undefined, 'expected a decimal number like 1234.50')
+        .refine(
+          (v) => (decimalDigits(v)?.[0] ?? 0) <= intDigits,
+          `expected at most ${intDigits} digits before the decimal point (decimal(${spec.precision},${spec.scale}))`,
+        )
+        .refine(
+          (v) => (decimalDigits(v)?.[1] ?? 0) <= spec.scale,
+          `expected at most ${spec.scale} digits after the decimal point (decimal(${spec.precision},${spec.scale}))`,
+        )
+        .refine((v) => spec.min === undefined || Number(v) >= spec.min, `expected a number ≥ ${spec.min}`)
+        .refine((v) => spec.max === undefined || Number(v) <= spec.max, `expected a number ≤ ${spec.max}`);
+    }
+    case 'date': {
+      const parse = compileDateFormat(spec.format);
+      return z.string().refine((v) => parse(v) !== undefined, `expected a date as ${spec.format}`);
+    }
+    case 'timestamp':
+      return z.string().refine((v) => {
+        const m = TIMESTAMP.exec(v);
+        if (!m) return false;
+        if (!validDate(Number(m[1]), Number(m[2]), Number(m[3]))) return false;
+        return m[4] === undefined || (Number(m[4]) < 24 && Number(m[5]) < 60 && Number(m[6] ?? 0) < 60);
+      }, 'expected an ISO 8601 timestamp like 2026-11-30T17:45:00Z');
+    case 'bool':
+      return z.string().refine((v) => TRUE.has(v) || FALSE.has(v), 'expected a boolean (true/false, yes/no, 1/0)');
+    case 'enum':
+      return z.enum(spec.values as [string, ...string[]], { message: `expected one of ${spec.values.join(', ')}` });
+  }
+}
+
+/** The fast path of one field. */
+function compileField(spec: FieldSpec, name: string): CompiledField {
+  const slow = fieldValueSchema(spec, name);
+  const explain = (value: string): string => {
+    const r = slow.safeParse(value);
+    return r.success ? 'refused by the fast path but accepted by the schema (please report this)' : r.error.issues[0]!.message;
+  };
+  const common = { explain, required: spec.required, emptyIsNull: spec.type !== 'string' };
+  switch (spec.type) {
+    case 'string': {
+      const { max_length: max, min_length: min } = spec;
+      const re = spec.pattern !== undefined ? compilePattern(spec.pattern, name) : null;
+      return {
+        ...common,
+        check(v) {
+          // v.length counts UTF-16 units; count code points only when it could matter.
+          if (max !== undefined && v.length > max && [...v].length > max) return undefined;
+          if (min !== undefined && v.length < min * 2 && [...v].length < min) return undefined;
+          if (re !== null && !re.test(v)) return undefined;
+          return v;
+        },
+      };
+    }
+    case 'int': {
+      const lo = spec.min ?? Number.MIN_SAFE_INTEGER;
+      const hi = spec.max ?? Number.MAX_SAFE_INTEGER;
+      const bounded = spec.min !== undefined || spec.max !== undefined;
+      return {
+        ...common,
+        check(v) {
+          if (!INT.test(v)) return undefined;
+          if (v.length <= 16) {
+            const n = Number(v);
+            return n < lo || n > hi ? undefined : v;
+          }
+          const n = BigInt(v);
+          if (n < INT64_MIN || n > INT64_MAX) return undefined;
+          if (bounded && ((spec.min !== undefined && n < BigInt(spec.min)) || (spec.max !== undefined && n > BigInt(spec.max)))) return undefined;
+          return v;
+        },
+      };
+    }
+    case 'decimal': {
+      const intDigits = spec.precision - spec.scale;
+      const { min, max, scale } = spec;
+      return {
+        ...common,
+        check(v) {
+          const d = decimalDigits(v);
+          if (d === undefined || d[0] > intDigits || d[1] > scale) return undefined;
+          if (min !== undefined || max !== undefined) {
+            const n = Number(v);
+            if ((min !== undefined && n < min) || (max !== undefined && n > max)) return undefined;
+          }
+          return v;
+        },
+      };
+    }
+    case 'date': {
+      const parse = compileDateFormat(spec.format);
+      return { ...common, check: parse };
+    }
+    case 'timestamp':
+      return {
+        ...common,
+        check(v) {
+          const m = TIMESTAMP.exec(v);
+          if (!m || !validDate(Number(m[1]), Number(m[2]), Number(m[3]))) return undefined;
+          if (m[4] !== undefined && (Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6] ?? 0) > 59)) return undefined;
+          return v;
+        },
+      };
+    case 'bool':
+      return { ...common, check: (v) => (TRUE.has(v) ? 't' : FALSE.has(v) ? 'f' : undefined) };
+    case 'enum': {
+      const values = new Set(spec.values);
+      return { ...common, check: (v) => (values.has(v) ? v : undefined) };
+    }
+  }
+}
+
+/** Creates the validate step of a pipeline. */
+export function createValidate(config: ValidateConfig): RowStep {
+  const compiled = Object.entries(config.fields).map(([name, spec]) => ({ name, field: compileField(spec, name) }));
+  return {
+    columns: (input) => input,
+    compile(input, fileName) {
+      const missing = compiled.filter((c) => !input.includes(c.name)).map((c) => c.name);
+      if (missing.length > 0) {
+        throw new UserError(
+          `${fileName}: declared field${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')} not found; the file's columns are: ${input.join(', ')}`,
+        );
+      }
+      const checks = compiled.map((c) => ({ ...c, index: input.indexOf(c.name) }));
+      return (row: Cell[], line: number, reject: RejectFn): Cell[] | null => {
+        let ok = true;
+        for (let i = 0; i < checks.length; i++) {
+          const c = checks[i]!;
+          const v = row[c.index];
+          if (v === null || v === undefined || (v === '' && c.field.emptyIsNull)) {
+            if (c.field.required) {
+              reject({ file: fileName, line, field: c.name, value: v ?? null, reason: 'required value is missing' });
+              ok = false;
+            } else row[c.index] = null;
+            continue;
+          }
+          const out = c.field.check(v);
+          if (out === undefined) {
+            reject({ file: fileName, line, field: c.name, value: v, reason: c.field.explain(v) });
+            ok = false;
+          } else if (out !== v) row[c.index] = out;
+        }
+        return ok ? row : null;
+      };
+    },
+  };
+}

@@ -1,0 +1,44 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { createPool } from '../../src/db.js';
+import { ADMIN_URL, TEMPLATE_DB } from './global-setup.js';
+
+export interface TestDatabase {
+  /** Connection string of the fresh database. */
+  url: string;
+  name: string;
+  pool: pg.Pool;
+  /** Closes the pool and drops the database. */
+  drop(): Promise<void>;
+}
+
+/** A fresh, fully migrated database of the test file's own, cloned from the template. */
+export async function createTestDatabase(label = 'test'): Promise<TestDatabase> {
+  const name = `erp_${label.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_DB}`);
+  } finally {
+    await admin.end();
+  }
+  const u = new URL(ADMIN_URL);
+  u.pathname = `/${name}`;
+  const url = u.toString();
+  const pool = createPool(url, 5);
+  return {
+    url,
+    name,
+    pool,
+    async drop() {
+      await pool.end();
+      const a = new pg.Client({ connectionString: ADMIN_URL });
+      await a.connect();
+      try {
+        await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await a.end();
+      }
+    },
+  };
+}
