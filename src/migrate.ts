@@ -14,7 +14,7 @@ export interface Migration {
 
 const FILE = /^(\d{6})_([a-z0-9_]+)\.sql$/;
 
-/** Reads the numbered migrations in `dir`, in order; refuses gaps and duplicate numbers. */
+/** Reads the numbered migrations in `dir`, in order; refuses duplicate numbers. */
 export async function readMigrations(dir: string): Promise<Migration[]> {
   const names = (await readdir(dir)).filter((n) => n.endsWith('.sql') && /^\d/.test(n)).sort();
   const out: Migration[] = [];
@@ -22,8 +22,9 @@ export async function readMigrations(dir: string): Promise<Migration[]> {
     const m = FILE.exec(name);
     if (!m) throw new UserError(`${path.join(dir, name)}: migration files are named NNNNNN_name.sql`);
     const id = Number(m[1]);
-    if (id !== out.length + 1) {
-      throw new UserError(`${path.join(dir, name)}: expected migration number ${out.length + 1}, found ${id}`);
+    const prev = out[out.length - 1];
+    if (prev && id <= prev.id) {
+      throw new UserError(`${path.join(dir, name)}: migration number ${id} is used twice`);
     }
     const sql = await readFile(path.join(dir, name), 'utf8');
     out.push({ id, name, sql, checksum: createHash('sha256').update(sql).digest('hex') });
@@ -81,7 +82,7 @@ export async function migrate(pool: pg.Pool, dir: string): Promise<MigrateResult
       }
       applied.push(m.name);
     }
-    return { applied, current: migrations.length };
+    return { applied, current: migrations[migrations.length - 1]?.id ?? 0 };
   } finally {
     await client.query(`SELECT pg_advisory_unlock(hashtext('erp.migrate'))`).catch(() => undefined);
     client.release();

@@ -98,3 +98,45 @@ export interface Sink {
   /** Starts writing a file's rows with `client`, which holds the file's open transaction. */
   open(client: pg.PoolClient, columns: readonly string[]): Promise<SinkWriter>;
 }
+
+/**
+ * Export side. A record source (PostgreSQL query) yields batches directly; a format writer turns
+ * them into bytes; a file sink puts those bytes somewhere atomically.
+ *
+ *   source postgres ──batches──► format.write ──bytes──► sink file | sftp (temp name, then rename)
+ */
+
+/** SQL-ish type of a column of a record source, so writers can type their cells. */
+export type ColumnType = 'text' | 'int' | 'decimal' | 'date' | 'timestamp' | 'bool';
+
+/** A source that yields rows rather than files (an export's query). */
+export interface RecordSource {
+  /** Column names and types; known once the query is described. */
+  open(): Promise<{ columns: readonly string[]; types: readonly ColumnType[]; batches: AsyncIterable<Batch> }>;
+}
+
+/** Serialises batches into a byte stream (CSV, XLSX, X12). */
+export interface FormatWriter {
+  /** File extension without the dot, used for default output names. */
+  extension: string;
+  /** Writes every batch to `out`, respecting back-pressure; resolves with the rows written once `out` is finished. */
+  write(
+    columns: readonly string[],
+    types: readonly ColumnType[],
+    batches: AsyncIterable<Batch>,
+    out: import('node:stream').Writable,
+  ): Promise<number>;
+}
+
+/** Where an export's bytes go: written under a temporary name, renamed into place on commit. */
+export interface FileSink {
+  describe(): string;
+  /** Opens the output file `name` (a base name); nothing is visible at the destination before `commit`. */
+  open(name: string): Promise<{
+    stream: import('node:stream').Writable;
+    /** Renames the finished temporary file into place; refuses to overwrite unless configured to. */
+    commit(): Promise<string>;
+    /** Removes the temporary file. */
+    abort(): Promise<void>;
+  }>;
+}
