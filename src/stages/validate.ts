@@ -121,37 +121,72 @@ export function compileDateFormat(format: string): (value: string) => string | u
   if (!order.some((o) => o === 'Y' || o === 'YY') || !order.includes('M') || !order.includes('D')) {
     throw new UserError(`date format '${format}' needs a year (YYYY or YY), a month (MM or M) and a day (DD or D)`);
   }
+  if (format === 'YYYY-MM-DD') return (value) => (value.length === 10 && isoDatePrefix(value) ? value : undefined);
   const re = new RegExp(src);
+  const yi = order.findIndex((o) => o === 'Y' || o === 'YY') + 1;
+  const twoDigitYear = order.includes('YY');
+  const mi = order.indexOf('M') + 1;
+  const di = order.indexOf('D') + 1;
   return (value) => {
     const m = re.exec(value);
     if (!m) return undefined;
-    let y = 0;
-    let mo = 0;
-    let d = 0;
-    order.forEach((o, i) => {
-      const n = Number(m[i + 1]);
-      if (o === 'Y') y = n;
-      else if (o === 'YY') y = n < 70 ? 2000 + n : 1900 + n;
-      else if (o === 'M') mo = n;
-      else d = n;
-    });
+    let y = Number(m[yi]);
+    if (twoDigitYear) y = y < 70 ? 2000 + y : 1900 + y;
+    const mo = Number(m[mi]);
+    const d = Number(m[di]);
     if (!validDate(y, mo, d)) return undefined;
     return `${String(y).padStart(4, '0')}-${String(mo).padStart(2, '0')}-${String(d).padStart(2, '0')}`;
   };
 }
 
-const DECIMAL = /^[+-]?(\d*)(?:\.(\d*))?$/;
-
 /** Significant digits before and after the point, or undefined when `v` is not a plain decimal. */
 function decimalDigits(v: string): [number, number] | undefined {
-  const m = DECIMAL.exec(v);
-  if (!m) return undefined;
-  const int = m[1]!;
-  const frac = m[2] ?? '';
-  if (int.length + frac.length === 0) return undefined;
+  const len = v.length;
+  let i = 0;
+  let c = v.charCodeAt(0);
+  if (c === 43 || c === 45) i++; // + -
   let lead = 0;
-  while (lead < int.length && int.charCodeAt(lead) === 48) lead++;
-  return [int.length - lead, frac.length];
+  while (i < len && v.charCodeAt(i) === 48) {
+    lead++;
+    i++;
+  }
+  let int = 0;
+  for (; i < len; i++) {
+    c = v.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    int++;
+  }
+  let frac = 0;
+  if (i < len) {
+    if (v.charCodeAt(i) !== 46) return undefined; // .
+    for (i++; i < len; i++) {
+      c = v.charCodeAt(i);
+      if (c < 48 || c > 57) return undefined;
+      frac++;
+    }
+  }
+  if (lead + int + frac === 0) return undefined;
+  return [int, frac];
+}
+
+/** Reads `n` ASCII digits of `v` at `at`, or -1 when one of them is not a digit. */
+function digitsAt(v: string, at: number, n: number): number {
+  let x = 0;
+  for (let i = at; i < at + n; i++) {
+    const c = v.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    x = x * 10 + c;
+  }
+  return x;
+}
+
+/** True when `v` starts with a valid ISO date YYYY-MM-DD. */
+function isoDatePrefix(v: string): boolean {
+  if (v.length < 10 || v.charCodeAt(4) !== 45 || v.charCodeAt(7) !== 45) return false;
+  const y = digitsAt(v, 0, 4);
+  const m = digitsAt(v, 5, 2);
+  const d = digitsAt(v, 8, 2);
+  return y >= 0 && m >= 0 && d >= 0 && validDate(y, m, d);
 }
 
 function escapeRegex(s: string): string {
@@ -289,9 +324,10 @@ function compileField(spec: FieldSpec, name: string): CompiledField {
       return {
         ...common,
         check(v) {
-          const m = TIMESTAMP.exec(v);
-          if (!m || !validDate(Number(m[1]), Number(m[2]), Number(m[3]))) return undefined;
-          if (m[4] !== undefined && (Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6] ?? 0) > 59)) return undefined;
+          if (!isoDatePrefix(v) || !TIMESTAMP.test(v)) return undefined;
+          // The pattern fixed where hours, minutes and seconds stand: HH at 11, MM at 14, SS at 17.
+          if (v.length > 10 && (digitsAt(v, 11, 2) > 23 || digitsAt(v, 14, 2) > 59)) return undefined;
+          if (v.length > 16 && v.charCodeAt(16) === 58 && digitsAt(v, 17, 2) > 59) return undefined;
           return v;
         },
       };

@@ -1,0 +1,230 @@
+#!/usr/bin/env node
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { cac } from 'cac';
+import { SingleBar } from 'cli-progress';
+import { z } from 'zod';
+import { createApp, type App } from './app.js';
+import { describeError, RejectPolicyError, UserError } from './errors.js';
+import { migrate } from './migrate.js';
+import { listPipelineNames, loadPipeline, pipelineSchema } from './pipeline/definition.js';
+import { runPipeline, type PipelineResult, type Progress } from './pipeline/run.js';
+import { formatPipelineResult, formatRunDetail, formatRuns, table } from './report.js';
+import { getRun, listRuns } from './runs.js';
+import { mappingFileSchema } from './stages/transform.js';
+
+/**
+ * The `erp` command line. It parses arguments and prints; the work is done by the same functions
+ * the worker calls.
+ *
+ * Exit codes:
+ *   0  success (rows rejected within the pipeline's policy still count as success)
+ *   1  the run failed: a file failed to load, or an infrastructure error (database, network)
+ *   2  usage or configuration error: unknown command, pipeline or option, bad definition
+ *   3  a file exceeded its reject policy (max_rejects / max_reject_rate) and was rolled back
+ *   130 cancelled (Ctrl-C)
+ */
+export const EXIT = { ok: 0, failed: 1, usage: 2, rejects: 3, cancelled: 130 } as const;
+
+const cli = cac('erp');
+
+/** Runs `fn` with an app, closing it afterwards; errors become one line and an exit code. */
+async function withApp(fn: (app: App) => Promise<number>): Promise<void> {
+  let app: App | null = null;
+  let code: number;
+  try {
+    app = createApp();
+    code = await fn(app);
+  } catch (err) {
+    code = reportError(err, app);
+  } finally {
+    await app?.close().catch(() => undefined);
+  }
+  process.exitCode = code;
+}
+
+function reportError(err: unknown, app: App | null): number {
+  if (err instanceof UserError) {
+    process.stderr.write(`erp: ${err.message}\n`);
+    return err.exitCode;
+  }
+  app?.log.debug({ err }, 'command failed');
+  process.stderr.write(`erp: ${describeError(err)}\n`);
+  return EXIT.failed;
+}
+
+function asList(v: unknown): string[] | undefined {
+  if (v === undefined) return undefined;
+  return (Array.isArray(v) ? v : [v]).map(String);
+}
+
+function exitCodeOf(result: PipelineResult): number {
+  if (result.status === 'cancelled') return EXIT.cancelled;
+  if (result.status === 'succeeded') return EXIT.ok;
+  const policy = result.files.some((f) => f.status === 'failed' && f.message?.includes('was not loaded'));
+  return policy ? EXIT.rejects : EXIT.failed;
+}
+
+/** A progress bar on a TTY, nothing otherwise (the summary follows either way). */
+function progressReporter(): { update(p: Progress): void; stop(): void } {
+  if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
+  const bar = new SingleBar({
+    stream: process.stderr,
+    format: ' {file} |{bar}| {percentage}% | {rows} rows | {eta_formatted} left',
+    hideCursor: true,
+  });
+  let current = -1;
+  return {
+    update(p) {
+      if (p.fileIndex !== current) {
+        if (current >= 0) bar.stop();
+        current = p.fileIndex;
+        bar.start(Math.max(p.bytesTotal, 1), 0, { file: path.basename(p.file), rows: 0 });
+      }
+      bar.update(p.bytesRead, { rows: p.rowsRead });
+    },
+    stop() {
+      if (current >= 0) bar.stop();
+    },
+  };
+}
+
+async function runAndReport(
+  app: App,
+  name: string,
+  opts: { file?: unknown; dryRun?: boolean; force?: boolean },
+): Promise<number> {
+  const def = await loadPipeline(app.home, name);
+  const controller = new AbortController();
+  const onSigint = (): void => controller.abort();
+  process.once('SIGINT', onSigint);
+  const progress = progressReporter();
+  try {
+    const result = await runPipeline(app, def, {
+      files: asList(opts.file),
+      dryRun: opts.dryRun ?? false,
+      force: opts.force ?? false,
+      signal: controller.signal,
+      onProgress: progress.update,
+    });
+    progress.stop();
+    process.stdout.write(formatPipelineResult(result) + '\n');
+    return exitCodeOf(result);
+  } finally {
+    progress.stop();
+    process.off('SIGINT', onSigint);
+  }
+}
+
+cli
+  .command('migrate', 'Apply the numbered migrations in sql/ (each in its own transaction)')
+  .action(() =>
+    withApp(async (app) => {
+      const r = await migrate(app.pool, path.join(app.home, 'sql'));
+      process.stdout.write(
+        r.applied.length > 0
+          ? `applied ${r.applied.join(', ')}; schema at migration ${r.current}\n`
+          : `up to date at migration ${r.current}\n`,
+      );
+      return EXIT.ok;
+    }),
+  );
+
+cli.command('list', 'List the pipelines').action(() =>
+  withApp(async (app) => {
+    const names = await listPipelineNames(app.home);
+    const rows: string[][] = [];
+    for (const n of names) {
+      try {
+        const def = await loadPipeline(app.home, n);
+        rows.push([n, 'pipeline', def.config.description ?? '']);
+      } catch (err) {
+        rows.push([n, 'pipeline', `INVALID: ${describeError(err).split('\n')[0]}`]);
+      }
+    }
+    process.stdout.write((rows.length > 0 ? table(['NAME', 'KIND', 'DESCRIPTION'], rows) : 'no pipelines') + '\n');
+    return EXIT.ok;
+  }),
+);
+
+cli
+  .command('schema', 'Print the JSON Schema of pipeline definitions (or write all schemas with --out)')
+  .option('--out <dir>', 'Write pipeline.schema.json and mapping.schema.json into this directory', { type: [String] })
+  .action(async (opts: { out?: string[] }) => {
+    const schemas = {
+      'pipeline.schema.json': z.toJSONSchema(pipelineSchema, { io: 'input' }),
+      'mapping.schema.json': z.toJSONSchema(mappingFileSchema, { io: 'input' }),
+    };
+    const out = opts.out?.[0];
+    if (out) {
+      await mkdir(out, { recursive: true });
+      for (const [file, schema] of Object.entries(schemas)) {
+        await writeFile(path.join(out, file), JSON.stringify(schema, null, 2) + '\n');
+      }
+      process.stdout.write(`wrote ${Object.keys(schemas).join(', ')} to ${out}\n`);
+    } else {
+      process.stdout.write(JSON.stringify(schemas['pipeline.schema.json'], null, 2) + '\n');
+    }
+  });
+
+cli
+  .command('validate <pipeline>', 'Parse and validate input files without writing anything (a dry run)')
+  .option('--file <file>', 'Input file (repeatable); defaults to the pipeline source', { type: [String] })
+  .action((name: string, opts: { file?: string[] }) =>
+    withApp((app) => runAndReport(app, name, { file: opts.file, dryRun: true })),
+  );
+
+cli
+  .command('run <pipeline>', 'Run a pipeline: load each input file in one transaction')
+  .option('--file <file>', 'Input file (repeatable); replaces the pipeline source', { type: [String] })
+  .option('--dry-run', 'Parse, validate and transform; write nothing')
+  .option('--force', 'Load files even if their content was loaded before')
+  .action((name: string, opts: { file?: string[]; dryRun?: boolean; force?: boolean }) =>
+    withApp((app) => runAndReport(app, name, opts)),
+  );
+
+cli
+  .command('runs [action] [id]', 'Recent runs as a table; `erp runs show <id>` for one run in detail')
+  .option('--job <name>', 'Only runs of this pipeline or job', { type: [String] })
+  .option('--status <status>', 'Only runs with this status (queued, running, succeeded, failed, cancelled)', {
+    type: [String],
+  })
+  .option('--limit <n>', 'How many runs to show', { default: '20', type: [String] })
+  .action((action: string | undefined, id: string | undefined, opts: { job?: string[]; status?: string[]; limit: string[] | string }) =>
+    withApp(async (app) => {
+      if (action === undefined) {
+        const limit = Number(Array.isArray(opts.limit) ? opts.limit[0] : opts.limit);
+        if (!Number.isInteger(limit) || limit < 1) throw new UserError('--limit expects a positive whole number');
+        const rows = await listRuns(app.pool, { name: opts.job?.[0], status: opts.status?.[0], limit });
+        process.stdout.write(formatRuns(rows) + '\n');
+        return EXIT.ok;
+      }
+      if (action !== 'show') throw new UserError(`unknown action '${action}'; use: erp runs, or erp runs show <id>`);
+      if (id === undefined || !/^\d+$/.test(id)) throw new UserError('usage: erp runs show <id> (a run number)');
+      const detail = await getRun(app.pool, Number(id));
+      if (!detail) throw new UserError(`no run ${id}`);
+      process.stdout.write(formatRunDetail(detail) + '\n');
+      return EXIT.ok;
+    }),
+  );
+
+cli.help();
+cli.version('0.1.0');
+
+try {
+  cli.parse(process.argv, { run: false });
+  if (!cli.matchedCommand && cli.args.length > 0) {
+    // cac does not reject unknown commands by itself.
+    const known = cli.commands.map((c) => c.name.split(' ')[0]).filter(Boolean);
+    process.stderr.write(`erp: unknown command '${cli.args[0]}'; commands are: ${known.join(', ')}\n`);
+    process.exitCode = EXIT.usage;
+  } else if (!cli.matchedCommand && !cli.options.help && !cli.options.version) {
+    cli.outputHelp();
+  } else {
+    await cli.runMatchedCommand();
+  }
+} catch (err) {
+  // cac throws CACError for missing arguments and unknown options.
+  process.stderr.write(`erp: ${(err as Error).message}\n`);
+  process.exitCode = err instanceof RejectPolicyError ? EXIT.rejects : EXIT.usage;
+}

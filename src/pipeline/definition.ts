@@ -1,0 +1,69 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { loadYamlFile } from '../config-file.js';
+import { UserError } from '../errors.js';
+import { formatSchema, sinkSchema, sourceSchema } from '../stages/registry.js';
+import { transformSchema } from '../stages/transform.js';
+import { validateSchema } from '../stages/validate.js';
+
+/** What to do about rejected rows, per file. */
+export const rejectPolicySchema = z
+  .object({
+    /** Most rejected rows a file may have and still load; more rolls the whole file back. */
+    max_rejects: z.number().int().min(0).optional(),
+    /** Highest share of rejected rows (0–1) a file may have and still load. */
+    max_reject_rate: z.number().min(0).max(1).optional(),
+  })
+  .strict();
+
+/**
+ * A pipeline definition, `pipelines/<name>.yaml`. This schema is the single spec: it validates the
+ * files, words their errors and is printed as JSON Schema by `erp schema`.
+ */
+export const pipelineSchema = z
+  .object({
+    /** One line saying what the pipeline does; shown by `erp list`. */
+    description: z.string().optional(),
+    source: sourceSchema,
+    format: formatSchema,
+    validate: validateSchema.optional(),
+    transform: transformSchema.optional(),
+    sink: sinkSchema,
+    rejects: rejectPolicySchema.default({}),
+  })
+  .strict();
+
+export type PipelineConfig = z.infer<typeof pipelineSchema>;
+
+export interface PipelineDefinition {
+  name: string;
+  file: string;
+  config: PipelineConfig;
+}
+
+const NAME = /^[a-z0-9][a-z0-9_-]*$/;
+
+/** Loads `pipelines/<name>.yaml` under `home`. */
+export async function loadPipeline(home: string, name: string): Promise<PipelineDefinition> {
+  if (!NAME.test(name)) throw new UserError(`'${name}' is not a pipeline name (lower-case letters, digits, - and _)`);
+  const file = path.join(home, 'pipelines', `${name}.yaml`);
+  const names = await listPipelineNames(home);
+  if (!names.includes(name)) {
+    throw new UserError(`unknown pipeline '${name}'; pipelines are: ${names.join(', ') || '(none)'}`);
+  }
+  return { name, file: path.relative(home, file) || file, config: await loadYamlFile(file, pipelineSchema) };
+}
+
+/** Names of the pipelines under `home`, sorted. */
+export async function listPipelineNames(home: string): Promise<string[]> {
+  try {
+    const files = await readdir(path.join(home, 'pipelines'));
+    return files
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => f.slice(0, -5))
+      .sort();
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,413 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline as streamPipeline } from 'node:stream/promises';
+import { stringify } from 'csv-stringify';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { CancelledError, describeError, RejectPolicyError, UserError } from '../errors.js';
+import { createRun, finishRun, recordRunFile } from '../runs.js';
+import type { Cell, Reject, RowStep, SinkWriter, SourceFile, StageContext } from '../stages/types.js';
+import { buildImport, type ImportStages } from './build.js';
+import type { PipelineConfig, PipelineDefinition } from './definition.js';
+
+/**
+ * Runs an import pipeline: for each file, one transaction holding the rows, the ledger row and the
+ * file's run record.
+ *
+ *   file ─► sha256 ─► BEGIN ─► ledger row (ON CONFLICT → skip) ─► parse ─► validate ─► transform ─► COPY
+ *                                                                   └──────────┴───────────┴──► rejects.csv
+ *         ─► reject policy ─► run_files + first rejects ─► COMMIT ─► source.settle (archive)
+ *
+ * A failure anywhere before COMMIT rolls everything back; a killed process leaves an open
+ * transaction that PostgreSQL rolls back when the connection drops. Either way no row of the file
+ * is visible, and the ledger does not hold it, so the next run loads it.
+ */
+
+export interface AppContext {
+  pool: pg.Pool;
+  log: Logger;
+  /** Project root. */
+  home: string;
+  /** Where reject reports and other run artefacts go. */
+  dataDir: string;
+  /** Rejects kept per file in runner.rejects. */
+  rejectsInTable: number;
+}
+
+export interface RunPipelineOptions {
+  /** Files replacing the source's listing (`--file`). */
+  files?: string[];
+  /** Parse, validate and transform everything; write nothing. */
+  dryRun?: boolean;
+  /** Load a file even if its content was loaded before. */
+  force?: boolean;
+  signal?: AbortSignal;
+  requestedBy?: string;
+  trigger?: string;
+  params?: Record<string, unknown>;
+  /** An existing run (a job's) to attach the files to; otherwise a run is created. */
+  runId?: number;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface Progress {
+  file: string;
+  fileIndex: number;
+  bytesRead: number;
+  bytesTotal: number;
+  rowsRead: number;
+}
+
+export interface FileResult {
+  file: string;
+  status: 'loaded' | 'skipped' | 'failed' | 'validated';
+  sha256: string;
+  rowsRead: number;
+  rowsLoaded: number;
+  rowsRejected: number;
+  /** CSV with every reject of the file, when there were any. */
+  rejectReport: string | null;
+  /** The first rejects, for display. */
+  rejects: Reject[];
+  message: string | null;
+}
+
+export interface PipelineResult {
+  runId: number | null;
+  pipeline: string;
+  dryRun: boolean;
+  status: 'succeeded' | 'failed' | 'cancelled';
+  files: FileResult[];
+  rowsRead: number;
+  rowsLoaded: number;
+  rowsRejected: number;
+  error: string | null;
+}
+
+const SHOWN_REJECTS = 20;
+
+/** Runs `def` and returns what happened to each file. Throws only for errors before any file starts. */
+export async function runPipeline(
+  app: AppContext,
+  def: PipelineDefinition,
+  opts: RunPipelineOptions = {},
+): Promise<PipelineResult> {
+  const signal = opts.signal ?? new AbortController().signal;
+  const ctx: StageContext = { home: app.home, pool: app.pool, log: app.log, signal };
+  const stages = await buildImport(def, ctx, { files: opts.files });
+  const dryRun = opts.dryRun ?? false;
+  const ownRun = opts.runId === undefined && !dryRun;
+  const runId = opts.runId ?? (dryRun ? null : await createRun(app.pool, {
+    kind: 'pipeline',
+    name: def.name,
+    params: { ...(opts.params ?? {}), ...(opts.files ? { files: opts.files } : {}), ...(opts.force ? { force: true } : {}) },
+    requestedBy: opts.requestedBy,
+    trigger: opts.trigger,
+  }));
+  const result: PipelineResult = {
+    runId,
+    pipeline: def.name,
+    dryRun,
+    status: 'succeeded',
+    files: [],
+    rowsRead: 0,
+    rowsLoaded: 0,
+    rowsRejected: 0,
+    error: null,
+  };
+  try {
+    let index = 0;
+    for await (const file of stages.source.files()) {
+      if (signal.aborted) throw new CancelledError();
+      const r = await runFile(app, def, stages, file, index++, { ...opts, dryRun, signal, runId });
+      result.files.push(r);
+      result.rowsRead += r.rowsRead;
+      result.rowsLoaded += r.rowsLoaded;
+      result.rowsRejected += r.rowsRejected;
+      if (r.status === 'failed') {
+        result.status = 'failed';
+        result.error ??= r.message;
+      }
+    }
+    if (result.files.length === 0) app.log.warn({ pipeline: def.name }, 'no input files found');
+  } catch (err) {
+    result.status = err instanceof CancelledError ? 'cancelled' : 'failed';
+    result.error = describeError(err);
+    if (!(err instanceof UserError) && !(err instanceof CancelledError)) app.log.debug({ err }, 'pipeline failed');
+  }
+  if (ownRun && runId !== null) {
+    await finishRun(app.pool, runId, result.status, result.error);
+  }
+  return result;
+}
+
+/** SHA-256 of a local file, streamed. */
+export async function hashFile(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  await streamPipeline(createReadStream(file, { highWaterMark: 1 << 20 }), hash);
+  return hash.digest('hex');
+}
+
+/** Collects a file's rejects: all of them into a CSV report, the first ones in memory. */
+class RejectCollector {
+  /** Reject entries (a row can have several). */
+  count = 0;
+  /** Entries for whole rows the format could not split into fields. */
+  structural = 0;
+  readonly first: Reject[] = [];
+  private out: ReturnType<typeof stringify> | null = null;
+  private sink: WriteStream | null = null;
+  private pending: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly reportPath: string | null,
+    private readonly keep: number,
+  ) {}
+
+  add = (r: Reject): void => {
+    this.count++;
+    if (r.field === null) this.structural++;
+    if (this.first.length < this.keep) this.first.push(r);
+    if (this.reportPath === null) return;
+    if (this.out === null) {
+      const reportPath = this.reportPath;
+      // escape_formulas: a reject report is opened in spreadsheets, and its values come from partners.
+      this.out = stringify({ header: true, columns: ['file', 'line', 'field', 'value', 'reason'], escape_formulas: true });
+      this.pending = mkdir(path.dirname(reportPath), { recursive: true }).then(() => {
+        this.sink = createWriteStream(reportPath);
+        this.out!.pipe(this.sink);
+      });
+    }
+    this.out.write([r.file, r.line, r.field, r.value, r.reason]);
+  };
+
+  /** Flushes the report; returns its path, or null when there were no rejects. */
+  async close(): Promise<string | null> {
+    if (this.out === null) return null;
+    await this.pending;
+    this.out.end();
+    await new Promise<void>((resolve, reject) => {
+      this.sink!.on('finish', resolve).on('error', reject);
+    });
+    return this.reportPath;
+  }
+}
+
+interface FileRunOptions extends Omit<RunPipelineOptions, 'runId'> {
+  dryRun: boolean;
+  signal: AbortSignal;
+  runId: number | null;
+}
+
+function checkCountPolicy(policy: PipelineConfig['rejects'], rejected: number, file: string): void {
+  if (policy.max_rejects !== undefined && rejected > policy.max_rejects) {
+    throw new RejectPolicyError(
+      `${file}: more than ${policy.max_rejects} rejected rows (max_rejects); the file was not loaded`,
+    );
+  }
+}
+
+function checkRatePolicy(policy: PipelineConfig['rejects'], rejected: number, read: number, file: string): void {
+  if (policy.max_reject_rate !== undefined && read > 0 && rejected / read > policy.max_reject_rate) {
+    const pct = ((100 * rejected) / read).toFixed(1);
+    throw new RejectPolicyError(
+      `${file}: ${rejected} of ${read} rows rejected (${pct}%), above max_reject_rate ${policy.max_reject_rate}; the file was not loaded`,
+    );
+  }
+}
+
+async function runFile(
+  app: AppContext,
+  def: PipelineDefinition,
+  stages: ImportStages,
+  file: SourceFile,
+  index: number,
+  opts: FileRunOptions,
+): Promise<FileResult> {
+  const sha256 = await hashFile(file.path);
+  const reportPath =
+    opts.runId === null
+      ? null
+      : path.join(app.dataDir, 'runs', String(opts.runId), `rejects-${index + 1}-${path.basename(file.name)}.csv`);
+  const rejects = new RejectCollector(reportPath, Math.max(app.rejectsInTable, SHOWN_REJECTS));
+  const result: FileResult = {
+    file: file.name,
+    status: 'failed',
+    sha256,
+    rowsRead: 0,
+    rowsLoaded: 0,
+    rowsRejected: 0,
+    rejectReport: null,
+    rejects: [],
+    message: null,
+  };
+  const record = async (db: pg.Pool | pg.PoolClient): Promise<void> => {
+    if (opts.runId === null) return;
+    await recordRunFile(
+      db,
+      {
+        runId: opts.runId,
+        pipeline: def.name,
+        file: file.name,
+        sha256,
+        size: file.size,
+        status: result.status,
+        rowsRead: result.rowsRead,
+        rowsLoaded: result.rowsLoaded,
+        rowsRejected: result.rowsRejected,
+        rejectReport: result.rejectReport,
+        message: result.message,
+      },
+      rejects.first.slice(0, app.rejectsInTable),
+    );
+    // The run's counters move with the file's record (in the file's transaction when it loads),
+    // so a crash after a commit leaves them right.
+    await db.query(
+      `UPDATE runner.runs SET rows_read = rows_read + $2, rows_loaded = rows_loaded + $3, rows_rejected = rows_rejected + $4,
+         files_loaded = files_loaded + $5, files_skipped = files_skipped + $6 WHERE id = $1`,
+      [
+        opts.runId,
+        result.rowsRead,
+        result.rowsLoaded,
+        result.rowsRejected,
+        result.status === 'loaded' ? 1 : 0,
+        result.status === 'skipped' ? 1 : 0,
+      ],
+    );
+  };
+
+  if (opts.dryRun) {
+    const previous = await app.pool.query<{ run_id: string; loaded_at: Date }>(
+      'SELECT run_id, loaded_at FROM runner.ingested_files WHERE pipeline = $1 AND sha256 = $2',
+      [def.name, sha256],
+    );
+    try {
+      await streamRows(app, def, stages, file, index, rejects, opts, null, result);
+      result.status = 'validated';
+      if (previous.rows[0] && !opts.force) {
+        result.message = `already loaded by run ${previous.rows[0].run_id}: a real run would skip it (--force loads it again)`;
+      }
+    } catch (err) {
+      result.message = describeError(err);
+    }
+    result.rejects = rejects.first.slice(0, SHOWN_REJECTS);
+    return result;
+  }
+
+  const client = await app.pool.connect();
+  let released = false;
+  try {
+    await client.query('BEGIN');
+    const ledger = await client.query(
+      `INSERT INTO runner.ingested_files (pipeline, sha256, file, size_bytes, run_id, rows_loaded)
+       VALUES ($1, $2, $3, $4, $5, 0)
+       ON CONFLICT (pipeline, sha256) DO ${opts.force ? 'UPDATE SET file = EXCLUDED.file, run_id = EXCLUDED.run_id, loaded_at = now()' : 'NOTHING'}`,
+      [def.name, sha256, file.name, file.size, opts.runId],
+    );
+    if (ledger.rowCount === 0) {
+      await client.query('ROLLBACK');
+      const prev = await client.query<{ run_id: string; loaded_at: Date; file: string }>(
+        'SELECT run_id, loaded_at, file FROM runner.ingested_files WHERE pipeline = $1 AND sha256 = $2',
+        [def.name, sha256],
+      );
+      const p = prev.rows[0];
+      result.status = 'skipped';
+      result.message = p
+        ? `already loaded by run ${p.run_id} on ${p.loaded_at.toISOString()} (as ${p.file}); skipped — use --force to load it again`
+        : 'already loaded; skipped';
+      await record(client);
+      await file.settle?.({ status: 'skipped', message: result.message });
+      return result;
+    }
+    await streamRows(app, def, stages, file, index, rejects, opts, client, result);
+    checkRatePolicy(def.config.rejects, result.rowsRejected, result.rowsRead, file.name);
+    result.rejectReport = await rejects.close();
+    result.status = 'loaded';
+    await client.query('UPDATE runner.ingested_files SET rows_loaded = $3 WHERE pipeline = $1 AND sha256 = $2', [
+      def.name,
+      sha256,
+      result.rowsLoaded,
+    ]);
+    await record(client);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {
+      client.release(true);
+      released = true;
+    });
+    result.status = 'failed';
+    result.rowsLoaded = 0;
+    result.message = describeError(err);
+    if (!(err instanceof UserError) && !(err instanceof CancelledError)) app.log.debug({ err }, 'file failed');
+    result.rejectReport = await rejects.close().catch(() => null);
+    await record(app.pool).catch((e: unknown) => app.log.error({ err: e }, 'could not record the failed file'));
+    await file.settle?.({ status: 'failed', message: result.message }).catch(() => undefined);
+    if (err instanceof CancelledError) throw err;
+  } finally {
+    if (!released) client.release();
+  }
+  result.rejects = rejects.first.slice(0, SHOWN_REJECTS);
+  if (result.status === 'loaded') await file.settle?.({ status: 'loaded' });
+  return result;
+}
+
+/** Streams one file through format, row steps and (unless `client` is null) the sink. */
+async function streamRows(
+  app: AppContext,
+  def: PipelineDefinition,
+  stages: ImportStages,
+  file: SourceFile,
+  index: number,
+  rejects: RejectCollector,
+  opts: FileRunOptions,
+  client: pg.PoolClient | null,
+  result: FileResult,
+): Promise<void> {
+  const input = createReadStream(file.path, { highWaterMark: 1 << 18 });
+  const abort = (): void => {
+    input.destroy(new CancelledError());
+  };
+  opts.signal.addEventListener('abort', abort, { once: true });
+  let writer: SinkWriter | null = null;
+  let compiled: { columns: readonly string[]; fns: ReturnType<RowStep['compile']>[] } | null = null;
+  let rowsRead = 0;
+  let rowsRejected = 0;
+  try {
+    for await (const batch of stages.format.read(input, file.name, rejects.add)) {
+      if (opts.signal.aborted) throw new CancelledError();
+      if (compiled === null || compiled.columns !== batch.columns) {
+        let cols = batch.columns;
+        const fns: ReturnType<RowStep['compile']>[] = [];
+        for (const step of stages.steps) {
+          fns.push(step.compile(cols, file.name));
+          cols = step.columns(cols);
+        }
+        compiled = { columns: batch.columns, fns };
+        if (client !== null && writer === null) writer = await stages.sink.open(client, cols);
+      }
+      const fns = compiled.fns;
+      const out: Cell[][] = [];
+      const rows = batch.rows;
+      for (let i = 0; i < rows.length; i++) {
+        let row: Cell[] | null = rows[i]!;
+        for (let s = 0; s < fns.length && row !== null; s++) row = fns[s]!(row, batch.lines[i]!, rejects.add);
+        if (row !== null) out.push(row);
+        else rowsRejected++;
+      }
+      rowsRead += rows.length;
+      checkCountPolicy(def.config.rejects, rowsRejected + rejects.structural, file.name);
+      if (writer !== null && out.length > 0) await writer.write(out);
+      opts.onProgress?.({ file: file.name, fileIndex: index, bytesRead: input.bytesRead, bytesTotal: file.size, rowsRead });
+    }
+    // Rows the format could not split (bad column count, stray quote) are rows read and rejected too.
+    result.rowsRead = rowsRead + rejects.structural;
+    result.rowsRejected = rowsRejected + rejects.structural;
+    checkCountPolicy(def.config.rejects, result.rowsRejected, file.name);
+    result.rowsLoaded = writer !== null ? await writer.end() : 0;
+  } finally {
+    opts.signal.removeEventListener('abort', abort);
+    input.destroy();
+  }
+}

@@ -1,0 +1,90 @@
+import type { PipelineResult } from './pipeline/run.js';
+import type { RunDetail, RunRow } from './runs.js';
+
+/**
+ * Plain-text rendering of results for operators. Everything here returns strings; the CLI decides
+ * where they go.
+ */
+
+/** Pads columns of a text table. */
+export function table(header: string[], rows: (string | number | null)[][]): string {
+  const cells = [header, ...rows.map((r) => r.map((c) => (c === null ? '' : String(c))))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return cells.map((r) => r.map((c, i) => (c ?? '').padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+export function formatPipelineResult(r: PipelineResult): string {
+  const out: string[] = [];
+  const title = r.dryRun ? `${r.pipeline} (dry run: nothing written)` : `${r.pipeline}${r.runId !== null ? ` run ${r.runId}` : ''}`;
+  out.push(title);
+  if (r.files.length === 0) out.push('  no input files');
+  for (const f of r.files) {
+    out.push(
+      `  ${f.file}: ${f.status} — read ${f.rowsRead}, ${r.dryRun ? 'valid' : 'loaded'} ${r.dryRun ? f.rowsRead - f.rowsRejected : f.rowsLoaded}, rejected ${f.rowsRejected}`,
+    );
+    if (f.message) out.push(`    ${f.message}`);
+    for (const j of f.rejects) {
+      const where = [j.line !== null ? `line ${j.line}` : null, j.field !== null ? `field ${j.field}` : null].filter(Boolean).join(', ');
+      const value = j.value === null ? '' : ` value ${JSON.stringify(j.value.length > 60 ? `${j.value.slice(0, 57)}...` : j.value)}:`;
+      out.push(`    ${where}:${value} ${j.reason}`);
+    }
+    if (f.rowsRejected > f.rejects.length && f.rejects.length > 0) {
+      out.push(`    … ${f.rowsRejected - f.rejects.length} more rejected rows`);
+    }
+    if (f.rejectReport) out.push(`    reject report: ${f.rejectReport}`);
+  }
+  out.push(
+    `${r.status}: read ${r.rowsRead}, loaded ${r.rowsLoaded}, rejected ${r.rowsRejected}${r.error && r.files.length === 0 ? ` — ${r.error}` : ''}`,
+  );
+  return out.join('\n');
+}
+
+const time = (d: Date | null): string => (d ? d.toISOString().replace('T', ' ').slice(0, 19) : '');
+
+export function formatRuns(rows: RunRow[]): string {
+  if (rows.length === 0) return 'no runs yet';
+  return table(
+    ['ID', 'NAME', 'KIND', 'STATUS', 'STARTED (UTC)', 'SECONDS', 'READ', 'LOADED', 'REJECTED', 'BY'],
+    rows.map((r) => [
+      r.id,
+      r.name,
+      r.kind,
+      r.status + (r.dry_run ? ' (dry)' : ''),
+      time(r.started_at ?? r.created_at),
+      r.finished_at && r.started_at ? ((r.finished_at.getTime() - r.started_at.getTime()) / 1000).toFixed(1) : '',
+      r.rows_read,
+      r.rows_loaded,
+      r.rows_rejected,
+      `${r.requested_by}@${r.host}`,
+    ]),
+  );
+}
+
+export function formatRunDetail(d: RunDetail): string {
+  const r = d.run;
+  const out = [
+    `run ${r.id}: ${r.kind} ${r.name} — ${r.status}${r.dry_run ? ' (dry run)' : ''}`,
+    `  requested by ${r.requested_by} on ${r.host} (${r.trigger}) at ${time(r.created_at)}`,
+    `  parameters: ${JSON.stringify(r.params)}`,
+    `  started ${time(r.started_at)}, finished ${time(r.finished_at)}`,
+    `  rows read ${r.rows_read}, loaded ${r.rows_loaded}, rejected ${r.rows_rejected}; files loaded ${r.files_loaded}, skipped ${r.files_skipped}`,
+  ];
+  if (r.error) out.push(`  error: ${r.error}`);
+  if (d.steps.length > 0) {
+    out.push('steps:');
+    for (const s of d.steps) out.push(`  ${s.position}. ${s.kind} ${s.name}: ${s.status}${s.error ? ` — ${s.error}` : ''}`);
+  }
+  if (d.files.length > 0) {
+    out.push('files:');
+    for (const f of d.files) {
+      out.push(`  ${f.file}: ${f.status} — read ${f.rows_read}, loaded ${f.rows_loaded}, rejected ${f.rows_rejected}`);
+      if (f.message) out.push(`    ${f.message}`);
+      if (f.reject_report) out.push(`    reject report: ${f.reject_report}`);
+    }
+  }
+  if (d.rejects.length > 0) {
+    out.push('first rejects:');
+    for (const j of d.rejects) out.push(`  ${j.file} line ${j.line ?? '?'}${j.field ? `, ${j.field}` : ''}: ${j.reason}`);
+  }
+  return out.join('\n');
+}
