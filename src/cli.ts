@@ -116,19 +116,17 @@ async function runAndReport(
   }
 }
 
-cli
-  .command('migrate', 'Apply the numbered migrations in sql/ (each in its own transaction)')
-  .action(() =>
-    withApp(async (app) => {
-      const r = await migrate(app.pool, path.join(app.home, 'sql'));
-      process.stdout.write(
-        r.applied.length > 0
-          ? `applied ${r.applied.join(', ')}; schema at migration ${r.current}\n`
-          : `up to date at migration ${r.current}\n`,
-      );
-      return EXIT.ok;
-    }),
-  );
+cli.command('migrate', 'Apply the numbered migrations in sql/ (each in its own transaction)').action(() =>
+  withApp(async (app) => {
+    const r = await migrate(app.pool, path.join(app.home, 'sql'));
+    process.stdout.write(
+      r.applied.length > 0
+        ? `applied ${r.applied.join(', ')}; schema at migration ${r.current}\n`
+        : `up to date at migration ${r.current}\n`,
+    );
+    return EXIT.ok;
+  }),
+);
 
 cli.command('list', 'List the pipelines').action(() =>
   withApp(async (app) => {
@@ -142,14 +140,18 @@ cli.command('list', 'List the pipelines').action(() =>
         rows.push([n, 'pipeline', `INVALID: ${describeError(err).split('\n')[0]}`]);
       }
     }
-    process.stdout.write((rows.length > 0 ? table(['NAME', 'KIND', 'DESCRIPTION'], rows) : 'no pipelines') + '\n');
+    process.stdout.write(
+      (rows.length > 0 ? table(['NAME', 'KIND', 'DESCRIPTION'], rows) : 'no pipelines') + '\n',
+    );
     return EXIT.ok;
   }),
 );
 
 cli
   .command('schema', 'Print the JSON Schema of pipeline definitions (or write all schemas with --out)')
-  .option('--out <dir>', 'Write pipeline.schema.json and mapping.schema.json into this directory', { type: [String] })
+  .option('--out <dir>', 'Write pipeline.schema.json and mapping.schema.json into this directory', {
+    type: [String],
+  })
   .action(async (opts: { out?: string[] }) => {
     const schemas = {
       'pipeline.schema.json': z.toJSONSchema(pipelineSchema, { io: 'input' }),
@@ -190,22 +192,30 @@ cli
     type: [String],
   })
   .option('--limit <n>', 'How many runs to show', { default: '20', type: [String] })
-  .action((action: string | undefined, id: string | undefined, opts: { job?: string[]; status?: string[]; limit: string[] | string }) =>
-    withApp(async (app) => {
-      if (action === undefined) {
-        const limit = Number(Array.isArray(opts.limit) ? opts.limit[0] : opts.limit);
-        if (!Number.isInteger(limit) || limit < 1) throw new UserError('--limit expects a positive whole number');
-        const rows = await listRuns(app.pool, { name: opts.job?.[0], status: opts.status?.[0], limit });
-        process.stdout.write(formatRuns(rows) + '\n');
+  .action(
+    (
+      action: string | undefined,
+      id: string | undefined,
+      opts: { job?: string[]; status?: string[]; limit: string[] | string },
+    ) =>
+      withApp(async (app) => {
+        if (action === undefined) {
+          const limit = Number(Array.isArray(opts.limit) ? opts.limit[0] : opts.limit);
+          if (!Number.isInteger(limit) || limit < 1)
+            throw new UserError('--limit expects a positive whole number');
+          const rows = await listRuns(app.pool, { name: opts.job?.[0], status: opts.status?.[0], limit });
+          process.stdout.write(formatRuns(rows) + '\n');
+          return EXIT.ok;
+        }
+        if (action !== 'show')
+          throw new UserError(`unknown action '${action}'; use: erp runs, or erp runs show <id>`);
+        if (id === undefined || !/^\d+$/.test(id))
+          throw new UserError('usage: erp runs show <id> (a run number)');
+        const detail = await getRun(app.pool, Number(id));
+        if (!detail) throw new UserError(`no run ${id}`);
+        process.stdout.write(formatRunDetail(detail) + '\n');
         return EXIT.ok;
-      }
-      if (action !== 'show') throw new UserError(`unknown action '${action}'; use: erp runs, or erp runs show <id>`);
-      if (id === undefined || !/^\d+$/.test(id)) throw new UserError('usage: erp runs show <id> (a run number)');
-      const detail = await getRun(app.pool, Number(id));
-      if (!detail) throw new UserError(`no run ${id}`);
-      process.stdout.write(formatRunDetail(detail) + '\n');
-      return EXIT.ok;
-    }),
+      }),
   );
 
 cli.help();

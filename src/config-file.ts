@@ -81,7 +81,12 @@ function allowedKeys(schema: z.ZodType, data: unknown, path: readonly PropertyKe
     for (let i = 0; i < 10; i++) {
       const def = (x as { _zod?: { def?: Record<string, unknown> } })._zod?.def;
       if (!def) return x;
-      if (def.type === 'optional' || def.type === 'default' || def.type === 'nullable' || def.type === 'prefault') {
+      if (
+        def.type === 'optional' ||
+        def.type === 'default' ||
+        def.type === 'nullable' ||
+        def.type === 'prefault'
+      ) {
         x = def.innerType;
       } else if (def.type === 'pipe') {
         x = def.in;

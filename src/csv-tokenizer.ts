@@ -37,6 +37,10 @@ const CR = 13;
 export class CsvTokenizer {
   private carry = '';
   private line = 1;
+  /** Characters of the unfinished record seen so far, set when `scan` stops before its end. */
+  private pending = 0;
+  /** After a record longer than the limit: input is dropped through the end of its first line. */
+  private skipping = false;
   private readonly d: number;
   private readonly q: number;
   private readonly qs: string;
@@ -55,17 +59,18 @@ export class CsvTokenizer {
   /** Feeds a chunk; complete records go to `sink`, the unfinished tail is kept for the next call. */
   push(chunk: string, sink: TokenizerSink): void {
     const s = this.carry.length > 0 ? this.carry + chunk : chunk;
-    const used = this.scan(s, false, sink);
-    this.carry = used < s.length ? s.slice(used) : '';
-    if (this.carry.length > this.max) {
-      // A record this long is a runaway quote: report it and resynchronise after its first line.
-      const nl = this.carry.indexOf('\n');
-      const cut = nl < 0 ? this.carry.length : nl + 1;
-      sink.error(this.line, `record longer than ${this.max} characters (unclosed quote?)`, this.carry.slice(0, 200));
-      this.line += 1;
-      const rest = this.carry.slice(cut);
-      this.carry = '';
-      if (rest.length > 0) this.push(rest, sink);
+    this.carry = '';
+    let pos = 0;
+    for (;;) {
+      pos = this.scan(s, pos, false, sink);
+      if (pos >= s.length) return;
+      if (this.skipping || this.pending <= this.max) {
+        this.carry = s.slice(pos);
+        return;
+      }
+      // The unfinished record is already too long (a runaway quote): report it now rather than
+      // buffer without bound, whatever the chunk sizes; `scan` then skips its first line.
+      this.tooLong(s, pos, sink);
     }
   }
 
@@ -74,20 +79,30 @@ export class CsvTokenizer {
     if (this.carry.length > 0) {
       const s = this.carry;
       this.carry = '';
-      this.scan(s, true, sink);
+      this.scan(s, 0, true, sink);
     }
   }
 
   /**
-   * Scans complete records from `s`; returns the index where the first unfinished record starts
-   * (s.length when everything was consumed).
+   * Scans complete records from `s`, starting at `from`; returns the index where the unconsumed
+   * input starts (s.length when everything was consumed).
    */
-  private scan(s: string, final: boolean, sink: TokenizerSink): number {
+  private scan(s: string, from: number, final: boolean, sink: TokenizerSink): number {
     const len = s.length;
     const D = this.d;
     const Q = this.q;
-    let pos = 0;
+    const max = this.max;
+    let pos = from;
     while (pos < len) {
+      if (this.skipping) {
+        const brk = lineBreakAt(s, pos);
+        if (brk < 0) return len;
+        // Keep a CR that ends the input: an LF in the next chunk belongs to the same line end.
+        if (brk + 1 >= len && !final && s.charCodeAt(brk) === CR) return brk;
+        this.skipping = false;
+        pos = pastBreak(s, brk);
+        continue;
+      }
       const start = pos;
       const startLine = this.line;
       let extraLines = 0;
@@ -96,7 +111,7 @@ export class CsvTokenizer {
       // One record.
       for (;;) {
         if (pos >= len) {
-          if (!final) return start;
+          if (!final) return this.more(start, len);
           fields.push(null);
           break;
         }
@@ -108,7 +123,7 @@ export class CsvTokenizer {
           for (;;) {
             const j = s.indexOf(this.qs, p);
             if (j < 0) break;
-            if (j + 1 >= len && !final) return start; // cannot tell "" from " yet
+            if (j + 1 >= len && !final) return this.more(start, len); // cannot tell "" from " yet
             if (s.charCodeAt(j + 1) === Q) {
               value += s.slice(p, j + 1);
               p = j + 2;
@@ -119,7 +134,7 @@ export class CsvTokenizer {
             break;
           }
           if (closed < 0) {
-            if (!final) return start;
+            if (!final) return this.more(start, len);
             const shown = s.slice(start, Math.min(len, start + 200));
             sink.error(startLine, `unclosed quote: a field opened with ${this.qs} is never closed`, shown);
             this.line += countLines(s, start, len);
@@ -129,7 +144,7 @@ export class CsvTokenizer {
           fields.push(value);
           pos = closed + 1;
           if (pos >= len) {
-            if (!final) return start;
+            if (!final) return this.more(start, len);
             break;
           }
           const n = s.charCodeAt(pos);
@@ -149,7 +164,7 @@ export class CsvTokenizer {
           p++;
         }
         if (p >= len) {
-          if (!final) return start;
+          if (!final) return this.more(start, len);
           fields.push(p === pos ? null : s.slice(pos, p));
           pos = p;
           break;
@@ -163,20 +178,31 @@ export class CsvTokenizer {
         break;
       }
       if (bad !== null) {
-        // Skip the rest of the physical line and report the whole record.
-        const nl = s.indexOf('\n', pos);
-        if (nl < 0 && !final) return start;
-        const endAt = nl < 0 ? len : nl + 1;
-        sink.error(startLine, bad, s.slice(start, Math.min(endAt, start + 200)).replace(/\r?\n$/, ''));
+        // The record runs to the end of its physical line (LF, CR LF or a lone CR): report it whole.
+        const brk = lineBreakAt(s, pos);
+        const endAt = brk < 0 ? len : brk;
+        if (endAt - start > max) {
+          this.tooLong(s, start, sink);
+          pos = start;
+          continue;
+        }
+        if (!final && (brk < 0 || (brk + 1 >= len && s.charCodeAt(brk) === CR)))
+          return this.more(start, endAt);
+        sink.error(startLine, bad, s.slice(start, Math.min(endAt, start + 200)));
         this.line += 1 + extraLines;
-        pos = endAt;
+        pos = brk < 0 ? len : pastBreak(s, brk);
+        continue;
+      }
+      if (pos - start > max) {
+        this.tooLong(s, start, sink);
+        pos = start;
         continue;
       }
       // Record terminator: LF, CR LF, or a lone CR.
       if (pos < len) {
         const t = s.charCodeAt(pos);
         if (t === CR) {
-          if (pos + 1 >= len && !final) return start;
+          if (pos + 1 >= len && !final) return this.more(start, pos);
           pos += s.charCodeAt(pos + 1) === LF ? 2 : 1;
         } else if (t === LF) {
           pos += 1;
@@ -189,6 +215,38 @@ export class CsvTokenizer {
     }
     return len;
   }
+
+  /** `scan` stops at an unfinished record starting at `start` whose text is known up to `known`. */
+  private more(start: number, known: number): number {
+    this.pending = known - start;
+    return start;
+  }
+
+  /**
+   * Reports a record longer than the limit, starting at `start` in `s`, and resynchronises: input
+   * is dropped through the end of the record's first physical line, and scanning resumes there.
+   */
+  private tooLong(s: string, start: number, sink: TokenizerSink): void {
+    // The text shown is the same whether the record arrived in one chunk or many.
+    const shown = s.slice(start, start + Math.min(200, this.max));
+    sink.error(this.line, `record longer than ${this.max} characters (unclosed quote?)`, shown);
+    this.line += 1;
+    this.skipping = true;
+  }
+}
+
+/** Index of the first CR or LF at or after `from`, or -1. */
+function lineBreakAt(s: string, from: number): number {
+  for (let i = from; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === LF || c === CR) return i;
+  }
+  return -1;
+}
+
+/** Index just past the line break at `i` (CR LF counts as one). */
+function pastBreak(s: string, i: number): number {
+  return s.charCodeAt(i) === CR && s.charCodeAt(i + 1) === LF ? i + 2 : i + 1;
 }
 
 function countLines(s: string, from: number, to: number): number {

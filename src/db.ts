@@ -46,7 +46,10 @@ export function splitQualified(name: string): { schema: string; table: string } 
 }
 
 /** Runs `fn` in a transaction on its own client; rolls back on any error, including an abort. */
-export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
   const client = await pool.connect();
   let broken = false;
   try {

@@ -10,12 +10,21 @@ import type { RunDetail, RunRow } from './runs.js';
 export function table(header: string[], rows: (string | number | null)[][]): string {
   const cells = [header, ...rows.map((r) => r.map((c) => (c === null ? '' : String(c))))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  return cells.map((r) => r.map((c, i) => (c ?? '').padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return cells
+    .map((r) =>
+      r
+        .map((c, i) => (c ?? '').padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function formatPipelineResult(r: PipelineResult): string {
   const out: string[] = [];
-  const title = r.dryRun ? `${r.pipeline} (dry run: nothing written)` : `${r.pipeline}${r.runId !== null ? ` run ${r.runId}` : ''}`;
+  const title = r.dryRun
+    ? `${r.pipeline} (dry run: nothing written)`
+    : `${r.pipeline}${r.runId !== null ? ` run ${r.runId}` : ''}`;
   out.push(title);
   if (r.files.length === 0) out.push('  no input files');
   for (const f of r.files) {
@@ -24,8 +33,13 @@ export function formatPipelineResult(r: PipelineResult): string {
     );
     if (f.message) out.push(`    ${f.message}`);
     for (const j of f.rejects) {
-      const where = [j.line !== null ? `line ${j.line}` : null, j.field !== null ? `field ${j.field}` : null].filter(Boolean).join(', ');
-      const value = j.value === null ? '' : ` value ${JSON.stringify(j.value.length > 60 ? `${j.value.slice(0, 57)}...` : j.value)}:`;
+      const where = [j.line !== null ? `line ${j.line}` : null, j.field !== null ? `field ${j.field}` : null]
+        .filter(Boolean)
+        .join(', ');
+      const value =
+        j.value === null
+          ? ''
+          : ` value ${JSON.stringify(j.value.length > 60 ? `${j.value.slice(0, 57)}...` : j.value)}:`;
       out.push(`    ${where}:${value} ${j.reason}`);
     }
     if (f.rowsRejected > f.rejects.length && f.rejects.length > 0) {
@@ -51,7 +65,9 @@ export function formatRuns(rows: RunRow[]): string {
       r.kind,
       r.status + (r.dry_run ? ' (dry)' : ''),
       time(r.started_at ?? r.created_at),
-      r.finished_at && r.started_at ? ((r.finished_at.getTime() - r.started_at.getTime()) / 1000).toFixed(1) : '',
+      r.finished_at && r.started_at
+        ? ((r.finished_at.getTime() - r.started_at.getTime()) / 1000).toFixed(1)
+        : '',
       r.rows_read,
       r.rows_loaded,
       r.rows_rejected,
@@ -72,19 +88,23 @@ export function formatRunDetail(d: RunDetail): string {
   if (r.error) out.push(`  error: ${r.error}`);
   if (d.steps.length > 0) {
     out.push('steps:');
-    for (const s of d.steps) out.push(`  ${s.position}. ${s.kind} ${s.name}: ${s.status}${s.error ? ` — ${s.error}` : ''}`);
+    for (const s of d.steps)
+      out.push(`  ${s.position}. ${s.kind} ${s.name}: ${s.status}${s.error ? ` — ${s.error}` : ''}`);
   }
   if (d.files.length > 0) {
     out.push('files:');
     for (const f of d.files) {
-      out.push(`  ${f.file}: ${f.status} — read ${f.rows_read}, loaded ${f.rows_loaded}, rejected ${f.rows_rejected}`);
+      out.push(
+        `  ${f.file}: ${f.status} — read ${f.rows_read}, loaded ${f.rows_loaded}, rejected ${f.rows_rejected}`,
+      );
       if (f.message) out.push(`    ${f.message}`);
       if (f.reject_report) out.push(`    reject report: ${f.reject_report}`);
     }
   }
   if (d.rejects.length > 0) {
     out.push('first rejects:');
-    for (const j of d.rejects) out.push(`  ${j.file} line ${j.line ?? '?'}${j.field ? `, ${j.field}` : ''}: ${j.reason}`);
+    for (const j of d.rejects)
+      out.push(`  ${j.file} line ${j.line ?? '?'}${j.field ? `, ${j.field}` : ''}: ${j.reason}`);
   }
   return out.join('\n');
 }

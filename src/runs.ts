@@ -88,7 +88,19 @@ export async function recordRunFile(
     `INSERT INTO runner.run_files (run_id, pipeline, file, sha256, size_bytes, status, rows_read, rows_loaded,
        rows_rejected, reject_report, message)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
-    [f.runId, f.pipeline, f.file, f.sha256, f.size, f.status, f.rowsRead, f.rowsLoaded, f.rowsRejected, f.rejectReport, f.message],
+    [
+      f.runId,
+      f.pipeline,
+      f.file,
+      f.sha256,
+      f.size,
+      f.status,
+      f.rowsRead,
+      f.rowsLoaded,
+      f.rowsRejected,
+      f.rejectReport,
+      f.message,
+    ],
   );
   const fileId = Number(rows[0]!.id);
   if (rejects.length > 0) {
@@ -149,7 +161,14 @@ export async function listRuns(
 
 export interface RunDetail {
   run: RunRow;
-  steps: { position: number; kind: string; name: string; status: string; error: string | null; detail: unknown }[];
+  steps: {
+    position: number;
+    kind: string;
+    name: string;
+    status: string;
+    error: string | null;
+    detail: unknown;
+  }[];
   files: {
     file: string;
     status: string;
@@ -159,7 +178,13 @@ export interface RunDetail {
     reject_report: string | null;
     message: string | null;
   }[];
-  rejects: { file: string; line: number | null; field: string | null; value: string | null; reason: string }[];
+  rejects: {
+    file: string;
+    line: number | null;
+    field: string | null;
+    value: string | null;
+    reason: string;
+  }[];
 }
 
 export async function getRun(db: pg.Pool, id: number, rejectLimit = 20): Promise<RunDetail | null> {

@@ -15,7 +15,9 @@ describe('migrate', () => {
   it('records every migration with its checksum and is idempotent', async () => {
     const again = await migrate(db.pool, 'sql');
     expect(again.applied).toEqual([]);
-    const { rows } = await db.pool.query('SELECT id, name, length(checksum) AS len FROM runner.migrations ORDER BY id');
+    const { rows } = await db.pool.query(
+      'SELECT id, name, length(checksum) AS len FROM runner.migrations ORDER BY id',
+    );
     expect(rows[rows.length - 1].id).toBe(again.current);
     expect(rows[0]).toMatchObject({ id: 1, name: '000001_runner.sql', len: 64 });
   });

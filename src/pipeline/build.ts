@@ -42,7 +42,11 @@ function buildSink(config: SinkConfig): Sink {
 }
 
 /** Builds every stage; mapping files and lookup tables are read here, once per run. */
-export async function buildImport(def: PipelineDefinition, ctx: StageContext, opts: BuildOptions = {}): Promise<ImportStages> {
+export async function buildImport(
+  def: PipelineDefinition,
+  ctx: StageContext,
+  opts: BuildOptions = {},
+): Promise<ImportStages> {
   const steps: RowStep[] = [];
   if (def.config.validate) steps.push(createValidate(def.config.validate));
   if (def.config.transform) steps.push(await createTransform(def.config.transform, ctx));

@@ -46,7 +46,8 @@ const NAME = /^[a-z0-9][a-z0-9_-]*$/;
 
 /** Loads `pipelines/<name>.yaml` under `home`. */
 export async function loadPipeline(home: string, name: string): Promise<PipelineDefinition> {
-  if (!NAME.test(name)) throw new UserError(`'${name}' is not a pipeline name (lower-case letters, digits, - and _)`);
+  if (!NAME.test(name))
+    throw new UserError(`'${name}' is not a pipeline name (lower-case letters, digits, - and _)`);
   const file = path.join(home, 'pipelines', `${name}.yaml`);
   const names = await listPipelineNames(home);
   if (!names.includes(name)) {

@@ -99,13 +99,21 @@ export async function runPipeline(
   const stages = await buildImport(def, ctx, { files: opts.files });
   const dryRun = opts.dryRun ?? false;
   const ownRun = opts.runId === undefined && !dryRun;
-  const runId = opts.runId ?? (dryRun ? null : await createRun(app.pool, {
-    kind: 'pipeline',
-    name: def.name,
-    params: { ...(opts.params ?? {}), ...(opts.files ? { files: opts.files } : {}), ...(opts.force ? { force: true } : {}) },
-    requestedBy: opts.requestedBy,
-    trigger: opts.trigger,
-  }));
+  const runId =
+    opts.runId ??
+    (dryRun
+      ? null
+      : await createRun(app.pool, {
+          kind: 'pipeline',
+          name: def.name,
+          params: {
+            ...(opts.params ?? {}),
+            ...(opts.files ? { files: opts.files } : {}),
+            ...(opts.force ? { force: true } : {}),
+          },
+          requestedBy: opts.requestedBy,
+          trigger: opts.trigger,
+        }));
   const result: PipelineResult = {
     runId,
     pipeline: def.name,
@@ -135,7 +143,8 @@ export async function runPipeline(
   } catch (err) {
     result.status = err instanceof CancelledError ? 'cancelled' : 'failed';
     result.error = describeError(err);
-    if (!(err instanceof UserError) && !(err instanceof CancelledError)) app.log.debug({ err }, 'pipeline failed');
+    if (!(err instanceof UserError) && !(err instanceof CancelledError))
+      app.log.debug({ err }, 'pipeline failed');
   }
   if (ownRun && runId !== null) {
     await finishRun(app.pool, runId, result.status, result.error);
@@ -174,7 +183,11 @@ class RejectCollector {
     if (this.out === null) {
       const reportPath = this.reportPath;
       // escape_formulas: a reject report is opened in spreadsheets, and its values come from partners.
-      this.out = stringify({ header: true, columns: ['file', 'line', 'field', 'value', 'reason'], escape_formulas: true });
+      this.out = stringify({
+        header: true,
+        columns: ['file', 'line', 'field', 'value', 'reason'],
+        escape_formulas: true,
+      });
       this.pending = mkdir(path.dirname(reportPath), { recursive: true }).then(() => {
         this.sink = createWriteStream(reportPath);
         this.out!.pipe(this.sink);
@@ -209,7 +222,12 @@ function checkCountPolicy(policy: PipelineConfig['rejects'], rejected: number, f
   }
 }
 
-function checkRatePolicy(policy: PipelineConfig['rejects'], rejected: number, read: number, file: string): void {
+function checkRatePolicy(
+  policy: PipelineConfig['rejects'],
+  rejected: number,
+  read: number,
+  file: string,
+): void {
   if (policy.max_reject_rate !== undefined && read > 0 && rejected / read > policy.max_reject_rate) {
     const pct = ((100 * rejected) / read).toFixed(1);
     throw new RejectPolicyError(
@@ -230,7 +248,12 @@ async function runFile(
   const reportPath =
     opts.runId === null
       ? null
-      : path.join(app.dataDir, 'runs', String(opts.runId), `rejects-${index + 1}-${path.basename(file.name)}.csv`);
+      : path.join(
+          app.dataDir,
+          'runs',
+          String(opts.runId),
+          `rejects-${index + 1}-${path.basename(file.name)}.csv`,
+        );
   const rejects = new RejectCollector(reportPath, Math.max(app.rejectsInTable, SHOWN_REJECTS));
   const result: FileResult = {
     file: file.name,
@@ -325,11 +348,10 @@ async function runFile(
     checkRatePolicy(def.config.rejects, result.rowsRejected, result.rowsRead, file.name);
     result.rejectReport = await rejects.close();
     result.status = 'loaded';
-    await client.query('UPDATE runner.ingested_files SET rows_loaded = $3 WHERE pipeline = $1 AND sha256 = $2', [
-      def.name,
-      sha256,
-      result.rowsLoaded,
-    ]);
+    await client.query(
+      'UPDATE runner.ingested_files SET rows_loaded = $3 WHERE pipeline = $1 AND sha256 = $2',
+      [def.name, sha256, result.rowsLoaded],
+    );
     await record(client);
     await client.query('COMMIT');
   } catch (err) {
@@ -340,9 +362,12 @@ async function runFile(
     result.status = 'failed';
     result.rowsLoaded = 0;
     result.message = describeError(err);
-    if (!(err instanceof UserError) && !(err instanceof CancelledError)) app.log.debug({ err }, 'file failed');
+    if (!(err instanceof UserError) && !(err instanceof CancelledError))
+      app.log.debug({ err }, 'file failed');
     result.rejectReport = await rejects.close().catch(() => null);
-    await record(app.pool).catch((e: unknown) => app.log.error({ err: e }, 'could not record the failed file'));
+    await record(app.pool).catch((e: unknown) =>
+      app.log.error({ err: e }, 'could not record the failed file'),
+    );
     await file.settle?.({ status: 'failed', message: result.message }).catch(() => undefined);
     if (err instanceof CancelledError) throw err;
   } finally {
@@ -397,15 +422,27 @@ async function streamRows(
         else rowsRejected++;
       }
       rowsRead += rows.length;
-      checkCountPolicy(def.config.rejects, rowsRejected + rejects.structural, file.name);
+      result.rowsRead = rowsRead + rejects.structural;
+      result.rowsRejected = rowsRejected + rejects.structural;
+      checkCountPolicy(def.config.rejects, result.rowsRejected, file.name);
       if (writer !== null && out.length > 0) await writer.write(out);
-      opts.onProgress?.({ file: file.name, fileIndex: index, bytesRead: input.bytesRead, bytesTotal: file.size, rowsRead });
+      opts.onProgress?.({
+        file: file.name,
+        fileIndex: index,
+        bytesRead: input.bytesRead,
+        bytesTotal: file.size,
+        rowsRead,
+      });
     }
     // Rows the format could not split (bad column count, stray quote) are rows read and rejected too.
     result.rowsRead = rowsRead + rejects.structural;
     result.rowsRejected = rowsRejected + rejects.structural;
     checkCountPolicy(def.config.rejects, result.rowsRejected, file.name);
     result.rowsLoaded = writer !== null ? await writer.end() : 0;
+  } catch (err) {
+    // A COPY still open holds the connection; end it so the transaction can roll back.
+    await writer?.abort(err instanceof Error ? err : new Error(String(err)));
+    throw err;
   } finally {
     opts.signal.removeEventListener('abort', abort);
     input.destroy();

@@ -75,7 +75,10 @@ async function* readCsv(
           file: fileName,
           line,
           field: null,
-          value: fields.map((f) => f ?? '').join(config.delimiter).slice(0, 200),
+          value: fields
+            .map((f) => f ?? '')
+            .join(config.delimiter)
+            .slice(0, 200),
           reason: `expected ${columns.length} fields, found ${fields.length}`,
         });
         return;
@@ -106,7 +109,12 @@ async function* readCsv(
   if (batch) yield batch;
 }
 
-function headerColumns(fields: Field[], explicit: string[] | undefined, fileName: string, line: number): string[] {
+function headerColumns(
+  fields: Field[],
+  explicit: string[] | undefined,
+  fileName: string,
+  line: number,
+): string[] {
   if (explicit) {
     if (explicit.length !== fields.length) {
       throw new UserError(
@@ -119,7 +127,8 @@ function headerColumns(fields: Field[], explicit: string[] | undefined, fileName
   const seen = new Set<string>();
   names.forEach((name, i) => {
     if (name === '') throw new UserError(`${fileName}, line ${line}: header column ${i + 1} has no name`);
-    if (seen.has(name)) throw new UserError(`${fileName}, line ${line}: header column '${name}' appears twice`);
+    if (seen.has(name))
+      throw new UserError(`${fileName}, line ${line}: header column '${name}' appears twice`);
     seen.add(name);
   });
   return names;

@@ -57,7 +57,10 @@ export async function writeWithBackpressure(stream: Writable, chunk: string): Pr
   if (stream.write(chunk)) return;
   const ac = new AbortController();
   try {
-    await Promise.race([once(stream, 'drain', { signal: ac.signal }), once(stream, 'error', { signal: ac.signal })]);
+    await Promise.race([
+      once(stream, 'drain', { signal: ac.signal }),
+      once(stream, 'error', { signal: ac.signal }),
+    ]);
   } finally {
     ac.abort();
   }
@@ -67,7 +70,8 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
   const target = quoteQualified(config.table);
   for (const k of config.key ?? []) quoteIdent(k);
   return {
-    describe: () => `postgres ${config.table} (${config.mode}${config.key ? ` on ${config.key.join(', ')}` : ''})`,
+    describe: () =>
+      `postgres ${config.table} (${config.mode}${config.key ? ` on ${config.key.join(', ')}` : ''})`,
     async open(client, columns): Promise<SinkWriter> {
       await checkColumns(client, config.table, columns);
       const cols = columns.map(quoteIdent).join(', ');
@@ -76,9 +80,13 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
       if (config.mode === 'upsert') {
         const missingKey = config.key!.filter((k) => !columns.includes(k));
         if (missingKey.length > 0) {
-          throw new UserError(`upsert key ${missingKey.join(', ')} is not among the loaded columns (${columns.join(', ')})`);
+          throw new UserError(
+            `upsert key ${missingKey.join(', ')} is not among the loaded columns (${columns.join(', ')})`,
+          );
         }
-        await client.query(`CREATE TEMP TABLE erp_stage ON COMMIT DROP AS SELECT ${cols} FROM ${target} WITH NO DATA`);
+        await client.query(
+          `CREATE TEMP TABLE erp_stage ON COMMIT DROP AS SELECT ${cols} FROM ${target} WITH NO DATA`,
+        );
         await client.query(`ALTER TABLE erp_stage ADD COLUMN erp_seq bigserial`);
         copyTarget = 'erp_stage';
       }
@@ -96,13 +104,24 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
           await writeWithBackpressure(stream, encodeCopyText(rows));
           if (failure) throw failure;
         },
+        async abort(reason) {
+          if (stream.closed) return;
+          const closed = once(stream, 'close').catch(() => undefined);
+          stream.destroy(reason);
+          await closed;
+        },
         async end() {
           if (failure) throw failure;
           stream.end();
-          await Promise.race([once(stream, 'finish'), once(stream, 'error').then(([e]) => Promise.reject(e))]);
+          await Promise.race([
+            once(stream, 'finish'),
+            once(stream, 'error').then(([e]) => Promise.reject(e)),
+          ]);
           if (config.mode !== 'upsert') return written;
           const key = config.key!.map(quoteIdent).join(', ');
-          const updates = columns.filter((c) => !config.key!.includes(c)).map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`);
+          const updates = columns
+            .filter((c) => !config.key!.includes(c))
+            .map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`);
           const res = await client.query(
             `INSERT INTO ${target} (${cols}) SELECT DISTINCT ON (${key}) ${cols} FROM erp_stage ORDER BY ${key}, erp_seq DESC ` +
               `ON CONFLICT (${key}) DO ${updates.length > 0 ? `UPDATE SET ${updates.join(', ')}` : 'NOTHING'}`,

@@ -28,7 +28,9 @@ export function createFileSource(config: FileSourceConfig, ctx: StageContext, ov
           size = s.size;
         } catch (err) {
           if (err instanceof UserError) throw err;
-          throw new UserError(`${p}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+          throw new UserError(
+            `${p}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+          );
         }
         yield { name: p, path: p, size };
       }
@@ -38,6 +40,13 @@ export function createFileSource(config: FileSourceConfig, ctx: StageContext, ov
 
 async function expand(pattern: string, home: string): Promise<string[]> {
   const absolute = path.isAbsolute(pattern);
-  const found = await glob(pattern, { cwd: absolute ? '/' : home, absolute: false, onlyFiles: true, expandDirectories: false });
-  return found.sort().map((f) => (absolute ? path.resolve('/', f) : path.relative(process.cwd(), path.resolve(home, f)) || f));
+  const found = await glob(pattern, {
+    cwd: absolute ? '/' : home,
+    absolute: false,
+    onlyFiles: true,
+    expandDirectories: false,
+  });
+  return found
+    .sort()
+    .map((f) => (absolute ? path.resolve('/', f) : path.relative(process.cwd(), path.resolve(home, f)) || f));
 }

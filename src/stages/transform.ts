@@ -50,7 +50,9 @@ export const columnMappingSchema = z
     lookup: lookupSchema.optional(),
   })
   .strict()
-  .refine((c) => !(c.from !== undefined && c.const !== undefined), { message: 'give either from or const, not both' });
+  .refine((c) => !(c.from !== undefined && c.const !== undefined), {
+    message: 'give either from or const, not both',
+  });
 
 export const mappingFileSchema = z
   .object({
@@ -79,10 +81,14 @@ export async function createTransform(config: TransformConfig, ctx: StageContext
     try {
       rows = (await ctx.pool.query<{ k: string | null; v: string | null }>(sql)).rows;
     } catch (err) {
-      throw new UserError(`${file}, columns.${target}.lookup: cannot read ${table}: ${(err as Error).message}`);
+      throw new UserError(
+        `${file}, columns.${target}.lookup: cannot read ${table}: ${(err as Error).message}`,
+      );
     }
     if (rows.length > MAX_LOOKUP_ROWS) {
-      throw new UserError(`${file}, columns.${target}.lookup: ${table} has more than ${MAX_LOOKUP_ROWS} rows`);
+      throw new UserError(
+        `${file}, columns.${target}.lookup: ${table} has more than ${MAX_LOOKUP_ROWS} rows`,
+      );
     }
     const m = new Map<string, string>();
     for (const r of rows) if (r.k !== null && r.v !== null) m.set(r.k, r.v);
@@ -107,7 +113,9 @@ export async function createTransform(config: TransformConfig, ctx: StageContext
           trim: col.trim,
           upper: col.case === 'upper',
           lower: col.case === 'lower',
-          map: col.map ? new Map(Object.entries(col.map).map(([k, v]) => [k, v === null ? null : String(v)])) : null,
+          map: col.map
+            ? new Map(Object.entries(col.map).map(([k, v]) => [k, v === null ? null : String(v)]))
+            : null,
           unmapped: col.unmapped,
           dflt: col.default === undefined ? null : String(col.default),
           lookup: lookups.get(target) ?? null,
@@ -145,7 +153,13 @@ export async function createTransform(config: TransformConfig, ctx: StageContext
           if (v !== null && op.lookup !== null) {
             const id = op.lookup.get(v);
             if (id === undefined) {
-              reject({ file: fileName, line, field: op.target, value: v, reason: `no row in ${op.lookupDesc} = '${v}'` });
+              reject({
+                file: fileName,
+                line,
+                field: op.target,
+                value: v,
+                reason: `no row in ${op.lookupDesc} = '${v}'`,
+              });
               ok = false;
               continue;
             }

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 
@@ -82,7 +82,10 @@ export interface RowStep {
   /** Output columns, given the input columns; called once per file. */
   columns(input: readonly string[]): readonly string[];
   /** Compiles the per-row function for a file's columns. */
-  compile(input: readonly string[], fileName: string): (row: Cell[], line: number, reject: RejectFn) => Cell[] | null;
+  compile(
+    input: readonly string[],
+    fileName: string,
+  ): (row: Cell[], line: number, reject: RejectFn) => Cell[] | null;
 }
 
 /** Writes a file's rows inside the file's transaction. */
@@ -90,6 +93,8 @@ export interface SinkWriter {
   write(rows: Cell[][]): Promise<void>;
   /** Finishes the load; returns rows written. */
   end(): Promise<number>;
+  /** Abandons the load so the transaction can be rolled back (sends CopyFail for a COPY in progress). */
+  abort(reason: Error): Promise<void>;
 }
 
 export interface Sink {
@@ -112,7 +117,11 @@ export type ColumnType = 'text' | 'int' | 'decimal' | 'date' | 'timestamp' | 'bo
 /** A source that yields rows rather than files (an export's query). */
 export interface RecordSource {
   /** Column names and types; known once the query is described. */
-  open(): Promise<{ columns: readonly string[]; types: readonly ColumnType[]; batches: AsyncIterable<Batch> }>;
+  open(): Promise<{
+    columns: readonly string[];
+    types: readonly ColumnType[];
+    batches: AsyncIterable<Batch>;
+  }>;
 }
 
 /** Serialises batches into a byte stream (CSV, XLSX, X12). */
@@ -124,7 +133,7 @@ export interface FormatWriter {
     columns: readonly string[],
     types: readonly ColumnType[],
     batches: AsyncIterable<Batch>,
-    out: import('node:stream').Writable,
+    out: Writable,
   ): Promise<number>;
 }
 
@@ -133,7 +142,7 @@ export interface FileSink {
   describe(): string;
   /** Opens the output file `name` (a base name); nothing is visible at the destination before `commit`. */
   open(name: string): Promise<{
-    stream: import('node:stream').Writable;
+    stream: Writable;
     /** Renames the finished temporary file into place; refuses to overwrite unless configured to. */
     commit(): Promise<string>;
     /** Removes the temporary file. */

@@ -28,7 +28,12 @@ const stringField = z
   })
   .strict();
 const intField = z
-  .object({ type: z.literal('int'), ...base, min: z.number().int().optional(), max: z.number().int().optional() })
+  .object({
+    type: z.literal('int'),
+    ...base,
+    min: z.number().int().optional(),
+    max: z.number().int().optional(),
+  })
   .strict();
 const decimalField = z
   .object({
@@ -53,9 +58,7 @@ const dateField = z
   .strict();
 const timestampField = z.object({ type: z.literal('timestamp'), ...base }).strict();
 const boolField = z.object({ type: z.literal('bool'), ...base }).strict();
-const enumField = z
-  .object({ type: z.literal('enum'), ...base, values: z.array(z.string()).min(1) })
-  .strict();
+const enumField = z.object({ type: z.literal('enum'), ...base, values: z.array(z.string()).min(1) }).strict();
 
 export const fieldSchema = z.discriminatedUnion('type', [
   stringField,
@@ -96,9 +99,26 @@ const FALSE = new Set(['false', 'f', 'no', 'n', '0', 'FALSE', 'F', 'NO', 'N', 'F
 
 function validDate(y: number, m: number, d: number): boolean {
   if (m < 1 || m > 12 || d < 1 || y < 1) return false;
-  const days = m === 2 ? (y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28) : [4, 6, 9, 11].includes(m) ? 30 : 31;
+  const days =
+    m === 2
+      ? y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0)
+        ? 29
+        : 28
+      : [4, 6, 9, 11].includes(m)
+        ? 30
+        : 31;
   return d <= days;
 }
+
+/** Date format tokens: the regex group each stands for, and which part of the date it is. */
+const DATE_TOKENS = {
+  YYYY: ['(\\d{4})', 'Y'],
+  YY: ['(\\d{2})', 'YY'],
+  MM: ['(\\d{2})', 'M'],
+  M: ['(\\d{1,2})', 'M'],
+  DD: ['(\\d{2})', 'D'],
+  D: ['(\\d{1,2})', 'D'],
+} as const;
 
 /** Compiles a date format like `MM/DD/YYYY` into a parser returning ISO `YYYY-MM-DD`. */
 export function compileDateFormat(format: string): (value: string) => string | undefined {
@@ -108,20 +128,19 @@ export function compileDateFormat(format: string): (value: string) => string | u
   let last = 0;
   for (let m = tokens.exec(format); m; m = tokens.exec(format)) {
     src += escapeRegex(format.slice(last, m.index));
-    const t = m[0];
-    if (t === 'YYYY') (src += '(\\d{4})'), order.push('Y');
-    else if (t === 'YY') (src += '(\\d{2})'), order.push('YY');
-    else if (t === 'MM') (src += '(\\d{2})'), order.push('M');
-    else if (t === 'M') (src += '(\\d{1,2})'), order.push('M');
-    else if (t === 'DD') (src += '(\\d{2})'), order.push('D');
-    else (src += '(\\d{1,2})'), order.push('D');
+    const t = m[0] as keyof typeof DATE_TOKENS;
+    src += DATE_TOKENS[t][0];
+    order.push(DATE_TOKENS[t][1]);
     last = m.index + t.length;
   }
   src += escapeRegex(format.slice(last)) + '$';
   if (!order.some((o) => o === 'Y' || o === 'YY') || !order.includes('M') || !order.includes('D')) {
-    throw new UserError(`date format '${format}' needs a year (YYYY or YY), a month (MM or M) and a day (DD or D)`);
+    throw new UserError(
+      `date format '${format}' needs a year (YYYY or YY), a month (MM or M) and a day (DD or D)`,
+    );
   }
-  if (format === 'YYYY-MM-DD') return (value) => (value.length === 10 && isoDatePrefix(value) ? value : undefined);
+  if (format === 'YYYY-MM-DD')
+    return (value) => (value.length === 10 && isoDatePrefix(value) ? value : undefined);
   const re = new RegExp(src);
   const yi = order.findIndex((o) => o === 'Y' || o === 'YY') + 1;
   const twoDigitYear = order.includes('YY');
@@ -193,11 +212,14 @@ function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
 
+/** Compiles `pattern` to match the whole value, as `pattern:` promises (`a|b` means `^(?:a|b)$`). */
 function compilePattern(pattern: string, field: string): RegExp {
   try {
-    return new RegExp(pattern, 'u');
+    return new RegExp(`^(?:${pattern})$`, 'u');
   } catch (err) {
-    throw new UserError(`validate.fields.${field}.pattern: not a valid regular expression: ${(err as Error).message}`);
+    throw new UserError(
+      `validate.fields.${field}.pattern: not a valid regular expression: ${(err as Error).message}`,
+    );
   }
 }
 
@@ -206,8 +228,16 @@ export function fieldValueSchema(spec: FieldSpec, name: string): z.ZodType<strin
   switch (spec.type) {
     case 'string': {
       let s = z.string();
-      if (spec.min_length !== undefined) s = s.refine((v) => [...v].length >= spec.min_length!, `expected at least ${spec.min_length} characters`);
-      if (spec.max_length !== undefined) s = s.refine((v) => [...v].length <= spec.max_length!, `expected at most ${spec.max_length} characters`);
+      if (spec.min_length !== undefined)
+        s = s.refine(
+          (v) => [...v].length >= spec.min_length!,
+          `expected at least ${spec.min_length} characters`,
+        );
+      if (spec.max_length !== undefined)
+        s = s.refine(
+          (v) => [...v].length <= spec.max_length!,
+          `expected at most ${spec.max_length} characters`,
+        );
       if (spec.pattern !== undefined) {
         const re = compilePattern(spec.pattern, name);
         s = s.refine((v) => re.test(v), `expected text matching ${spec.pattern}`);
@@ -215,15 +245,24 @@ export function fieldValueSchema(spec: FieldSpec, name: string): z.ZodType<strin
       return s;
     }
     case 'int':
-      return z
-        .string()
-        .regex(INT, 'expected a whole number')
-        .refine((v) => {
-          const n = BigInt(v);
-          return n >= INT64_MIN && n <= INT64_MAX;
-        }, 'expected a whole number within the 64-bit range')
-        .refine((v) => spec.min === undefined || BigInt(v) >= BigInt(spec.min), `expected a number ≥ ${spec.min}`)
-        .refine((v) => spec.max === undefined || BigInt(v) <= BigInt(spec.max), `expected a number ≤ ${spec.max}`);
+      return (
+        z
+          .string()
+          // Abort here: the checks below call BigInt, which throws on anything but a whole number.
+          .regex(INT, { message: 'expected a whole number', abort: true })
+          .refine((v) => {
+            const n = BigInt(v);
+            return n >= INT64_MIN && n <= INT64_MAX;
+          }, 'expected a whole number within the 64-bit range')
+          .refine(
+            (v) => spec.min === undefined || BigInt(v) >= BigInt(spec.min),
+            `expected a number ≥ ${spec.min}`,
+          )
+          .refine(
+            (v) => spec.max === undefined || BigInt(v) <= BigInt(spec.max),
+            `expected a number ≤ ${spec.max}`,
+          )
+      );
     case 'decimal': {
       const intDigits = spec.precision - spec.scale;
       return z
@@ -252,9 +291,13 @@ export function fieldValueSchema(spec: FieldSpec, name: string): z.ZodType<strin
         return m[4] === undefined || (Number(m[4]) < 24 && Number(m[5]) < 60 && Number(m[6] ?? 0) < 60);
       }, 'expected an ISO 8601 timestamp like 2026-11-30T17:45:00Z');
     case 'bool':
-      return z.string().refine((v) => TRUE.has(v) || FALSE.has(v), 'expected a boolean (true/false, yes/no, 1/0)');
+      return z
+        .string()
+        .refine((v) => TRUE.has(v) || FALSE.has(v), 'expected a boolean (true/false, yes/no, 1/0)');
     case 'enum':
-      return z.enum(spec.values as [string, ...string[]], { message: `expected one of ${spec.values.join(', ')}` });
+      return z.enum(spec.values as [string, ...string[]], {
+        message: `expected one of ${spec.values.join(', ')}`,
+      });
   }
 }
 
@@ -263,7 +306,9 @@ function compileField(spec: FieldSpec, name: string): CompiledField {
   const slow = fieldValueSchema(spec, name);
   const explain = (value: string): string => {
     const r = slow.safeParse(value);
-    return r.success ? 'refused by the fast path but accepted by the schema (please report this)' : r.error.issues[0]!.message;
+    return r.success
+      ? 'refused by the fast path but accepted by the schema (please report this)'
+      : r.error.issues[0]!.message;
   };
   const common = { explain, required: spec.required, emptyIsNull: spec.type !== 'string' };
   switch (spec.type) {
@@ -289,13 +334,19 @@ function compileField(spec: FieldSpec, name: string): CompiledField {
         ...common,
         check(v) {
           if (!INT.test(v)) return undefined;
-          if (v.length <= 16) {
+          // Up to 15 characters (sign included) a Number is exact; 16 digits can exceed 2^53.
+          if (v.length <= 15) {
             const n = Number(v);
             return n < lo || n > hi ? undefined : v;
           }
           const n = BigInt(v);
           if (n < INT64_MIN || n > INT64_MAX) return undefined;
-          if (bounded && ((spec.min !== undefined && n < BigInt(spec.min)) || (spec.max !== undefined && n > BigInt(spec.max)))) return undefined;
+          if (
+            bounded &&
+            ((spec.min !== undefined && n < BigInt(spec.min)) ||
+              (spec.max !== undefined && n > BigInt(spec.max)))
+          )
+            return undefined;
           return v;
         },
       };
@@ -342,7 +393,10 @@ function compileField(spec: FieldSpec, name: string): CompiledField {
 
 /** Creates the validate step of a pipeline. */
 export function createValidate(config: ValidateConfig): RowStep {
-  const compiled = Object.entries(config.fields).map(([name, spec]) => ({ name, field: compileField(spec, name) }));
+  const compiled = Object.entries(config.fields).map(([name, spec]) => ({
+    name,
+    field: compileField(spec, name),
+  }));
   return {
     columns: (input) => input,
     compile(input, fileName) {
@@ -360,7 +414,13 @@ export function createValidate(config: ValidateConfig): RowStep {
           const v = row[c.index];
           if (v === null || v === undefined || (v === '' && c.field.emptyIsNull)) {
             if (c.field.required) {
-              reject({ file: fileName, line, field: c.name, value: v ?? null, reason: 'required value is missing' });
+              reject({
+                file: fileName,
+                line,
+                field: c.name,
+                value: v ?? null,
+                reason: 'required value is missing',
+              });
               ok = false;
             } else row[c.index] = null;
             continue;

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createPool } from '../../src/db.js';
-import { ADMIN_URL, TEMPLATE_DB } from './global-setup.js';
+import { inject } from 'vitest';
+import { ADMIN_URL } from './global-setup.js';
 
 export interface TestDatabase {
   /** Connection string of the fresh database. */
@@ -18,7 +19,7 @@ export async function createTestDatabase(label = 'test'): Promise<TestDatabase> 
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   await admin.connect();
   try {
-    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_DB}`);
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${inject('templateDb')}`);
   } finally {
     await admin.end();
   }

@@ -1,30 +1,45 @@
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import type { TestProject } from 'vitest/node';
 import { createPool } from '../../src/db.js';
 import { migrate } from '../../src/migrate.js';
 
 /** Server URL of the maintenance database the tests create their databases from. */
 export const ADMIN_URL = process.env.TEST_ADMIN_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
-export const TEMPLATE_DB = 'erp_test_template';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** Name of this run's migrated template database. */
+    templateDb: string;
+  }
+}
 
 /**
- * Builds the template database once per `vitest run`: every migration applied. Each test file
+ * Builds a template database once per `vitest run`: every migration applied. Each test file
  * clones it (`CREATE DATABASE … TEMPLATE …`), which takes milliseconds.
  */
-export default async function setup(): Promise<void> {
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DB} WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE ${TEMPLATE_DB}`);
-  } finally {
-    await admin.end();
-  }
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // A template of this run's own, so concurrent runs never rebuild one another's template.
+  const template = `erp_template_${randomBytes(4).toString('hex')}`;
+  await adminQuery(`CREATE DATABASE ${template}`);
+  project.provide('templateDb', template);
   const url = new URL(ADMIN_URL);
-  url.pathname = `/${TEMPLATE_DB}`;
+  url.pathname = `/${template}`;
   const pool = createPool(url.toString(), 1);
   try {
     await migrate(pool, 'sql');
   } finally {
     await pool.end();
+  }
+  return () => adminQuery(`DROP DATABASE IF EXISTS ${template} WITH (FORCE)`);
+}
+
+async function adminQuery(sql: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  try {
+    await admin.query(sql);
+  } finally {
+    await admin.end();
   }
 }
