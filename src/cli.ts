@@ -61,8 +61,7 @@ function asList(v: unknown): string[] | undefined {
 function exitCodeOf(result: PipelineResult): number {
   if (result.status === 'cancelled') return EXIT.cancelled;
   if (result.status === 'succeeded') return EXIT.ok;
-  const policy = result.files.some((f) => f.status === 'failed' && f.message?.includes('was not loaded'));
-  return policy ? EXIT.rejects : EXIT.failed;
+  return result.files.some((f) => f.policyExceeded) ? EXIT.rejects : EXIT.failed;
 }
 
 /** A progress bar on a TTY, nothing otherwise (the summary follows either way). */

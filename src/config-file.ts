@@ -10,15 +10,22 @@ import { UserError } from './errors.js';
  *
  *   pipelines/items.yaml, line 14, sink.mode: expected one of "append" | "upsert" | "replace"
  */
-export async function loadYamlFile<S extends z.ZodType>(file: string, schema: S): Promise<z.output<S>> {
+export async function loadYamlFile<S extends z.ZodType>(
+  file: string,
+  schema: S,
+  /** How the file is named in errors, e.g. relative to the project home. */
+  display = file,
+): Promise<z.output<S>> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? `${file}: no such file` : `${file}: ${(err as Error).message}`);
+    throw new UserError(
+      code === 'ENOENT' ? `${display}: no such file` : `${display}: ${(err as Error).message}`,
+    );
   }
-  return parseYaml(file, text, schema);
+  return parseYaml(display, text, schema);
 }
 
 /** Parses and validates YAML `text` that came from `file`. */

@@ -53,7 +53,8 @@ export async function loadPipeline(home: string, name: string): Promise<Pipeline
   if (!names.includes(name)) {
     throw new UserError(`unknown pipeline '${name}'; pipelines are: ${names.join(', ') || '(none)'}`);
   }
-  return { name, file: path.relative(home, file) || file, config: await loadYamlFile(file, pipelineSchema) };
+  const display = path.relative(home, file);
+  return { name, file: display, config: await loadYamlFile(file, pipelineSchema, display) };
 }
 
 /** Names of the pipelines under `home`, sorted. */

@@ -72,6 +72,8 @@ export interface FileResult {
   /** The first rejects, for display. */
   rejects: Reject[];
   message: string | null;
+  /** The file failed because it broke its reject policy (max_rejects / max_reject_rate). */
+  policyExceeded: boolean;
 }
 
 export interface PipelineResult {
@@ -265,6 +267,7 @@ async function runFile(
     rejectReport: null,
     rejects: [],
     message: null,
+    policyExceeded: false,
   };
   const record = async (db: pg.Pool | pg.PoolClient): Promise<void> => {
     if (opts.runId === null) return;
@@ -314,6 +317,7 @@ async function runFile(
       }
     } catch (err) {
       result.message = describeError(err);
+      result.policyExceeded = err instanceof RejectPolicyError;
     }
     result.rejects = rejects.first.slice(0, SHOWN_REJECTS);
     return result;
@@ -362,6 +366,7 @@ async function runFile(
     result.status = 'failed';
     result.rowsLoaded = 0;
     result.message = describeError(err);
+    result.policyExceeded = err instanceof RejectPolicyError;
     if (!(err instanceof UserError) && !(err instanceof CancelledError))
       app.log.debug({ err }, 'file failed');
     result.rejectReport = await rejects.close().catch(() => null);

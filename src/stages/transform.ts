@@ -69,7 +69,7 @@ const MAX_LOOKUP_ROWS = 2_000_000;
 /** Loads the mapping file and the lookup tables it names, and returns the transform step. */
 export async function createTransform(config: TransformConfig, ctx: StageContext): Promise<RowStep> {
   const file = path.join(ctx.home, 'mappings', `${config.mapping}.yaml`);
-  const mapping = await loadYamlFile(file, mappingFileSchema);
+  const mapping = await loadYamlFile(file, mappingFileSchema, path.relative(ctx.home, file));
   const targets = Object.keys(mapping.columns);
   for (const t of targets) quoteIdent(t);
   const lookups = new Map<string, Map<string, string>>();
