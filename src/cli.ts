@@ -10,22 +10,20 @@ import { migrate } from './migrate.js';
 import { listPipelineNames, loadPipeline, pipelineSchema } from './pipeline/definition.js';
 import { runPipeline, type PipelineResult, type Progress } from './pipeline/run.js';
 import { formatPipelineResult, formatRunDetail, formatRuns, table } from './report.js';
+import { EXIT } from './commands/exit.js';
+import { runCommand, type RunCommandOptions } from './commands/run.js';
+import { requestCancel } from './jobs/cancel.js';
+import { jobSchema, listJobNames, loadJob } from './jobs/definition.js';
+import { checkEvictionPolicy, connectRedis, createQueue, redisConnection } from './queue.js';
+import { describeSchedules, startScheduler } from './scheduler.js';
 import { getRun, listRuns } from './runs.js';
+import { startWorker } from './worker.js';
 import { mappingFileSchema } from './stages/transform.js';
 
 /**
  * The `erp` command line. It parses arguments and prints; the work is done by the same functions
- * the worker calls.
- *
- * Exit codes:
- *   0  success (rows rejected within the pipeline's policy still count as success)
- *   1  the run failed: a file failed to load, or an infrastructure error (database, network)
- *   2  usage or configuration error: unknown command, pipeline or option, bad definition
- *   3  a file exceeded its reject policy (max_rejects / max_reject_rate) and was rolled back
- *   130 cancelled (Ctrl-C)
+ * the worker calls. Exit codes are listed in src/commands/exit.ts and the README.
  */
-export const EXIT = { ok: 0, failed: 1, usage: 2, rejects: 3, cancelled: 130 } as const;
-
 const cli = cac('erp');
 
 /** Runs `fn` with an app, closing it afterwards; errors become one line and an exit code. */
@@ -58,7 +56,7 @@ function asList(v: unknown): string[] | undefined {
   return (Array.isArray(v) ? v : [v]).map(String);
 }
 
-function exitCodeOf(result: PipelineResult): number {
+function pipelineExitCode(result: PipelineResult): number {
   if (result.status === 'cancelled') return EXIT.cancelled;
   if (result.status === 'succeeded') return EXIT.ok;
   return result.files.some((f) => f.policyExceeded) ? EXIT.rejects : EXIT.failed;
@@ -108,7 +106,7 @@ async function runAndReport(
     });
     progress.stop();
     process.stdout.write(formatPipelineResult(result) + '\n');
-    return exitCodeOf(result);
+    return pipelineExitCode(result);
   } finally {
     progress.stop();
     process.off('SIGINT', onSigint);
@@ -127,10 +125,19 @@ cli.command('migrate', 'Apply the numbered migrations in sql/ (each in its own t
   }),
 );
 
-cli.command('list', 'List the pipelines').action(() =>
+cli.command('list', 'List the jobs and pipelines').action(() =>
   withApp(async (app) => {
     const names = await listPipelineNames(app.home);
     const rows: string[][] = [];
+    for (const n of await listJobNames(app.home)) {
+      try {
+        const job = await loadJob(app.home, n);
+        const params = Object.keys(job.config.params).map((p) => `--param ${p}=…`);
+        rows.push([n, 'job', [job.config.description ?? '', ...params].filter(Boolean).join(' ')]);
+      } catch (err) {
+        rows.push([n, 'job', `INVALID: ${describeError(err).split('\n')[0]}`]);
+      }
+    }
     for (const n of names) {
       try {
         const def = await loadPipeline(app.home, n);
@@ -140,7 +147,7 @@ cli.command('list', 'List the pipelines').action(() =>
       }
     }
     process.stdout.write(
-      (rows.length > 0 ? table(['NAME', 'KIND', 'DESCRIPTION'], rows) : 'no pipelines') + '\n',
+      (rows.length > 0 ? table(['NAME', 'KIND', 'DESCRIPTION'], rows) : 'no jobs or pipelines') + '\n',
     );
     return EXIT.ok;
   }),
@@ -148,13 +155,14 @@ cli.command('list', 'List the pipelines').action(() =>
 
 cli
   .command('schema', 'Print the JSON Schema of pipeline definitions (or write all schemas with --out)')
-  .option('--out <dir>', 'Write pipeline.schema.json and mapping.schema.json into this directory', {
+  .option('--out <dir>', 'Write the pipeline, job and mapping schemas (*.schema.json) into this directory', {
     type: [String],
   })
   .action(async (opts: { out?: string[] }) => {
     const schemas = {
       'pipeline.schema.json': z.toJSONSchema(pipelineSchema, { io: 'input' }),
       'mapping.schema.json': z.toJSONSchema(mappingFileSchema, { io: 'input' }),
+      'job.schema.json': z.toJSONSchema(jobSchema, { io: 'input' }),
     };
     const out = opts.out?.[0];
     if (out) {
@@ -176,12 +184,86 @@ cli
   );
 
 cli
-  .command('run <pipeline>', 'Run a pipeline: load each input file in one transaction')
+  .command('run <name>', 'Run a job or a pipeline: queue it for the workers and follow it to the end')
+  .option('--param <name=value>', 'A job parameter (repeatable)', { type: [String] })
+  .option('--period <YYYY-MM>', 'Shorthand for --param period=YYYY-MM', { type: [String] })
   .option('--file <file>', 'Input file (repeatable); replaces the pipeline source', { type: [String] })
-  .option('--dry-run', 'Parse, validate and transform; write nothing')
+  .option('--dry-run', 'Show what would happen (parse and validate, run SQL and roll back); write nothing')
   .option('--force', 'Load files even if their content was loaded before')
-  .action((name: string, opts: { file?: string[]; dryRun?: boolean; force?: boolean }) =>
-    withApp((app) => runAndReport(app, name, opts)),
+  .option('--inline', 'Run in this process, without Redis or a worker')
+  .option('--detach', 'Print the run id and return at once')
+  .option('--cancel', 'On Ctrl-C while following, cancel the run instead of leaving it running')
+  .action((name: string, opts: RunCommandOptions) => withApp((app) => runCommand(app, name, opts)));
+
+cli
+  .command('worker', 'Execute queued runs (start several, on several machines)')
+  .option('--concurrency <n>', 'Runs executed at once by this process', { default: '1', type: [String] })
+  .action((opts: { concurrency: string[] | string }) =>
+    withApp(async (app) => {
+      const concurrency = Number(Array.isArray(opts.concurrency) ? opts.concurrency[0] : opts.concurrency);
+      if (!Number.isInteger(concurrency) || concurrency < 1) {
+        throw new UserError('--concurrency expects a positive whole number');
+      }
+      const worker = await startWorker(app, { concurrency, graceMs: app.config.ERP_SHUTDOWN_GRACE_MS });
+      app.log.info({ concurrency, prefix: app.config.ERP_QUEUE_PREFIX }, 'worker started');
+      const signal = await untilSignal();
+      app.log.info({ signal }, 'worker stopping: no new runs; finishing the runs in hand');
+      await worker.close();
+      return EXIT.ok;
+    }),
+  );
+
+cli
+  .command('scheduler', 'Fire the schedules declared in jobs/ (several schedulers still fire each tick once)')
+  .action(() =>
+    withApp(async (app) => {
+      const redis = redisConnection(app.config.REDIS_URL, 'producer');
+      await connectRedis(redis, app.config.REDIS_URL);
+      await checkEvictionPolicy(redis, app.log);
+      const queue = createQueue(redis, app.config.ERP_QUEUE_PREFIX);
+      const scheduler = await startScheduler({ pool: app.pool, log: app.log, home: app.home, queue });
+      app.log.info({ schedules: scheduler.entries.length }, 'scheduler started');
+      await untilSignal();
+      await scheduler.stop();
+      await queue.close();
+      redis.disconnect();
+      return EXIT.ok;
+    }),
+  );
+
+cli.command('schedules', 'List the schedules with their next fire times and last run').action(() =>
+  withApp(async (app) => {
+    const rows = await describeSchedules(app.pool, app.home);
+    const when = (d: Date): string => d.toISOString().slice(0, 16).replace('T', ' ');
+    process.stdout.write(
+      (rows.length === 0
+        ? 'no schedules'
+        : table(
+            ['SCHEDULE', 'CRON', 'TIME ZONE', 'NEXT (UTC)', 'LAST RUN'],
+            rows.map((r) => [
+              `${r.job}#${r.index}`,
+              r.cron,
+              r.timezone,
+              r.next.map(when).join(', '),
+              r.lastRun ? `${r.lastRun.id} ${r.lastRun.status} ${when(r.lastRun.at)}` : 'never',
+            ]),
+          )) + '\n',
+    );
+    return EXIT.ok;
+  }),
+);
+
+cli
+  .command('cancel <id>', 'Cancel a queued or running run (its open transaction is rolled back)')
+  .action((id: string) =>
+    withApp(async (app) => {
+      if (!/^\d+$/.test(id)) throw new UserError('usage: erp cancel <id> (a run number)');
+      const result = await requestCancel(app.pool, Number(id));
+      process.stdout.write(
+        `run ${id}: ${result === 'cancelled' ? 'cancelled' : 'cancel requested; its worker stops it and rolls back'}\n`,
+      );
+      return EXIT.ok;
+    }),
   );
 
 cli
@@ -216,6 +298,14 @@ cli
         return EXIT.ok;
       }),
   );
+
+/** Resolves with the name of the first SIGTERM or SIGINT. */
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+}
 
 cli.help();
 cli.version('0.1.0');

@@ -21,6 +21,8 @@ export const configSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_:-]+$/, 'letters, digits, _ : -')
     .default('erp'),
+  /** How long a stopping worker lets the runs in hand finish before handing them back, in ms. */
+  ERP_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
   /** Rows kept per file in the erp.rejects table; the CSV report always has them all. */
   ERP_REJECTS_IN_TABLE: z.coerce.number().int().min(0).default(1000),
 });

@@ -33,9 +33,18 @@ export class CancelledError extends Error {
   }
 }
 
-/** True for errors that retrying cannot fix. */
+/** SQLSTATE classes a retry can fix: connection, transaction rollback (deadlock, serialization), resources, lock not available, operator intervention, system errors. */
+const TRANSIENT_SQLSTATE = /^(08|40|53|55|57|58)/;
+
+/**
+ * True for errors that retrying cannot fix: an operator's mistake, a cancellation, or a database
+ * error about the data or the SQL itself (a constraint, a RAISE in a job's SQL, a syntax error).
+ */
 export function isPermanent(err: unknown): boolean {
-  return err instanceof UserError || err instanceof CancelledError;
+  if (err instanceof UserError || err instanceof CancelledError) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return !TRANSIENT_SQLSTATE.test(code);
+  return false;
 }
 
 /** One line for an operator: the message, no stack. */

@@ -1,3 +1,4 @@
+import type { RunOutcome } from './jobs/execute.js';
 import type { PipelineResult } from './pipeline/run.js';
 import type { RunDetail, RunRow } from './runs.js';
 
@@ -107,4 +108,35 @@ export function formatRunDetail(d: RunDetail): string {
       out.push(`  ${j.file} line ${j.line ?? '?'}${j.field ? `, ${j.field}` : ''}: ${j.reason}`);
   }
   return out.join('\n');
+}
+
+/** A run executed in this process (`--inline`, `--dry-run`): each step's result. */
+export function formatOutcome(name: string, params: Record<string, string>, o: RunOutcome): string {
+  const shown = Object.entries(params)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+  const out = [
+    `${name}${shown ? ` ${shown}` : ''}${o.runId !== null ? ` (run ${o.runId})` : ' (dry run: nothing written)'}`,
+  ];
+  for (const s of o.steps) {
+    if (s.pipeline) out.push(formatPipelineResult(s.pipeline).replace(/^/gm, '  '));
+    if (s.sql) {
+      out.push(
+        `  sql ${s.sql.file}: ${s.sql.command ?? ''} ${s.sql.rowCount}${s.sql.dryRun ? ' (rolled back: dry run)' : ''}`,
+      );
+      if (s.sql.rows.length > 0) {
+        const rows = s.sql.rows.map((r) => s.sql!.columns.map((c) => cellText(r[c])));
+        out.push(table(s.sql.columns, rows).replace(/^/gm, '    '));
+      }
+    }
+    if (s.status === 'skipped') out.push(`  ${s.kind} ${s.name}: skipped (done in an earlier attempt)`);
+  }
+  out.push(o.status === 'succeeded' ? 'succeeded' : `${o.status}: ${o.error ?? ''}`);
+  return out.join('\n');
+}
+
+function cellText(v: unknown): string | null {
+  if (v === null || v === undefined) return null;
+  if (v instanceof Date) return v.toISOString();
+  return typeof v === 'object' ? JSON.stringify(v) : String(v);
 }

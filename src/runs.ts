@@ -1,5 +1,6 @@
 import { hostname, userInfo } from 'node:os';
 import type pg from 'pg';
+import { CancelledError, isPermanent, RejectPolicyError } from './errors.js';
 import type { Reject } from './stages/types.js';
 
 /**
@@ -18,6 +19,10 @@ export interface NewRun {
   trigger?: string;
   status?: RunStatus;
   lockKey?: string | null;
+  /** Identity of the schedule tick that created the run; unique. */
+  scheduleTick?: string | null;
+  /** Run options that are not job parameters (files, force). */
+  options?: Record<string, unknown>;
 }
 
 /** Who is running this process, for the audit trail. */
@@ -32,8 +37,9 @@ export function currentUser(): string {
 export async function createRun(db: pg.Pool | pg.PoolClient, run: NewRun): Promise<number> {
   const status = run.status ?? 'running';
   const { rows } = await db.query<{ id: string }>(
-    `INSERT INTO runner.runs (kind, name, params, status, dry_run, requested_by, host, pid, trigger, lock_key, started_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $4 = 'running' THEN now() END) RETURNING id`,
+    `INSERT INTO runner.runs (kind, name, params, status, dry_run, requested_by, host, pid, trigger, lock_key, started_at,
+       schedule_tick, options)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $4 = 'running' THEN now() END, $11, $12) RETURNING id`,
     [
       run.kind,
       run.name,
@@ -45,6 +51,8 @@ export async function createRun(db: pg.Pool | pg.PoolClient, run: NewRun): Promi
       process.pid,
       run.trigger ?? 'cli',
       run.lockKey ?? null,
+      run.scheduleTick ?? null,
+      JSON.stringify(run.options ?? {}),
     ],
   );
   return Number(rows[0]!.id);
@@ -56,12 +64,22 @@ export async function finishRun(
   id: number,
   status: RunStatus,
   error?: string | null,
+  errorKind?: ErrorKind | null,
 ): Promise<void> {
-  await db.query(`UPDATE runner.runs SET status = $2, finished_at = now(), error = $3 WHERE id = $1`, [
-    id,
-    status,
-    error ?? null,
-  ]);
+  await db.query(
+    `UPDATE runner.runs SET status = $2, finished_at = now(), error = $3, error_kind = $4 WHERE id = $1`,
+    [id, status, error ?? null, errorKind ?? null],
+  );
+}
+
+/** Why a run failed, which decides the CLI's exit code and whether a retry can help. */
+export type ErrorKind = 'policy' | 'user' | 'infra' | 'cancelled';
+
+/** Classifies an error for {@link ErrorKind}. */
+export function errorKindOf(err: unknown): ErrorKind {
+  if (err instanceof RejectPolicyError) return 'policy';
+  if (err instanceof CancelledError) return 'cancelled';
+  return isPermanent(err) ? 'user' : 'infra';
 }
 
 export interface RunFileRecord {
@@ -141,10 +159,11 @@ export interface RunRow {
   files_loaded: number;
   files_skipped: number;
   error: string | null;
+  error_kind: ErrorKind | null;
 }
 
 const RUN_COLUMNS = `id::int, kind, name, status, dry_run, params, requested_by, host, trigger, created_at, started_at,
-  finished_at, rows_read::int, rows_loaded::int, rows_rejected::int, files_loaded, files_skipped, error`;
+  finished_at, rows_read::int, rows_loaded::int, rows_rejected::int, files_loaded, files_skipped, error, error_kind`;
 
 export async function listRuns(
   db: pg.Pool,

@@ -76,16 +76,16 @@ describe('erp CLI', () => {
     const help = await erp([]);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/Usage:\s+\$ erp <command>/);
-    expect(help.stdout).toContain('run <pipeline>');
+    expect(help.stdout).toContain('run <name>');
     const unknown = await erp(['frobnicate']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/^erp: unknown command 'frobnicate'; commands are: .*run/);
   });
 
   it('refuses an unknown pipeline, listing the known ones', async () => {
-    const r = await erp(['run', 'nope']);
+    const r = await erp(['run', 'nope', '--inline']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe("erp: unknown pipeline 'nope'; pipelines are: bench, items\n");
+    expect(r.stderr).toBe("erp: unknown job or pipeline 'nope'; jobs: (none); pipelines: bench, items\n");
   });
 
   it('names the file, line and key of a bad definition, with what is allowed', async () => {
@@ -125,10 +125,10 @@ describe('erp CLI', () => {
   });
 
   it('runs, skips a file seen before, and lists the runs', async () => {
-    const first = await erp(['run', 'items']);
+    const first = await erp(['run', 'items', '--inline']);
     expect(first.code).toBe(0);
     expect(first.stdout).toMatch(/in\/items.csv: loaded — read 2, loaded 2, rejected 0/);
-    const second = await erp(['run', 'items']);
+    const second = await erp(['run', 'items', '--inline']);
     expect(second.code).toBe(0);
     expect(second.stdout).toMatch(
       /in\/items.csv: skipped — read 0, loaded 0, rejected 0\n\s+already loaded by run \d+ on .*use --force/,
@@ -154,7 +154,7 @@ describe('erp CLI', () => {
     expect(dry.stdout).toContain('dry run: nothing written');
     expect(dry.stdout).toMatch(/line 2, field price: value "x": expected a decimal number/);
     expect((await db.pool.query('SELECT count(*)::int AS n FROM runner.runs')).rows[0].n).toBe(before);
-    const r = await erp(['run', 'items', '--file', 'bad/items-bad.csv']);
+    const r = await erp(['run', 'items', '--inline', '--file', 'bad/items-bad.csv']);
     expect(r.code).toBe(3);
     expect(r.stdout).toMatch(/more than 1 rejected rows \(max_rejects\); the file was not loaded/);
     expect((await db.pool.query(`SELECT count(*)::int AS n FROM items WHERE sku = 'C'`)).rows[0].n).toBe(0);
@@ -173,7 +173,7 @@ describe('erp CLI', () => {
   it('leaves no row behind when killed with SIGKILL in the middle of a COPY, and loads once afterwards', async () => {
     const file = path.join(home.dir, 'in/bench.csv');
     await generateCsv(file, 300_000);
-    const child = start(['run', 'bench']);
+    const child = start(['run', 'bench', '--inline']);
     const exited = new Promise((resolve) => child.on('exit', resolve));
     // Wait until the COPY is streaming rows into the table, then kill the process outright.
     const deadline = Date.now() + 30_000;
@@ -202,7 +202,7 @@ describe('erp CLI', () => {
       `SELECT (SELECT count(*) FROM bench)::int AS rows, (SELECT count(*) FROM runner.ingested_files WHERE pipeline = 'bench')::int AS ledger`,
     );
     expect(after.rows[0]).toEqual({ rows: 0, ledger: 0 });
-    const rerun = await erp(['run', 'bench']);
+    const rerun = await erp(['run', 'bench', '--inline']);
     expect(rerun.code).toBe(0);
     const done = await db.pool.query(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS ids FROM bench`);
     expect(done.rows[0]).toEqual({ n: 300_000, ids: 300_000 });

@@ -6,7 +6,7 @@ import { pipeline as streamPipeline } from 'node:stream/promises';
 import { stringify } from 'csv-stringify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { CancelledError, describeError, RejectPolicyError, UserError } from '../errors.js';
+import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
 import { createRun, finishRun, recordRunFile } from '../runs.js';
 import type { Cell, Reject, RowStep, SinkWriter, SourceFile, StageContext } from '../stages/types.js';
 import { buildImport, type ImportStages } from './build.js';
@@ -74,6 +74,8 @@ export interface FileResult {
   message: string | null;
   /** The file failed because it broke its reject policy (max_rejects / max_reject_rate). */
   policyExceeded: boolean;
+  /** The file failed for a reason a retry may fix (connection lost, lock timeout). */
+  transient: boolean;
 }
 
 export interface PipelineResult {
@@ -268,6 +270,7 @@ async function runFile(
     rejects: [],
     message: null,
     policyExceeded: false,
+    transient: false,
   };
   const record = async (db: pg.Pool | pg.PoolClient): Promise<void> => {
     if (opts.runId === null) return;
@@ -367,6 +370,7 @@ async function runFile(
     result.rowsLoaded = 0;
     result.message = describeError(err);
     result.policyExceeded = err instanceof RejectPolicyError;
+    result.transient = !isPermanent(err);
     if (!(err instanceof UserError) && !(err instanceof CancelledError))
       app.log.debug({ err }, 'file failed');
     result.rejectReport = await rejects.close().catch(() => null);

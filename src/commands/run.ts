@@ -1,0 +1,187 @@
+import type { QueueEvents } from 'bullmq';
+import { SingleBar } from 'cli-progress';
+import type { App } from '../app.js';
+import { describeError, UserError } from '../errors.js';
+import { requestCancel } from '../jobs/cancel.js';
+import { resolveParams, resolveRunnable } from '../jobs/definition.js';
+import { executeRun, planRun, type RunProgress } from '../jobs/execute.js';
+import { followRun } from '../jobs/follow.js';
+import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
+import { connectRedis, createQueue, createQueueEvents, redisConnection } from '../queue.js';
+import { formatOutcome, formatRunDetail } from '../report.js';
+import { finishRun, getRun, type ErrorKind } from '../runs.js';
+import { EXIT } from './exit.js';
+
+/** Options of `erp run`. */
+export interface RunCommandOptions {
+  file?: string[];
+  param?: string[];
+  period?: string[];
+  dryRun?: boolean;
+  force?: boolean;
+  inline?: boolean;
+  detach?: boolean;
+  cancel?: boolean;
+}
+
+/** `--param k=v` (repeatable) and `--period P` as one parameter map. */
+export function parseParams(
+  param: string[] | undefined,
+  period: string[] | undefined,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of param ?? []) {
+    const eq = p.indexOf('=');
+    if (eq <= 0) throw new UserError(`--param expects name=value, got '${p}'`);
+    out[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  if (period?.[0] !== undefined) out.period = String(period[0]);
+  return out;
+}
+
+export function exitCodeOf(status: string, kind: ErrorKind | null): number {
+  if (status === 'succeeded') return EXIT.ok;
+  if (status === 'cancelled' || kind === 'cancelled') return EXIT.cancelled;
+  return kind === 'policy' ? EXIT.rejects : EXIT.failed;
+}
+
+/** The step log, with a progress bar of rows on a TTY and plain lines otherwise. */
+function stepReporter(): { update(p: RunProgress): void; stop(): void } {
+  const bar = process.stderr.isTTY
+    ? new SingleBar({
+        stream: process.stderr,
+        format: ' step {step}/{steps} {name} | {rows} rows | {duration}s',
+        hideCursor: true,
+      })
+    : null;
+  let active = false;
+  let last = '';
+  const stop = (): void => {
+    if (active) bar!.stop();
+    active = false;
+  };
+  return {
+    update(p) {
+      if (p.state === 'running' && p.rows !== undefined) {
+        if (bar && active) bar.update(p.step, { rows: p.rows });
+        return;
+      }
+      const line = `step ${p.step}/${p.steps} ${p.kind} ${p.name}: ${p.state}${p.message ? ` (${p.message})` : ''}`;
+      if (line === last) return;
+      last = line;
+      stop();
+      process.stderr.write(line + '\n');
+      if (bar && p.state === 'running') {
+        bar.start(p.steps, p.step, { step: p.step, steps: p.steps, name: p.name, rows: 0 });
+        active = true;
+      }
+    },
+    stop,
+  };
+}
+
+/** Runs `fn` with a signal that SIGINT (Ctrl-C) aborts. */
+async function withSigint<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onSigint = (): void => controller.abort();
+  process.once('SIGINT', onSigint);
+  try {
+    return await fn(controller.signal);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/**
+ * `erp run <job|pipeline>`: refuses unknown names and bad parameters before anything is queued;
+ * then queues the run and follows it, or runs it here (`--inline`, and every `--dry-run`, which
+ * records nothing).
+ */
+export async function runCommand(app: App, name: string, opts: RunCommandOptions): Promise<number> {
+  const runnable = await resolveRunnable(app.home, name);
+  const params = resolveParams(runnable.job, parseParams(opts.param, opts.period));
+  const files = opts.file;
+  const plan = await planRun(app.home, runnable, params);
+  process.stderr.write(
+    `plan: ${plan.map((s, i) => `${i + 1}. ${s.kind} ${s.name}`).join('; ')}${opts.dryRun ? ' (dry run)' : ''}\n`,
+  );
+  if (opts.dryRun || opts.inline) {
+    if (!opts.dryRun) process.stderr.write('running inline in this process (no queue, no worker)\n');
+    const runId = opts.dryRun
+      ? null
+      : await createQueuedRun(app.pool, runnable, params, {
+          trigger: 'cli --inline',
+          force: opts.force,
+          files,
+        });
+    const steps = stepReporter();
+    try {
+      const outcome = await withSigint((signal) =>
+        executeRun(app, {
+          runId,
+          runnable,
+          params,
+          dryRun: opts.dryRun ?? false,
+          force: opts.force,
+          files,
+          signal,
+          onProgress: steps.update,
+        }),
+      );
+      steps.stop();
+      process.stdout.write(formatOutcome(runnable.name, params, outcome) + '\n');
+      return exitCodeOf(outcome.status, outcome.errorKind);
+    } finally {
+      steps.stop();
+    }
+  }
+
+  const redis = redisConnection(app.config.REDIS_URL, 'producer');
+  const queue = createQueue(redis, app.config.ERP_QUEUE_PREFIX);
+  let events: QueueEvents | null = null;
+  const eventsRedis = redisConnection(app.config.REDIS_URL, 'worker');
+  try {
+    await connectRedis(redis, app.config.REDIS_URL);
+    const runId = (await createQueuedRun(app.pool, runnable, params, { force: opts.force, files }))!;
+    try {
+      await enqueueRun(queue, runId, runnable);
+    } catch (err) {
+      await finishRun(app.pool, runId, 'failed', `could not enqueue: ${describeError(err)}`, 'infra');
+      throw err;
+    }
+    if (opts.detach) {
+      process.stdout.write(`${runId}\n`);
+      return EXIT.ok;
+    }
+    const shown = Object.entries(params)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+    process.stderr.write(
+      `run ${runId} queued: ${runnable.kind} ${runnable.name}${shown ? ` ${shown}` : ''}\n`,
+    );
+    events = createQueueEvents(eventsRedis, app.config.ERP_QUEUE_PREFIX);
+    const steps = stepReporter();
+    const status = await withSigint((signal) =>
+      followRun(app.pool, events!, runId, steps.update, signal),
+    ).finally(steps.stop);
+    if (status === 'detached') {
+      if (opts.cancel) {
+        const r = await requestCancel(app.pool, runId, queue);
+        process.stderr.write(`run ${runId}: ${r === 'cancelled' ? 'cancelled' : 'cancel requested'}\n`);
+      } else {
+        process.stderr.write(
+          `stopped following; run ${runId} goes on (erp runs show ${runId}; erp cancel ${runId})\n`,
+        );
+      }
+      return EXIT.cancelled;
+    }
+    const detail = (await getRun(app.pool, runId))!;
+    process.stdout.write(formatRunDetail(detail) + '\n');
+    return exitCodeOf(status, detail.run.error_kind);
+  } finally {
+    await events?.close().catch(() => undefined);
+    await queue.close().catch(() => undefined);
+    redis.disconnect();
+    eventsRedis.disconnect();
+  }
+}

@@ -1,0 +1,56 @@
+import pg from 'pg';
+import type { Queue } from 'bullmq';
+import { UserError } from '../errors.js';
+import { jobIdOf, type RunJobData } from '../queue.js';
+
+const CHANNEL = 'erp_cancel';
+
+/**
+ * Asks a run to stop. A queued run is cancelled at once; a running one is told through
+ * PostgreSQL NOTIFY (the worker holding it aborts its signal, which cancels the statement in
+ * progress and rolls the open transaction back) and is marked cancelled by that worker.
+ */
+export async function requestCancel(
+  pool: pg.Pool,
+  runId: number,
+  queue?: Queue<RunJobData>,
+): Promise<'cancelled' | 'cancelling'> {
+  const { rows } = await pool.query<{ status: string }>(
+    `UPDATE runner.runs SET cancel_requested_at = now() WHERE id = $1 AND status IN ('queued', 'running') RETURNING status`,
+    [runId],
+  );
+  if (rows.length === 0) {
+    const r = await pool.query<{ status: string }>('SELECT status FROM runner.runs WHERE id = $1', [runId]);
+    throw new UserError(
+      r.rows[0]
+        ? `run ${runId} is ${r.rows[0].status}; only queued or running runs can be cancelled`
+        : `no run ${runId}`,
+    );
+  }
+  await pool.query('SELECT pg_notify($1, $2)', [CHANNEL, String(runId)]);
+  const queued = await pool.query(
+    `UPDATE runner.runs SET status = 'cancelled', finished_at = now(), error = 'cancelled before it started'
+     WHERE id = $1 AND status = 'queued'`,
+    [runId],
+  );
+  if ((queued.rowCount ?? 0) > 0) {
+    await queue?.remove(jobIdOf(runId)).catch(() => undefined);
+    return 'cancelled';
+  }
+  return 'cancelling';
+}
+
+/** Listens for cancellations on a connection of its own; `onCancel` gets each run id. */
+export async function listenForCancels(
+  databaseUrl: string,
+  onCancel: (runId: number) => void,
+): Promise<{ close(): Promise<void> }> {
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'erp-cancel-listener' });
+  client.on('error', () => undefined);
+  client.on('notification', (msg) => {
+    if (msg.channel === CHANNEL && msg.payload && /^\d+$/.test(msg.payload)) onCancel(Number(msg.payload));
+  });
+  await client.connect();
+  await client.query(`LISTEN ${CHANNEL}`);
+  return { close: () => client.end() };
+}

@@ -1,0 +1,293 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { loadYamlFile } from '../config-file.js';
+import { UserError } from '../errors.js';
+import { listPipelineNames, loadPipeline } from '../pipeline/definition.js';
+
+/**
+ * A named ERP job, `jobs/<name>.yaml`: typed parameters, ordered steps (pipelines, SQL files,
+ * other jobs), a lock scope, retries, a timeout and schedules.
+ */
+
+export const paramSchema = z
+  .object({
+    /** `period` is YYYY-MM; `date` is YYYY-MM-DD. */
+    type: z.enum(['period', 'date', 'string', 'int', 'bool', 'enum']),
+    description: z.string().optional(),
+    /** A literal, or one of previous_month, current_month (periods), today, yesterday (dates). */
+    default: z.union([z.string(), z.number(), z.boolean()]).optional(),
+    /** Allowed values of an enum parameter. */
+    values: z.array(z.string()).min(1).optional(),
+    /** A parameter without a default must be given. */
+    required: z.boolean().default(true),
+  })
+  .strict()
+  .refine((p) => p.type !== 'enum' || p.values !== undefined, {
+    message: 'an enum parameter needs `values`',
+    path: ['values'],
+  });
+export type ParamSpec = z.infer<typeof paramSchema>;
+
+const stepParams = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional();
+
+export const stepSchema = z.union([
+  z
+    .object({
+      /** Run a pipeline from pipelines/. */
+      pipeline: z.string(),
+      /** Files replacing the pipeline's source listing (rarely needed). */
+      files: z.array(z.string()).optional(),
+      /** Parameters passed to the pipeline (exports use them in their query); `{name}` takes a job parameter. */
+      params: stepParams,
+    })
+    .strict(),
+  z
+    .object({
+      /** Run a SQL file from sql/ with the job's parameters bound as psql-style `:'name'`. */
+      sql: z.string(),
+      params: stepParams,
+    })
+    .strict(),
+  z
+    .object({
+      /** Run another job's steps as part of this run. */
+      job: z.string(),
+      params: stepParams,
+    })
+    .strict(),
+]);
+export type StepSpec = z.infer<typeof stepSchema>;
+
+const durationSchema = z
+  .union([z.number().int().positive(), z.string().regex(/^\d+(ms|s|m|h)$/, 'a duration like 90s, 30m or 2h')])
+  .transform((v) => parseDuration(v));
+
+export const scheduleSchema = z
+  .object({
+    /** Cron pattern: minute hour day-of-month month day-of-week (a leading seconds field is allowed). */
+    cron: z.string(),
+    /** IANA time zone the pattern is read in. */
+    timezone: z.string().default('UTC'),
+    /** Parameters each tick passes; dynamic defaults (previous_month, today…) are computed at the tick. */
+    params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+    /** After the scheduler was down, ticks missed within this window run once each, in order. */
+    catch_up: durationSchema.optional(),
+  })
+  .strict();
+export type ScheduleSpec = z.infer<typeof scheduleSchema>;
+
+export const jobSchema = z
+  .object({
+    description: z.string().optional(),
+    params: z
+      .record(z.string().regex(/^[a-z_][a-z0-9_]*$/, 'a parameter name like period or as_of'), paramSchema)
+      .default({}),
+    steps: z.array(stepSchema).min(1),
+    /**
+     * Lock scope: the parameters that, with the job name, identify runs that may not overlap.
+     * `[]` locks the job as a whole; omit `lock` for one lock per job and parameter set; `false` for none.
+     */
+    lock: z.union([z.array(z.string()), z.literal(false)]).optional(),
+    retries: z
+      .object({
+        /** Attempts in all, the first included. */
+        attempts: z.number().int().min(1).max(20).default(3),
+        /** First retry delay; each next one doubles. */
+        backoff: durationSchema.default(5000),
+      })
+      .strict()
+      .default({ attempts: 3, backoff: 5000 }),
+    /** The run is cancelled when it takes longer. */
+    timeout: durationSchema.optional(),
+    schedules: z.array(scheduleSchema).default([]),
+  })
+  .strict();
+export type JobConfig = z.infer<typeof jobSchema>;
+
+export interface JobDefinition {
+  name: string;
+  file: string;
+  config: JobConfig;
+}
+
+export function parseDuration(v: number | string): number {
+  if (typeof v === 'number') return v;
+  const m = /^(\d+)(ms|s|m|h)$/.exec(v)!;
+  const n = Number(m[1]);
+  return m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : n * 3_600_000;
+}
+
+const NAME = /^[a-z0-9][a-z0-9_-]*$/;
+
+export async function listJobNames(home: string): Promise<string[]> {
+  try {
+    return (await readdir(path.join(home, 'jobs')))
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => f.slice(0, -5))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+export async function loadJob(home: string, name: string): Promise<JobDefinition> {
+  if (!NAME.test(name))
+    throw new UserError(`'${name}' is not a job name (lower-case letters, digits, - and _)`);
+  const file = path.join(home, 'jobs', `${name}.yaml`);
+  const display = path.relative(home, file);
+  const config = await loadYamlFile(file, jobSchema, display);
+  for (const key of config.lock === false ? [] : (config.lock ?? [])) {
+    if (!(key in config.params)) {
+      throw new UserError(
+        `${display}: lock names '${key}', which is not a parameter; parameters are: ${Object.keys(config.params).join(', ') || '(none)'}`,
+      );
+    }
+  }
+  return { name, file: display, config };
+}
+
+/** What `erp run <name>` runs: a job, or a pipeline as a one-step job. */
+export interface Runnable {
+  kind: 'job' | 'pipeline';
+  name: string;
+  job: JobDefinition;
+}
+
+/** Resolves a name to a job, or to a pipeline wrapped as a one-step job; unknown names list what exists. */
+export async function resolveRunnable(home: string, name: string): Promise<Runnable> {
+  const [jobs, pipelines] = await Promise.all([listJobNames(home), listPipelineNames(home)]);
+  if (jobs.includes(name)) return { kind: 'job', name, job: await loadJob(home, name) };
+  if (pipelines.includes(name)) {
+    // Load it now so a broken definition is refused before anything is queued.
+    await loadPipeline(home, name);
+    return {
+      kind: 'pipeline',
+      name,
+      job: {
+        name,
+        file: `pipelines/${name}.yaml`,
+        config: jobSchema.parse({ steps: [{ pipeline: name }], lock: [], retries: { attempts: 3 } }),
+      },
+    };
+  }
+  throw new UserError(
+    `unknown job or pipeline '${name}'; jobs: ${jobs.join(', ') || '(none)'}; pipelines: ${pipelines.join(', ') || '(none)'}`,
+  );
+}
+
+const PERIOD = /^(\d{4})-(0[1-9]|1[0-2])$/;
+const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+
+function dynamicDefault(value: string, type: ParamSpec['type'], now: Date): string | null {
+  const y = now.getUTCFullYear();
+  const m = now.getUTCMonth();
+  const iso = (d: Date): string => d.toISOString().slice(0, 10);
+  switch (value) {
+    case 'previous_month': {
+      const d = new Date(Date.UTC(y, m - 1, 1));
+      return type === 'period' ? iso(d).slice(0, 7) : iso(d);
+    }
+    case 'current_month':
+      return type === 'period' ? iso(now).slice(0, 7) : iso(new Date(Date.UTC(y, m, 1)));
+    case 'today':
+      return iso(now);
+    case 'yesterday':
+      return iso(new Date(now.getTime() - 86_400_000));
+    default:
+      return null;
+  }
+}
+
+/**
+ * Checks the given parameters against the job's declarations and fills defaults. Unknown,
+ * missing or malformed parameters are refused with the list of what is valid.
+ */
+export function resolveParams(
+  job: JobDefinition,
+  given: Record<string, string>,
+  now = new Date(),
+): Record<string, string> {
+  const specs = job.config.params;
+  const describe = (): string =>
+    Object.entries(specs)
+      .map(
+        ([k, s]) =>
+          `${k} (${s.type}${s.values ? `: ${s.values.join('|')}` : ''}${s.default !== undefined ? `, default ${s.default}` : ''})`,
+      )
+      .join(', ') || '(none)';
+  for (const key of Object.keys(given)) {
+    if (!(key in specs))
+      throw new UserError(`${job.name} has no parameter '${key}'; its parameters are: ${describe()}`);
+  }
+  const out: Record<string, string> = {};
+  for (const [key, spec] of Object.entries(specs)) {
+    let value = given[key];
+    if (value === undefined && spec.default !== undefined) {
+      value =
+        typeof spec.default === 'string'
+          ? (dynamicDefault(spec.default, spec.type, now) ?? spec.default)
+          : String(spec.default);
+    }
+    if (value === undefined) {
+      if (spec.required)
+        throw new UserError(
+          `${job.name} needs parameter '${key}' (${spec.type}); its parameters are: ${describe()}`,
+        );
+      continue;
+    }
+    out[key] = checkParam(job.name, key, spec, value);
+  }
+  return out;
+}
+
+function checkParam(job: string, key: string, spec: ParamSpec, value: string): string {
+  const bad = (expected: string): never => {
+    throw new UserError(`${job}: parameter ${key} = '${value}' is not valid; expected ${expected}`);
+  };
+  switch (spec.type) {
+    case 'period':
+      if (!PERIOD.test(value)) bad('a period YYYY-MM, e.g. 2026-11');
+      return value;
+    case 'date': {
+      const m = DATE.exec(value);
+      const d = m ? new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]))) : null;
+      if (!d || d.toISOString().slice(0, 10) !== value) bad('a date YYYY-MM-DD');
+      return value;
+    }
+    case 'int':
+      if (!/^-?\d+$/.test(value)) bad('a whole number');
+      return value;
+    case 'bool':
+      if (!['true', 'false'].includes(value)) bad('true or false');
+      return value;
+    case 'enum':
+      if (!spec.values!.includes(value)) bad(`one of ${spec.values!.join(', ')}`);
+      return value;
+    case 'string':
+      return value;
+  }
+}
+
+/** The lock key of a run: job name plus the values of the lock's parameters; null when unlocked. */
+export function lockKeyOf(job: JobDefinition, params: Record<string, string>): string | null {
+  const lock = job.config.lock;
+  if (lock === false) return null;
+  const keys = lock ?? Object.keys(job.config.params).sort();
+  return [job.name, ...keys.map((k) => `${k}=${params[k] ?? ''}`)].join(':');
+}
+
+/** Replaces `{name}` in step parameter values with the job's parameters. */
+export function stepParamsOf(step: StepSpec, jobParams: Record<string, string>): Record<string, string> {
+  if (!step.params) return { ...jobParams };
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(step.params)) {
+    out[k] = String(v).replace(/\{([a-z_][a-z0-9_]*)\}/g, (_whole, name: string) => {
+      const value = jobParams[name];
+      if (value === undefined)
+        throw new UserError(`step parameter ${k} uses {${name}}, which is not a parameter of the job`);
+      return value;
+    });
+  }
+  return out;
+}

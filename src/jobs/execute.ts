@@ -1,0 +1,326 @@
+import { access } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
+import { loadPipeline } from '../pipeline/definition.js';
+import { runPipeline, type AppContext, type PipelineResult } from '../pipeline/run.js';
+import { errorKindOf, finishRun, type ErrorKind } from '../runs.js';
+import { loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';
+import { runSqlStep, sqlFilePath, type SqlStepResult } from './sql-step.js';
+
+/**
+ * Executes a run's steps in order. The worker and `erp run --inline` both call {@link executeRun};
+ * the CLI never has logic of its own.
+ *
+ *   run (queued) ──► running ──► step 1 ──► step 2 ──► … ──► succeeded
+ *                        │            └─ fails ─┬─ transient, attempts left ──► queued (retried)
+ *                        │                      └─ permanent or last attempt ─► failed
+ *                        └─ cancel requested / signal ──────────────────────► cancelled
+ *
+ * A retried run skips the steps that already succeeded; a pipeline step re-run skips the files
+ * its earlier attempt committed (the ledger), so nothing is loaded twice.
+ */
+
+export interface RunProgress {
+  runId: number | null;
+  step: number;
+  steps: number;
+  kind: FlatStep['kind'];
+  name: string;
+  state: 'running' | 'succeeded' | 'failed' | 'skipped';
+  rows?: number;
+  message?: string;
+}
+
+export interface ExecuteOptions {
+  /** The run row, or null for a dry run that records nothing. */
+  runId: number | null;
+  runnable: Runnable;
+  params: Record<string, string>;
+  dryRun: boolean;
+  force?: boolean;
+  files?: string[];
+  signal: AbortSignal;
+  /** Attempts left after this one; a transient failure with attempts left puts the run back in the queue. */
+  attemptsLeft?: number;
+  onProgress?: (p: RunProgress) => void;
+}
+
+export interface StepOutcome {
+  kind: FlatStep['kind'];
+  name: string;
+  status: 'succeeded' | 'failed' | 'skipped';
+  pipeline?: PipelineResult;
+  sql?: SqlStepResult;
+  error?: string;
+}
+
+export interface RunOutcome {
+  runId: number | null;
+  status: 'succeeded' | 'failed' | 'cancelled' | 'retrying';
+  steps: StepOutcome[];
+  error: string | null;
+  /** The failure cannot be fixed by retrying. */
+  permanent: boolean;
+  errorKind: ErrorKind | null;
+}
+
+export interface FlatStep {
+  kind: 'pipeline' | 'sql';
+  name: string;
+  params: Record<string, string>;
+  files?: string[];
+}
+
+/** Expands nested jobs into one ordered list of pipeline and SQL steps. */
+export async function flattenSteps(
+  home: string,
+  job: JobDefinition,
+  params: Record<string, string>,
+  seen: string[] = [],
+): Promise<FlatStep[]> {
+  if (seen.includes(job.name)) throw new UserError(`job ${[...seen, job.name].join(' → ')} calls itself`);
+  const out: FlatStep[] = [];
+  for (const step of job.config.steps) {
+    const p = stepParamsOf(step, params);
+    if ('pipeline' in step) out.push({ kind: 'pipeline', name: step.pipeline, params: p, files: step.files });
+    else if ('sql' in step) out.push({ kind: 'sql', name: step.sql, params: p });
+    else out.push(...(await flattenSteps(home, await loadJob(home, step.job), p, [...seen, job.name])));
+  }
+  return out;
+}
+
+/**
+ * The run's plan: its steps flattened, every pipeline definition loaded and every SQL file found,
+ * so a broken job is refused before anything is queued.
+ */
+export async function planRun(
+  home: string,
+  runnable: Runnable,
+  params: Record<string, string>,
+): Promise<FlatStep[]> {
+  const steps = await flattenSteps(home, runnable.job, params);
+  for (const step of steps) {
+    if (step.kind === 'pipeline') await loadPipeline(home, step.name);
+    else
+      await access(sqlFilePath(home, step.name)).catch(() => {
+        throw new UserError(`${runnable.job.file}: step sql '${step.name}': no such file sql/${step.name}`);
+      });
+  }
+  return steps;
+}
+
+async function cancelRequested(app: AppContext, runId: number | null): Promise<boolean> {
+  if (runId === null) return false;
+  const { rows } = await app.pool.query<{ c: Date | null }>(
+    'SELECT cancel_requested_at AS c FROM runner.runs WHERE id = $1',
+    [runId],
+  );
+  return rows[0]?.c != null;
+}
+
+export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise<RunOutcome> {
+  const { runId } = opts;
+  const outcome: RunOutcome = {
+    runId,
+    status: 'succeeded',
+    steps: [],
+    error: null,
+    permanent: false,
+    errorKind: null,
+  };
+  const controller = new AbortController();
+  const signal = AbortSignal.any([opts.signal, controller.signal]);
+  const timeoutMs = opts.runnable.job.config.timeout;
+  const timer = timeoutMs
+    ? setTimeout(
+        () => controller.abort(new CancelledError(`timed out after ${timeoutMs / 1000} s`)),
+        timeoutMs,
+      )
+    : null;
+  let current = -1;
+  // While this process executes the run it holds a session advisory lock on it: if the process dies,
+  // PostgreSQL drops the lock, and a later submission can tell the run was abandoned.
+  const liveness = runId !== null ? await holdRunLiveness(app, runId) : null;
+  try {
+    if (runId !== null) {
+      const { rows } = await app.pool.query<{ cancel_requested_at: Date | null; status: string }>(
+        `UPDATE runner.runs SET status = 'running', started_at = coalesce(started_at, now()), attempts = attempts + 1,
+           host = $2, pid = $3, error = NULL
+         WHERE id = $1 AND status IN ('queued', 'running') RETURNING cancel_requested_at, status`,
+        [runId, hostname(), process.pid],
+      );
+      if (rows.length === 0)
+        throw new CancelledError(`run ${runId} is no longer queued (cancelled or finished)`);
+      if (rows[0]!.cancel_requested_at) throw new CancelledError();
+    }
+    const steps = await flattenSteps(app.home, opts.runnable.job, opts.params);
+    const done = new Set<number>();
+    if (runId !== null) {
+      const prev = await app.pool.query<{ position: number }>(
+        `SELECT position FROM runner.run_steps WHERE run_id = $1 AND status = 'succeeded'`,
+        [runId],
+      );
+      for (const r of prev.rows) done.add(r.position);
+    }
+    for (let i = 0; i < steps.length; i++) {
+      current = i;
+      const step = steps[i]!;
+      const base = { runId, step: i + 1, steps: steps.length, kind: step.kind, name: step.name };
+      if (done.has(i + 1)) {
+        outcome.steps.push({ kind: step.kind, name: step.name, status: 'skipped' });
+        opts.onProgress?.({ ...base, state: 'skipped', message: 'done in an earlier attempt' });
+        continue;
+      }
+      if (signal.aborted || (await cancelRequested(app, runId))) throw signal.reason ?? new CancelledError();
+      await recordStep(app, runId, i + 1, step, 'running');
+      opts.onProgress?.({ ...base, state: 'running' });
+      const result = await runStep(app, step, opts, signal, (rows) =>
+        opts.onProgress?.({ ...base, state: 'running', rows }),
+      );
+      outcome.steps.push(result);
+      await recordStep(app, runId, i + 1, step, 'succeeded', detailOf(result));
+      opts.onProgress?.({ ...base, state: 'succeeded', rows: result.pipeline?.rowsLoaded });
+    }
+    if (runId !== null) await finishRun(app.pool, runId, 'succeeded');
+    return outcome;
+  } catch (caught) {
+    // An aborted signal says why: a plain abort is a cancellation; a timeout or a worker handing the
+    // run back carries its own error.
+    const reason: unknown = signal.aborted ? signal.reason : undefined;
+    const err = !signal.aborted
+      ? caught
+      : reason instanceof Error && reason.name !== 'AbortError'
+        ? reason
+        : new CancelledError();
+    const cancelled = err instanceof CancelledError;
+    outcome.error = describeError(err);
+    outcome.permanent = isPermanent(err);
+    outcome.errorKind = errorKindOf(err);
+    const retry = !outcome.permanent && (opts.attemptsLeft ?? 0) > 0;
+    outcome.status = cancelled ? 'cancelled' : retry ? 'retrying' : 'failed';
+    if (current >= 0 && runId !== null) {
+      const step = (await flattenSteps(app.home, opts.runnable.job, opts.params).catch(() => []))[current];
+      if (step)
+        await recordStep(
+          app,
+          runId,
+          current + 1,
+          step,
+          cancelled ? 'cancelled' : 'failed',
+          undefined,
+          outcome.error,
+        );
+    }
+    if (runId !== null) {
+      if (retry) {
+        await app.pool.query(`UPDATE runner.runs SET status = 'queued', error = $2 WHERE id = $1`, [
+          runId,
+          `attempt failed, will retry: ${outcome.error}`,
+        ]);
+      } else {
+        await finishRun(
+          app.pool,
+          runId,
+          cancelled ? 'cancelled' : 'failed',
+          outcome.error,
+          outcome.errorKind,
+        );
+      }
+    }
+    return outcome;
+  } finally {
+    if (timer) clearTimeout(timer);
+    await liveness?.release();
+  }
+}
+
+/** Advisory lock class of run liveness locks (the run id is the object id). */
+export const RUN_LOCK_CLASS = 0x45525031;
+
+async function holdRunLiveness(app: AppContext, runId: number): Promise<{ release(): Promise<void> }> {
+  const client = await app.pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1, $2)', [RUN_LOCK_CLASS, runId]);
+  } catch (err) {
+    client.release(true);
+    throw err;
+  }
+  return {
+    async release() {
+      await client.query('SELECT pg_advisory_unlock($1, $2)', [RUN_LOCK_CLASS, runId]).catch(() => undefined);
+      client.release();
+    },
+  };
+}
+
+async function runStep(
+  app: AppContext,
+  step: FlatStep,
+  opts: ExecuteOptions,
+  signal: AbortSignal,
+  onRows: (rows: number) => void,
+): Promise<StepOutcome> {
+  if (step.kind === 'sql') {
+    const sql = await runSqlStep(app.pool, app.home, step.name, step.params, { dryRun: opts.dryRun, signal });
+    return { kind: 'sql', name: step.name, status: 'succeeded', sql };
+  }
+  const def = await loadPipeline(app.home, step.name);
+  const result = await runPipeline(app, def, {
+    runId: opts.runId ?? undefined,
+    dryRun: opts.dryRun,
+    force: opts.force,
+    files: step.files ?? opts.files,
+    params: step.params,
+    signal,
+    onProgress: (p) => onRows(p.rowsRead),
+  });
+  if (result.status === 'cancelled') throw new CancelledError();
+  if (result.status === 'failed') {
+    const failed = result.files.filter((f) => f.status === 'failed');
+    const message = `pipeline ${step.name}: ${result.error ?? 'failed'}`;
+    if (failed.some((f) => f.policyExceeded)) throw new RejectPolicyError(message);
+    if (failed.length === 0 || failed.some((f) => !f.transient)) throw new UserError(message, 1);
+    throw new Error(message);
+  }
+  return { kind: 'pipeline', name: step.name, status: 'succeeded', pipeline: result };
+}
+
+function detailOf(s: StepOutcome): Record<string, unknown> {
+  if (s.pipeline) {
+    const p = s.pipeline;
+    return {
+      rows_read: p.rowsRead,
+      rows_loaded: p.rowsLoaded,
+      rows_rejected: p.rowsRejected,
+      files: p.files.map((f) => ({
+        file: f.file,
+        status: f.status,
+        rows_loaded: f.rowsLoaded,
+        rows_rejected: f.rowsRejected,
+      })),
+    };
+  }
+  if (s.sql) return { command: s.sql.command, row_count: s.sql.rowCount, rows: s.sql.rows.slice(0, 50) };
+  return {};
+}
+
+async function recordStep(
+  app: AppContext,
+  runId: number | null,
+  position: number,
+  step: FlatStep,
+  status: string,
+  detail?: Record<string, unknown>,
+  error?: string,
+): Promise<void> {
+  if (runId === null) return;
+  await app.pool.query(
+    `INSERT INTO runner.run_steps (run_id, position, kind, name, status, started_at, detail, error)
+     VALUES ($1, $2, $3, $4, $5, now(), coalesce($6::jsonb, '{}'::jsonb), $7)
+     ON CONFLICT (run_id, position) DO UPDATE SET status = EXCLUDED.status, error = EXCLUDED.error,
+       detail = coalesce($6::jsonb, runner.run_steps.detail),
+       started_at = CASE WHEN EXCLUDED.status = 'running' THEN now() ELSE runner.run_steps.started_at END,
+       finished_at = CASE WHEN EXCLUDED.status = 'running' THEN NULL ELSE now() END`,
+    [runId, position, step.kind, step.name, status, detail ? JSON.stringify(detail) : null, error ?? null],
+  );
+}

@@ -1,0 +1,120 @@
+import type pg from 'pg';
+import type { Queue } from 'bullmq';
+import { UserError } from '../errors.js';
+import { createRun, currentUser } from '../runs.js';
+import { jobIdOf, type RunJobData } from '../queue.js';
+import { lockKeyOf, type Runnable } from './definition.js';
+import { RUN_LOCK_CLASS } from './execute.js';
+
+/** Another run holds the lock this run needs. */
+export class LockHeldError extends UserError {
+  override name = 'LockHeldError';
+  constructor(
+    message: string,
+    readonly holder: number,
+  ) {
+    super(message, 4);
+  }
+}
+
+export interface SubmitOptions {
+  requestedBy?: string;
+  trigger?: string;
+  /** A schedule tick's identity; a second submission of the same tick returns null. */
+  scheduleTick?: string;
+  force?: boolean;
+  files?: string[];
+}
+
+/**
+ * Records a queued run, taking its lock in PostgreSQL: a partial unique index on the lock key of
+ * queued and running runs means a second run of the same job and scope is refused however many
+ * CLIs, schedulers and machines try at once. Returns the run id, or null for a tick already submitted.
+ */
+export async function createQueuedRun(
+  pool: pg.Pool,
+  runnable: Runnable,
+  params: Record<string, string>,
+  opts: SubmitOptions = {},
+  retried = false,
+): Promise<number | null> {
+  const lockKey = lockKeyOf(runnable.job, params);
+  try {
+    const id = await createRun(pool, {
+      kind: runnable.kind,
+      name: runnable.name,
+      params,
+      status: 'queued',
+      requestedBy: opts.requestedBy ?? currentUser(),
+      trigger: opts.trigger ?? 'cli',
+      lockKey,
+      scheduleTick: opts.scheduleTick ?? null,
+      options: { ...(opts.force ? { force: true } : {}), ...(opts.files ? { files: opts.files } : {}) },
+    });
+    return id;
+  } catch (err) {
+    const e = err as { code?: string; constraint?: string };
+    if (e.code === '23505' && e.constraint === 'runs_schedule_tick') return null;
+    if (e.code === '23505' && e.constraint === 'runs_lock_held') {
+      const { rows } = await pool.query<{
+        id: number;
+        status: string;
+        requested_by: string;
+        host: string;
+        created_at: Date;
+      }>(
+        `SELECT id::int, status, requested_by, host, created_at FROM runner.runs
+         WHERE lock_key = $1 AND status IN ('queued', 'running') LIMIT 1`,
+        [lockKey],
+      );
+      const h = rows[0];
+      if (h && h.status === 'running' && !retried && (await abandon(pool, h.id))) {
+        return createQueuedRun(pool, runnable, params, opts, true);
+      }
+      const scope =
+        Object.keys(params).length > 0
+          ? ` (${Object.entries(params)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(', ')})`
+          : '';
+      throw new LockHeldError(
+        h
+          ? `${runnable.name}${scope} is already ${h.status} as run ${h.id}, started by ${h.requested_by} on ${h.host} at ${h.created_at.toISOString()}; wait for it, or cancel it with erp cancel ${h.id}`
+          : `${runnable.name}${scope} is already queued or running`,
+        h?.id ?? 0,
+      );
+    }
+    throw err;
+  }
+}
+
+/**
+ * Marks a 'running' run failed when no process executes it any more (its liveness lock is free:
+ * the process running it was killed). Returns true when it did.
+ */
+async function abandon(pool: pg.Pool, runId: number): Promise<boolean> {
+  const { rowCount } = await pool.query(
+    `UPDATE runner.runs SET status = 'failed', finished_at = now(), error_kind = 'infra',
+       error = 'abandoned: the process running it stopped without finishing (its open transaction was rolled back)'
+     WHERE id = $1 AND status = 'running'
+       AND NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $2 AND objid = $1 AND granted)`,
+    [runId, RUN_LOCK_CLASS],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/** Puts a recorded run on the queue; the BullMQ job id is derived from the run id, so this is idempotent. */
+export async function enqueueRun(queue: Queue<RunJobData>, runId: number, runnable: Runnable): Promise<void> {
+  const retries = runnable.job.config.retries;
+  await queue.add(
+    runnable.name,
+    { runId, name: runnable.name },
+    {
+      jobId: jobIdOf(runId),
+      attempts: retries.attempts,
+      backoff: { type: 'exponential', delay: retries.backoff },
+      removeOnComplete: { count: 1000 },
+      removeOnFail: { count: 5000 },
+    },
+  );
+}

@@ -1,0 +1,214 @@
+import type { Queue } from 'bullmq';
+import { CronExpressionParser } from 'cron-parser';
+import cron from 'node-cron';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { UserError } from './errors.js';
+import {
+  listJobNames,
+  loadJob,
+  resolveParams,
+  type JobDefinition,
+  type ScheduleSpec,
+} from './jobs/definition.js';
+import { createQueuedRun, enqueueRun, LockHeldError } from './jobs/submit.js';
+import type { RunJobData } from './queue.js';
+
+/**
+ * `erp scheduler`: fires the schedules declared in jobs/ with node-cron.
+ *
+ * Every tick has an identity — job, schedule index and the tick's time — stored with its run under
+ * a unique index. Several schedulers running at once (for availability) all try to submit the tick
+ * and exactly one run results; the others find the tick taken and do nothing. On start, ticks
+ * missed within a schedule's `catch_up` window are submitted once each, oldest first.
+ */
+
+export interface ScheduleEntry {
+  job: JobDefinition;
+  index: number;
+  schedule: ScheduleSpec;
+}
+
+export interface SchedulerContext {
+  pool: pg.Pool;
+  log: Logger;
+  home: string;
+  queue: Queue<RunJobData>;
+}
+
+/** Every schedule of every job, with its cron pattern checked. */
+export async function loadSchedules(home: string): Promise<ScheduleEntry[]> {
+  const out: ScheduleEntry[] = [];
+  for (const name of await listJobNames(home)) {
+    const job = await loadJob(home, name);
+    job.config.schedules.forEach((schedule, index) => {
+      try {
+        CronExpressionParser.parse(schedule.cron, { tz: schedule.timezone });
+      } catch (err) {
+        throw new UserError(
+          `${job.file}, schedules.${index}.cron: '${schedule.cron}' is not a cron pattern (${(err as Error).message})`,
+        );
+      }
+      if (!cron.validate(schedule.cron))
+        throw new UserError(`${job.file}, schedules.${index}.cron: '${schedule.cron}' is not a cron pattern`);
+      out.push({ job, index, schedule });
+    });
+  }
+  return out;
+}
+
+/** The identity of one tick. */
+export function tickId(entry: ScheduleEntry, at: Date): string {
+  return `${entry.job.name}#${entry.index}@${at.toISOString()}`;
+}
+
+/** The most recent tick at or before `now`. */
+export function latestTick(entry: ScheduleEntry, now: Date): Date {
+  const it = CronExpressionParser.parse(entry.schedule.cron, {
+    tz: entry.schedule.timezone,
+    currentDate: new Date(now.getTime() + 1),
+  });
+  return it.prev().toDate();
+}
+
+/** Ticks in (from, to], oldest first. */
+export function ticksBetween(entry: ScheduleEntry, from: Date, to: Date, limit = 1000): Date[] {
+  const it = CronExpressionParser.parse(entry.schedule.cron, {
+    tz: entry.schedule.timezone,
+    currentDate: from,
+    endDate: to,
+  });
+  const out: Date[] = [];
+  while (out.length < limit && it.hasNext()) out.push(it.next().toDate());
+  return out;
+}
+
+/** Next `n` fire times from `now`. */
+export function nextTicks(entry: ScheduleEntry, now: Date, n: number): Date[] {
+  const it = CronExpressionParser.parse(entry.schedule.cron, {
+    tz: entry.schedule.timezone,
+    currentDate: now,
+  });
+  return it.take(n).map((d) => d.toDate());
+}
+
+/** Submits one tick: returns the run id, or null when another scheduler already did, or the lock is held. */
+export async function fireTick(
+  ctx: SchedulerContext,
+  entry: ScheduleEntry,
+  at: Date,
+): Promise<number | null> {
+  const given = Object.fromEntries(Object.entries(entry.schedule.params).map(([k, v]) => [k, String(v)]));
+  const params = resolveParams(entry.job, given, at);
+  try {
+    const runId = await createQueuedRun(
+      ctx.pool,
+      { kind: 'job', name: entry.job.name, job: entry.job },
+      params,
+      {
+        trigger: `schedule ${entry.index} at ${at.toISOString()}`,
+        requestedBy: 'scheduler',
+        scheduleTick: tickId(entry, at),
+      },
+    );
+    if (runId === null) return null;
+    await enqueueRun(ctx.queue, runId, { kind: 'job', name: entry.job.name, job: entry.job });
+    ctx.log.info({ job: entry.job.name, runId, tick: at.toISOString() }, 'schedule fired');
+    return runId;
+  } catch (err) {
+    if (err instanceof LockHeldError) {
+      ctx.log.warn(
+        { job: entry.job.name, tick: at.toISOString(), holder: err.holder },
+        `tick skipped: ${err.message}`,
+      );
+      return null;
+    }
+    throw err;
+  }
+}
+
+/** Submits the ticks each schedule missed within its catch-up window, oldest first. */
+export async function catchUp(
+  ctx: SchedulerContext,
+  entries: ScheduleEntry[],
+  now = new Date(),
+): Promise<number[]> {
+  const runs: number[] = [];
+  for (const entry of entries) {
+    const window = entry.schedule.catch_up;
+    if (!window) continue;
+    for (const at of ticksBetween(entry, new Date(now.getTime() - window), now)) {
+      const id = await fireTick(ctx, entry, at);
+      if (id !== null) runs.push(id);
+    }
+  }
+  return runs;
+}
+
+export interface RunningScheduler {
+  entries: ScheduleEntry[];
+  stop(): Promise<void>;
+}
+
+export async function startScheduler(ctx: SchedulerContext): Promise<RunningScheduler> {
+  const entries = await loadSchedules(ctx.home);
+  await catchUp(ctx, entries);
+  const tasks = entries.map((entry) =>
+    cron.schedule(
+      entry.schedule.cron,
+      async () => {
+        // The tick's identity comes from the pattern, not from when this process woke up, so all
+        // schedulers agree on it.
+        const at = latestTick(entry, new Date());
+        await fireTick(ctx, entry, at).catch((err: unknown) =>
+          ctx.log.error(
+            { job: entry.job.name, err: (err as Error).message },
+            'could not submit a scheduled run',
+          ),
+        );
+      },
+      { timezone: entry.schedule.timezone, name: `${entry.job.name}#${entry.index}`, noOverlap: false },
+    ),
+  );
+  return {
+    entries,
+    async stop() {
+      for (const t of tasks) await t.stop();
+    },
+  };
+}
+
+/** For `erp schedules`: each schedule, its next fire times and its last run. */
+export async function describeSchedules(
+  pool: pg.Pool,
+  home: string,
+  now = new Date(),
+): Promise<
+  {
+    job: string;
+    index: number;
+    cron: string;
+    timezone: string;
+    next: Date[];
+    lastRun: { id: number; status: string; at: Date } | null;
+  }[]
+> {
+  const entries = await loadSchedules(home);
+  const out = [];
+  for (const e of entries) {
+    const { rows } = await pool.query<{ id: number; status: string; created_at: Date }>(
+      `SELECT id::int, status, created_at FROM runner.runs WHERE schedule_tick LIKE $1 ORDER BY id DESC LIMIT 1`,
+      [`${e.job.name}#${e.index}@%`],
+    );
+    const last = rows[0];
+    out.push({
+      job: e.job.name,
+      index: e.index,
+      cron: e.schedule.cron,
+      timezone: e.schedule.timezone,
+      next: nextTicks(e, now, 3),
+      lastRun: last ? { id: last.id, status: last.status, at: last.created_at } : null,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,112 @@
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { App } from './app.js';
+import { listenForCancels } from './jobs/cancel.js';
+import { executeRun, type RunProgress } from './jobs/execute.js';
+import { loadStoredRun } from './jobs/load-run.js';
+import { checkEvictionPolicy, connectRedis, QUEUE_NAME, redisConnection, type RunJobData } from './queue.js';
+
+/**
+ * `erp worker`: a BullMQ Worker executing runs. Several may run on several machines against one
+ * Redis and one PostgreSQL.
+ *
+ *   Redis queue ──job {runId}──► worker ──► executeRun (steps, PostgreSQL) ──► result
+ *         ▲                        │  ▲
+ *         └── progress ────────────┘  └── NOTIFY erp_cancel (erp cancel <id>) aborts the run's signal
+ *
+ * Pipeline work stays on the worker's event loop: it yields between batches of a few thousand rows
+ * (milliseconds each), so BullMQ's lock renewals are never starved (test/worker.test.ts measures the
+ * event-loop delay during a load with a short lock and checks the job never stalls).
+ */
+export interface WorkerOptions {
+  /** Runs executed at once by this process. */
+  concurrency?: number;
+  /** BullMQ lock duration in ms; a run whose lock is not renewed within it counts as stalled. @defaultValue 30000 */
+  lockDuration?: number;
+  /** How often stalled runs are looked for, in ms. @defaultValue 30000 */
+  stalledInterval?: number;
+  /** On close, how long the runs in hand may take to finish before they are handed back, in ms. @defaultValue 30000 */
+  graceMs?: number;
+}
+
+export interface RunningWorker {
+  worker: Worker<RunJobData>;
+  /** Stops taking work; waits up to the grace period for runs in hand, then hands them back. */
+  close(): Promise<void>;
+}
+
+/** A worker shutting down handed the run back; another worker picks it up. */
+class HandedBackError extends Error {
+  override name = 'HandedBackError';
+}
+
+export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<RunningWorker> {
+  const connection = redisConnection(app.config.REDIS_URL, 'worker');
+  await connectRedis(connection, app.config.REDIS_URL);
+  await checkEvictionPolicy(connection, app.log);
+  const controllers = new Map<number, AbortController>();
+  const listener = await listenForCancels(app.config.DATABASE_URL, (runId) =>
+    controllers.get(runId)?.abort(),
+  );
+
+  const process = async (job: Job<RunJobData>): Promise<{ status: string }> => {
+    const stored = await loadStoredRun(app.pool, app.home, job.data.runId);
+    const controller = new AbortController();
+    controllers.set(stored.runId, controller);
+    let lastSent = 0;
+    const report = (p: RunProgress): void => {
+      const now = Date.now();
+      // Step changes always go out; row counts at most a few times a second.
+      if (p.state === 'running' && p.rows !== undefined && now - lastSent < 250) return;
+      lastSent = now;
+      void job.updateProgress({ ...p }).catch(() => undefined);
+    };
+    try {
+      const outcome = await executeRun(app, {
+        runId: stored.runId,
+        runnable: stored.runnable,
+        params: stored.params,
+        dryRun: false,
+        force: stored.force,
+        files: stored.files,
+        signal: controller.signal,
+        attemptsLeft: (job.opts.attempts ?? 1) - job.attemptsMade - 1,
+        onProgress: report,
+      });
+      if (outcome.status === 'succeeded') return { status: 'succeeded' };
+      if (outcome.status === 'retrying') throw new Error(outcome.error ?? 'failed');
+      throw new UnrecoverableError(outcome.error ?? outcome.status);
+    } finally {
+      controllers.delete(stored.runId);
+    }
+  };
+
+  const worker = new Worker<RunJobData>(QUEUE_NAME, process, {
+    connection,
+    prefix: app.config.ERP_QUEUE_PREFIX,
+    concurrency: opts.concurrency ?? 1,
+    lockDuration: opts.lockDuration ?? 30_000,
+    stalledInterval: opts.stalledInterval ?? 30_000,
+    maxStalledCount: 2,
+  });
+  worker.on('error', (err) => app.log.error({ err: err.message }, 'worker error'));
+  worker.on('failed', (job, err) =>
+    app.log.info({ runId: job?.data.runId, error: err.message }, 'run attempt failed'),
+  );
+  worker.on('stalled', (jobId) => app.log.warn({ jobId }, 'run stalled; it will be picked up again'));
+
+  return {
+    worker,
+    async close() {
+      const grace = opts.graceMs ?? 30_000;
+      const closing = worker.close();
+      const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), grace).unref());
+      if ((await Promise.race([closing.then(() => 'closed' as const), timer])) === 'timeout') {
+        for (const c of controllers.values())
+          c.abort(new HandedBackError('the worker shut down; the run goes back to the queue'));
+        await closing;
+      }
+      await listener.close().catch(() => undefined);
+      await connection.quit().catch(() => undefined);
+    },
+  };
+}
