@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { UserError } from './errors.js';
 
@@ -29,12 +30,27 @@ export const configSchema = z.object({
 
 export type Config = z.infer<typeof configSchema>;
 
+/** Settings that may hold passwords; each can also be read from the file named by `<KEY>_FILE`. */
+const SECRET_KEYS = ['DATABASE_URL', 'REDIS_URL'] as const;
+
 /** Parses `env` into a {@link Config}, or throws a {@link UserError} with one line per bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const picked: Record<string, string | undefined> = {};
   for (const key of Object.keys(configSchema.shape)) {
     const value = env[key];
     if (value !== undefined && value !== '') picked[key] = value;
+  }
+  // Secrets may come from files (Docker and Kubernetes secrets): DATABASE_URL_FILE, REDIS_URL_FILE.
+  for (const key of SECRET_KEYS) {
+    const file = env[`${key}_FILE`];
+    if (file === undefined || file === '' || picked[key] !== undefined) continue;
+    try {
+      picked[key] = readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      throw new UserError(
+        `environment variable ${key}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
+    }
   }
   const parsed = configSchema.safeParse(picked);
   if (!parsed.success) {

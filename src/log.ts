@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 /** Keys whose values never reach a log line, at any depth we log. */
 const REDACT_KEYS = [
@@ -22,7 +22,12 @@ export function redactUrls(text: string): string {
  * Creates the process logger: JSON lines when stderr is not a TTY, pino-pretty when it is.
  * Logs go to stderr so that command output on stdout stays machine-readable.
  */
-export function createLogger(level: string, pretty = process.stderr.isTTY === true): Logger {
+export function createLogger(
+  level: string,
+  pretty = process.stderr.isTTY === true,
+  /** Where JSON lines go (stderr by default). */
+  destination?: DestinationStream,
+): Logger {
   const options = {
     level,
     redact: { paths: REDACT_PATHS, censor: '***' },
@@ -49,5 +54,5 @@ export function createLogger(level: string, pretty = process.stderr.isTTY === tr
       transport: { target: 'pino-pretty', options: { destination: 2, colorize: true } },
     });
   }
-  return pino(options, pino.destination(2));
+  return pino(options, destination ?? pino.destination(2));
 }

@@ -119,7 +119,7 @@ export function formatOutcome(name: string, params: Record<string, string>, o: R
     `${name}${shown ? ` ${shown}` : ''}${o.runId !== null ? ` (run ${o.runId})` : ' (dry run: nothing written)'}`,
   ];
   for (const s of o.steps) {
-    if (s.pipeline) out.push(formatPipelineResult(s.pipeline).replace(/^/gm, '  '));
+    if (s.pipeline) out.push(formatPipelineResult(s.pipeline).split('\n').slice(1).join('\n'));
     if (s.sql) {
       out.push(
         `  sql ${s.sql.file}: ${s.sql.command ?? ''} ${s.sql.rowCount}${s.sql.dryRun ? ' (rolled back: dry run)' : ''}`,

@@ -156,6 +156,11 @@ export async function runPipeline(
   return result;
 }
 
+/** The first rejects in line order (structural ones are found while tokenizing, ahead of the rest). */
+function firstByLine(rejects: Reject[]): Reject[] {
+  return [...rejects].sort((a, b) => (a.line ?? 0) - (b.line ?? 0)).slice(0, SHOWN_REJECTS);
+}
+
 /** SHA-256 of a local file, streamed. */
 export async function hashFile(file: string): Promise<string> {
   const hash = createHash('sha256');
@@ -256,7 +261,7 @@ async function runFile(
           app.dataDir,
           'runs',
           String(opts.runId),
-          `rejects-${index + 1}-${path.basename(file.name)}.csv`,
+          `rejects-${index + 1}-${path.basename(file.name, path.extname(file.name))}.csv`,
         );
   const rejects = new RejectCollector(reportPath, Math.max(app.rejectsInTable, SHOWN_REJECTS));
   const result: FileResult = {
@@ -322,7 +327,7 @@ async function runFile(
       result.message = describeError(err);
       result.policyExceeded = err instanceof RejectPolicyError;
     }
-    result.rejects = rejects.first.slice(0, SHOWN_REJECTS);
+    result.rejects = firstByLine(rejects.first);
     return result;
   }
 
@@ -382,7 +387,7 @@ async function runFile(
   } finally {
     if (!released) client.release();
   }
-  result.rejects = rejects.first.slice(0, SHOWN_REJECTS);
+  result.rejects = firstByLine(rejects.first);
   if (result.status === 'loaded') await file.settle?.({ status: 'loaded' });
   return result;
 }
