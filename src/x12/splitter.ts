@@ -1,0 +1,257 @@
+import { StringDecoder } from 'node:string_decoder';
+import { ISA_LENGTH, parseIsa, type Delimiters } from './delimiters.js';
+import { EnvelopeReader } from './envelope.js';
+import { problem, showChar, X12Error } from './errors.js';
+import type { Segment, X12Event } from './types.js';
+
+/**
+ * The streaming X12 splitter.
+ *
+ *   bytes ──decode──► text ──tokenize (delimiters from each ISA)──► segments ──EnvelopeReader──► events
+ *                      │                                                                         │
+ *                      └─ only the unfinished segment is carried between chunks                   └─ isa, gs, transaction, ge, iea
+ *
+ * Memory is bounded by the caps below, never by the file: the tokenizer keeps the tail of the last
+ * chunk (one partial segment), the envelope reader keeps the current transaction set.
+ */
+
+/** Caps and naming for {@link splitX12}. Every cap, when exceeded, throws an {@link X12Error}. */
+export interface SplitOptions {
+  /**
+   * Name of the file in messages.
+   * @defaultValue `'(input)'`
+   */
+  file?: string;
+  /**
+   * Most bytes the input may have.
+   * @defaultValue 2 GiB
+   */
+  maxFileBytes?: number;
+  /**
+   * Most segments one transaction set may have (ST and SE included).
+   * @defaultValue 250,000
+   */
+  maxSegmentsPerSet?: number;
+  /**
+   * Longest element, in characters.
+   * @defaultValue 4,096
+   */
+  maxElementLength?: number;
+  /**
+   * Longest segment, in characters; bounds the text held while looking for a terminator.
+   * @defaultValue 65,536
+   */
+  maxSegmentLength?: number;
+  /**
+   * How bytes are decoded.
+   * @defaultValue `'utf8'`
+   */
+  encoding?: 'utf8' | 'latin1';
+}
+
+/** Defaults of {@link SplitOptions}. */
+export const SPLIT_DEFAULTS = {
+  file: '(input)',
+  maxFileBytes: 2 * 1024 ** 3,
+  maxSegmentsPerSet: 250_000,
+  maxElementLength: 4096,
+  maxSegmentLength: 65_536,
+  encoding: 'utf8',
+} satisfies Required<SplitOptions>;
+
+const isAlnum = (code: number): boolean =>
+  (code >= 48 && code <= 57) || (code >= 65 && code <= 90) || (code >= 97 && code <= 122);
+
+/** Turns decoded text into segments, carrying a partial segment across chunks. */
+class Tokenizer {
+  private buf = '';
+  private pos = 0;
+  private delimiters: Delimiters | null = null;
+  private ordinal = 0;
+  private readonly o: Required<SplitOptions>;
+  private readonly reader: EnvelopeReader;
+
+  constructor(options: Required<SplitOptions>, reader: EnvelopeReader) {
+    this.o = options;
+    this.reader = reader;
+  }
+
+  push(text: string, out: X12Event[], final: boolean): void {
+    this.buf = this.pos < this.buf.length ? this.buf.slice(this.pos) + text : text;
+    this.pos = 0;
+    const buf = this.buf;
+    const len = buf.length;
+    let pos = 0;
+    for (;;) {
+      const between = this.delimiters === null || this.reader.outside;
+      // Line breaks after a terminator are not part of the next segment; between interchanges any
+      // white space, a byte order mark, NUL padding and a DOS end-of-file (^Z) are tolerated.
+      while (pos < len) {
+        const c = buf.charCodeAt(pos);
+        if (c === 10 || c === 13 || (between && (c === 32 || c === 9 || c === 0xfeff || c === 0 || c === 26)))
+          pos++;
+        else break;
+      }
+      if (pos >= len) break;
+      if (between || buf.charCodeAt(pos) === 73 /* I */) {
+        if (len - pos < 4 && !final) break;
+        // Between interchanges anything starting with ISA is read as one, so a bad separator gets
+        // its precise message; inside one, ISA followed by a letter would be some other segment.
+        if (buf.startsWith('ISA', pos) && len - pos >= 4 && (between || !isAlnum(buf.charCodeAt(pos + 3)))) {
+          if (len - pos < ISA_LENGTH && !final) break;
+          this.ordinal++;
+          const parsed = parseIsa(buf.slice(pos, pos + ISA_LENGTH), this.o.file, this.ordinal);
+          pos += ISA_LENGTH;
+          this.delimiters = parsed.delimiters;
+          this.reader.isa(parsed, { tag: 'ISA', elements: parsed.elements, ordinal: this.ordinal }, out);
+          continue;
+        }
+        if (this.delimiters === null) {
+          // Wait for a little context so the message is the same however the input is chunked.
+          if (len - pos < 30 && !final) break;
+          throw new X12Error(
+            problem({
+              code: 'ISA_MISSING',
+              level: 'interchange',
+              file: this.o.file,
+              segment: 1,
+              text: `expected the file to start with an ISA segment, found ${JSON.stringify(buf.slice(pos, pos + 30))}; this is not an X12 interchange`,
+              ack: { ta1: '024' },
+            }),
+          );
+        }
+      }
+      const d = this.delimiters!;
+      const end = buf.indexOf(d.segment, pos);
+      if (end < 0 || end - pos > this.o.maxSegmentLength) {
+        if (len - pos > this.o.maxSegmentLength) this.tooLong(buf, pos, d);
+        if (final) {
+          const fragment = buf.slice(pos).replace(/\s+$/, '');
+          pos = len;
+          if (fragment !== '') this.finalFragment(fragment, out);
+        }
+        break;
+      }
+      this.emit(buf.slice(pos, end), out);
+      pos = end + 1;
+    }
+    this.pos = pos;
+  }
+
+  /** A last segment without terminator: an IEA missing only its terminator is accepted. */
+  private finalFragment(fragment: string, out: X12Event[]): void {
+    const d = this.delimiters!;
+    if (fragment.startsWith(`IEA${d.element}`)) {
+      this.emit(fragment, out);
+      return;
+    }
+    this.ordinal++;
+    this.reader.truncated(fragment, this.ordinal);
+  }
+
+  private emit(text: string, out: X12Event[]): void {
+    const elements = text.split(this.delimiters!.element);
+    this.ordinal++;
+    const max = this.o.maxElementLength;
+    // No element can be longer than the whole segment: skip the scan for the common case.
+    for (let i = 1; text.length > max && i < elements.length; i++) {
+      if (elements[i]!.length > max) {
+        throw new X12Error(
+          problem({
+            code: 'ELEMENT_TOO_LONG',
+            level: 'element',
+            file: this.o.file,
+            segment: this.ordinal,
+            segmentId: elements[0]!.slice(0, 3),
+            element: i,
+            text: `element ${i} is ${elements[i]!.length} characters; at most ${max} are accepted (maxElementLength)`,
+            ack: { ak4: '5' },
+          }),
+        );
+      }
+    }
+    const segment: Segment = { tag: elements[0]!, elements, ordinal: this.ordinal };
+    this.reader.segment(segment, out);
+  }
+
+  private tooLong(buf: string, pos: number, d: Delimiters): never {
+    throw new X12Error(
+      problem({
+        code: 'SEGMENT_TOO_LONG',
+        level: 'segment',
+        file: this.o.file,
+        segment: this.ordinal + 1,
+        text:
+          `no segment terminator ${showChar(d.segment)} within ${this.o.maxSegmentLength} characters of ` +
+          `${JSON.stringify(buf.slice(pos, pos + 20))}; expected segments of at most ${this.o.maxSegmentLength} characters (maxSegmentLength)`,
+        ack: { ta1: '024' },
+      }),
+    );
+  }
+}
+
+/**
+ * Reads X12 from `input` (a Readable of bytes, or any iterable of Buffers or strings) and
+ * yields one envelope event at a time: `isa`, `gs`, one `transaction` per ST..SE, `ge`, `iea`.
+ * Structural problems are attached to the events (see {@link EnvelopeReader}); a bad ISA, text
+ * outside any interchange, or an exceeded cap throws an {@link X12Error}.
+ *
+ * @example
+ * for await (const ev of splitX12(createReadStream(path), { file: 'po.edi' })) {
+ *   if (ev.kind === 'transaction') handle(ev.set);
+ * }
+ */
+export async function* splitX12(
+  input: AsyncIterable<Buffer | Uint8Array | string> | Iterable<Buffer | Uint8Array | string>,
+  options: SplitOptions = {},
+): AsyncGenerator<X12Event, void, undefined> {
+  const o: Required<SplitOptions> = { ...SPLIT_DEFAULTS, ...options };
+  const reader = new EnvelopeReader({ file: o.file, maxSegmentsPerSet: o.maxSegmentsPerSet });
+  const tokenizer = new Tokenizer(o, reader);
+  const decoder = new StringDecoder(o.encoding);
+  let bytes = 0;
+  const out: X12Event[] = [];
+  for await (const chunk of input) {
+    let text: string;
+    if (typeof chunk === 'string') {
+      bytes += Buffer.byteLength(chunk, o.encoding);
+      text = chunk;
+    } else {
+      bytes += chunk.length;
+      text = decoder.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+    }
+    if (bytes > o.maxFileBytes) {
+      throw new X12Error(
+        problem({
+          code: 'FILE_TOO_LARGE',
+          level: 'interchange',
+          file: o.file,
+          segment: null,
+          text: `the file is larger than ${o.maxFileBytes} bytes (maxFileBytes); split it or raise the cap`,
+          ack: {},
+        }),
+      );
+    }
+    if (text === '') continue;
+    tokenizer.push(text, out, false);
+    if (out.length > 0) {
+      yield* out;
+      out.length = 0;
+    }
+  }
+  tokenizer.push(decoder.end(), out, true);
+  if (reader.interchanges === 0) {
+    throw new X12Error(
+      problem({
+        code: 'EMPTY',
+        level: 'interchange',
+        file: o.file,
+        segment: null,
+        text: 'the file has no ISA segment (it is empty or white space only)',
+        ack: { ta1: '023' },
+      }),
+    );
+  }
+  reader.end(out);
+  yield* out;
+}
