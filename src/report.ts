@@ -124,15 +124,23 @@ export function formatOutcome(name: string, params: Record<string, string>, o: R
       out.push(
         `  sql ${s.sql.file}: ${s.sql.command ?? ''} ${s.sql.rowCount}${s.sql.dryRun ? ' (rolled back: dry run)' : ''}`,
       );
-      if (s.sql.rows.length > 0) {
-        const rows = s.sql.rows.map((r) => s.sql!.columns.map((c) => cellText(r[c])));
-        out.push(table(s.sql.columns, rows).replace(/^/gm, '    '));
+      for (const r of s.sql.results) {
+        if (r.rows.length === 0) continue;
+        out.push(tableOf(r).replace(/^/gm, '    '));
+        if (r.rowCount > r.rows.length) out.push(`    … ${r.rowCount - r.rows.length} more rows`);
       }
     }
     if (s.status === 'skipped') out.push(`  ${s.kind} ${s.name}: skipped (done in an earlier attempt)`);
   }
   out.push(o.status === 'succeeded' ? 'succeeded' : `${o.status}: ${o.error ?? ''}`);
   return out.join('\n');
+}
+
+function tableOf(r: { columns: string[]; rows: Record<string, unknown>[] }): string {
+  return table(
+    r.columns,
+    r.rows.map((row) => r.columns.map((c) => cellText(row[c]))),
+  );
 }
 
 function cellText(v: unknown): string | null {

@@ -160,14 +160,33 @@ export async function resolveRunnable(home: string, name: string): Promise<Runna
   if (jobs.includes(name)) return { kind: 'job', name, job: await loadJob(home, name) };
   if (pipelines.includes(name)) {
     // Load it now so a broken definition is refused before anything is queued.
-    await loadPipeline(home, name);
+    const def = await loadPipeline(home, name);
+    // An export's query parameters become the one-step job's parameters.
+    const source = def.config.source;
+    const params: Record<string, unknown> = {};
+    if (source.kind === 'postgres') {
+      for (const [k, p] of Object.entries(source.params)) {
+        const type = p.type === 'decimal' ? 'string' : p.type;
+        params[k] = {
+          type,
+          description: p.description,
+          default: p.default,
+          required: p.default === undefined,
+        };
+      }
+    }
     return {
       kind: 'pipeline',
       name,
       job: {
         name,
-        file: `pipelines/${name}.yaml`,
-        config: jobSchema.parse({ steps: [{ pipeline: name }], lock: [], retries: { attempts: 3 } }),
+        file: def.file,
+        config: jobSchema.parse({
+          params,
+          steps: [{ pipeline: name }],
+          lock: Object.keys(params),
+          retries: { attempts: 3 },
+        }),
       },
     };
   }

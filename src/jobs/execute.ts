@@ -149,8 +149,25 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
          WHERE id = $1 AND status IN ('queued', 'running') RETURNING cancel_requested_at, status`,
         [runId, hostname(), process.pid],
       );
-      if (rows.length === 0)
-        throw new CancelledError(`run ${runId} is no longer queued (cancelled or finished)`);
+      if (rows.length === 0) {
+        // Another delivery of this run already finished it, or it was cancelled while queued (a
+        // retry's delayed job, a stalled job handed out again): its record is final and not ours.
+        const { rows: now } = await app.pool.query<{
+          status: string;
+          error: string | null;
+          error_kind: ErrorKind | null;
+        }>('SELECT status, error, error_kind FROM runner.runs WHERE id = $1', [runId]);
+        const row = now[0];
+        outcome.status =
+          row?.status === 'succeeded' || row?.status === 'failed' ? row.status : 'cancelled';
+        outcome.error =
+          outcome.status === 'succeeded'
+            ? null
+            : (row?.error ?? `run ${runId} is no longer queued (cancelled or finished)`);
+        outcome.permanent = true;
+        outcome.errorKind = row?.error_kind ?? (outcome.status === 'succeeded' ? null : 'cancelled');
+        return outcome;
+      }
       if (rows[0]!.cancel_requested_at) throw new CancelledError();
     }
     const steps = await flattenSteps(app.home, opts.runnable.job, opts.params);
@@ -196,7 +213,9 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
     outcome.error = describeError(err);
     outcome.permanent = isPermanent(err);
     outcome.errorKind = errorKindOf(err);
-    const retry = !outcome.permanent && (opts.attemptsLeft ?? 0) > 0;
+    // A run handed back by a worker shutting down goes back to the queue whatever its attempts.
+    const handedBack = err instanceof HandedBackError;
+    const retry = handedBack || (!outcome.permanent && (opts.attemptsLeft ?? 0) > 0);
     outcome.status = cancelled ? 'cancelled' : retry ? 'retrying' : 'failed';
     if (current >= 0 && runId !== null) {
       const step = (await flattenSteps(app.home, opts.runnable.job, opts.params).catch(() => []))[current];
@@ -215,7 +234,7 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
       if (retry) {
         await app.pool.query(`UPDATE runner.runs SET status = 'queued', error = $2 WHERE id = $1`, [
           runId,
-          `attempt failed, will retry: ${outcome.error}`,
+          handedBack ? outcome.error : `attempt failed, will retry: ${outcome.error}`,
         ]);
       } else {
         await finishRun(
@@ -231,6 +250,14 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
   } finally {
     if (timer) clearTimeout(timer);
     await liveness?.release();
+  }
+}
+
+/** A worker shutting down stopped the run and hands it back to the queue; another worker runs it. */
+export class HandedBackError extends Error {
+  override name = 'HandedBackError';
+  constructor() {
+    super('the worker running it shut down; the run went back to the queue');
   }
 }
 
@@ -300,7 +327,13 @@ function detailOf(s: StepOutcome): Record<string, unknown> {
       })),
     };
   }
-  if (s.sql) return { command: s.sql.command, row_count: s.sql.rowCount, rows: s.sql.rows.slice(0, 50) };
+  if (s.sql) {
+    return {
+      command: s.sql.command,
+      row_count: s.sql.rowCount,
+      results: s.sql.results.map((r) => ({ columns: r.columns, rows: r.rows.slice(0, 50) })),
+    };
+  }
   return {};
 }
 

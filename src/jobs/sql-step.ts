@@ -4,13 +4,19 @@ import type pg from 'pg';
 import { CancelledError, UserError } from '../errors.js';
 import { bindNamedParams } from '../sql-params.js';
 
-/** What a SQL step returned: the rows of its last statement (at most {@link MAX_ROWS}). */
-export interface SqlStepResult {
-  file: string;
+/** One statement's result: its command tag and rows (at most {@link MAX_ROWS}). */
+export interface StatementResult {
   command: string | null;
   rowCount: number;
   columns: string[];
   rows: Record<string, unknown>[];
+}
+
+/** What a SQL step returned: the result of each statement that returned rows, or of the last one. */
+export interface SqlStepResult extends StatementResult {
+  file: string;
+  /** Every statement that returned rows, in order (a payroll close: its summary, the register, the journal entry). */
+  results: StatementResult[];
   dryRun: boolean;
 }
 
@@ -63,17 +69,16 @@ export async function runSqlStep(
     if (opts.signal.aborted) throw new CancelledError();
     await client.query('BEGIN');
     const res = (await client.query(sql)) as pg.QueryResult | pg.QueryResult[];
-    const last = Array.isArray(res) ? res[res.length - 1]! : res;
+    const all = (Array.isArray(res) ? res : [res]).map((r): StatementResult => ({
+      command: r.command ?? null,
+      rowCount: r.rowCount ?? 0,
+      columns: (r.fields ?? []).map((f) => f.name),
+      rows: (r.rows ?? []).slice(0, MAX_ROWS),
+    }));
     if (opts.signal.aborted) throw new CancelledError();
     await client.query(opts.dryRun ? 'ROLLBACK' : 'COMMIT');
-    return {
-      file: `sql/${ref}`,
-      command: last.command ?? null,
-      rowCount: last.rowCount ?? 0,
-      columns: (last.fields ?? []).map((f) => f.name),
-      rows: (last.rows ?? []).slice(0, MAX_ROWS),
-      dryRun: opts.dryRun,
-    };
+    const withRows = all.filter((r) => r.columns.length > 0);
+    return { file: `sql/${ref}`, ...all[all.length - 1]!, results: withRows, dryRun: opts.dryRun };
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {
       broken = true;

@@ -1,11 +1,16 @@
+import { UserError } from '../errors.js';
 import { createCsvFormat } from '../stages/format-csv.js';
-import type { FormatConfig, SinkConfig, SourceConfig } from '../stages/registry.js';
+import { createXlsxFormat } from '../stages/format-xlsx.js';
+import { FILE_SOURCES, type FormatConfig } from '../stages/registry.js';
+import { createFileSink } from '../stages/sink-file.js';
 import { createPostgresSink } from '../stages/sink-postgres.js';
 import { createFileSource } from '../stages/source-file.js';
+import { createPostgresSource } from '../stages/source-postgres.js';
 import { createTransform } from '../stages/transform.js';
-import type { FormatReader, RowStep, Sink, Source, StageContext } from '../stages/types.js';
+import type { FormatReader, FormatWriter, RowStep, Sink, Source, StageContext } from '../stages/types.js';
 import { createValidate } from '../stages/validate.js';
 import type { PipelineDefinition } from './definition.js';
+import type { ExportStages } from './export.js';
 
 /** The stages of an import pipeline, built from its definition. */
 export interface ImportStages {
@@ -20,28 +25,45 @@ export interface BuildOptions {
   files?: string[];
 }
 
-function buildSource(config: SourceConfig, ctx: StageContext, opts: BuildOptions): Source {
-  switch (config.kind) {
-    case 'file':
-      return createFileSource(config, ctx, opts.files);
-  }
-}
-
-function buildFormat(config: FormatConfig): FormatReader {
+function buildFormat(config: FormatConfig): FormatReader & FormatWriter {
   switch (config.kind) {
     case 'csv':
       return createCsvFormat(config);
+    case 'xlsx':
+      return createXlsxFormat(config);
   }
 }
 
-function buildSink(config: SinkConfig): Sink {
-  switch (config.kind) {
-    case 'postgres':
-      return createPostgresSink(config);
-  }
+/** Is this pipeline an export (rows of a query into a file)? */
+export function isExport(def: PipelineDefinition): boolean {
+  return !FILE_SOURCES.includes(def.config.source.kind);
 }
 
-/** Builds every stage; mapping files and lookup tables are read here, once per run. */
+/** Builds the stages of an export; `params` feed the query and the output name. */
+export function buildExport(
+  def: PipelineDefinition,
+  ctx: StageContext,
+  params: Record<string, unknown>,
+  runId: number | null,
+): ExportStages {
+  const { source, sink } = def.config;
+  if (source.kind !== 'postgres' || sink.kind !== 'file')
+    throw new UserError(`${def.file}: not an export pipeline`);
+  const format = buildFormat(def.config.format);
+  const fileSink = createFileSink(sink, ctx);
+  return {
+    source: createPostgresSource(source, ctx, params),
+    format,
+    sink: fileSink,
+    outputName: fileSink.outputName({
+      period: params.period as string | undefined,
+      run_id: runId ?? 'dry-run',
+      ext: format.extension,
+    }),
+  };
+}
+
+/** Builds every stage of an import; mapping files and lookup tables are read here, once per run. */
 export async function buildImport(
   def: PipelineDefinition,
   ctx: StageContext,
@@ -50,10 +72,13 @@ export async function buildImport(
   const steps: RowStep[] = [];
   if (def.config.validate) steps.push(createValidate(def.config.validate));
   if (def.config.transform) steps.push(await createTransform(def.config.transform, ctx));
+  const { source, sink } = def.config;
+  if (source.kind !== 'file' || sink.kind !== 'postgres')
+    throw new UserError(`${def.file}: not an import pipeline`);
   return {
-    source: buildSource(def.config.source, ctx, opts),
+    source: createFileSource(source, ctx, opts.files),
     format: buildFormat(def.config.format),
     steps,
-    sink: buildSink(def.config.sink),
+    sink: createPostgresSink(sink),
   };
 }

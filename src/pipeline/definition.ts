@@ -3,7 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { loadYamlFile } from '../config-file.js';
 import { UserError } from '../errors.js';
-import { formatSchema, sinkSchema, sourceSchema } from '../stages/registry.js';
+import { FILE_SOURCES, formatSchema, sinkSchema, sourceSchema, TABLE_SINKS } from '../stages/registry.js';
 import { transformSchema } from '../stages/transform.js';
 import { validateSchema } from '../stages/validate.js';
 
@@ -32,7 +32,12 @@ export const pipelineSchema = z
     sink: sinkSchema,
     rejects: rejectPolicySchema.default({}),
   })
-  .strict();
+  .strict()
+  .refine((p) => FILE_SOURCES.includes(p.source.kind) === TABLE_SINKS.includes(p.sink.kind), {
+    message:
+      'an import reads files (source file) into a table (sink postgres); an export reads a query (source postgres) into a file (sink file)',
+    path: ['sink', 'kind'],
+  });
 
 export type PipelineConfig = z.infer<typeof pipelineSchema>;
 

@@ -9,7 +9,8 @@ import type { Logger } from 'pino';
 import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
 import { createRun, finishRun, recordRunFile } from '../runs.js';
 import type { Cell, Reject, RowStep, SinkWriter, SourceFile, StageContext } from '../stages/types.js';
-import { buildImport, type ImportStages } from './build.js';
+import { buildExport, buildImport, isExport, type ImportStages } from './build.js';
+import { runExport } from './export.js';
 import type { PipelineConfig, PipelineDefinition } from './definition.js';
 
 /**
@@ -100,6 +101,12 @@ export async function runPipeline(
 ): Promise<PipelineResult> {
   const signal = opts.signal ?? new AbortController().signal;
   const ctx: StageContext = { home: app.home, pool: app.pool, log: app.log, signal };
+  if (isExport(def)) {
+    return runExport(app, def, (runId) => buildExport(def, ctx, opts.params ?? {}, runId), {
+      ...opts,
+      signal,
+    });
+  }
   const stages = await buildImport(def, ctx, { files: opts.files });
   const dryRun = opts.dryRun ?? false;
   const ownRun = opts.runId === undefined && !dryRun;

@@ -2,7 +2,8 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { CsvTokenizer, type Field } from '../csv-tokenizer.js';
 import { UserError } from '../errors.js';
-import type { Batch, FormatReader, RejectFn } from './types.js';
+import { createCsvWriter } from '../csv-writer.js';
+import type { Batch, FormatReader, FormatWriter, RejectFn } from './types.js';
 
 const ENCODINGS = ['utf-8', 'latin1', 'windows-1252', 'utf-16le'] as const;
 
@@ -22,6 +23,12 @@ export const csvFormatSchema = z
     encoding: z.enum(ENCODINGS).default('utf-8'),
     /** Lines to skip before the header (report titles and the like). */
     skip_lines: z.number().int().min(0).default(0),
+    /** Export: prefix text that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR, LF) with `'`. */
+    escape_formulas: z.boolean().default(true),
+    /** Export: start the file with a UTF-8 byte-order mark (Excel then detects UTF-8). */
+    bom: z.boolean().default(false),
+    /** Export: line ending. */
+    record_delimiter: z.enum(['lf', 'crlf']).default('lf'),
     /** Longest record accepted, in characters. */
     max_record_chars: z
       .number()
@@ -37,10 +44,20 @@ export const csvFormatSchema = z
 
 export type CsvFormatConfig = z.infer<typeof csvFormatSchema>;
 
-/** Creates the CSV reader for a pipeline. */
-export function createCsvFormat(config: CsvFormatConfig): FormatReader {
+/** Creates the CSV reader (imports) and writer (exports) of a pipeline. */
+export function createCsvFormat(config: CsvFormatConfig): FormatReader & FormatWriter {
+  const writer = createCsvWriter({
+    delimiter: config.delimiter,
+    quote: config.quote,
+    header: config.header,
+    escape_formulas: config.escape_formulas,
+    bom: config.bom,
+    record_delimiter: config.record_delimiter,
+  });
   return {
     read: (input, fileName, reject) => readCsv(config, input, fileName, reject),
+    extension: writer.extension,
+    write: writer.write,
   };
 }
 

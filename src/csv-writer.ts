@@ -1,0 +1,133 @@
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { stringify } from 'csv-stringify/sync';
+import { z } from 'zod';
+import type { Batch, Cell, ColumnType, FormatWriter } from './stages/types.js';
+
+/**
+ * CSV export: batches → csv-stringify (one synchronous call per batch) → `out`, waiting for 'drain'.
+ *
+ * Formula neutralisation is done here, per column type, rather than by csv-stringify's
+ * `escape_formulas`: that option prefixes every *string* starting with `-` (it spares only values
+ * that are JS numbers), and our cells are all text, so `-12.50` in a decimal column would become
+ * `'-12.50`; passing numbers instead would lose their formatting (`-12.5`). It also leaves a leading
+ * line feed alone. Here a value in an `int`/`decimal` column that is a plain number is written as is;
+ * anything else starting with `=`, `+`, `-`, `@`, tab, CR or LF (or their full-width forms) gets a
+ * leading `'` (OWASP CSV injection).
+ *
+ * NULL is written as an empty field and an empty string as `""`, the convention PostgreSQL's CSV
+ * COPY uses, so an export reads back the same.
+ */
+
+/** Options of the CSV writer; the same keys as `format: { kind: csv }` plus the export-only ones. */
+export const csvWriterOptionsSchema = z.object({
+  /** Field separator, one character. @defaultValue `,` */
+  delimiter: z.string().length(1).default(','),
+  /** Quote character, one character. @defaultValue `"` */
+  quote: z.string().length(1).default('"'),
+  /** Write a header line with the column names. @defaultValue true */
+  header: z.boolean().default(true),
+  /** Prefix text that a spreadsheet would run as a formula with `'`. @defaultValue true */
+  escape_formulas: z.boolean().default(true),
+  /** Start the file with a UTF-8 byte-order mark (Excel then detects UTF-8). @defaultValue false */
+  bom: z.boolean().default(false),
+  /** Line ending. @defaultValue `lf` */
+  record_delimiter: z.enum(['lf', 'crlf']).default('lf'),
+});
+
+export type CsvWriterOptions = z.input<typeof csvWriterOptionsSchema>;
+
+/** Characters that make a spreadsheet read a text cell as a formula (OWASP CSV injection), incl. full-width forms. */
+const FORMULA_START = /^[=+\-@\t\r\n\uFF1D\uFF0B\uFF0D\uFF20]/;
+
+/** Text as it must be written so no spreadsheet turns it into a formula: a leading `'` where needed. */
+export function neutraliseFormula(text: string): string {
+  return FORMULA_START.test(text) ? `'${text}` : text;
+}
+
+/** A number as PostgreSQL prints numerics and floats (`-12.50`, `1e+21`, `.5`). */
+export const NUMBER_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+/** Creates a CSV writer; options not given take their defaults. */
+export function createCsvWriter(options: CsvWriterOptions = {}): FormatWriter {
+  const o = csvWriterOptionsSchema.parse(options);
+  return {
+    extension: 'csv',
+    write: (columns, types, batches, out) => writeCsv(o, columns, types, batches, out),
+  };
+}
+
+async function writeCsv(
+  o: z.output<typeof csvWriterOptionsSchema>,
+  columns: readonly string[],
+  types: readonly ColumnType[],
+  batches: AsyncIterable<Batch>,
+  out: Writable,
+): Promise<number> {
+  const numeric = columns.map((_, i) => types[i] === 'int' || types[i] === 'decimal');
+  const stringifyOptions = {
+    delimiter: o.delimiter,
+    quote: o.quote,
+    record_delimiter: o.record_delimiter === 'crlf' ? '\r\n' : '\n',
+    // An empty string is quoted so that it stays distinct from NULL (an empty field).
+    quoted_match: /^$/,
+    escape_formulas: false,
+    eof: true,
+  } as const;
+  const cell = (v: Cell, i: number): string | null => {
+    if (v === null) return null;
+    if (!o.escape_formulas || (numeric[i] && NUMBER_TEXT.test(v))) return v;
+    return neutraliseFormula(v);
+  };
+
+  let failure: Error | null = null;
+  const onError = (err: Error): void => {
+    failure ??= err;
+  };
+  out.on('error', onError);
+  let written = 0;
+  try {
+    let head = o.bom ? '\uFEFF' : '';
+    if (o.header)
+      head += stringify(
+        [columns.map((c) => (o.escape_formulas ? neutraliseFormula(c) : c))],
+        stringifyOptions,
+      );
+    if (head !== '') await write(out, head, () => failure);
+    for await (const batch of batches) {
+      const records = batch.rows.map((row) => columns.map((_, i) => cell(row[i] ?? null, i)));
+      if (records.length === 0) continue;
+      await write(out, stringify(records, stringifyOptions), () => failure);
+      written += records.length;
+    }
+    if (failure) throw failure;
+    out.end();
+    await finished(out);
+  } finally {
+    out.off('error', onError);
+  }
+  if (failure) throw failure;
+  return written;
+}
+
+/** Writes `chunk`, waiting for 'drain' when `out` asks for it. */
+async function write(out: Writable, chunk: string, failed: () => Error | null): Promise<void> {
+  const err = failed();
+  if (err) throw err;
+  if (out.destroyed) throw new Error('csv export: the output stream was closed before the file was complete');
+  if (out.write(chunk)) return;
+  const ac = new AbortController();
+  const { signal } = ac;
+  try {
+    await Promise.race([
+      once(out, 'drain', { signal }),
+      once(out, 'error', { signal }),
+      once(out, 'close', { signal }),
+    ]);
+  } finally {
+    ac.abort();
+  }
+  const after = failed();
+  if (after) throw after;
+}
