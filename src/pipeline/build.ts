@@ -4,7 +4,9 @@ import { createXlsxFormat } from '../stages/format-xlsx.js';
 import { FILE_SOURCES, type FormatConfig } from '../stages/registry.js';
 import { createFileSink } from '../stages/sink-file.js';
 import { createPostgresSink } from '../stages/sink-postgres.js';
+import { createSftpSink } from '../stages/sink-sftp.js';
 import { createFileSource } from '../stages/source-file.js';
+import { createSftpSource } from '../stages/source-sftp.js';
 import { createPostgresSource } from '../stages/source-postgres.js';
 import { createTransform } from '../stages/transform.js';
 import type { FormatReader, FormatWriter, RowStep, Sink, Source, StageContext } from '../stages/types.js';
@@ -47,10 +49,11 @@ export function buildExport(
   runId: number | null,
 ): ExportStages {
   const { source, sink } = def.config;
-  if (source.kind !== 'postgres' || sink.kind !== 'file')
+  if (source.kind !== 'postgres' || sink.kind === 'postgres') {
     throw new UserError(`${def.file}: not an export pipeline`);
+  }
   const format = buildFormat(def.config.format);
-  const fileSink = createFileSink(sink, ctx);
+  const fileSink = sink.kind === 'file' ? createFileSink(sink, ctx) : createSftpSink(sink, ctx);
   return {
     source: createPostgresSource(source, ctx, params),
     format,
@@ -73,10 +76,15 @@ export async function buildImport(
   if (def.config.validate) steps.push(createValidate(def.config.validate));
   if (def.config.transform) steps.push(await createTransform(def.config.transform, ctx));
   const { source, sink } = def.config;
-  if (source.kind !== 'file' || sink.kind !== 'postgres')
+  if (source.kind === 'postgres' || sink.kind !== 'postgres') {
     throw new UserError(`${def.file}: not an import pipeline`);
+  }
   return {
-    source: createFileSource(source, ctx, opts.files),
+    // `--file` replaces any source's listing with local files.
+    source:
+      source.kind === 'sftp' && !opts.files
+        ? createSftpSource(source, ctx)
+        : createFileSource(source.kind === 'file' ? source : { kind: 'file', path: '' }, ctx, opts.files),
     format: buildFormat(def.config.format),
     steps,
     sink: createPostgresSink(sink),

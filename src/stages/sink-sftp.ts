@@ -1,0 +1,88 @@
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { loadPartner, resolveEndpoint } from '../partners.js';
+import { connectSftp, endSftp, uploadAtomic, withRetry } from '../sftp.js';
+import { checkOutputName, renderOutputName, type OutputNameValues } from './sink-file.js';
+import type { FileSink, StageContext } from './types.js';
+
+/**
+ * `sink: { kind: sftp }` — an export delivered to a partner's SFTP directory.
+ *
+ *   bytes ─► local temporary file ─► commit: upload as .<name>.<random>.part, then rename to <name>
+ *
+ * The partner never sees a partial file under the final name; an existing file is not replaced
+ * unless `overwrite` says so. A transfer cut short is retried on a new connection.
+ */
+export const sftpSinkSchema = z
+  .object({
+    kind: z.literal('sftp'),
+    /** A partner declared in partners/. */
+    partner: z.string().min(1),
+    /** Which of the partner's directories receives the file. */
+    dir: z.enum(['outbox', 'inbox']).default('outbox'),
+    /** File name template: `{date}`, `{period}`, `{run_id}`, `{ext}`. */
+    name: z.string().min(1),
+    /** Replace a file of the same name. @defaultValue false */
+    overwrite: z.boolean().default(false),
+  })
+  .strict();
+export type SftpSinkConfig = z.infer<typeof sftpSinkSchema>;
+
+export function createSftpSink(
+  config: SftpSinkConfig,
+  ctx: StageContext,
+): FileSink & { outputName(values: OutputNameValues): string } {
+  return {
+    describe: () => `sftp ${config.partner}:${config.dir}/${config.name}`,
+    outputName: (values) => renderOutputName(config.name, values),
+    async open(name) {
+      const finalName = checkOutputName(name);
+      const partner = await loadPartner(ctx.home, config.partner);
+      const endpoint = resolveEndpoint(partner);
+      const dir = await mkdtemp(path.join(tmpdir(), 'erp-out-'));
+      const localPath = path.join(dir, finalName);
+      const stream = createWriteStream(localPath);
+      const finished = new Promise<void>((resolve, reject) =>
+        stream.on('finish', resolve).on('error', reject),
+      );
+      return {
+        stream,
+        async commit() {
+          await finished;
+          try {
+            return await withRetry(
+              async () => {
+                const client = await connectSftp(endpoint, { log: ctx.log, signal: ctx.signal });
+                try {
+                  const remote = await uploadAtomic(client, localPath, endpoint[config.dir], finalName, {
+                    overwrite: config.overwrite,
+                    signal: ctx.signal,
+                  });
+                  return `sftp:${partner.name}${remote}`;
+                } finally {
+                  await endSftp(client);
+                }
+              },
+              {
+                attempts: endpoint.retry.attempts,
+                baseDelayMs: endpoint.retry.base_delay_ms,
+                signal: ctx.signal,
+                log: ctx.log,
+                what: `upload ${finalName}`,
+              },
+            );
+          } finally {
+            await rm(dir, { recursive: true, force: true });
+          }
+        },
+        async abort() {
+          stream.destroy();
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  };
+}
