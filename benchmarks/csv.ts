@@ -42,7 +42,12 @@ sink: { kind: postgres, table: public.bench_items, mode: append }
 `;
 
 /** Runs a command; returns wall seconds and the peak RSS (MB) seen in /proc while it ran. */
-export function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<{ seconds: number; peakRssMb: number }> {
+export function timed(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  cwd?: string,
+): Promise<{ seconds: number; peakRssMb: number }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -76,20 +81,36 @@ export async function benchCsv(rows: number, databaseUrl: string, workDir: strin
   const pool = new pg.Pool({ connectionString: databaseUrl });
   try {
     const reset = async (): Promise<void> => {
-      await pool.query(`DROP TABLE IF EXISTS public.bench_items; CREATE TABLE public.bench_items ${BENCH_DDL}`);
+      await pool.query(
+        `DROP TABLE IF EXISTS public.bench_items; CREATE TABLE public.bench_items ${BENCH_DDL}`,
+      );
       await pool.query(`DELETE FROM runner.ingested_files WHERE pipeline = 'bench'`);
       await pool.query('CHECKPOINT');
     };
     await reset();
     const psql = await timed(
       'psql',
-      [databaseUrl, '-q', '-v', 'ON_ERROR_STOP=1', '-c', `\\copy public.bench_items FROM '${file}' WITH (FORMAT csv, HEADER true)`],
+      [
+        databaseUrl,
+        '-q',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-c',
+        `\\copy public.bench_items FROM '${file}' WITH (FORMAT csv, HEADER true)`,
+      ],
       process.env,
     );
     await reset();
     const env = { ...process.env, DATABASE_URL: databaseUrl, ERP_HOME: workDir, LOG_LEVEL: 'warn' };
-    const erp = await timed(process.execPath, [path.resolve('dist/cli.js'), 'run', 'bench', '--inline'], env, workDir);
-    const { rows: check } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM public.bench_items');
+    const erp = await timed(
+      process.execPath,
+      [path.resolve('dist/cli.js'), 'run', 'bench', '--inline'],
+      env,
+      workDir,
+    );
+    const { rows: check } = await pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM public.bench_items',
+    );
     if (check[0]!.n !== rows) throw new Error(`erp loaded ${check[0]!.n} rows, expected ${rows}`);
     const size = (await stat(file)).size;
     return {

@@ -46,9 +46,18 @@ async function main(): Promise<void> {
     const sizes = (process.env.BENCH_ROWS ?? '1000000,5000000').split(',').map(Number);
     for (const rows of sizes) {
       const r = await benchCsv(rows, url.toString(), work);
-      line(`${rows.toLocaleString('en')} rows (${r.fileMb} MB), psql \\copy`, `${r.psqlRowsPerSec.toLocaleString('en')} rows/s (${r.psqlSeconds.toFixed(2)} s)`);
-      line(`${rows.toLocaleString('en')} rows, erp run`, `${r.erpRowsPerSec.toLocaleString('en')} rows/s (${r.erpSeconds.toFixed(2)} s)`);
-      line(`${rows.toLocaleString('en')} rows, ratio to psql \\copy`, `${(100 * r.ratio).toFixed(1)}% (issue target ≥ 35%)`);
+      line(
+        `${rows.toLocaleString('en')} rows (${r.fileMb} MB), psql \\copy`,
+        `${r.psqlRowsPerSec.toLocaleString('en')} rows/s (${r.psqlSeconds.toFixed(2)} s)`,
+      );
+      line(
+        `${rows.toLocaleString('en')} rows, erp run`,
+        `${r.erpRowsPerSec.toLocaleString('en')} rows/s (${r.erpSeconds.toFixed(2)} s)`,
+      );
+      line(
+        `${rows.toLocaleString('en')} rows, ratio to psql \\copy`,
+        `${(100 * r.ratio).toFixed(1)}% (issue target ≥ 35%)`,
+      );
       line(`${rows.toLocaleString('en')} rows, erp peak RSS`, `${r.erpPeakRssMb} MB (target < 250 MB)`);
     }
     // Benchmarks of the other components, each printing its own figures.

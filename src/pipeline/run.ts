@@ -179,8 +179,9 @@ export async function hashFile(file: string): Promise<string> {
 class RejectCollector {
   /** Reject entries (a row can have several). */
   count = 0;
-  /** Entries for whole rows the format could not split into fields. */
+  /** Rows the format itself refused (a wrong field count, an unclosed quote, an error cell), counted once per line. */
   structural = 0;
+  private lastFormatLine: number | null | undefined = undefined;
   readonly first: Reject[] = [];
   private out: ReturnType<typeof stringify> | null = null;
   private sink: WriteStream | null = null;
@@ -193,7 +194,6 @@ class RejectCollector {
 
   add = (r: Reject): void => {
     this.count++;
-    if (r.field === null) this.structural++;
     if (this.first.length < this.keep) this.first.push(r);
     if (this.reportPath === null) return;
     if (this.out === null) {
@@ -210,6 +210,13 @@ class RejectCollector {
       });
     }
     this.out.write([r.file, r.line, r.field, r.value, r.reason]);
+  };
+
+  /** What the format stage reports: each refused row counts once, however many of its cells were bad. */
+  addFromFormat = (r: Reject): void => {
+    if (r.line === null || r.line !== this.lastFormatLine) this.structural++;
+    this.lastFormatLine = r.line;
+    this.add(r);
   };
 
   /** Flushes the report; returns its path, or null when there were no rejects. */
@@ -421,7 +428,7 @@ async function streamRows(
   let rowsRead = 0;
   let rowsRejected = 0;
   try {
-    for await (const batch of stages.format.read(input, file.name, rejects.add)) {
+    for await (const batch of stages.format.read(input, file.name, rejects.addFromFormat)) {
       if (opts.signal.aborted) throw new CancelledError();
       if (compiled === null || compiled.columns !== batch.columns) {
         let cols = batch.columns;

@@ -14,9 +14,9 @@ import type { Batch, Cell, ColumnType, RecordSource, StageContext } from './type
  *                                                └─► COPY (q) TO STDOUT (text) ──► split lines/tabs ──► batches
  *
  * COPY's text format is parsed here rather than reading through a cursor: on 1M rows × 10 columns
- * it streamed ~2× faster than `DECLARE … FETCH 10000` with array rows and no type parsing, and
- * pg-copy-streams pauses the socket while the consumer is busy, so memory stays flat however
- * many rows the query returns. The query runs in a READ ONLY transaction with ISO dates.
+ * it took 3.0–3.6 s against 4.4–6.1 s for `DECLARE … FETCH 10000` with array rows and no type
+ * parsing. pg-copy-streams pauses the socket while the consumer is busy, so memory stays flat
+ * however many rows the query returns. The query runs in a READ ONLY transaction with ISO dates.
  */
 
 const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
