@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 npm run build --silent
-exec node --enable-source-maps scripts/demo.mjs "$@"
+exec npx tsx scripts/demo.ts "$@"
