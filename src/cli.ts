@@ -11,6 +11,7 @@ import { listPipelineNames, loadPipeline, pipelineSchema } from './pipeline/defi
 import { runPipeline, type PipelineResult, type Progress } from './pipeline/run.js';
 import { formatPipelineResult, formatRunDetail, formatRuns, table } from './report.js';
 import { EXIT } from './commands/exit.js';
+import { ediCommand, type EdiCommandOptions } from './commands/edi.js';
 import { runCommand, type RunCommandOptions } from './commands/run.js';
 import { requestCancel } from './jobs/cancel.js';
 import { jobSchema, listJobNames, loadJob } from './jobs/definition.js';
@@ -297,6 +298,19 @@ cli
         process.stdout.write(formatRunDetail(detail) + '\n');
         return EXIT.ok;
       }),
+  );
+
+cli
+  .command(
+    'edi [action] [partner]',
+    'EDI: `erp edi status` lists overdue acknowledgments and recent interchanges; `erp edi preview <partner>` shows what a run would do',
+  )
+  .option('--partner <name>', 'Only this trading partner (partners/<name>.yaml)', { type: [String] })
+  .option('--limit <n>', 'How many recent interchanges to show', { default: '20', type: [String] })
+  .option('--direction <dir>', 'preview: inbound, outbound (default) or acks', { type: [String] })
+  .option('--transaction-set <id>', 'preview outbound: 810 or 856 only', { type: [String] })
+  .action((action: string | undefined, partner: string | undefined, opts: EdiCommandOptions) =>
+    withApp((app) => ediCommand(app, action, partner, opts)),
   );
 
 /** Resolves with the name of the first SIGTERM or SIGINT. */

@@ -104,7 +104,11 @@ export const partnerSftpSchema = z
       const literal = s[key] !== undefined;
       const env = s[`${key}_env`] !== undefined;
       if (literal && env) {
-        ctx.addIssue({ code: 'custom', path: [`${key}_env`], message: `give ${key} or ${key}_env, not both` });
+        ctx.addIssue({
+          code: 'custom',
+          path: [`${key}_env`],
+          message: `give ${key} or ${key}_env, not both`,
+        });
       }
       const optional = key === 'port' || key === 'base_dir' || key === 'private_key_file';
       if (!optional && !literal && !env) {
@@ -242,7 +246,9 @@ export function resolveEndpoint(
     if (name === undefined) return undefined;
     const value = env[name];
     if (value === undefined || value.trim() === '') {
-      throw new UserError(`${where}.${key}_env: environment variable ${name} is not set; set it to the ${key}`);
+      throw new UserError(
+        `${where}.${key}_env: environment variable ${name} is not set; set it to the ${key}`,
+      );
     }
     return value.trim();
   };

@@ -56,6 +56,20 @@ export const stepSchema = z.union([
       params: stepParams,
     })
     .strict(),
+  z
+    .object({
+      /** EDI with a trading partner: read its inbox (850s in, 997/999 back), reconcile its acks only, or send 810/856. */
+      edi: z.enum(['inbound', 'outbound', 'acks']),
+      /** The partner, declared in partners/<name>.yaml. */
+      partner: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$/, 'a partner name such as PARTNERA'),
+      /** Outbound only: send this transaction set only. @defaultValue every set the partner receives */
+      transaction_set: z.enum(['810', '856']).optional(),
+    })
+    .strict()
+    .refine((s) => s.transaction_set === undefined || s.edi === 'outbound', {
+      message: 'transaction_set is for edi: outbound steps',
+      path: ['transaction_set'],
+    }),
 ]);
 export type StepSpec = z.infer<typeof stepSchema>;
 
@@ -298,9 +312,10 @@ export function lockKeyOf(job: JobDefinition, params: Record<string, string>): s
 
 /** Replaces `{name}` in step parameter values with the job's parameters. */
 export function stepParamsOf(step: StepSpec, jobParams: Record<string, string>): Record<string, string> {
-  if (!step.params) return { ...jobParams };
+  const given = 'params' in step ? step.params : undefined;
+  if (!given) return { ...jobParams };
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(step.params)) {
+  for (const [k, v] of Object.entries(given)) {
     out[k] = String(v).replace(/\{([a-z_][a-z0-9_]*)\}/g, (_whole, name: string) => {
       const value = jobParams[name];
       if (value === undefined)

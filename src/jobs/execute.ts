@@ -3,6 +3,8 @@ import { hostname } from 'node:os';
 import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
 import { loadPipeline } from '../pipeline/definition.js';
 import { runPipeline, type AppContext, type PipelineResult } from '../pipeline/run.js';
+import { ediStepDetail, ediStepName, runEdiStep, type EdiStepResult, type EdiStepSpec } from '../edi/step.js';
+import { loadPartner } from '../partners.js';
 import { errorKindOf, finishRun, type ErrorKind } from '../runs.js';
 import { loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';
 import { runSqlStep, sqlFilePath, type SqlStepResult } from './sql-step.js';
@@ -51,6 +53,7 @@ export interface StepOutcome {
   status: 'succeeded' | 'failed' | 'skipped';
   pipeline?: PipelineResult;
   sql?: SqlStepResult;
+  edi?: EdiStepResult;
   error?: string;
 }
 
@@ -65,13 +68,15 @@ export interface RunOutcome {
 }
 
 export interface FlatStep {
-  kind: 'pipeline' | 'sql';
+  kind: 'pipeline' | 'sql' | 'edi';
   name: string;
   params: Record<string, string>;
   files?: string[];
+  /** The partner and direction of an `edi` step. */
+  edi?: EdiStepSpec;
 }
 
-/** Expands nested jobs into one ordered list of pipeline and SQL steps. */
+/** Expands nested jobs into one ordered list of pipeline, SQL and EDI steps. */
 export async function flattenSteps(
   home: string,
   job: JobDefinition,
@@ -84,7 +89,14 @@ export async function flattenSteps(
     const p = stepParamsOf(step, params);
     if ('pipeline' in step) out.push({ kind: 'pipeline', name: step.pipeline, params: p, files: step.files });
     else if ('sql' in step) out.push({ kind: 'sql', name: step.sql, params: p });
-    else out.push(...(await flattenSteps(home, await loadJob(home, step.job), p, [...seen, job.name])));
+    else if ('edi' in step) {
+      const edi: EdiStepSpec = {
+        direction: step.edi,
+        partner: step.partner,
+        ...(step.transaction_set ? { transactionSet: step.transaction_set } : {}),
+      };
+      out.push({ kind: 'edi', name: ediStepName(edi), params: p, edi });
+    } else out.push(...(await flattenSteps(home, await loadJob(home, step.job), p, [...seen, job.name])));
   }
   return out;
 }
@@ -101,6 +113,7 @@ export async function planRun(
   const steps = await flattenSteps(home, runnable.job, params);
   for (const step of steps) {
     if (step.kind === 'pipeline') await loadPipeline(home, step.name);
+    else if (step.kind === 'edi') await loadPartner(home, step.edi!.partner);
     else
       await access(sqlFilePath(home, step.name)).catch(() => {
         throw new UserError(`${runnable.job.file}: step sql '${step.name}': no such file sql/${step.name}`);
@@ -158,8 +171,7 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
           error_kind: ErrorKind | null;
         }>('SELECT status, error, error_kind FROM runner.runs WHERE id = $1', [runId]);
         const row = now[0];
-        outcome.status =
-          row?.status === 'succeeded' || row?.status === 'failed' ? row.status : 'cancelled';
+        outcome.status = row?.status === 'succeeded' || row?.status === 'failed' ? row.status : 'cancelled';
         outcome.error =
           outcome.status === 'succeeded'
             ? null
@@ -196,7 +208,12 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
       );
       outcome.steps.push(result);
       await recordStep(app, runId, i + 1, step, 'succeeded', detailOf(result));
-      opts.onProgress?.({ ...base, state: 'succeeded', rows: result.pipeline?.rowsLoaded });
+      opts.onProgress?.({
+        ...base,
+        state: 'succeeded',
+        rows: result.pipeline?.rowsLoaded,
+        ...(result.edi ? { message: result.edi.summary } : {}),
+      });
     }
     if (runId !== null) await finishRun(app.pool, runId, 'succeeded');
     return outcome;
@@ -291,6 +308,10 @@ async function runStep(
     const sql = await runSqlStep(app.pool, app.home, step.name, step.params, { dryRun: opts.dryRun, signal });
     return { kind: 'sql', name: step.name, status: 'succeeded', sql };
   }
+  if (step.kind === 'edi') {
+    const edi = await runEdiStep(app, step, { runId: opts.runId, dryRun: opts.dryRun, signal, onRows });
+    return { kind: 'edi', name: step.name, status: 'succeeded', edi };
+  }
   const def = await loadPipeline(app.home, step.name);
   const result = await runPipeline(app, def, {
     runId: opts.runId ?? undefined,
@@ -327,6 +348,7 @@ function detailOf(s: StepOutcome): Record<string, unknown> {
       })),
     };
   }
+  if (s.edi) return ediStepDetail(s.edi);
   if (s.sql) {
     return {
       command: s.sql.command,

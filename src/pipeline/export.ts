@@ -1,7 +1,8 @@
 import { describeError, isPermanent } from '../errors.js';
-import { createRun, finishRun, recordRunFile } from '../runs.js';
+import { finishRun, recordRunFile } from '../runs.js';
 import type { Batch, FileSink, FormatWriter, RecordSource } from '../stages/types.js';
 import type { PipelineDefinition } from './definition.js';
+import { pipelineRun } from './pipeline-run.js';
 import type { AppContext, FileResult, PipelineResult, RunPipelineOptions } from './run.js';
 
 /**
@@ -29,18 +30,7 @@ export async function runExport(
   opts: RunPipelineOptions = {},
 ): Promise<PipelineResult> {
   const dryRun = opts.dryRun ?? false;
-  const ownRun = opts.runId === undefined && !dryRun;
-  const runId =
-    opts.runId ??
-    (dryRun
-      ? null
-      : await createRun(app.pool, {
-          kind: 'pipeline',
-          name: def.name,
-          params: opts.params ?? {},
-          requestedBy: opts.requestedBy,
-          trigger: opts.trigger,
-        }));
+  const { runId, ownRun } = await pipelineRun(app, def, opts);
   let stages: ExportStages;
   try {
     stages = build(runId);

@@ -10,6 +10,7 @@ import { CancelledError, describeError, isPermanent, RejectPolicyError, UserErro
 import { createRun, finishRun, recordRunFile } from '../runs.js';
 import type { Cell, Reject, RowStep, SinkWriter, SourceFile, StageContext } from '../stages/types.js';
 import { buildExport, buildImport, isExport, type ImportStages } from './build.js';
+import { pipelineRun } from './pipeline-run.js';
 import { runExport } from './export.js';
 import type { PipelineConfig, PipelineDefinition } from './definition.js';
 
@@ -109,22 +110,7 @@ export async function runPipeline(
   }
   const stages = await buildImport(def, ctx, { files: opts.files });
   const dryRun = opts.dryRun ?? false;
-  const ownRun = opts.runId === undefined && !dryRun;
-  const runId =
-    opts.runId ??
-    (dryRun
-      ? null
-      : await createRun(app.pool, {
-          kind: 'pipeline',
-          name: def.name,
-          params: {
-            ...(opts.params ?? {}),
-            ...(opts.files ? { files: opts.files } : {}),
-            ...(opts.force ? { force: true } : {}),
-          },
-          requestedBy: opts.requestedBy,
-          trigger: opts.trigger,
-        }));
+  const { runId, ownRun } = await pipelineRun(app, def, opts);
   const result: PipelineResult = {
     runId,
     pipeline: def.name,
