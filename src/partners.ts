@@ -158,10 +158,17 @@ export const partnerSchema = z
     /** The partner's name: the file name, the key of its control numbers and interchanges. */
     name: z.string().regex(PARTNER_NAME, 'letters, digits, _ and -, at most 40 characters'),
     description: z.string().optional(),
-    /** The customer (sales.customers.customer_no) whose orders come in and whose invoices go out. */
-    customer_no: z.string().regex(/^[A-Z0-9][A-Z0-9_-]{0,19}$/, 'a customer number such as PARTNERA'),
+    /**
+     * The customer (sales.customers.customer_no) whose orders come in and whose invoices go out;
+     * required with `x12`.
+     */
+    customer_no: z
+      .string()
+      .regex(/^[A-Z0-9][A-Z0-9_-]{0,19}$/, 'a customer number such as PARTNERA')
+      .optional(),
     sftp: partnerSftpSchema,
-    x12: x12ProfileSchema,
+    /** The X12 profile of a trading partner; a partner that only exchanges files (a time clock, a bank) has none. */
+    x12: x12ProfileSchema.optional(),
     /**
      * ISA15 usage indicators whose interchanges are loaded; others are acknowledged as rejected.
      * @defaultValue [production]
@@ -175,13 +182,24 @@ export const partnerSchema = z
     /** Most documents (810s or 856s) in one outbound interchange; more go in further files. @defaultValue 500 */
     max_documents_per_file: z.number().int().min(1).max(100_000).default(500),
   })
-  .strict();
+  .strict()
+  .refine((p) => p.x12 === undefined || p.customer_no !== undefined, {
+    message: 'a trading partner with an x12 profile needs customer_no',
+    path: ['customer_no'],
+  });
 
-/** A validated partner definition. */
-export type Partner = z.output<typeof partnerSchema> & {
+/** A validated partner definition: an SFTP endpoint, and for trading partners an X12 profile. */
+export type AnyPartner = z.output<typeof partnerSchema> & {
   /** The definition's file, relative to the home (for messages). */
   file: string;
 };
+
+/** A trading partner: one with an X12 profile and the customer it trades as. */
+export type Partner = AnyPartner & { x12: NonNullable<AnyPartner['x12']>; customer_no: string };
+
+function isTradingPartner(p: AnyPartner): p is Partner {
+  return p.x12 !== undefined && p.customer_no !== undefined;
+}
 
 /** The names of the partners declared under `home`/partners, sorted. */
 export async function listPartnerNames(home: string): Promise<string[]> {
@@ -195,8 +213,16 @@ export async function listPartnerNames(home: string): Promise<string[]> {
   }
 }
 
-/** Loads and validates `partners/<name>.yaml`; a missing partner lists the declared ones. */
+/** Loads a trading partner (one with an X12 profile), for EDI. */
 export async function loadPartner(home: string, name: string): Promise<Partner> {
+  const p = await loadAnyPartner(home, name);
+  if (!isTradingPartner(p))
+    throw new UserError(`${p.file}: partner ${name} has no x12 profile; it exchanges files only`);
+  return p;
+}
+
+/** Loads and validates `partners/<name>.yaml`; a missing partner lists the declared ones. */
+export async function loadAnyPartner(home: string, name: string): Promise<AnyPartner> {
   if (!PARTNER_NAME.test(name)) {
     throw new UserError(`'${name}' is not a partner name (letters, digits, _ and -)`);
   }
@@ -215,10 +241,13 @@ export async function loadPartner(home: string, name: string): Promise<Partner> 
   return { ...config, file: display };
 }
 
-/** Loads every partner under `home`/partners. */
+/** Loads every trading partner (with an X12 profile) under `home`/partners. */
 export async function loadPartners(home: string): Promise<Partner[]> {
   const out: Partner[] = [];
-  for (const name of await listPartnerNames(home)) out.push(await loadPartner(home, name));
+  for (const name of await listPartnerNames(home)) {
+    const p = await loadAnyPartner(home, name);
+    if (isTradingPartner(p)) out.push(p);
+  }
   return out;
 }
 
@@ -236,7 +265,7 @@ export interface PartnerDirs {
  * partner file, the key and the variable, never its value (it may be a secret).
  */
 export function resolveEndpoint(
-  partner: Partner,
+  partner: AnyPartner,
   env: NodeJS.ProcessEnv = process.env,
 ): SftpEndpoint & PartnerDirs {
   const s = partner.sftp;

@@ -89,8 +89,22 @@ export function formatRunDetail(d: RunDetail): string {
   if (r.error) out.push(`  error: ${r.error}`);
   if (d.steps.length > 0) {
     out.push('steps:');
-    for (const s of d.steps)
+    for (const s of d.steps) {
       out.push(`  ${s.position}. ${s.kind} ${s.name}: ${s.status}${s.error ? ` — ${s.error}` : ''}`);
+      const detail = s.detail as {
+        rows_loaded?: number;
+        rows_rejected?: number;
+        summary?: string;
+        results?: { columns: string[]; rows: Record<string, unknown>[] }[];
+      };
+      if (detail.rows_loaded !== undefined) {
+        out.push(`     loaded ${detail.rows_loaded}, rejected ${detail.rows_rejected ?? 0}`);
+      }
+      if (detail.summary) out.push(`     ${detail.summary}`);
+      for (const r of detail.results ?? []) {
+        if (r.rows.length > 0) out.push(tableOf(r).replace(/^/gm, '     '));
+      }
+    }
   }
   if (d.files.length > 0) {
     out.push('files:');
@@ -129,6 +143,10 @@ export function formatOutcome(name: string, params: Record<string, string>, o: R
         out.push(tableOf(r).replace(/^/gm, '    '));
         if (r.rowCount > r.rows.length) out.push(`    … ${r.rowCount - r.rows.length} more rows`);
       }
+    }
+    if (s.edi) {
+      out.push(`  ${s.name}: ${s.edi.summary}`);
+      for (const line of s.edi.lines) out.push(`    ${line}`);
     }
     if (s.status === 'skipped') out.push(`  ${s.kind} ${s.name}: skipped (done in an earlier attempt)`);
   }

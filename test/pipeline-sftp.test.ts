@@ -16,7 +16,6 @@ const saved = { ...process.env };
 
 const PARTNER = (pin: string): string => `
 name: CLOCK
-customer_no: CLOCK
 sftp:
   host: 127.0.0.1
   port_env: TEST_SFTP_PORT
@@ -30,16 +29,6 @@ sftp:
   error: error
   ready: { mode: stable, interval_ms: 200 }
   retry: { attempts: 3, base_delay_ms: 100 }
-x12:
-  ours: { isa_qualifier: ZZ, isa_id: ERPCO, gs_id: ERPCO }
-  theirs: { isa_qualifier: ZZ, isa_id: CLOCK, gs_id: CLOCK }
-  version: '004010'
-  usage: production
-  delimiters: { element: '*', component: '>', segment: '~', line_break: lf }
-  inbound: ['850']
-  outbound: ['810']
-  ack: '997'
-  mappings: { '850': x12/850-in, '810': x12/810-out }
 `;
 
 const IMPORT = `

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { loadPartner, resolveEndpoint } from '../partners.js';
+import { loadAnyPartner, resolveEndpoint } from '../partners.js';
 import { connectSftp, endSftp, uploadAtomic, withRetry } from '../sftp.js';
 import { checkOutputName, renderOutputName, type OutputNameValues } from './sink-file.js';
 import type { FileSink, StageContext } from './types.js';
@@ -40,7 +40,7 @@ export function createSftpSink(
     outputName: (values) => renderOutputName(config.name, values),
     async open(name) {
       const finalName = checkOutputName(name);
-      const partner = await loadPartner(ctx.home, config.partner);
+      const partner = await loadAnyPartner(ctx.home, config.partner);
       const endpoint = resolveEndpoint(partner);
       const dir = await mkdtemp(path.join(tmpdir(), 'erp-out-'));
       const localPath = path.join(dir, finalName);

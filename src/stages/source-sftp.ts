@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { loadPartner, resolveEndpoint } from '../partners.js';
+import { loadAnyPartner, resolveEndpoint } from '../partners.js';
 import {
   connectSftp,
   downloadVerified,
@@ -41,7 +41,7 @@ export type SftpSourceConfig = z.infer<typeof sftpSourceSchema>;
 export function createSftpSource(config: SftpSourceConfig, ctx: StageContext): Source {
   return {
     async *files(): AsyncIterable<SourceFile> {
-      const partner = await loadPartner(ctx.home, config.partner);
+      const partner = await loadAnyPartner(ctx.home, config.partner);
       const endpoint = resolveEndpoint(partner);
       const retry = {
         attempts: endpoint.retry.attempts,
