@@ -1,6 +1,10 @@
 import pg from 'pg';
 import { UserError } from './errors.js';
 
+// A DATE is a calendar day, not an instant: keep it as the text PostgreSQL sends ('2026-11-30')
+// instead of a JavaScript Date at local midnight, which shifts with the process's time zone.
+pg.types.setTypeParser(pg.types.builtins.DATE, (v) => v);
+
 /** A PostgreSQL pool; one per process. `application_name` shows erp sessions in pg_stat_activity. */
 export function createPool(databaseUrl: string, max = 10): pg.Pool {
   const pool = new pg.Pool({ connectionString: databaseUrl, max, application_name: 'erp' });
