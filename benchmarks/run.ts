@@ -5,6 +5,7 @@ import pg from 'pg';
 import { createPool } from '../src/db.js';
 import { migrate } from '../src/migrate.js';
 import { benchCsv } from './csv.js';
+import { benchQueue } from './queue.js';
 import { benchSftp } from './sftp.js';
 import { runX12Bench } from './x12.js';
 import { benchXlsx } from './xlsx.js';
@@ -96,11 +97,16 @@ async function main(): Promise<void> {
       await runX12Bench();
     }
     if (only.includes('queue')) {
-      const queue = path.join(import.meta.dirname, 'queue.ts');
-      if (await exists(queue)) {
-        const mod = (await import('./queue.js')) as { runQueueBench?: (url: string) => Promise<void> };
-        console.log('');
-        await mod.runQueueBench?.(url.toString());
+      console.log(
+        "\n## Job runner: 5,000 trivial runs through erp's worker vs BullMQ's own Worker (no-op), same Redis",
+      );
+      for (const f of await benchQueue(Number(process.env.BENCH_QUEUE_JOBS ?? 5000))) {
+        line(`concurrency ${f.concurrency}, erp worker`, `${f.erpJobsPerSec.toLocaleString('en')} runs/s`);
+        line(
+          `concurrency ${f.concurrency}, BullMQ no-op`,
+          `${f.bullmqJobsPerSec.toLocaleString('en')} jobs/s`,
+        );
+        line(`concurrency ${f.concurrency}, ratio`, `${f.ratio.toFixed(3)} (issue target > 0.5)`);
       }
     }
   } finally {

@@ -24,6 +24,10 @@ export const configSchema = z.object({
     .default('erp'),
   /** How long a stopping worker lets the runs in hand finish before handing them back, in ms. */
   ERP_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
+  /** BullMQ lock duration of a worker's runs, in ms: a run whose lock is not renewed within it counts as stalled. */
+  ERP_WORKER_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
+  /** How often a worker looks for stalled runs (their worker died) to hand them to another, in ms. */
+  ERP_WORKER_STALLED_MS: z.coerce.number().int().min(500).default(30_000),
   /** Rows kept per file in the erp.rejects table; the CSV report always has them all. */
   ERP_REJECTS_IN_TABLE: z.coerce.number().int().min(0).default(1000),
 });

@@ -28,19 +28,43 @@ export function redisConnection(url: string, role: 'worker' | 'producer'): Redis
           retryStrategy: () => null,
         };
   const redis = new Redis(url, { ...options, lazyConnect: true });
-  // Connection errors surface through the calls that fail; keep them off stderr.
-  redis.on('error', () => undefined);
+  // Connection errors surface through the calls that fail; keep them off stderr, but remember the
+  // last one: it says why (ECONNREFUSED, auth) better than the failed call does.
+  redis.on('error', (err: Error) => lastErrors.set(redis, err));
   return redis;
+}
+
+const lastErrors = new WeakMap<Redis, Error>();
+
+/** Resolves once `redis` is ready; rejects when the connection attempt ends without it. */
+function untilReady(redis: Redis): Promise<void> {
+  // A Queue or Worker given the connection may already have started connecting it.
+  if (redis.status === 'wait') return redis.connect();
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error): void => {
+      redis.off('ready', onReady);
+      redis.off('end', onEnd);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onReady = (): void => done();
+    const onEnd = (): void => done(lastErrors.get(redis) ?? new Error('connection closed'));
+    redis.on('ready', onReady);
+    redis.on('end', onEnd);
+    if (redis.status === 'end') onEnd();
+  });
 }
 
 /** Connects, or throws one clear line naming the Redis URL (without its password). */
 export async function connectRedis(redis: Redis, url: string): Promise<void> {
   try {
-    if (redis.status === 'wait') await redis.connect();
+    await untilReady(redis);
     await redis.ping();
   } catch (err) {
+    const cause = lastErrors.get(redis) ?? (err as Error);
     throw new UserError(
-      `cannot reach Redis at ${redactUrls(url)} (${(err as Error).message}); start it or set REDIS_URL (or use --inline to run without Redis)`,
+      `cannot reach Redis at ${redactUrls(url)} (${cause.message}); start it or set REDIS_URL (or use --inline to run without Redis)`,
       1,
     );
   }
@@ -68,11 +92,27 @@ export async function checkEvictionPolicy(redis: Redis, log: Logger): Promise<st
 }
 
 export function createQueue(redis: Redis, prefix: string): Queue<RunJobData> {
-  return new Queue<RunJobData>(QUEUE_NAME, { connection: redis, prefix });
+  const queue = new Queue<RunJobData>(QUEUE_NAME, { connection: redis, prefix });
+  // Without a listener BullMQ prints connection errors with their stacks (console.error); they
+  // surface through the calls that fail, as one line.
+  queue.on('error', () => undefined);
+  return queue;
 }
 
-export function createQueueEvents(redis: Redis, prefix: string): QueueEvents {
-  return new QueueEvents(QUEUE_NAME, { connection: redis, prefix });
+/**
+ * Listens to the queue's events from `lastEventId` on (by default, from the moment its first read
+ * reaches Redis, which can be after a run's first events: see {@link lastEventIdOf}).
+ */
+export function createQueueEvents(redis: Redis, prefix: string, lastEventId?: string): QueueEvents {
+  const events = new QueueEvents(QUEUE_NAME, { connection: redis, prefix, lastEventId });
+  events.on('error', () => undefined);
+  return events;
+}
+
+/** The id of the queue's latest event, to follow a run from before it is enqueued. */
+export async function lastEventIdOf(redis: Redis, queue: Queue<RunJobData>): Promise<string> {
+  const last = await redis.xrevrange(queue.keys.events!, '+', '-', 'COUNT', 1);
+  return last[0]?.[0] ?? '0-0';
 }
 
 /** The BullMQ job id of a run: one job per run, whatever enqueues it. */

@@ -92,67 +92,121 @@ export function nextTicks(entry: ScheduleEntry, now: Date, n: number): Date[] {
   return it.take(n).map((d) => d.toDate());
 }
 
+export interface FireOptions {
+  /**
+   * When the job's lock is held, wait for the run holding it to end and submit then, instead of
+   * skipping the tick. Catch-up does, so a locked job makes up every missed tick, one after the other.
+   */
+  waitForLock?: boolean;
+  /** Stops waiting (the scheduler is stopping); the tick is left for the next start. */
+  signal?: AbortSignal;
+}
+
+/** How often a tick waiting for a lock looks whether the run holding it ended, in ms. */
+const LOCK_POLL_MS = 250;
+
 /** Submits one tick: returns the run id, or null when another scheduler already did, or the lock is held. */
 export async function fireTick(
   ctx: SchedulerContext,
   entry: ScheduleEntry,
   at: Date,
+  opts: FireOptions = {},
 ): Promise<number | null> {
   const given = Object.fromEntries(Object.entries(entry.schedule.params).map(([k, v]) => [k, String(v)]));
   const params = resolveParams(entry.job, given, at);
-  try {
-    const runId = await createQueuedRun(
-      ctx.pool,
-      { kind: 'job', name: entry.job.name, job: entry.job },
-      params,
-      {
-        trigger: `schedule ${entry.index} at ${at.toISOString()}`,
-        requestedBy: 'scheduler',
-        scheduleTick: tickId(entry, at),
-      },
-    );
-    if (runId === null) return null;
-    await enqueueRun(ctx.queue, runId, { kind: 'job', name: entry.job.name, job: entry.job });
-    ctx.log.info({ job: entry.job.name, runId, tick: at.toISOString() }, 'schedule fired');
-    return runId;
-  } catch (err) {
-    if (err instanceof LockHeldError) {
-      ctx.log.warn(
-        { job: entry.job.name, tick: at.toISOString(), holder: err.holder },
-        `tick skipped: ${err.message}`,
+  for (let waited = false; ; waited = true) {
+    try {
+      const runId = await createQueuedRun(
+        ctx.pool,
+        { kind: 'job', name: entry.job.name, job: entry.job },
+        params,
+        {
+          trigger: `schedule ${entry.index} at ${at.toISOString()}`,
+          requestedBy: 'scheduler',
+          scheduleTick: tickId(entry, at),
+        },
       );
-      return null;
+      if (runId === null) return null;
+      await enqueueRun(ctx.queue, runId, { kind: 'job', name: entry.job.name, job: entry.job });
+      ctx.log.info({ job: entry.job.name, runId, tick: at.toISOString() }, 'schedule fired');
+      return runId;
+    } catch (err) {
+      if (!(err instanceof LockHeldError)) throw err;
+      if (!opts.waitForLock || opts.signal?.aborted) {
+        ctx.log.warn(
+          { job: entry.job.name, tick: at.toISOString(), holder: err.holder },
+          `tick skipped: ${err.message}`,
+        );
+        return null;
+      }
+      if (!waited)
+        ctx.log.info(
+          { job: entry.job.name, tick: at.toISOString(), holder: err.holder },
+          'missed tick waits for the run holding its lock',
+        );
+      await untilRunEnds(ctx.pool, err.holder, opts.signal);
     }
-    throw err;
   }
 }
 
-/** Submits the ticks each schedule missed within its catch-up window, oldest first. */
+/** Resolves once run `runId` is no longer queued or running, or `signal` aborts. */
+async function untilRunEnds(pool: pg.Pool, runId: number, signal?: AbortSignal): Promise<void> {
+  while (!signal?.aborted) {
+    const { rows } = await pool.query<{ status: string }>('SELECT status FROM runner.runs WHERE id = $1', [
+      runId,
+    ]);
+    if (rows[0]?.status !== 'queued' && rows[0]?.status !== 'running') return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, LOCK_POLL_MS);
+      signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    });
+  }
+}
+
+/**
+ * Submits the ticks each schedule missed within its catch-up window, oldest first. A tick whose
+ * job's lock is held waits for the holder to end, so the ticks of a locked job run one after the
+ * other; schedules are caught up side by side.
+ */
 export async function catchUp(
   ctx: SchedulerContext,
   entries: ScheduleEntry[],
   now = new Date(),
+  signal?: AbortSignal,
 ): Promise<number[]> {
-  const runs: number[] = [];
-  for (const entry of entries) {
-    const window = entry.schedule.catch_up;
-    if (!window) continue;
-    for (const at of ticksBetween(entry, new Date(now.getTime() - window), now)) {
-      const id = await fireTick(ctx, entry, at);
-      if (id !== null) runs.push(id);
-    }
-  }
-  return runs;
+  const perEntry = await Promise.all(
+    entries.map(async (entry) => {
+      const runs: number[] = [];
+      const window = entry.schedule.catch_up;
+      if (!window) return runs;
+      for (const at of ticksBetween(entry, new Date(now.getTime() - window), now)) {
+        if (signal?.aborted) break;
+        const id = await fireTick(ctx, entry, at, { waitForLock: true, signal });
+        if (id !== null) runs.push(id);
+      }
+      return runs;
+    }),
+  );
+  return perEntry.flat();
 }
 
 export interface RunningScheduler {
   entries: ScheduleEntry[];
+  /**
+   * The catch-up of missed ticks, which runs beside the schedules (it can wait for locks): the
+   * runs it submitted.
+   */
+  caughtUp: Promise<number[]>;
   stop(): Promise<void>;
 }
 
 export async function startScheduler(ctx: SchedulerContext): Promise<RunningScheduler> {
   const entries = await loadSchedules(ctx.home);
-  await catchUp(ctx, entries);
+  const stopping = new AbortController();
+  const caughtUp = catchUp(ctx, entries, new Date(), stopping.signal).catch((err: unknown) => {
+    ctx.log.error({ err: (err as Error).message }, 'could not make up missed ticks');
+    return [];
+  });
   const tasks = entries.map((entry) =>
     cron.schedule(
       entry.schedule.cron,
@@ -172,8 +226,11 @@ export async function startScheduler(ctx: SchedulerContext): Promise<RunningSche
   );
   return {
     entries,
+    caughtUp,
     async stop() {
+      stopping.abort();
       for (const t of tasks) await t.stop();
+      await caughtUp;
     },
   };
 }

@@ -1,8 +1,9 @@
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { App } from './app.js';
 import { listenForCancels } from './jobs/cancel.js';
-import { executeRun, type RunProgress } from './jobs/execute.js';
+import { executeRun, HandedBackError, type RunProgress } from './jobs/execute.js';
 import { loadStoredRun } from './jobs/load-run.js';
+import { createPool } from './db.js';
 import { checkEvictionPolicy, connectRedis, QUEUE_NAME, redisConnection, type RunJobData } from './queue.js';
 
 /**
@@ -18,11 +19,11 @@ import { checkEvictionPolicy, connectRedis, QUEUE_NAME, redisConnection, type Ru
  * event-loop delay during a load with a short lock and checks the job never stalls).
  */
 export interface WorkerOptions {
-  /** Runs executed at once by this process. */
+  /** Runs executed at once by this process; its runs get a pool of up to 3 PostgreSQL connections each. @defaultValue 1 */
   concurrency?: number;
-  /** BullMQ lock duration in ms; a run whose lock is not renewed within it counts as stalled. @defaultValue 30000 */
+  /** BullMQ lock duration in ms; a run whose lock is not renewed within it counts as stalled. @defaultValue ERP_WORKER_LOCK_MS (30000) */
   lockDuration?: number;
-  /** How often stalled runs are looked for, in ms. @defaultValue 30000 */
+  /** How often stalled runs are looked for, in ms. @defaultValue ERP_WORKER_STALLED_MS (30000) */
   stalledInterval?: number;
   /** On close, how long the runs in hand may take to finish before they are handed back, in ms. @defaultValue 30000 */
   graceMs?: number;
@@ -34,22 +35,34 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
-/** A worker shutting down handed the run back; another worker picks it up. */
-class HandedBackError extends Error {
-  override name = 'HandedBackError';
-}
+/** PostgreSQL connections one run in hand may hold at once: see {@link startWorker}. */
+const CONNECTIONS_PER_RUN = 3;
 
 export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<RunningWorker> {
+  const concurrency = opts.concurrency ?? 1;
+  // A run in hand holds up to three connections at once: its liveness lock (for the whole run), its
+  // step's transaction, and a short query beside them (a record, a cancel). With fewer connections
+  // than that per run, every connection can end up held by a run waiting for one more: a deadlock
+  // (10 runs at once did it with the app's 10). So the runs get a pool of their own, sized for the
+  // concurrency; connections open only when used.
+  const pool = createPool(app.config.DATABASE_URL, Math.max(10, concurrency * CONNECTIONS_PER_RUN + 1));
+  const runApp: App = { ...app, pool };
   const connection = redisConnection(app.config.REDIS_URL, 'worker');
-  await connectRedis(connection, app.config.REDIS_URL);
-  await checkEvictionPolicy(connection, app.log);
   const controllers = new Map<number, AbortController>();
-  const listener = await listenForCancels(app.config.DATABASE_URL, (runId) =>
-    controllers.get(runId)?.abort(),
-  );
+  let listener: Awaited<ReturnType<typeof listenForCancels>>;
+  try {
+    await connectRedis(connection, app.config.REDIS_URL);
+    await checkEvictionPolicy(connection, app.log);
+    listener = await listenForCancels(app.config.DATABASE_URL, (runId) => controllers.get(runId)?.abort());
+  } catch (err) {
+    // A worker connection retries for ever; left open, it would keep the failed process alive.
+    connection.disconnect();
+    await pool.end();
+    throw err;
+  }
 
-  const process = async (job: Job<RunJobData>): Promise<{ status: string }> => {
-    const stored = await loadStoredRun(app.pool, app.home, job.data.runId);
+  const process = async (job: Job<RunJobData>, token?: string): Promise<{ status: string }> => {
+    const stored = await loadStoredRun(pool, app.home, job.data.runId);
     const controller = new AbortController();
     controllers.set(stored.runId, controller);
     let lastSent = 0;
@@ -61,7 +74,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
       void job.updateProgress({ ...p }).catch(() => undefined);
     };
     try {
-      const outcome = await executeRun(app, {
+      const outcome = await executeRun(runApp, {
         runId: stored.runId,
         runnable: stored.runnable,
         params: stored.params,
@@ -73,6 +86,11 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
         onProgress: report,
       });
       if (outcome.status === 'succeeded') return { status: 'succeeded' };
+      if (outcome.status === 'retrying' && controller.signal.reason instanceof HandedBackError) {
+        // Straight back to the waiting list, without spending one of the run's attempts.
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
       if (outcome.status === 'retrying') throw new Error(outcome.error ?? 'failed');
       throw new UnrecoverableError(outcome.error ?? outcome.status);
     } finally {
@@ -83,9 +101,9 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
   const worker = new Worker<RunJobData>(QUEUE_NAME, process, {
     connection,
     prefix: app.config.ERP_QUEUE_PREFIX,
-    concurrency: opts.concurrency ?? 1,
-    lockDuration: opts.lockDuration ?? 30_000,
-    stalledInterval: opts.stalledInterval ?? 30_000,
+    concurrency,
+    lockDuration: opts.lockDuration ?? app.config.ERP_WORKER_LOCK_MS,
+    stalledInterval: opts.stalledInterval ?? app.config.ERP_WORKER_STALLED_MS,
     maxStalledCount: 2,
   });
   worker.on('error', (err) => app.log.error({ err: err.message }, 'worker error'));
@@ -101,12 +119,12 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
       const closing = worker.close();
       const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), grace).unref());
       if ((await Promise.race([closing.then(() => 'closed' as const), timer])) === 'timeout') {
-        for (const c of controllers.values())
-          c.abort(new HandedBackError('the worker shut down; the run goes back to the queue'));
+        for (const c of controllers.values()) c.abort(new HandedBackError());
         await closing;
       }
       await listener.close().catch(() => undefined);
       await connection.quit().catch(() => undefined);
+      await pool.end().catch(() => undefined);
     },
   };
 }

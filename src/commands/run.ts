@@ -7,7 +7,7 @@ import { resolveParams, resolveRunnable } from '../jobs/definition.js';
 import { executeRun, planRun, type RunProgress } from '../jobs/execute.js';
 import { followRun } from '../jobs/follow.js';
 import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
-import { connectRedis, createQueue, createQueueEvents, redisConnection } from '../queue.js';
+import { connectRedis, createQueue, createQueueEvents, lastEventIdOf, redisConnection } from '../queue.js';
 import { formatOutcome, formatRunDetail } from '../report.js';
 import { finishRun, getRun, type ErrorKind } from '../runs.js';
 import { EXIT } from './exit.js';
@@ -142,6 +142,9 @@ export async function runCommand(app: App, name: string, opts: RunCommandOptions
   const eventsRedis = redisConnection(app.config.REDIS_URL, 'worker');
   try {
     await connectRedis(redis, app.config.REDIS_URL);
+    // Follow from the events stream's end as it is before the run is queued: a fast worker can
+    // report the first step before a listener started afterwards reads the stream.
+    const since = opts.detach ? undefined : await lastEventIdOf(redis, queue);
     const runId = (await createQueuedRun(app.pool, runnable, params, { force: opts.force, files }))!;
     try {
       await enqueueRun(queue, runId, runnable);
@@ -159,7 +162,7 @@ export async function runCommand(app: App, name: string, opts: RunCommandOptions
     process.stderr.write(
       `run ${runId} queued: ${runnable.kind} ${runnable.name}${shown ? ` ${shown}` : ''}\n`,
     );
-    events = createQueueEvents(eventsRedis, app.config.ERP_QUEUE_PREFIX);
+    events = createQueueEvents(eventsRedis, app.config.ERP_QUEUE_PREFIX, since);
     const steps = stepReporter();
     const status = await withSigint((signal) =>
       followRun(app.pool, events!, runId, steps.update, signal),

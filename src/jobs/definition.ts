@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { loadYamlFile } from '../config-file.js';
@@ -145,10 +145,25 @@ export async function listJobNames(home: string): Promise<string[]> {
   }
 }
 
+/**
+ * Parsed job files by path, reused while the file keeps its modification time and size: a worker
+ * resolves the job of every run it takes, and parsing is a good part of a small run's cost.
+ */
+const parsedJobs = new Map<string, { mtimeMs: number; size: number; job: JobDefinition }>();
+
 export async function loadJob(home: string, name: string): Promise<JobDefinition> {
   if (!NAME.test(name))
     throw new UserError(`'${name}' is not a job name (lower-case letters, digits, - and _)`);
   const file = path.join(home, 'jobs', `${name}.yaml`);
+  const seen = await stat(file).catch(() => null);
+  const cached = seen ? parsedJobs.get(file) : undefined;
+  if (cached && cached.mtimeMs === seen!.mtimeMs && cached.size === seen!.size) return cached.job;
+  const job = await parseJob(home, name, file);
+  if (seen) parsedJobs.set(file, { mtimeMs: seen.mtimeMs, size: seen.size, job });
+  return job;
+}
+
+async function parseJob(home: string, name: string, file: string): Promise<JobDefinition> {
   const display = path.relative(home, file);
   const config = await loadYamlFile(file, jobSchema, display);
   for (const key of config.lock === false ? [] : (config.lock ?? [])) {
@@ -170,6 +185,10 @@ export interface Runnable {
 
 /** Resolves a name to a job, or to a pipeline wrapped as a one-step job; unknown names list what exists. */
 export async function resolveRunnable(home: string, name: string): Promise<Runnable> {
+  // A worker resolves a job for every run: a job file of that name settles it without listing.
+  if (NAME.test(name) && (await stat(path.join(home, 'jobs', `${name}.yaml`)).catch(() => null))?.isFile()) {
+    return { kind: 'job', name, job: await loadJob(home, name) };
+  }
   const [jobs, pipelines] = await Promise.all([listJobNames(home), listPipelineNames(home)]);
   if (jobs.includes(name)) return { kind: 'job', name, job: await loadJob(home, name) };
   if (pipelines.includes(name)) {

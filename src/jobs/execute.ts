@@ -122,15 +122,6 @@ export async function planRun(
   return steps;
 }
 
-async function cancelRequested(app: AppContext, runId: number | null): Promise<boolean> {
-  if (runId === null) return false;
-  const { rows } = await app.pool.query<{ c: Date | null }>(
-    'SELECT cancel_requested_at AS c FROM runner.runs WHERE id = $1',
-    [runId],
-  );
-  return rows[0]?.c != null;
-}
-
 export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise<RunOutcome> {
   const { runId } = opts;
   const outcome: RunOutcome = {
@@ -151,15 +142,24 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
       )
     : null;
   let current = -1;
+  /** Positions of the steps an earlier attempt finished. */
+  const done = new Set<number>();
   // While this process executes the run it holds a session advisory lock on it: if the process dies,
   // PostgreSQL drops the lock, and a later submission can tell the run was abandoned.
   const liveness = runId !== null ? await holdRunLiveness(app, runId) : null;
   try {
     if (runId !== null) {
-      const { rows } = await app.pool.query<{ cancel_requested_at: Date | null; status: string }>(
+      // One round trip: the run marked running, with the steps an earlier attempt finished.
+      const { rows } = await app.pool.query<{
+        cancel_requested_at: Date | null;
+        status: string;
+        done: number[];
+      }>(
         `UPDATE runner.runs SET status = 'running', started_at = coalesce(started_at, now()), attempts = attempts + 1,
            host = $2, pid = $3, error = NULL
-         WHERE id = $1 AND status IN ('queued', 'running') RETURNING cancel_requested_at, status`,
+         WHERE id = $1 AND status IN ('queued', 'running')
+         RETURNING cancel_requested_at, status,
+           ARRAY(SELECT position FROM runner.run_steps WHERE run_id = $1 AND status = 'succeeded') AS done`,
         [runId, hostname(), process.pid],
       );
       if (rows.length === 0) {
@@ -181,16 +181,9 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
         return outcome;
       }
       if (rows[0]!.cancel_requested_at) throw new CancelledError();
+      for (const position of rows[0]!.done) done.add(position);
     }
     const steps = await flattenSteps(app.home, opts.runnable.job, opts.params);
-    const done = new Set<number>();
-    if (runId !== null) {
-      const prev = await app.pool.query<{ position: number }>(
-        `SELECT position FROM runner.run_steps WHERE run_id = $1 AND status = 'succeeded'`,
-        [runId],
-      );
-      for (const r of prev.rows) done.add(r.position);
-    }
     for (let i = 0; i < steps.length; i++) {
       current = i;
       const step = steps[i]!;
@@ -200,8 +193,9 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
         opts.onProgress?.({ ...base, state: 'skipped', message: 'done in an earlier attempt' });
         continue;
       }
-      if (signal.aborted || (await cancelRequested(app, runId))) throw signal.reason ?? new CancelledError();
-      await recordStep(app, runId, i + 1, step, 'running');
+      if (signal.aborted) throw signal.reason ?? new CancelledError();
+      // Recording the step as running also tells whether a cancel was asked for meanwhile.
+      if (await recordStep(app, runId, i + 1, step, 'running')) throw new CancelledError();
       opts.onProgress?.({ ...base, state: 'running' });
       const result = await runStep(app, step, opts, signal, (rows) =>
         opts.onProgress?.({ ...base, state: 'running', rows }),
@@ -367,15 +361,20 @@ async function recordStep(
   status: string,
   detail?: Record<string, unknown>,
   error?: string,
-): Promise<void> {
-  if (runId === null) return;
-  await app.pool.query(
-    `INSERT INTO runner.run_steps (run_id, position, kind, name, status, started_at, detail, error)
-     VALUES ($1, $2, $3, $4, $5, now(), coalesce($6::jsonb, '{}'::jsonb), $7)
-     ON CONFLICT (run_id, position) DO UPDATE SET status = EXCLUDED.status, error = EXCLUDED.error,
-       detail = coalesce($6::jsonb, runner.run_steps.detail),
-       started_at = CASE WHEN EXCLUDED.status = 'running' THEN now() ELSE runner.run_steps.started_at END,
-       finished_at = CASE WHEN EXCLUDED.status = 'running' THEN NULL ELSE now() END`,
+): Promise<boolean> {
+  if (runId === null) return false;
+  // Returns whether the run's cancel was requested, in the same round trip.
+  const { rows } = await app.pool.query<{ cancel: boolean }>(
+    `WITH step AS (
+       INSERT INTO runner.run_steps (run_id, position, kind, name, status, started_at, detail, error)
+       VALUES ($1, $2, $3, $4, $5, now(), coalesce($6::jsonb, '{}'::jsonb), $7)
+       ON CONFLICT (run_id, position) DO UPDATE SET status = EXCLUDED.status, error = EXCLUDED.error,
+         detail = coalesce($6::jsonb, runner.run_steps.detail),
+         started_at = CASE WHEN EXCLUDED.status = 'running' THEN now() ELSE runner.run_steps.started_at END,
+         finished_at = CASE WHEN EXCLUDED.status = 'running' THEN NULL ELSE now() END
+       RETURNING run_id)
+     SELECT cancel_requested_at IS NOT NULL AS cancel FROM runner.runs WHERE id = (SELECT run_id FROM step)`,
     [runId, position, step.kind, step.name, status, detail ? JSON.stringify(detail) : null, error ?? null],
   );
+  return rows[0]?.cancel ?? false;
 }

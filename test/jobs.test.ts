@@ -1,0 +1,387 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createApp, type App } from '../src/app.js';
+import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
+import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
+import { jobIdOf, type RunJobData } from '../src/queue.js';
+import { startWorker, type RunningWorker } from '../src/worker.js';
+import {
+  erp,
+  freePort,
+  keysOf,
+  killChildren,
+  makeJobsHome,
+  REDIS_URL,
+  removeKeys,
+  startErp,
+  startRedisServer,
+  startWorkerProcess,
+  testPrefix,
+  testQueue,
+  waitFor,
+} from './fixtures/jobs/runner.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+
+/**
+ * Jobs through the real Redis and PostgreSQL, with a worker in this process: refusals before
+ * anything is queued, retries of transient failures only, the PostgreSQL lock between two
+ * `erp run`, cancellation of a running statement, and an unreachable Redis.
+ */
+
+let db: TestDatabase;
+let home: { dir: string; remove(): Promise<void> };
+let prefix: string;
+let app: App;
+let worker: RunningWorker;
+let queue: Queue<RunJobData>;
+let redis: Redis;
+let env: Record<string, string>;
+
+const FILES: Record<string, string> = {
+  'jobs/flaky.yaml': `
+description: Fails once with a serialization failure, then succeeds
+retries: { attempts: 3, backoff: 100ms }
+steps:
+  - sql: t/first.sql
+  - sql: t/flaky.sql
+`,
+  'sql/t/first.sql': `INSERT INTO first_done VALUES (clock_timestamp());\n`,
+  'sql/t/flaky.sql': `INSERT INTO flaky_done (attempt) SELECT flaky();\n`,
+  'jobs/always-busy.yaml': `
+retries: { attempts: 2, backoff: 100ms }
+steps:
+  - sql: t/busy.sql
+`,
+  'sql/t/busy.sql': `SELECT always_busy();\n`,
+  'jobs/close-period.yaml': `
+description: Refuses a closed period
+params:
+  period: { type: period, description: the period to close }
+retries: { attempts: 3, backoff: 100ms }
+steps:
+  - sql: t/close.sql
+`,
+  'sql/t/close.sql': `INSERT INTO closed_marks VALUES (:'period');\nSELECT assert_open(:'period');\n`,
+  'jobs/payroll.yaml': `
+params:
+  period: { type: period }
+  run_type: { type: enum, values: [regular, bonus], default: regular }
+lock: [period]
+steps:
+  - sql: t/payroll.sql
+`,
+  'sql/t/payroll.sql': `SELECT pg_sleep(1.5);\nINSERT INTO payroll_done VALUES (:'period');\n`,
+  'jobs/long.yaml': `
+description: A statement that runs for half a minute unless cancelled
+steps:
+  - sql: t/long.sql
+`,
+  'sql/t/long.sql': `INSERT INTO cancel_marks VALUES (1);\nSELECT pg_sleep(30);\n`,
+};
+
+async function count(sql: string, params: unknown[] = []): Promise<number> {
+  return (await db.pool.query<{ n: number }>(`SELECT (${sql})::int AS n`, params)).rows[0]!.n;
+}
+
+async function submit(name: string, given: Record<string, string> = {}): Promise<number> {
+  const runnable = await resolveRunnable(home.dir, name);
+  const params = resolveParams(runnable.job, given);
+  const runId = (await createQueuedRun(db.pool, runnable, params, { requestedBy: 'jobs-test' }))!;
+  await enqueueRun(queue, runId, runnable);
+  return runId;
+}
+
+interface RunRecord {
+  status: string;
+  attempts: number;
+  error: string | null;
+  error_kind: string | null;
+}
+
+async function runRow(id: number): Promise<RunRecord> {
+  return (
+    await db.pool.query<RunRecord>(
+      'SELECT status, attempts, error, error_kind FROM runner.runs WHERE id = $1',
+      [id],
+    )
+  ).rows[0]!;
+}
+
+async function waitFinal(id: number, timeoutMs = 20_000): Promise<RunRecord> {
+  return waitFor(
+    async () => {
+      const r = await runRow(id);
+      return ['succeeded', 'failed', 'cancelled'].includes(r.status) ? r : null;
+    },
+    timeoutMs,
+    `run ${id} to finish`,
+  );
+}
+
+/** The BullMQ job's state once it left the active list. */
+async function settledJob(runId: number): Promise<{ state: string; attemptsMade: number }> {
+  return waitFor(
+    async () => {
+      const job = await queue.getJob(jobIdOf(runId));
+      if (!job) return null;
+      const state = await job.getState();
+      return state === 'completed' || state === 'failed' ? { state, attemptsMade: job.attemptsMade } : null;
+    },
+    10_000,
+    `BullMQ job of run ${runId} to settle`,
+  );
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('jobs');
+  await db.pool.query(`
+    CREATE TABLE flaky_done (attempt bigint);
+    CREATE TABLE first_done (at timestamptz);
+    CREATE SEQUENCE flaky_calls;
+    -- A sequence survives the rolled-back attempt, so the second call knows it is the second.
+    CREATE FUNCTION flaky() RETURNS bigint LANGUAGE plpgsql AS $$
+    DECLARE n bigint := nextval('flaky_calls');
+    BEGIN
+      IF n = 1 THEN RAISE EXCEPTION 'could not serialize access (simulated)' USING ERRCODE = '40001'; END IF;
+      RETURN n;
+    END $$;
+    CREATE SEQUENCE busy_calls;
+    CREATE FUNCTION always_busy() RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+      PERFORM nextval('busy_calls');
+      RAISE EXCEPTION 'lock not available (simulated)' USING ERRCODE = '55P03';
+    END $$;
+    CREATE TABLE closed_marks (period text);
+    CREATE FUNCTION assert_open(p text) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'period % is closed', p USING ERRCODE = 'ERP01'; END $$;
+    CREATE TABLE payroll_done (period text);
+    CREATE TABLE cancel_marks (n int);
+  `);
+  home = await makeJobsHome(FILES);
+  prefix = testPrefix('jobs');
+  env = { DATABASE_URL: db.url, ERP_HOME: home.dir, ERP_QUEUE_PREFIX: prefix, REDIS_URL };
+  ({ queue, redis } = testQueue(prefix));
+  app = createApp({ ...env, LOG_LEVEL: 'silent' }, pino({ level: 'silent' }));
+});
+
+// A test that failed half-way leaves no process behind to disturb the next one.
+afterEach(() => killChildren());
+
+afterAll(async () => {
+  await killChildren();
+  await worker?.close();
+  await queue?.close();
+  if (redis) {
+    await removeKeys(redis, prefix);
+    redis.disconnect();
+  }
+  await app?.close();
+  await db?.drop();
+  await home?.remove();
+});
+
+describe('refusals before anything is queued', () => {
+  it('refuses an unknown job and bad parameters with what is valid, queueing nothing', async () => {
+    // Run side by side: each is a separate `erp` process, refused on its own.
+    const [unknown, badPeriod, badEnum, unknownParam, missing] = await Promise.all([
+      erp(['run', 'payrol', '--period', '2026-11'], env),
+      erp(['run', 'payroll', '--period', '2026-13'], env),
+      erp(['run', 'payroll', '--period', '2026-11', '--param', 'run_type=extra'], env),
+      erp(['run', 'payroll', '--period', '2026-11', '--param', 'colour=red'], env),
+      erp(['run', 'payroll'], env),
+    ]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toBe(
+      "erp: unknown job or pipeline 'payrol'; jobs: always-busy, close-period, flaky, long, payroll; pipelines: (none)\n",
+    );
+
+    expect(badPeriod.code).toBe(2);
+    expect(badPeriod.stderr).toBe(
+      "erp: payroll: parameter period = '2026-13' is not valid; expected a period YYYY-MM, e.g. 2026-11\n",
+    );
+
+    expect(badEnum.code).toBe(2);
+    expect(badEnum.stderr).toBe(
+      "erp: payroll: parameter run_type = 'extra' is not valid; expected one of regular, bonus\n",
+    );
+
+    expect(unknownParam.code).toBe(2);
+    expect(unknownParam.stderr).toBe(
+      "erp: payroll has no parameter 'colour'; its parameters are: period (period), run_type (enum: regular|bonus, default regular)\n",
+    );
+
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(
+      /^erp: payroll needs parameter 'period' \(period\); its parameters are: period/,
+    );
+
+    // Nothing recorded, nothing queued: no key under the prefix but the queue's meta.
+    expect(await count('SELECT count(*) FROM runner.runs')).toBe(0);
+    expect((await keysOf(redis, prefix)).filter((k) => !k.endsWith(':meta'))).toEqual([]);
+  });
+
+  it('says in one line, without a stack, that Redis is unreachable, and records no run', async () => {
+    const port = await freePort();
+    const url = `redis://:hunter2@127.0.0.1:${port}`;
+    const started = Date.now();
+    const [r, w] = await Promise.all([
+      erp(['run', 'payroll', '--period', '2026-11'], { ...env, REDIS_URL: url }),
+      // A worker that cannot reach Redis says so and exits, rather than retrying for ever.
+      erp(['worker'], { ...env, REDIS_URL: url }),
+    ]);
+    expect(r.code).toBe(1);
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toEqual([
+      'plan: 1. sql t/payroll.sql',
+      `erp: cannot reach Redis at redis://:***@127.0.0.1:${port} (connect ECONNREFUSED 127.0.0.1:${port}); start it or set REDIS_URL (or use --inline to run without Redis)`,
+    ]);
+    expect(r.stdout).toBe('');
+    expect(await count('SELECT count(*) FROM runner.runs')).toBe(0);
+
+    expect(w.code).toBe(1);
+    expect(w.stderr).toBe(
+      `erp: cannot reach Redis at redis://:***@127.0.0.1:${port} (connect ECONNREFUSED 127.0.0.1:${port}); start it or set REDIS_URL (or use --inline to run without Redis)\n`,
+    );
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('warns loudly at worker start when Redis may evict keys', async () => {
+    const evicting = await startRedisServer(['--maxmemory-policy', 'allkeys-lru']);
+    try {
+      const child = await startWorkerProcess({ ...env, REDIS_URL: evicting.url });
+      expect(child.stderr()).toContain(
+        `"policy":"allkeys-lru","msg":"Redis maxmemory-policy is 'allkeys-lru', not 'noeviction': under memory pressure Redis may evict job keys and lose runs. Set maxmemory-policy noeviction."`,
+      );
+      expect(child.stderr()).toMatch(/^\{"level":40,.*"msg":"Redis maxmemory-policy is 'allkeys-lru'/m);
+      child.process.kill('SIGTERM');
+      expect(await child.exited, child.stderr()).toBe(0);
+    } finally {
+      await evicting.stop();
+    }
+    // The shared server evicts nothing, and its worker says nothing about it.
+    const ok = await startWorkerProcess(env);
+    expect(ok.stderr()).not.toContain('maxmemory-policy');
+    ok.process.kill('SIGTERM');
+    expect(await ok.exited).toBe(0);
+  });
+});
+
+describe('through a worker', () => {
+  beforeAll(async () => {
+    worker = await startWorker(app, { concurrency: 2, graceMs: 2000 });
+  });
+
+  it('retries a transient failure and succeeds on the second attempt, skipping the steps done', async () => {
+    const id = await submit('flaky');
+    const run = await waitFinal(id);
+    expect(run).toEqual({ status: 'succeeded', attempts: 2, error: null, error_kind: null });
+    // The failed step's insert was rolled back and made again; the step before it ran once.
+    expect((await db.pool.query('SELECT attempt::int FROM flaky_done')).rows).toEqual([{ attempt: 2 }]);
+    expect(await count('SELECT count(*) FROM first_done')).toBe(1);
+    const steps = await db.pool.query(
+      'SELECT position, status, error FROM runner.run_steps WHERE run_id = $1 ORDER BY position',
+      [id],
+    );
+    expect(steps.rows).toEqual([
+      { position: 1, status: 'succeeded', error: null },
+      { position: 2, status: 'succeeded', error: null },
+    ]);
+    expect((await settledJob(id)).state).toBe('completed');
+  });
+
+  it('gives up on a transient failure after the last attempt', async () => {
+    const id = await submit('always-busy');
+    const run = await waitFinal(id);
+    expect(run).toMatchObject({ status: 'failed', attempts: 2, error_kind: 'infra' });
+    expect(run.error).toBe('sql/t/busy.sql: lock not available (simulated)');
+    expect(await count(`SELECT last_value FROM busy_calls`)).toBe(2);
+    expect(await settledJob(id)).toEqual({ state: 'failed', attemptsMade: 2 });
+  });
+
+  it('does not retry a permanent failure (a closed period)', async () => {
+    const id = await submit('close-period', { period: '2026-10' });
+    const run = await waitFinal(id);
+    expect(run).toEqual({
+      status: 'failed',
+      attempts: 1,
+      error: 'sql/t/close.sql: period 2026-10 is closed',
+      error_kind: 'user',
+    });
+    expect(await count('SELECT count(*) FROM closed_marks')).toBe(0);
+    expect(await settledJob(id)).toEqual({ state: 'failed', attemptsMade: 1 });
+    const steps = await db.pool.query('SELECT status, error FROM runner.run_steps WHERE run_id = $1', [id]);
+    expect(steps.rows).toEqual([{ status: 'failed', error: 'sql/t/close.sql: period 2026-10 is closed' }]);
+  });
+
+  it('refuses a second erp run of a locked job, naming the run that holds it', async () => {
+    const a = startErp(['run', 'payroll', '--period', '2026-11'], { ...env, ERP_USER: 'alice' });
+    const b = startErp(['run', 'payroll', '--period', '2026-11'], { ...env, ERP_USER: 'bob' });
+    const [codeA, codeB] = await Promise.all([a.exited, b.exited]);
+    expect([codeA, codeB].sort()).toEqual([0, 4]);
+    const [winner, loser] = codeA === 0 ? [a, b] : [b, a];
+    const held = /^run (\d+) queued: job payroll period=2026-11 run_type=regular$/m.exec(winner.stderr());
+    expect(held, winner.stderr()).not.toBeNull();
+    const holder = Number(held![1]);
+    const who = winner === a ? 'alice' : 'bob';
+    expect(loser.stderr()).toMatch(
+      new RegExp(
+        `^plan: 1\\. sql t/payroll\\.sql\\nerp: payroll \\(period=2026-11, run_type=regular\\) is already (queued|running) as run ${holder}, started by ${who} on \\S+ at \\S+; wait for it, or cancel it with erp cancel ${holder}\\n$`,
+      ),
+    );
+    expect(loser.stdout()).toBe('');
+    expect(winner.stdout()).toMatch(new RegExp(`^run ${holder}: job payroll — succeeded`));
+    // One run recorded and executed; the refused one left no row and no BullMQ job.
+    const runs = await db.pool.query(
+      `SELECT id::int, status, requested_by FROM runner.runs WHERE name = 'payroll'`,
+    );
+    expect(runs.rows).toEqual([{ id: holder, status: 'succeeded', requested_by: who }]);
+    expect(await count('SELECT count(*) FROM payroll_done')).toBe(1);
+    expect(await queue.getJobCountByTypes('completed', 'failed', 'waiting', 'active', 'delayed')).toBe(
+      await count(`SELECT count(*) FROM runner.runs`),
+    );
+    // The lock's scope is the period: another period is not refused.
+    const other = await erp(['run', 'payroll', '--period', '2026-12', '--detach'], env);
+    expect(other.code).toBe(0);
+    expect((await waitFinal(Number(other.stdout.trim()))).status).toBe('succeeded');
+  });
+
+  it('erp cancel stops a running statement and rolls its transaction back', async () => {
+    const id = await submit('long');
+    await waitFor(
+      () =>
+        count(
+          `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(30)%' AND state = 'active' AND pid <> pg_backend_pid()`,
+        ),
+      10_000,
+      'the long statement to start',
+    );
+    const started = Date.now();
+    const r = await erp(['cancel', String(id)], env);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(r.stdout).toBe(`run ${id}: cancel requested; its worker stops it and rolls back\n`);
+    const run = await waitFinal(id, 10_000);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(run).toEqual({
+      status: 'cancelled',
+      attempts: 1,
+      error: 'run cancelled',
+      error_kind: 'cancelled',
+    });
+    // Nothing the step wrote is visible, and its statement is gone from the server.
+    expect(await count('SELECT count(*) FROM cancel_marks')).toBe(0);
+    expect(
+      await count(
+        `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(30)%' AND state = 'active' AND pid <> pg_backend_pid()`,
+      ),
+    ).toBe(0);
+    const steps = await db.pool.query('SELECT status FROM runner.run_steps WHERE run_id = $1', [id]);
+    expect(steps.rows).toEqual([{ status: 'cancelled' }]);
+    // A cancelled run is not retried.
+    expect(await settledJob(id)).toEqual({ state: 'failed', attemptsMade: 1 });
+    const again = await erp(['cancel', String(id)], env);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toBe(`erp: run ${id} is cancelled; only queued or running runs can be cancelled\n`);
+  });
+});
