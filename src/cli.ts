@@ -205,9 +205,11 @@ cli
       if (!Number.isInteger(concurrency) || concurrency < 1) {
         throw new UserError('--concurrency expects a positive whole number');
       }
+      // Listen before starting, so a SIGTERM during start-up stops the worker cleanly too.
+      const stopping = untilSignal();
       const worker = await startWorker(app, { concurrency, graceMs: app.config.ERP_SHUTDOWN_GRACE_MS });
       app.log.info({ concurrency, prefix: app.config.ERP_QUEUE_PREFIX }, 'worker started');
-      const signal = await untilSignal();
+      const signal = await stopping;
       app.log.info({ signal }, 'worker stopping: no new runs; finishing the runs in hand');
       await worker.close();
       return EXIT.ok;
@@ -218,13 +220,14 @@ cli
   .command('scheduler', 'Fire the schedules declared in jobs/ (several schedulers still fire each tick once)')
   .action(() =>
     withApp(async (app) => {
+      const stopping = untilSignal();
       const redis = redisConnection(app.config.REDIS_URL, 'producer');
       await connectRedis(redis, app.config.REDIS_URL);
       await checkEvictionPolicy(redis, app.log);
       const queue = createQueue(redis, app.config.ERP_QUEUE_PREFIX);
       const scheduler = await startScheduler({ pool: app.pool, log: app.log, home: app.home, queue });
       app.log.info({ schedules: scheduler.entries.length }, 'scheduler started');
-      await untilSignal();
+      await stopping;
       await scheduler.stop();
       await queue.close();
       redis.disconnect();
