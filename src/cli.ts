@@ -11,14 +11,11 @@ import { listPipelineNames, loadPipeline, pipelineSchema } from './pipeline/defi
 import { runPipeline, type PipelineResult, type Progress } from './pipeline/run.js';
 import { formatPipelineResult, formatRunDetail, formatRuns, table } from './report.js';
 import { EXIT } from './commands/exit.js';
-import { ediCommand, type EdiCommandOptions } from './commands/edi.js';
-import { runCommand, type RunCommandOptions } from './commands/run.js';
+import type { EdiCommandOptions } from './commands/edi.js';
+import type { RunCommandOptions } from './commands/run.js';
 import { requestCancel } from './jobs/cancel.js';
 import { jobSchema, listJobNames, loadJob } from './jobs/definition.js';
-import { checkEvictionPolicy, connectRedis, createQueue, redisConnection } from './queue.js';
-import { describeSchedules, startScheduler } from './scheduler.js';
 import { getRun, listRuns } from './runs.js';
-import { startWorker } from './worker.js';
 import { mappingFileSchema } from './stages/transform.js';
 
 /**
@@ -194,7 +191,9 @@ cli
   .option('--inline', 'Run in this process, without Redis or a worker')
   .option('--detach', 'Print the run id and return at once')
   .option('--cancel', 'On Ctrl-C while following, cancel the run instead of leaving it running')
-  .action((name: string, opts: RunCommandOptions) => withApp((app) => runCommand(app, name, opts)));
+  .action((name: string, opts: RunCommandOptions) =>
+    withApp(async (app) => (await import('./commands/run.js')).runCommand(app, name, opts)),
+  );
 
 cli
   .command('worker', 'Execute queued runs (start several, on several machines)')
@@ -207,6 +206,8 @@ cli
       }
       // Listen before starting, so a SIGTERM during start-up stops the worker cleanly too.
       const stopping = untilSignal();
+      // BullMQ and the EDI stack load only for the commands that use them, so `erp validate` starts fast.
+      const { startWorker } = await import('./worker.js');
       const worker = await startWorker(app, { concurrency, graceMs: app.config.ERP_SHUTDOWN_GRACE_MS });
       app.log.info({ concurrency, prefix: app.config.ERP_QUEUE_PREFIX }, 'worker started');
       const signal = await stopping;
@@ -221,6 +222,8 @@ cli
   .action(() =>
     withApp(async (app) => {
       const stopping = untilSignal();
+      const { checkEvictionPolicy, connectRedis, createQueue, redisConnection } = await import('./queue.js');
+      const { startScheduler } = await import('./scheduler.js');
       const redis = redisConnection(app.config.REDIS_URL, 'producer');
       await connectRedis(redis, app.config.REDIS_URL);
       await checkEvictionPolicy(redis, app.log);
@@ -237,6 +240,7 @@ cli
 
 cli.command('schedules', 'List the schedules with their next fire times and last run').action(() =>
   withApp(async (app) => {
+    const { describeSchedules } = await import('./scheduler.js');
     const rows = await describeSchedules(app.pool, app.home);
     const when = (d: Date): string => d.toISOString().slice(0, 16).replace('T', ' ');
     process.stdout.write(
@@ -313,7 +317,7 @@ cli
   .option('--direction <dir>', 'preview: inbound, outbound (default) or acks', { type: [String] })
   .option('--transaction-set <id>', 'preview outbound: 810 or 856 only', { type: [String] })
   .action((action: string | undefined, partner: string | undefined, opts: EdiCommandOptions) =>
-    withApp((app) => ediCommand(app, action, partner, opts)),
+    withApp(async (app) => (await import('./commands/edi.js')).ediCommand(app, action, partner, opts)),
   );
 
 /** Resolves with the name of the first SIGTERM or SIGINT. */

@@ -115,7 +115,4 @@ export async function lastEventIdOf(redis: Redis, queue: Queue<RunJobData>): Pro
   return last[0]?.[0] ?? '0-0';
 }
 
-/** The BullMQ job id of a run: one job per run, whatever enqueues it. */
-export function jobIdOf(runId: number): string {
-  return `run-${runId}`;
-}
+export { jobIdOf } from './jobs/job-id.js';

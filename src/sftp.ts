@@ -7,9 +7,8 @@ import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import ssh2 from 'ssh2';
 import type { FileEntryWithStats, SFTPWrapper } from 'ssh2';
-import SftpClient from 'ssh2-sftp-client';
+import type SftpClient from 'ssh2-sftp-client';
 import { CancelledError, UserError, describeError } from './errors.js';
 import type { SftpEndpoint, SftpReady } from './sftp-endpoint.js';
 
@@ -247,6 +246,8 @@ async function readPrivateKey(
       );
     }
   }
+  // ssh2 is loaded on first use: a process that talks to no SFTP server never pays for it.
+  const ssh2 = (await import('ssh2')).default;
   const parsed = ssh2.utils.parseKey(key, passphrase);
   if (parsed instanceof Error) {
     // parseKey's messages describe the format ("Unsupported key format"), never the key itself.
@@ -270,7 +271,8 @@ export async function connectSftp(endpoint: SftpEndpoint, opts: ConnectOptions):
 
   let presented: string | undefined;
   const pinned = new Set(endpoint.host_key_sha256);
-  const client = new SftpClient(where, {
+  const { default: Client } = await import('ssh2-sftp-client');
+  const client = new Client(where, {
     // Errors after connect surface through the failing call; these only trace the connection's end.
     error: (err) => log.debug({ endpoint: where, err: describeError(err) }, 'SFTP connection error'),
     end: () => log.debug({ endpoint: where }, 'SFTP connection ended'),

@@ -7,7 +7,6 @@ import { resolveParams, resolveRunnable } from '../jobs/definition.js';
 import { executeRun, planRun, type RunProgress } from '../jobs/execute.js';
 import { followRun } from '../jobs/follow.js';
 import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
-import { connectRedis, createQueue, createQueueEvents, lastEventIdOf, redisConnection } from '../queue.js';
 import { formatOutcome, formatRunDetail } from '../report.js';
 import { finishRun, getRun, type ErrorKind } from '../runs.js';
 import { EXIT } from './exit.js';
@@ -136,6 +135,9 @@ export async function runCommand(app: App, name: string, opts: RunCommandOptions
     }
   }
 
+  // Redis and BullMQ load only when a run is queued: an inline run or a dry run never needs them.
+  const { connectRedis, createQueue, createQueueEvents, lastEventIdOf, redisConnection } =
+    await import('../queue.js');
   const redis = redisConnection(app.config.REDIS_URL, 'producer');
   const queue = createQueue(redis, app.config.ERP_QUEUE_PREFIX);
   let events: QueueEvents | null = null;

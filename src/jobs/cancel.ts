@@ -1,7 +1,8 @@
 import pg from 'pg';
 import type { Queue } from 'bullmq';
 import { UserError } from '../errors.js';
-import { jobIdOf, type RunJobData } from '../queue.js';
+import type { RunJobData } from '../queue.js';
+import { jobIdOf } from './job-id.js';
 
 const CHANNEL = 'erp_cancel';
 

@@ -1,6 +1,6 @@
 import type { QueueEvents } from 'bullmq';
 import type pg from 'pg';
-import { jobIdOf } from '../queue.js';
+import { jobIdOf } from './job-id.js';
 import type { RunStatus } from '../runs.js';
 import type { RunProgress } from './execute.js';
 

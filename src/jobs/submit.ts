@@ -2,7 +2,8 @@ import type pg from 'pg';
 import type { Queue } from 'bullmq';
 import { UserError } from '../errors.js';
 import { createRun, currentUser } from '../runs.js';
-import { jobIdOf, type RunJobData } from '../queue.js';
+import type { RunJobData } from '../queue.js';
+import { jobIdOf } from './job-id.js';
 import { lockKeyOf, type Runnable } from './definition.js';
 import { RUN_LOCK_CLASS } from './execute.js';
 

@@ -7,7 +7,7 @@ import { stringify } from 'csv-stringify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
-import { createRun, finishRun, recordRunFile } from '../runs.js';
+import { finishRun, recordRunFile } from '../runs.js';
 import type { Cell, Reject, RowStep, SinkWriter, SourceFile, StageContext } from '../stages/types.js';
 import { buildExport, buildImport, isExport, type ImportStages } from './build.js';
 import { pipelineRun } from './pipeline-run.js';

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { finished, Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import ExcelJS from 'exceljs';
+import type ExcelJS from 'exceljs';
 import { z } from 'zod';
 import { NUMBER_TEXT, neutraliseFormula } from '../csv-writer.js';
 import { CancelledError, UserError } from '../errors.js';
@@ -123,8 +123,22 @@ interface SaxParser {
 type SaxParserClass = new (opts?: { position?: boolean }) => SaxParser;
 
 // saxes is exceljs's dependency; resolve it from exceljs so both use the same copy.
-const requireFromExceljs = createRequire(createRequire(import.meta.url).resolve('exceljs'));
-const { SaxesParser } = requireFromExceljs('saxes') as { SaxesParser: SaxParserClass };
+let loaded: { ExcelJS: typeof ExcelJS; SaxesParser: SaxParserClass } | null = null;
+
+/**
+ * exceljs and its XML parser, loaded (synchronously, they are CommonJS) on first use: a process that
+ * reads or writes no workbook never pays for them.
+ */
+function excel(): { ExcelJS: typeof ExcelJS; SaxesParser: SaxParserClass } {
+  if (loaded === null) {
+    const requireHere = createRequire(import.meta.url);
+    const lib = requireHere('exceljs') as typeof ExcelJS;
+    const requireFromExceljs = createRequire(requireHere.resolve('exceljs'));
+    const { SaxesParser } = requireFromExceljs('saxes') as { SaxesParser: SaxParserClass };
+    loaded = { ExcelJS: lib, SaxesParser };
+  }
+  return loaded;
+}
 
 /** A worksheet part as our `_parseWorksheet` replacement hands it over. */
 interface SheetPart {
@@ -163,7 +177,7 @@ async function* readXlsx(
   if (!config.header && config.columns === undefined) {
     throw new UserError(`${fileName}: an xlsx format without a header needs \`columns\``);
   }
-  const reader = new ExcelJS.stream.xlsx.WorkbookReader(input, {
+  const reader = new (excel().ExcelJS.stream.xlsx.WorkbookReader)(input, {
     sharedStrings: 'cache',
     styles: 'cache',
     hyperlinks: 'ignore',
@@ -339,7 +353,7 @@ function unescapeOoxml(text: string): string {
 /** Reads xl/sharedStrings.xml into plain strings: rich text runs joined, phonetic hints dropped. */
 async function readSharedStrings(entry: AsyncIterable<Buffer>, fileName: string): Promise<string[]> {
   const strings: string[] = [];
-  const parser = new SaxesParser({ position: false });
+  const parser = new (excel().SaxesParser)({ position: false });
   let error: Error | null = null;
   let inSi = false;
   let inT = false;
@@ -667,7 +681,7 @@ async function* readSheet(
     lines.push(rowNo);
   };
 
-  const parser = new SaxesParser({ position: false });
+  const parser = new (excel().SaxesParser)({ position: false });
   let error: Error | null = null;
   parser.on('error', (err) => (error ??= err));
   parser.on('opentag', (tag) => {
@@ -919,7 +933,7 @@ async function writeXlsx(
     failure ??= err;
   };
   out.on('error', onError);
-  const wb = new ExcelJS.stream.xlsx.WorkbookWriter({
+  const wb = new (excel().ExcelJS.stream.xlsx.WorkbookWriter)({
     stream: out,
     useStyles: true,
     useSharedStrings: false,
