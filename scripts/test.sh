@@ -12,4 +12,9 @@ if ! command -v soffice >/dev/null && [ "$(id -u)" = 0 ]; then
 fi
 npm run build
 npm run lint
-npx vitest run "$@"
+mkdir -p var
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json=var/test-results.json "$@" || status=$?
+# One plain closing line for any reader of the log: "N passed, N failed".
+node -e "const r=require('./var/test-results.json');console.log(r.numPassedTests+' passed, '+r.numFailedTests+' failed'+(r.numPendingTests?', '+r.numPendingTests+' skipped':''))" || true
+exit $status
