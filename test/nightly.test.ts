@@ -1,0 +1,142 @@
+import { copyFile, mkdir, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp, type App } from '../src/app.js';
+import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
+import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
+import { startWorker, type RunningWorker } from '../src/worker.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { startSshd, type TestSshd } from './helpers/sshd.js';
+import { removeKeys, testPrefix, testQueue, waitFor } from './fixtures/jobs/runner.js';
+
+/**
+ * The shipped `nightly` job on the shipped fixtures, end to end through a worker: imports (CSV,
+ * XLSX, timesheets from the time clock's SFTP), EDI in and out with both partners, and the exports.
+ */
+
+let db: TestDatabase;
+let sshd: TestSshd;
+let app: App;
+let worker: RunningWorker;
+const prefix = testPrefix('nightly');
+const { queue, redis } = testQueue(prefix);
+const saved = { ...process.env };
+
+beforeAll(async () => {
+  [db, sshd] = await Promise.all([createTestDatabase('nightly'), startSshd()]);
+  for (const p of ['PARTNERA', 'PARTNERB', 'TIMECLOCK']) {
+    for (const d of ['inbox', 'outbox', 'archive', 'error'])
+      await mkdir(path.join(sshd.root, p, d), { recursive: true });
+  }
+  await mkdir('var/exports', { recursive: true });
+  Object.assign(process.env, {
+    ERP_SFTP_PORT: String(sshd.port),
+    ERP_SFTP_USER: sshd.user,
+    ERP_SFTP_KEY_FILE: sshd.privateKeyPath,
+    ERP_SFTP_HOST_KEY_SHA256: sshd.hostKeyFingerprint,
+    ERP_SFTP_ROOT: sshd.root,
+  });
+  app = createApp(
+    {
+      ...process.env,
+      DATABASE_URL: db.url,
+      ERP_HOME: '.',
+      ERP_DATA_DIR: path.join('var', prefix),
+      ERP_QUEUE_PREFIX: prefix,
+    },
+    pino({ level: 'silent' }),
+  );
+  worker = await startWorker(app, { concurrency: 1 });
+}, 120_000);
+
+afterAll(async () => {
+  await worker?.close();
+  await app?.close();
+  await removeKeys(redis, prefix);
+  await queue.close();
+  redis.disconnect();
+  process.env = saved;
+  await Promise.all([db.drop(), sshd.stop()]);
+});
+
+describe('nightly job', () => {
+  it('imports, exchanges EDI and exports on the fixtures, through a worker', async () => {
+    await copyFile(
+      'fixtures/company/timesheets-2026-11.csv',
+      path.join(sshd.root, 'TIMECLOCK/inbox/timesheets-2026-11.csv'),
+    );
+    await copyFile('fixtures/edi/partner-a-850.edi', path.join(sshd.root, 'PARTNERA/inbox/po-a.edi'));
+    await copyFile('fixtures/edi/partner-b-850.edi', path.join(sshd.root, 'PARTNERB/inbox/po-b.edi'));
+    const runnable = await resolveRunnable(app.home, 'nightly');
+    const params = resolveParams(runnable.job, { period: '2026-11', as_of: '2026-11-30' });
+    const runId = (await createQueuedRun(app.pool, runnable, params, { trigger: 'test' }))!;
+    await enqueueRun(queue, runId, runnable);
+
+    const status = await waitFor(
+      async () => {
+        const { rows } = await db.pool.query<{ status: string }>(
+          'SELECT status FROM runner.runs WHERE id = $1',
+          [runId],
+        );
+        return ['succeeded', 'failed', 'cancelled'].includes(rows[0]!.status) ? rows[0]!.status : null;
+      },
+      90_000,
+      'the nightly run to end',
+      200,
+    );
+    const { rows: steps } = await db.pool.query<{ name: string; status: string }>(
+      'SELECT name, status FROM runner.run_steps WHERE run_id = $1 ORDER BY position',
+      [runId],
+    );
+    expect(status).toBe('succeeded');
+    expect(steps.map((s) => s.name)).toEqual([
+      'customers',
+      'items',
+      'employees',
+      'employee-deductions',
+      'timesheets',
+      'PARTNERA inbound',
+      'PARTNERB inbound',
+      'PARTNERA outbound 856',
+      'PARTNERA outbound 810',
+      'PARTNERB outbound 856',
+      'PARTNERB outbound 810',
+      'trial-balance-export',
+      'ar-aging-export',
+    ]);
+    expect(steps.every((s) => s.status === 'succeeded')).toBe(true);
+
+    const count = async (table: string): Promise<number> =>
+      (await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]!.n;
+    expect(await count('sales.customers')).toBe(24);
+    expect(await count('sales.items')).toBe(243);
+    expect(await count('hr.employees')).toBe(60);
+    expect(await count('payroll.timesheets')).toBe(1050);
+    // Two 850 transaction sets in each partner's file.
+    expect(await count('sales.orders')).toBe(4);
+    // Every inbound file was acknowledged and archived; the time clock's file too.
+    expect(
+      (await readdir(path.join(sshd.root, 'PARTNERA/outbox'))).filter((f) => f.startsWith('997')),
+    ).toHaveLength(1);
+    expect(
+      (await readdir(path.join(sshd.root, 'PARTNERB/outbox'))).filter((f) => f.startsWith('999')),
+    ).toHaveLength(1);
+    expect(await readdir(path.join(sshd.root, 'PARTNERA/archive'))).toEqual(['po-a.edi']);
+    expect(await readdir(path.join(sshd.root, 'TIMECLOCK/archive'))).toEqual(['timesheets-2026-11.csv']);
+    expect((await stat('var/exports/trial-balance-2026-11.xlsx')).size).toBeGreaterThan(0);
+    const files = await db.pool.query<{ file: string; status: string }>(
+      `SELECT file, status FROM runner.run_files WHERE run_id = $1 AND status = 'loaded' ORDER BY id`,
+      [runId],
+    );
+    expect(files.rows.map((f) => path.basename(f.file))).toEqual([
+      'customers.csv',
+      'items.csv',
+      'employees.xlsx',
+      'employee-deductions.csv',
+      'timesheets-2026-11.csv',
+      'trial-balance-2026-11.xlsx',
+      expect.stringMatching(/^ar-aging-\d{4}-\d{2}-\d{2}\.csv$/),
+    ]);
+  }, 120_000);
+});
