@@ -1,4 +1,5 @@
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadPipeline } from '../src/pipeline/definition.js';
@@ -120,6 +121,46 @@ describe('source sftp', () => {
       await writeFile(path.join(home.dir, 'partners/CLOCK.yaml'), PARTNER(sshd.hostKeyFingerprint));
     }
   });
+});
+
+describe('source sftp, server killed mid-transfer', () => {
+  it('retries the download after the server is killed and restarted, and loads the file once', async () => {
+    // ~60 MB, so the transfer is still running when the first bytes land in the local temp file.
+    await rm(path.join(sshd.root, 'inbox/hours-3.csv'), { force: true });
+    const rows = 600_000;
+    const pad = 'x'.repeat(90);
+    let body = 'emp,hours\n';
+    for (let i = 0; i < rows; i++) body += `E${i}${pad},8.00\n`;
+    await writeFile(path.join(sshd.root, 'inbox/hours-big.csv'), body);
+    const tmp = os.tmpdir();
+    let restarted: Promise<void> | undefined;
+    const watch = setInterval(() => {
+      void (async () => {
+        if (restarted) return;
+        for (const d of await readdir(tmp).catch(() => [])) {
+          if (!d.startsWith('erp-sftp-')) continue;
+          for (const f of await readdir(path.join(tmp, d)).catch(() => [])) {
+            const size = await stat(path.join(tmp, d, f)).then(
+              (st) => st.size,
+              () => 0,
+            );
+            if (size > 1 << 20 && size < body.length) restarted ??= sshd.restart();
+          }
+        }
+      })();
+    }, 2);
+    try {
+      const r = await run('hours');
+      await restarted;
+      expect(restarted).toBeDefined();
+      expect(r.files.map((f) => [f.status, f.rowsLoaded])).toEqual([['loaded', rows]]);
+    } finally {
+      clearInterval(watch);
+    }
+    const loaded = await db.pool.query('SELECT count(*)::int AS n, count(DISTINCT emp)::int AS d FROM hours');
+    expect(loaded.rows[0]).toEqual({ n: rows, d: rows });
+    expect(await remote('archive')).toContain('hours-big.csv');
+  }, 120_000);
 });
 
 describe('sink sftp', () => {
