@@ -1,9 +1,10 @@
-import { copyFile, mkdir, readdir, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../src/app.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
+import { executeRun } from '../src/jobs/execute.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
 import { startWorker, type RunningWorker } from '../src/worker.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
@@ -30,6 +31,8 @@ beforeAll(async () => {
       await mkdir(path.join(sshd.root, p, d), { recursive: true });
   }
   await mkdir('var/exports', { recursive: true });
+  // The bank file is never overwritten: start without one from an earlier run.
+  await rm('var/exports/bank-payments-2026-11.csv', { force: true });
   Object.assign(process.env, {
     ERP_SFTP_PORT: String(sshd.port),
     ERP_SFTP_USER: sshd.user,
@@ -138,5 +141,66 @@ describe('nightly job', () => {
       'trial-balance-2026-11.xlsx',
       expect.stringMatching(/^ar-aging-\d{4}-\d{2}-\d{2}\.csv$/),
     ]);
+  }, 120_000);
+
+  it('closes payroll: a dry run shows each employee and the journal entry and writes nothing; the close then commits once', async () => {
+    const open = await resolveRunnable(app.home, 'open-period');
+    const opened = await executeRun(app, {
+      runId: null,
+      runnable: open,
+      params: { period: '2026-11' },
+      dryRun: false,
+      signal: new AbortController().signal,
+    });
+    expect(opened.status).toBe('succeeded');
+    const runnable = await resolveRunnable(app.home, 'payroll-close');
+    const params = resolveParams(runnable.job, { period: '2026-11' });
+    const dry = await executeRun(app, {
+      runId: null,
+      runnable,
+      params,
+      dryRun: true,
+      signal: new AbortController().signal,
+    });
+    expect(dry.error).toBeNull();
+    expect(dry.status).toBe('succeeded');
+    const [summary, register, journal] = dry.steps[0]!.sql!.results;
+    expect(summary!.rows[0]).toMatchObject({ period: '2026-11', employee_count: 59, total_net: '206210.25' });
+    expect(register!.rows).toHaveLength(59);
+    const debits = journal!.rows.reduce((a, r) => a + Number(r.debit), 0);
+    const credits = journal!.rows.reduce((a, r) => a + Number(r.credit), 0);
+    expect(debits.toFixed(2)).toBe('260732.34');
+    expect(credits.toFixed(2)).toBe(debits.toFixed(2));
+    const nothing = await db.pool.query(
+      `SELECT (SELECT count(*) FROM payroll.runs)::int AS runs, (SELECT count(*) FROM gl.journal_entries)::int AS entries`,
+    );
+    expect(nothing.rows[0]).toEqual({ runs: 0, entries: 0 });
+
+    // The real close through the worker, then a second one refused: nothing duplicated.
+    const close = async (): Promise<string> => {
+      const id = (await createQueuedRun(app.pool, runnable, params, { trigger: 'test' }))!;
+      await enqueueRun(queue, id, runnable);
+      return waitFor(
+        async () => {
+          const { rows } = await db.pool.query<{ status: string }>(
+            'SELECT status FROM runner.runs WHERE id = $1',
+            [id],
+          );
+          return ['succeeded', 'failed', 'cancelled'].includes(rows[0]!.status) ? rows[0]!.status : null;
+        },
+        60_000,
+        'the payroll close to end',
+        200,
+      );
+    };
+    expect(await close()).toBe('succeeded');
+    expect(await close()).toBe('failed');
+    const once = await db.pool.query(
+      `SELECT (SELECT count(*) FROM payroll.runs WHERE status = 'completed')::int AS runs,
+              (SELECT count(*) FROM payroll.payslips)::int AS payslips`,
+    );
+    expect(once.rows[0]).toEqual({ runs: 1, payslips: 59 });
+    expect((await stat('var/exports/payroll-register-2026-11.xlsx')).size).toBeGreaterThan(0);
+    expect((await stat('var/exports/bank-payments-2026-11.csv')).size).toBeGreaterThan(0);
   }, 120_000);
 });
