@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { loadYamlFile } from '../config-file.js';
 import { UserError } from '../errors.js';
 import { problem, type X12Problem } from './errors.js';
-import type { Segment, TransactionSet } from './types.js';
+import { X12_TYPES, type Segment, type TransactionSet, type X12Type } from './types.js';
 
 /**
  * Inbound mapping: one transaction set → `{ header, lines }` of named text fields.
@@ -65,25 +65,7 @@ const pathString = z.string().superRefine((s, ctx) => {
   if (typeof p === 'string') ctx.addIssue({ code: 'custom', message: p });
 });
 
-/** X12 data types a field can be read as. */
-export const X12_TYPES = [
-  'AN',
-  'ID',
-  'R',
-  'N0',
-  'N1',
-  'N2',
-  'N3',
-  'N4',
-  'N5',
-  'N6',
-  'N7',
-  'N8',
-  'N9',
-  'DT',
-  'TM',
-] as const;
-export type X12Type = (typeof X12_TYPES)[number];
+export { X12_TYPES, type X12Type } from './types.js';
 
 /** One field: a path, or a path with a type and whether it is required. */
 export const inboundFieldSchema = z.union([

@@ -4,6 +4,7 @@ import type { Writable } from 'node:stream';
 import { z } from 'zod';
 import { loadYamlFile } from '../config-file.js';
 import { isaVersion, outputFormat, usageIndicator, type X12Profile } from './partner.js';
+import { X12_TYPES } from './types.js';
 import {
   formatDate,
   formatDecimal,
@@ -34,23 +35,7 @@ const TAG = /^[A-Z][A-Z0-9]{1,2}$/;
 const ELEMENT_KEY = /^([A-Z][A-Z0-9]{1,2})(\d{2})(?:-(\d{1,2}))?$/;
 
 /** X12 output types. DT writes CCYYMMDD (YYMMDD with max: 6); TM writes HHMM (HHMMSS with max: 6). */
-export const OUT_TYPES = [
-  'AN',
-  'ID',
-  'R',
-  'N0',
-  'N1',
-  'N2',
-  'N3',
-  'N4',
-  'N5',
-  'N6',
-  'N7',
-  'N8',
-  'N9',
-  'DT',
-  'TM',
-] as const;
+export const OUT_TYPES = X12_TYPES;
 
 /** Computed element values. */
 export const COMPUTED = ['line_count', 'line_number', 'hl_count', 'hl_id', 'hl_parent'] as const;

@@ -148,3 +148,23 @@ export interface IeaEvent {
 
 /** What {@link splitX12} yields. */
 export type X12Event = IsaEvent | GsEvent | TransactionEvent | GeEvent | IeaEvent;
+
+/** X12 data types an element is read or written as: text, ids, decimals, implied decimals, dates, times. */
+export const X12_TYPES = [
+  'AN',
+  'ID',
+  'R',
+  'N0',
+  'N1',
+  'N2',
+  'N3',
+  'N4',
+  'N5',
+  'N6',
+  'N7',
+  'N8',
+  'N9',
+  'DT',
+  'TM',
+] as const;
+export type X12Type = (typeof X12_TYPES)[number];
