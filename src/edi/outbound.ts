@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import type pg from 'pg';
+import { withTransaction } from '../db.js';
 import { CancelledError, UserError } from '../errors.js';
 import { resolveEndpoint, type Partner, type PartnerDirs } from '../partners.js';
 import type { AppContext } from '../pipeline/run.js';
@@ -444,20 +445,14 @@ async function deliver(
   interchangeId: number,
   signal?: AbortSignal,
 ): Promise<string | null> {
-  const client = await app.pool.connect();
-  let broken = false;
-  try {
-    await client.query('BEGIN');
+  return withTransaction(app.pool, async (client) => {
     const { rows } = await client.query<{ interchange_id: string; file_name: string; content: string }>(
       `SELECT f.interchange_id, f.file_name, f.content FROM edi.outbound_files f
         WHERE f.interchange_id = $1 AND f.delivered_at IS NULL FOR UPDATE SKIP LOCKED`,
       [interchangeId],
     );
     const row = rows[0];
-    if (!row) {
-      await client.query('ROLLBACK');
-      return null;
-    }
+    if (!row) return null;
     const content = Buffer.from(row.content);
     const name = row.file_name;
     const target = resolveInside(endpoint.outbox, name);
@@ -478,16 +473,8 @@ async function deliver(
       `UPDATE edi.interchanges SET sent_at = now(), updated_at = now() WHERE id = $1 AND status = 'sent'`,
       [row.interchange_id],
     );
-    await client.query('COMMIT');
     return remotePath;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {
-      broken = true;
-    });
-    throw err;
-  } finally {
-    client.release(broken);
-  }
+  });
 }
 
 /** Delivers the partner's files that were committed as sent but never uploaded. */
