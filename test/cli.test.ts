@@ -160,6 +160,43 @@ describe('erp CLI', () => {
     expect((await db.pool.query(`SELECT count(*)::int AS n FROM items WHERE sku = 'C'`)).rows[0].n).toBe(0);
   });
 
+  it('shows a progress bar on a terminal, and plain lines elsewhere', async () => {
+    // `script` runs the command on a pseudo-terminal, as an operator's shell would.
+    const onTty = (cmd: string): Promise<Result> =>
+      new Promise((resolve) => {
+        const child = spawn('script', ['-qec', cmd, '/dev/null'], {
+          cwd: home.dir,
+          env: { ...process.env, DATABASE_URL: db.url, ERP_HOME: home.dir, LOG_LEVEL: 'warn' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.on('close', (code) => resolve({ code, stdout, stderr: '' }));
+      });
+    const file = path.join(home.dir, 'in/items-tty.csv');
+    await writeFile(
+      file,
+      'sku,price\n' + Array.from({ length: 50_000 }, (_, i) => `T${i},1.00`).join('\n') + '\n',
+    );
+    const tty = await onTty(
+      `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} validate items --file in/items-tty.csv`,
+    );
+    expect(tty.code).toBe(0);
+    expect(tty.stdout).toMatch(/items-tty\.csv \|[=-]+\| \d+% \| \d+ rows/);
+    expect(tty.stdout).toContain('50000 rows');
+    // A run shows its step log and a bar of rows for the step in progress.
+    const run = await onTty(
+      `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} run items --inline --force --file in/items-tty.csv`,
+    );
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('step 1/1 pipeline items: running');
+    expect(run.stdout).toMatch(/step 1\/1 items \| \d+ rows/);
+    expect(run.stdout).toContain('step 1/1 pipeline items: succeeded');
+    const plain = await erp(['validate', 'items', '--file', 'in/items-tty.csv']);
+    expect(plain.code).toBe(0);
+    expect(plain.stderr + plain.stdout).not.toMatch(/\|[=-]+\|/);
+  });
+
   it('prints a JSON Schema of pipeline definitions', async () => {
     const r = await erp(['schema']);
     expect(r.code).toBe(0);
