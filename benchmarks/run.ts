@@ -1,8 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
-import { createPool } from '../src/db.js';
+import { createPool, queryOnce } from '../src/db.js';
 import { migrate } from '../src/migrate.js';
 import { benchCsv } from './csv.js';
 import { benchQueue } from './queue.js';
@@ -17,21 +16,11 @@ import { benchXlsx } from './xlsx.js';
 const ADMIN_URL = process.env.BENCH_ADMIN_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
 const DB = 'erp_bench';
 
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: ADMIN_URL });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
-
 const line = (label: string, value: string): void => console.log(`${label.padEnd(44)} ${value}`);
 
 async function main(): Promise<void> {
-  await admin(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  await admin(`CREATE DATABASE ${DB}`);
+  await queryOnce(ADMIN_URL, `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  await queryOnce(ADMIN_URL, `CREATE DATABASE ${DB}`);
   const url = new URL(ADMIN_URL);
   url.pathname = `/${DB}`;
   const pool = createPool(url.toString(), 1);
@@ -104,7 +93,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await rm(work, { recursive: true, force: true });
-    await admin(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+    await queryOnce(ADMIN_URL, `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
   }
 }
 

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, cp, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
+import { queryOnce } from '../src/db.js';
 import { startSshd } from '../test/helpers/sshd.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -24,16 +25,6 @@ const EXPORTS = path.join(ROOT, 'var', 'exports');
 const PERIOD = '2026-11';
 
 const bold = (s: string): string => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
-
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: ADMIN_URL });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
 
 function erp(env: NodeJS.ProcessEnv, args: string[], expectCode = 0): void {
   console.log(bold(`\n$ erp ${args.join(' ')}`));
@@ -48,8 +39,8 @@ function erp(env: NodeJS.ProcessEnv, args: string[], expectCode = 0): void {
 }
 
 async function main(): Promise<void> {
-  await admin(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  await admin(`CREATE DATABASE ${DB}`);
+  await queryOnce(ADMIN_URL, `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  await queryOnce(ADMIN_URL, `CREATE DATABASE ${DB}`);
   const url = new URL(ADMIN_URL);
   url.pathname = `/${DB}`;
   await rm(OUT, { recursive: true, force: true });

@@ -49,6 +49,20 @@ export function splitQualified(name: string): { schema: string; table: string } 
   throw new UserError(`'${name}' is not a table name: expected table or schema.table`);
 }
 
+/**
+ * Runs one statement on a connection of its own, outside any pool: for statements that cannot run
+ * in a transaction block, such as CREATE DATABASE and DROP DATABASE.
+ */
+export async function queryOnce(connectionString: string, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
 /** Runs `fn` in a transaction on its own client; rolls back on any error, including an abort. */
 export async function withTransaction<T>(
   pool: pg.Pool,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import { createPool } from '../../src/db.js';
+import type pg from 'pg';
+import { createPool, queryOnce } from '../../src/db.js';
 import { inject } from 'vitest';
 import { ADMIN_URL } from './global-setup.js';
 
@@ -16,13 +16,7 @@ export interface TestDatabase {
 /** A fresh, fully migrated database of the test file's own, cloned from the template. */
 export async function createTestDatabase(label = 'test'): Promise<TestDatabase> {
   const name = `erp_${label.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${inject('templateDb')}`);
-  } finally {
-    await admin.end();
-  }
+  await queryOnce(ADMIN_URL, `CREATE DATABASE ${name} TEMPLATE ${inject('templateDb')}`);
   const u = new URL(ADMIN_URL);
   u.pathname = `/${name}`;
   const url = u.toString();
@@ -33,13 +27,7 @@ export async function createTestDatabase(label = 'test'): Promise<TestDatabase> 
     pool,
     async drop() {
       await pool.end();
-      const a = new pg.Client({ connectionString: ADMIN_URL });
-      await a.connect();
-      try {
-        await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await a.end();
-      }
+      await queryOnce(ADMIN_URL, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     },
   };
 }

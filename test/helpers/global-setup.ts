@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { createPool } from '../../src/db.js';
+import { createPool, queryOnce } from '../../src/db.js';
 import { migrate } from '../../src/migrate.js';
 
 /** Server URL of the maintenance database the tests create their databases from. */
@@ -21,7 +20,7 @@ declare module 'vitest' {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   // A template of this run's own, so concurrent runs never rebuild one another's template.
   const template = `erp_template_${randomBytes(4).toString('hex')}`;
-  await adminQuery(`CREATE DATABASE ${template}`);
+  await queryOnce(ADMIN_URL, `CREATE DATABASE ${template}`);
   project.provide('templateDb', template);
   const url = new URL(ADMIN_URL);
   url.pathname = `/${template}`;
@@ -31,15 +30,5 @@ export default async function setup(project: TestProject): Promise<() => Promise
   } finally {
     await pool.end();
   }
-  return () => adminQuery(`DROP DATABASE IF EXISTS ${template} WITH (FORCE)`);
-}
-
-async function adminQuery(sql: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  try {
-    await admin.query(sql);
-  } finally {
-    await admin.end();
-  }
+  return () => queryOnce(ADMIN_URL, `DROP DATABASE IF EXISTS ${template} WITH (FORCE)`);
 }
