@@ -8,9 +8,9 @@ import { createApp, type App } from './app.js';
 import { describeError, RejectPolicyError, UserError } from './errors.js';
 import { migrate } from './migrate.js';
 import { listPipelineNames, loadPipeline, pipelineSchema } from './pipeline/definition.js';
-import { runPipeline, type PipelineResult, type Progress } from './pipeline/run.js';
+import { runPipeline, type Progress } from './pipeline/run.js';
 import { formatPipelineResult, formatRunDetail, formatRuns, table } from './report.js';
-import { EXIT } from './commands/exit.js';
+import { EXIT, exitCodeOf, withSigint } from './commands/exit.js';
 import type { EdiCommandOptions } from './commands/edi.js';
 import type { RunCommandOptions } from './commands/run.js';
 import { requestCancel } from './jobs/cancel.js';
@@ -54,12 +54,6 @@ function asList(v: unknown): string[] | undefined {
   return (Array.isArray(v) ? v : [v]).map(String);
 }
 
-function pipelineExitCode(result: PipelineResult): number {
-  if (result.status === 'cancelled') return EXIT.cancelled;
-  if (result.status === 'succeeded') return EXIT.ok;
-  return result.files.some((f) => f.policyExceeded) ? EXIT.rejects : EXIT.failed;
-}
-
 /** A progress bar on a TTY, nothing otherwise (the summary follows either way). */
 function progressReporter(): { update(p: Progress): void; stop(): void } {
   if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
@@ -84,30 +78,20 @@ function progressReporter(): { update(p: Progress): void; stop(): void } {
   };
 }
 
-async function runAndReport(
-  app: App,
-  name: string,
-  opts: { file?: unknown; dryRun?: boolean; force?: boolean },
-): Promise<number> {
+/** `erp validate`: a dry run of a pipeline, with a progress bar of the file on a TTY. */
+async function validateAndReport(app: App, name: string, files: string[] | undefined): Promise<number> {
   const def = await loadPipeline(app.home, name);
-  const controller = new AbortController();
-  const onSigint = (): void => controller.abort();
-  process.once('SIGINT', onSigint);
   const progress = progressReporter();
   try {
-    const result = await runPipeline(app, def, {
-      files: asList(opts.file),
-      dryRun: opts.dryRun ?? false,
-      force: opts.force ?? false,
-      signal: controller.signal,
-      onProgress: progress.update,
-    });
+    const result = await withSigint((signal) =>
+      runPipeline(app, def, { files, dryRun: true, signal, onProgress: progress.update }),
+    );
     progress.stop();
     process.stdout.write(formatPipelineResult(result) + '\n');
-    return pipelineExitCode(result);
+    const policy = result.files.some((f) => f.policyExceeded);
+    return exitCodeOf(result.status, policy ? 'policy' : null);
   } finally {
     progress.stop();
-    process.off('SIGINT', onSigint);
   }
 }
 
@@ -178,7 +162,7 @@ cli
   .command('validate <pipeline>', 'Parse and validate input files without writing anything (a dry run)')
   .option('--file <file>', 'Input file (repeatable); defaults to the pipeline source', { type: [String] })
   .action((name: string, opts: { file?: string[] }) =>
-    withApp((app) => runAndReport(app, name, { file: opts.file, dryRun: true })),
+    withApp((app) => validateAndReport(app, name, asList(opts.file))),
   );
 
 cli

@@ -1,3 +1,5 @@
+import type { ErrorKind } from '../runs.js';
+
 /**
  * Exit codes of the `erp` command:
  *
@@ -9,3 +11,22 @@
  *   130  cancelled, or stopped following with Ctrl-C
  */
 export const EXIT = { ok: 0, failed: 1, usage: 2, rejects: 3, locked: 4, cancelled: 130 } as const;
+
+/** The exit code of a run that ended with `status`, failing for reason `kind` (see runner.runs.error_kind). */
+export function exitCodeOf(status: string, kind: ErrorKind | null): number {
+  if (status === 'succeeded') return EXIT.ok;
+  if (status === 'cancelled' || kind === 'cancelled') return EXIT.cancelled;
+  return kind === 'policy' ? EXIT.rejects : EXIT.failed;
+}
+
+/** Runs `fn` with a signal that SIGINT (Ctrl-C) aborts. */
+export async function withSigint<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onSigint = (): void => controller.abort();
+  process.once('SIGINT', onSigint);
+  try {
+    return await fn(controller.signal);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}

@@ -8,8 +8,8 @@ import { executeRun, planRun, type RunProgress } from '../jobs/execute.js';
 import { followRun } from '../jobs/follow.js';
 import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
 import { formatOutcome, formatRunDetail } from '../report.js';
-import { finishRun, getRun, type ErrorKind } from '../runs.js';
-import { EXIT } from './exit.js';
+import { finishRun, getRun } from '../runs.js';
+import { EXIT, exitCodeOf, withSigint } from './exit.js';
 
 /** Options of `erp run`. */
 export interface RunCommandOptions {
@@ -36,12 +36,6 @@ export function parseParams(
   }
   if (period?.[0] !== undefined) out.period = String(period[0]);
   return out;
-}
-
-export function exitCodeOf(status: string, kind: ErrorKind | null): number {
-  if (status === 'succeeded') return EXIT.ok;
-  if (status === 'cancelled' || kind === 'cancelled') return EXIT.cancelled;
-  return kind === 'policy' ? EXIT.rejects : EXIT.failed;
 }
 
 /** The step log, with a progress bar of rows on a TTY and plain lines otherwise. */
@@ -77,18 +71,6 @@ function stepReporter(): { update(p: RunProgress): void; stop(): void } {
     },
     stop,
   };
-}
-
-/** Runs `fn` with a signal that SIGINT (Ctrl-C) aborts. */
-async function withSigint<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  const onSigint = (): void => controller.abort();
-  process.once('SIGINT', onSigint);
-  try {
-    return await fn(controller.signal);
-  } finally {
-    process.off('SIGINT', onSigint);
-  }
 }
 
 /**
