@@ -1,9 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BENCH_DDL, generateCsv } from '../benchmarks/generate.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { erp as runErp, killChildren, startErp, type Child, type Result } from './fixtures/jobs/runner.js';
 import { makeHome } from './helpers/home.js';
 
 /** The CLI as operators run it: the built `dist/cli.js` in a child process. */
@@ -12,28 +13,14 @@ const CLI = path.resolve('dist/cli.js');
 let db: TestDatabase;
 let home: { dir: string; remove(): Promise<void> };
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function start(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, [CLI, ...args], {
-    cwd: home.dir,
-    env: { ...process.env, DATABASE_URL: db.url, ERP_HOME: home.dir, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-}
-
-function erp(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  const child = start(args, env);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
+/** The test's database and project home, plus `env`. */
+const envOf = (env: Record<string, string>): Record<string, string> => ({
+  DATABASE_URL: db.url,
+  ERP_HOME: home.dir,
+  ...env,
+});
+const start = (args: string[], env: Record<string, string> = {}): Child => startErp(args, envOf(env));
+const erp = (args: string[], env: Record<string, string> = {}): Promise<Result> => runErp(args, envOf(env));
 
 const ITEMS = `
 description: Item master
@@ -67,6 +54,7 @@ sink: { kind: postgres, table: public.bench }
   });
 });
 afterAll(async () => {
+  await killChildren();
   await db.drop();
   await home.remove();
 });
@@ -211,7 +199,6 @@ describe('erp CLI', () => {
     const file = path.join(home.dir, 'in/bench.csv');
     await generateCsv(file, 300_000);
     const child = start(['run', 'bench', '--inline']);
-    const exited = new Promise((resolve) => child.on('exit', resolve));
     // Wait until the COPY is streaming rows into the table, then kill the process outright.
     const deadline = Date.now() + 30_000;
     for (;;) {
@@ -224,8 +211,8 @@ describe('erp CLI', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     await new Promise((r) => setTimeout(r, 300));
-    child.kill('SIGKILL');
-    await exited;
+    child.process.kill('SIGKILL');
+    await child.exited;
     // PostgreSQL notices the dropped connection and rolls the transaction back.
     for (let i = 0; i < 100; i++) {
       const { rows } = await db.pool.query(
