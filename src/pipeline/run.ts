@@ -253,7 +253,8 @@ async function runFile(
   index: number,
   opts: FileRunOptions,
 ): Promise<FileResult> {
-  const sha256 = await hashFile(file.path);
+  // An SFTP download hashed the bytes as they arrived; a local file is hashed here.
+  const sha256 = file.sha256 ?? (await hashFile(file.path));
   const reportPath =
     opts.runId === null
       ? null

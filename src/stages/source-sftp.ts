@@ -92,6 +92,7 @@ export function createSftpSource(config: SftpSourceConfig, ctx: StageContext): S
             name: `sftp:${partner.name}${remote.path}`,
             path: got.localPath,
             size: got.size,
+            sha256: got.sha256,
             settle: async (outcome: FileOutcome) => {
               try {
                 if (outcome.status === 'validated') return;

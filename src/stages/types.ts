@@ -55,6 +55,8 @@ export interface SourceFile {
   /** Local path to read. */
   path: string;
   size: number;
+  /** SHA-256 of the content when the source already computed it (an SFTP download does). */
+  sha256?: string;
   /**
    * Called once the file's outcome is final (its transaction committed or rolled back): an SFTP
    * source archives or moves the remote file here; only then is the input acknowledged.
