@@ -89,6 +89,11 @@ async function main(): Promise<void> {
           `${f.bullmqJobsPerSec.toLocaleString('en')} jobs/s`,
         );
         line(`concurrency ${f.concurrency}, ratio`, `${f.ratio.toFixed(3)} (issue target > 0.5)`);
+        line(
+          `concurrency ${f.concurrency}, BullMQ + the same SQL`,
+          `${f.bullmqSqlJobsPerSec.toLocaleString('en')} jobs/s (BEGIN; SELECT 1; COMMIT per job, nothing recorded)`,
+        );
+        line(`concurrency ${f.concurrency}, ratio to it`, `${f.sqlRatio.toFixed(3)} (the runner's own cost)`);
       }
     }
   } finally {

@@ -7,10 +7,16 @@ import { redactUrls } from './log.js';
 /** The one queue runs travel through. */
 export const QUEUE_NAME = 'runs';
 
-/** What a queued BullMQ job carries: the run's id; the run itself lives in PostgreSQL. */
+/**
+ * What a queued BullMQ job carries: the run's id, and a copy of what runner.runs recorded for it
+ * (the record in PostgreSQL is the run; jobs queued without the copy are read back from it).
+ */
 export interface RunJobData {
   runId: number;
   name: string;
+  params?: Record<string, string>;
+  force?: boolean;
+  files?: string[];
 }
 
 /**

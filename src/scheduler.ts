@@ -127,7 +127,7 @@ export async function fireTick(
         },
       );
       if (runId === null) return null;
-      await enqueueRun(ctx.queue, runId, { kind: 'job', name: entry.job.name, job: entry.job });
+      await enqueueRun(ctx.queue, runId, { kind: 'job', name: entry.job.name, job: entry.job }, params);
       ctx.log.info({ job: entry.job.name, runId, tick: at.toISOString() }, 'schedule fired');
       return runId;
     } catch (err) {

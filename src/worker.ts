@@ -1,8 +1,9 @@
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { App } from './app.js';
-import { listenForCancels } from './jobs/cancel.js';
 import { executeRun, HandedBackError, type RunProgress } from './jobs/execute.js';
-import { loadStoredRun } from './jobs/load-run.js';
+import { resolveRunnable } from './jobs/definition.js';
+import { loadStoredRun, type StoredRun } from './jobs/load-run.js';
+import { openRunnerSession, type RunnerSession } from './jobs/session.js';
 import { createPool } from './db.js';
 import { checkEvictionPolicy, connectRedis, QUEUE_NAME, redisConnection, type RunJobData } from './queue.js';
 
@@ -36,24 +37,31 @@ export interface RunningWorker {
 }
 
 /** PostgreSQL connections one run in hand may hold at once: see {@link startWorker}. */
-const CONNECTIONS_PER_RUN = 3;
+const CONNECTIONS_PER_RUN = 2;
+
+/**
+ * A run's live progress goes out once it has been in hand this long: a run that ends sooner sends
+ * none (the follower prints its step log from runner.run_steps), which spares Redis two or three
+ * writes per short run.
+ */
+export const PROGRESS_AFTER_MS = 200;
 
 export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<RunningWorker> {
   const concurrency = opts.concurrency ?? 1;
-  // A run in hand holds up to three connections at once: its liveness lock (for the whole run), its
-  // step's transaction, and a short query beside them (a record, a cancel). With fewer connections
-  // than that per run, every connection can end up held by a run waiting for one more: a deadlock
-  // (10 runs at once did it with the app's 10). So the runs get a pool of their own, sized for the
-  // concurrency; connections open only when used.
+  // A run in hand holds up to two connections at once: its step's transaction and a short query
+  // beside it (a record, a cancel). With fewer connections than that per run, every connection can
+  // end up held by a run waiting for one more: a deadlock. So the runs get a pool of their own, sized
+  // for the concurrency; connections open only when used. The process's liveness lock and cancel
+  // listener share one more connection (its runner session).
   const pool = createPool(app.config.DATABASE_URL, Math.max(10, concurrency * CONNECTIONS_PER_RUN + 1));
   const runApp: App = { ...app, pool };
   const connection = redisConnection(app.config.REDIS_URL, 'worker');
   const controllers = new Map<number, AbortController>();
-  let listener: Awaited<ReturnType<typeof listenForCancels>>;
+  let session: RunnerSession;
   try {
     await connectRedis(connection, app.config.REDIS_URL);
     await checkEvictionPolicy(connection, app.log);
-    listener = await listenForCancels(app.config.DATABASE_URL, (runId) => controllers.get(runId)?.abort());
+    session = await openRunnerSession(app.config.DATABASE_URL, (runId) => controllers.get(runId)?.abort());
   } catch (err) {
     // A worker connection retries for ever; left open, it would keep the failed process alive.
     connection.disconnect();
@@ -62,16 +70,27 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
   }
 
   const process = async (job: Job<RunJobData>, token?: string): Promise<{ status: string }> => {
-    const stored = await loadStoredRun(pool, app.home, job.data.runId);
+    const stored = await storedRunOf(job.data);
     const controller = new AbortController();
     controllers.set(stored.runId, controller);
     let lastSent = 0;
-    const report = (p: RunProgress): void => {
-      const now = Date.now();
-      // Step changes always go out; row counts at most a few times a second.
-      if (p.state === 'running' && p.rows !== undefined && now - lastSent < 250) return;
-      lastSent = now;
+    let latest: RunProgress | null = null;
+    const send = (p: RunProgress): void => {
+      lastSent = Date.now();
       void job.updateProgress({ ...p }).catch(() => undefined);
+    };
+    // Nothing goes out before PROGRESS_AFTER_MS; then the latest state, and from there on every step
+    // change, row counts at most a few times a second.
+    let live = false;
+    const start = setTimeout(() => {
+      live = true;
+      if (latest) send(latest);
+    }, PROGRESS_AFTER_MS);
+    const report = (p: RunProgress): void => {
+      latest = p;
+      if (!live) return;
+      if (p.state === 'running' && p.rows !== undefined && Date.now() - lastSent < 250) return;
+      send(p);
     };
     try {
       const outcome = await executeRun(runApp, {
@@ -84,6 +103,8 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
         signal: controller.signal,
         attemptsLeft: (job.opts.attempts ?? 1) - job.attemptsMade - 1,
         onProgress: report,
+        liveness: session.key,
+        firstDelivery: job.attemptsStarted <= 1 && job.attemptsMade === 0 && job.stalledCounter === 0,
       });
       if (outcome.status === 'succeeded') return { status: 'succeeded' };
       if (outcome.status === 'retrying' && controller.signal.reason instanceof HandedBackError) {
@@ -94,9 +115,22 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
       if (outcome.status === 'retrying') throw new Error(outcome.error ?? 'failed');
       throw new UnrecoverableError(outcome.error ?? outcome.status);
     } finally {
+      clearTimeout(start);
       controllers.delete(stored.runId);
     }
   };
+
+  /** The run a job carries; jobs queued without the run's copy are read back from runner.runs. */
+  const storedRunOf = async (data: RunJobData): Promise<StoredRun> =>
+    data.params
+      ? {
+          runId: data.runId,
+          runnable: await resolveRunnable(app.home, data.name),
+          params: data.params,
+          force: data.force ?? false,
+          files: data.files,
+        }
+      : loadStoredRun(pool, app.home, data.runId);
 
   const worker = new Worker<RunJobData>(QUEUE_NAME, process, {
     connection,
@@ -122,7 +156,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
         for (const c of controllers.values()) c.abort(new HandedBackError());
         await closing;
       }
-      await listener.close().catch(() => undefined);
+      await session.close().catch(() => undefined);
       await connection.quit().catch(() => undefined);
       await pool.end().catch(() => undefined);
     },

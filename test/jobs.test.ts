@@ -4,6 +4,8 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../src/app.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
+import { executeRun, type RunOutcome } from '../src/jobs/execute.js';
+import { openRunnerSession } from '../src/jobs/session.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
 import { jobIdOf, type RunJobData } from '../src/queue.js';
 import { startWorker, type RunningWorker } from '../src/worker.js';
@@ -79,6 +81,12 @@ steps:
   - sql: t/long.sql
 `,
   'sql/t/long.sql': `INSERT INTO cancel_marks VALUES (1);\nSELECT pg_sleep(30);\n`,
+  'jobs/mark.yaml': `
+description: Writes a row, then takes a moment before its commit
+steps:
+  - sql: t/mark.sql
+`,
+  'sql/t/mark.sql': `INSERT INTO step_marks VALUES (1);\nSELECT pg_sleep(0.6);\n`,
 };
 
 async function count(sql: string, params: unknown[] = []): Promise<number> {
@@ -89,7 +97,7 @@ async function submit(name: string, given: Record<string, string> = {}): Promise
   const runnable = await resolveRunnable(home.dir, name);
   const params = resolveParams(runnable.job, given);
   const runId = (await createQueuedRun(db.pool, runnable, params, { requestedBy: 'jobs-test' }))!;
-  await enqueueRun(queue, runId, runnable);
+  await enqueueRun(queue, runId, runnable, params);
   return runId;
 }
 
@@ -158,6 +166,7 @@ beforeAll(async () => {
     BEGIN RAISE EXCEPTION 'period % is closed', p USING ERRCODE = 'ERP01'; END $$;
     CREATE TABLE payroll_done (period text);
     CREATE TABLE cancel_marks (n int);
+    CREATE TABLE step_marks (n int);
   `);
   home = await makeJobsHome(FILES);
   prefix = testPrefix('jobs');
@@ -194,7 +203,7 @@ describe('refusals before anything is queued', () => {
     ]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toBe(
-      "erp: unknown job or pipeline 'payrol'; jobs: always-busy, close-period, flaky, long, payroll; pipelines: (none)\n",
+      "erp: unknown job or pipeline 'payrol'; jobs: always-busy, close-period, flaky, long, mark, payroll; pipelines: (none)\n",
     );
 
     expect(badPeriod.code).toBe(2);
@@ -383,5 +392,103 @@ describe('through a worker', () => {
     const again = await erp(['cancel', String(id)], env);
     expect(again.code).toBe(2);
     expect(again.stderr).toBe(`erp: run ${id} is cancelled; only queued or running runs can be cancelled\n`);
+  });
+});
+
+describe('a SQL step commits with the record of its success', () => {
+  /** Executes a queued run of `mark` here, doing `meanwhile` once its step is under way. */
+  async function markRun(
+    meanwhile: (runId: number) => Promise<unknown>,
+    opts: { firstDelivery?: boolean; before?: (runId: number) => Promise<unknown> } = {},
+  ): Promise<{ runId: number; outcome: RunOutcome }> {
+    const runnable = await resolveRunnable(home.dir, 'mark');
+    const runId = (await createQueuedRun(db.pool, runnable, {}, { requestedBy: 'jobs-test' }))!;
+    await opts.before?.(runId);
+    const session = await openRunnerSession(db.url);
+    try {
+      const running = executeRun(app, {
+        runId,
+        runnable,
+        params: {},
+        dryRun: false,
+        signal: new AbortController().signal,
+        liveness: session.key,
+        firstDelivery: opts.firstDelivery ?? false,
+      });
+      await new Promise((r) => setTimeout(r, 250));
+      await meanwhile(runId);
+      return { runId, outcome: await running };
+    } finally {
+      await session.close();
+    }
+  }
+
+  it("records the step, the run and the step's work in one commit", async () => {
+    await db.pool.query('TRUNCATE step_marks');
+    const { runId, outcome } = await markRun(async (id) => {
+      // While the step runs, neither its row nor its success is visible; the run is running.
+      expect(await count('SELECT count(*) FROM step_marks')).toBe(0);
+      expect((await runRow(id)).status).toBe('running');
+      const step = await db.pool.query('SELECT status FROM runner.run_steps WHERE run_id = $1', [id]);
+      expect(step.rows).toEqual([{ status: 'running' }]);
+    });
+    expect([outcome.status, outcome.error]).toEqual(['succeeded', null]);
+    expect(await runRow(runId)).toEqual({ status: 'succeeded', attempts: 1, error: null, error_kind: null });
+    expect(await count('SELECT count(*) FROM step_marks')).toBe(1);
+    const { rows } = await db.pool.query(
+      `SELECT s.status, s.detail ->> 'command' AS command, s.finished_at = r.finished_at AS one_commit
+       FROM runner.run_steps s JOIN runner.runs r ON r.id = s.run_id WHERE s.run_id = $1`,
+      [runId],
+    );
+    // now() is the transaction's start: the same instant for both records means one transaction.
+    expect(rows).toEqual([{ status: 'succeeded', command: 'SELECT', one_commit: true }]);
+  });
+
+  it('rolls the step back when its run was finished elsewhere while it ran', async () => {
+    await db.pool.query('TRUNCATE step_marks');
+    const { runId, outcome } = await markRun((id) =>
+      db.pool.query(
+        `UPDATE runner.runs SET status = 'failed', finished_at = now(), error = 'finished by another worker' WHERE id = $1`,
+        [id],
+      ),
+    );
+    expect(outcome).toMatchObject({ status: 'failed', error: 'finished by another worker', permanent: true });
+    // The other delivery's record stands, and the step's row did not stay.
+    expect((await runRow(runId)).error).toBe('finished by another worker');
+    expect(await count('SELECT count(*) FROM step_marks')).toBe(0);
+  });
+
+  it('rolls the step back when a cancel is recorded as it commits', async () => {
+    await db.pool.query('TRUNCATE step_marks');
+    // Recorded without the NOTIFY, so only the commit can see it.
+    const { runId, outcome } = await markRun((id) =>
+      db.pool.query('UPDATE runner.runs SET cancel_requested_at = now() WHERE id = $1', [id]),
+    );
+    expect(outcome.status).toBe('cancelled');
+    expect(await runRow(runId)).toMatchObject({ status: 'cancelled', error_kind: 'cancelled' });
+    expect(await count('SELECT count(*) FROM step_marks')).toBe(0);
+  });
+
+  it('keeps nothing of a first delivery whose run was cancelled while queued', async () => {
+    await db.pool.query('TRUNCATE step_marks');
+    // The step starts while the claim is on its way; the claim finds the run cancelled.
+    const { runId, outcome } = await markRun(async () => undefined, {
+      firstDelivery: true,
+      before: (id) =>
+        db.pool.query(
+          `UPDATE runner.runs SET status = 'cancelled', cancel_requested_at = now(), finished_at = now(),
+             error = 'cancelled before it started' WHERE id = $1`,
+          [id],
+        ),
+    });
+    expect(outcome).toMatchObject({ status: 'cancelled', error: 'cancelled before it started' });
+    expect(await runRow(runId)).toEqual({
+      status: 'cancelled',
+      attempts: 0,
+      error: 'cancelled before it started',
+      error_kind: null,
+    });
+    expect(await count('SELECT count(*) FROM step_marks')).toBe(0);
+    expect(await count('SELECT count(*) FROM runner.run_steps WHERE run_id = $1', [runId])).toBe(0);
   });
 });

@@ -74,7 +74,7 @@ describe('nightly job', () => {
     const runnable = await resolveRunnable(app.home, 'nightly');
     const params = resolveParams(runnable.job, { period: '2026-11', as_of: '2026-11-30' });
     const runId = (await createQueuedRun(app.pool, runnable, params, { trigger: 'test' }))!;
-    await enqueueRun(queue, runId, runnable);
+    await enqueueRun(queue, runId, runnable, params);
 
     const status = await waitFor(
       async () => {
@@ -179,7 +179,7 @@ describe('nightly job', () => {
     // The real close through the worker, then a second one refused: nothing duplicated.
     const close = async (): Promise<string> => {
       const id = (await createQueuedRun(app.pool, runnable, params, { trigger: 'test' }))!;
-      await enqueueRun(queue, id, runnable);
+      await enqueueRun(queue, id, runnable, params);
       return waitFor(
         async () => {
           const { rows } = await db.pool.query<{ status: string }>(

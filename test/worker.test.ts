@@ -61,7 +61,8 @@ steps:
   - sql: t/stamp.sql
   - pipeline: items
 `,
-  'sql/t/stamp.sql': `INSERT INTO month_log (period) VALUES (:'period');\n`,
+  // Long enough for live progress (PROGRESS_AFTER_MS).
+  'sql/t/stamp.sql': `DO $$ BEGIN PERFORM pg_sleep(0.5); END $$;\nINSERT INTO month_log (period) VALUES (:'period');\n`,
   'pipelines/bench.yaml': `
 source: { kind: file, path: 'in/bench.csv' }
 format: { kind: csv }
@@ -110,8 +111,9 @@ async function one<T>(sql: string, params: unknown[] = []): Promise<T> {
 
 async function submit(name: string, given: Record<string, string> = {}): Promise<number> {
   const runnable = await resolveRunnable(home.dir, name);
-  const runId = (await createQueuedRun(db.pool, runnable, resolveParams(runnable.job, given)))!;
-  await enqueueRun(queue, runId, runnable);
+  const params = resolveParams(runnable.job, given);
+  const runId = (await createQueuedRun(db.pool, runnable, params))!;
+  await enqueueRun(queue, runId, runnable, params);
   return runId;
 }
 
@@ -247,6 +249,24 @@ describe('erp worker', () => {
       { sku: 'A', price: '1.00' },
       { sku: 'B', price: '2.50' },
     ]);
+    await stopWorker(worker);
+  });
+
+  it('sends no live progress for a run that ends at once; the follower tells its steps from the record', async () => {
+    const worker = await startWorkerProcess(env);
+    const r = await erp(['run', 'quick'], env);
+    expect(r.code, r.stderr).toBe(0);
+    const id = Number(/^run (\d+) queued/m.exec(r.stderr)?.[1]);
+    // No 'running' line: those come only from live events, and a run this short sends none.
+    expect(r.stderr).toBe(
+      [
+        'plan: 1. sql t/quick.sql',
+        `run ${id} queued: job quick`,
+        'step 1/1 sql t/quick.sql: succeeded',
+        '',
+      ].join('\n'),
+    );
+    expect(await status(id)).toBe('succeeded');
     await stopWorker(worker);
   });
 

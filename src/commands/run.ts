@@ -6,6 +6,7 @@ import { requestCancel } from '../jobs/cancel.js';
 import { resolveParams, resolveRunnable } from '../jobs/definition.js';
 import { executeRun, planRun, type RunProgress } from '../jobs/execute.js';
 import { followRun } from '../jobs/follow.js';
+import { openRunnerSession } from '../jobs/session.js';
 import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
 import { formatOutcome, formatRunDetail } from '../report.js';
 import { finishRun, getRun } from '../runs.js';
@@ -88,15 +89,21 @@ export async function runCommand(app: App, name: string, opts: RunCommandOptions
   );
   if (opts.dryRun || opts.inline) {
     if (!opts.dryRun) process.stderr.write('running inline in this process (no queue, no worker)\n');
-    const runId = opts.dryRun
+    // A recorded inline run can be cancelled from elsewhere (erp cancel) as a worker's can.
+    const cancelled = new AbortController();
+    let runId: number | null = null;
+    const session = opts.dryRun
       ? null
-      : await createQueuedRun(app.pool, runnable, params, {
+      : await openRunnerSession(app.config.DATABASE_URL, (id) => id === runId && cancelled.abort());
+    const steps = stepReporter();
+    try {
+      if (!opts.dryRun) {
+        runId = await createQueuedRun(app.pool, runnable, params, {
           trigger: 'cli --inline',
           force: opts.force,
           files,
         });
-    const steps = stepReporter();
-    try {
+      }
       const outcome = await withSigint((signal) =>
         executeRun(app, {
           runId,
@@ -105,8 +112,9 @@ export async function runCommand(app: App, name: string, opts: RunCommandOptions
           dryRun: opts.dryRun ?? false,
           force: opts.force,
           files,
-          signal,
+          signal: AbortSignal.any([signal, cancelled.signal]),
           onProgress: steps.update,
+          ...(session ? { liveness: session.key } : {}),
         }),
       );
       steps.stop();
@@ -114,6 +122,7 @@ export async function runCommand(app: App, name: string, opts: RunCommandOptions
       return exitCodeOf(outcome.status, outcome.errorKind);
     } finally {
       steps.stop();
+      await session?.close().catch(() => undefined);
     }
   }
 
@@ -131,7 +140,7 @@ export async function runCommand(app: App, name: string, opts: RunCommandOptions
     const since = opts.detach ? undefined : await lastEventIdOf(redis, queue);
     const runId = (await createQueuedRun(app.pool, runnable, params, { force: opts.force, files }))!;
     try {
-      await enqueueRun(queue, runId, runnable);
+      await enqueueRun(queue, runId, runnable, params, { force: opts.force, files });
     } catch (err) {
       await finishRun(app.pool, runId, 'failed', `could not enqueue: ${describeError(err)}`, 'infra');
       throw err;
@@ -149,7 +158,7 @@ export async function runCommand(app: App, name: string, opts: RunCommandOptions
     events = createQueueEvents(eventsRedis, app.config.ERP_QUEUE_PREFIX, since);
     const steps = stepReporter();
     const status = await withSigint((signal) =>
-      followRun(app.pool, events!, runId, steps.update, signal),
+      followRun(app.pool, events!, runId, steps.update, signal, plan.length),
     ).finally(steps.stop);
     if (status === 'detached') {
       if (opts.cancel) {

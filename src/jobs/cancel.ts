@@ -1,10 +1,11 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { Queue } from 'bullmq';
 import { UserError } from '../errors.js';
 import type { RunJobData } from '../queue.js';
 import { jobIdOf } from './job-id.js';
 
-const CHANNEL = 'erp_cancel';
+/** The NOTIFY channel a cancel request is sent on; its payload is the run id. */
+export const CANCEL_CHANNEL = 'erp_cancel';
 
 /**
  * Asks a run to stop. A queued run is cancelled at once; a running one is told through
@@ -28,7 +29,7 @@ export async function requestCancel(
         : `no run ${runId}`,
     );
   }
-  await pool.query('SELECT pg_notify($1, $2)', [CHANNEL, String(runId)]);
+  await pool.query('SELECT pg_notify($1, $2)', [CANCEL_CHANNEL, String(runId)]);
   const queued = await pool.query(
     `UPDATE runner.runs SET status = 'cancelled', finished_at = now(), error = 'cancelled before it started'
      WHERE id = $1 AND status = 'queued'`,
@@ -39,19 +40,4 @@ export async function requestCancel(
     return 'cancelled';
   }
   return 'cancelling';
-}
-
-/** Listens for cancellations on a connection of its own; `onCancel` gets each run id. */
-export async function listenForCancels(
-  databaseUrl: string,
-  onCancel: (runId: number) => void,
-): Promise<{ close(): Promise<void> }> {
-  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'erp-cancel-listener' });
-  client.on('error', () => undefined);
-  client.on('notification', (msg) => {
-    if (msg.channel === CHANNEL && msg.payload && /^\d+$/.test(msg.payload)) onCancel(Number(msg.payload));
-  });
-  await client.connect();
-  await client.query(`LISTEN ${CHANNEL}`);
-  return { close: () => client.end() };
 }

@@ -1,4 +1,5 @@
-import { readdir, stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { loadYamlFile } from '../config-file.js';
@@ -155,7 +156,8 @@ export async function loadJob(home: string, name: string): Promise<JobDefinition
   if (!NAME.test(name))
     throw new UserError(`'${name}' is not a job name (lower-case letters, digits, - and _)`);
   const file = path.join(home, 'jobs', `${name}.yaml`);
-  const seen = await stat(file).catch(() => null);
+  // A synchronous stat: microseconds on a local file, where the thread pool's round trip costs more.
+  const seen = statSync(file, { throwIfNoEntry: false });
   const cached = seen ? parsedJobs.get(file) : undefined;
   if (cached && cached.mtimeMs === seen!.mtimeMs && cached.size === seen!.size) return cached.job;
   const job = await parseJob(home, name, file);
@@ -186,7 +188,10 @@ export interface Runnable {
 /** Resolves a name to a job, or to a pipeline wrapped as a one-step job; unknown names list what exists. */
 export async function resolveRunnable(home: string, name: string): Promise<Runnable> {
   // A worker resolves a job for every run: a job file of that name settles it without listing.
-  if (NAME.test(name) && (await stat(path.join(home, 'jobs', `${name}.yaml`)).catch(() => null))?.isFile()) {
+  if (
+    NAME.test(name) &&
+    statSync(path.join(home, 'jobs', `${name}.yaml`), { throwIfNoEntry: false })?.isFile()
+  ) {
     return { kind: 'job', name, job: await loadJob(home, name) };
   }
   const [jobs, pipelines] = await Promise.all([listJobNames(home), listPipelineNames(home)]);

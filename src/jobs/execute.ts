@@ -1,5 +1,6 @@
 import { access } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import type pg from 'pg';
 import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
 import { loadPipeline } from '../pipeline/definition.js';
 import { runPipeline, type AppContext, type PipelineResult } from '../pipeline/run.js';
@@ -7,7 +8,8 @@ import { ediStepDetail, ediStepName, runEdiStep, type EdiStepResult, type EdiSte
 import { loadPartner } from '../partners.js';
 import { errorKindOf, finishRun, type ErrorKind } from '../runs.js';
 import { loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';
-import { runSqlStep, sqlFilePath, type SqlStepResult } from './sql-step.js';
+import { runSqlStep, sqlFilePath, type SqlStepOptions, type SqlStepResult } from './sql-step.js';
+import { poolRunnerSession } from './session.js';
 
 /**
  * Executes a run's steps in order. The worker and `erp run --inline` both call {@link executeRun};
@@ -28,7 +30,7 @@ export interface RunProgress {
   steps: number;
   kind: FlatStep['kind'];
   name: string;
-  state: 'running' | 'succeeded' | 'failed' | 'skipped';
+  state: 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
   rows?: number;
   message?: string;
 }
@@ -44,6 +46,17 @@ export interface ExecuteOptions {
   signal: AbortSignal;
   /** Attempts left after this one; a transient failure with attempts left puts the run back in the queue. */
   attemptsLeft?: number;
+  /**
+   * No earlier attempt of this run can have started (a queue job's first delivery): a first SQL
+   * step may then run while the run's claim is on its way, and commits only once the claim said
+   * the run is ours. One round trip less for a short run.
+   */
+  firstDelivery?: boolean;
+  /**
+   * The liveness key of this process's runner session ({@link openRunnerSession}); without one, a
+   * recorded run holds a session of its own (a pool connection) for its duration.
+   */
+  liveness?: number;
   onProgress?: (p: RunProgress) => void;
 }
 
@@ -144,46 +157,37 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
   let current = -1;
   /** Positions of the steps an earlier attempt finished. */
   const done = new Set<number>();
-  // While this process executes the run it holds a session advisory lock on it: if the process dies,
+  // While this process executes the run it holds its session's liveness lock: if the process dies,
   // PostgreSQL drops the lock, and a later submission can tell the run was abandoned.
-  const liveness = runId !== null ? await holdRunLiveness(app, runId) : null;
+  const ownSession = runId !== null && opts.liveness === undefined ? await poolRunnerSession(app.pool) : null;
+  const liveness = opts.liveness ?? ownSession?.key ?? null;
+  let steps: FlatStep[] = [];
+  let claiming: Promise<Claim | { final: Partial<RunOutcome> }> | null = null;
   try {
+    steps = await flattenSteps(app.home, opts.runnable.job, opts.params);
+    /** The position of the step whose record as running exists already. */
+    let recordedRunning: number | null = null;
     if (runId !== null) {
-      // One round trip: the run marked running, with the steps an earlier attempt finished.
-      const { rows } = await app.pool.query<{
-        cancel_requested_at: Date | null;
-        status: string;
-        done: number[];
-      }>(
-        `UPDATE runner.runs SET status = 'running', started_at = coalesce(started_at, now()), attempts = attempts + 1,
-           host = $2, pid = $3, error = NULL
-         WHERE id = $1 AND status IN ('queued', 'running')
-         RETURNING cancel_requested_at, status,
-           ARRAY(SELECT position FROM runner.run_steps WHERE run_id = $1 AND status = 'succeeded') AS done`,
-        [runId, hostname(), process.pid],
-      );
-      if (rows.length === 0) {
-        // Another delivery of this run already finished it, or it was cancelled while queued (a
-        // retry's delayed job, a stalled job handed out again): its record is final and not ours.
-        const { rows: now } = await app.pool.query<{
-          status: string;
-          error: string | null;
-          error_kind: ErrorKind | null;
-        }>('SELECT status, error, error_kind FROM runner.runs WHERE id = $1', [runId]);
-        const row = now[0];
-        outcome.status = row?.status === 'succeeded' || row?.status === 'failed' ? row.status : 'cancelled';
-        outcome.error =
-          outcome.status === 'succeeded'
-            ? null
-            : (row?.error ?? `run ${runId} is no longer queued (cancelled or finished)`);
-        outcome.permanent = true;
-        outcome.errorKind = row?.error_kind ?? (outcome.status === 'succeeded' ? null : 'cancelled');
-        return outcome;
+      claiming = claimRun(app, runId, liveness!, steps[0]);
+      // Settled on every path (the catch below waits for it), so never an unhandled rejection.
+      claiming.catch(() => undefined);
+      if (opts.firstDelivery && steps[0]?.kind === 'sql' && !opts.dryRun) {
+        // The claim records the first step as running on a first attempt; the step commits only
+        // after the claim said the run is ours (commitWith below).
+        recordedRunning = 1;
+      } else {
+        const claim = await claiming;
+        if ('final' in claim) {
+          Object.assign(outcome, claim.final);
+          return outcome;
+        }
+        if (claim.cancelRequested) throw new CancelledError();
+        for (const position of claim.done) done.add(position);
+        if (claim.firstStepRecorded) recordedRunning = 1;
       }
-      if (rows[0]!.cancel_requested_at) throw new CancelledError();
-      for (const position of rows[0]!.done) done.add(position);
     }
-    const steps = await flattenSteps(app.home, opts.runnable.job, opts.params);
+    /** Whether the run's success was committed with its last step. */
+    let finished = false;
     for (let i = 0; i < steps.length; i++) {
       current = i;
       const step = steps[i]!;
@@ -195,13 +199,36 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
       }
       if (signal.aborted) throw signal.reason ?? new CancelledError();
       // Recording the step as running also tells whether a cancel was asked for meanwhile.
-      if (await recordStep(app, runId, i + 1, step, 'running')) throw new CancelledError();
+      if (recordedRunning !== i + 1 && (await recordStep(app, runId, i + 1, step, 'running')))
+        throw new CancelledError();
       opts.onProgress?.({ ...base, state: 'running' });
-      const result = await runStep(app, step, opts, signal, (rows) =>
+      const nextAt = steps.findIndex((_, k) => k > i && !done.has(k + 1));
+      // A SQL step of a recorded run commits its success (and the run's, if it is the last) with its work.
+      const next = nextAt < 0 ? null : { position: nextAt + 1, step: steps[nextAt]! };
+      const commitWith =
+        runId !== null && step.kind === 'sql' && !opts.dryRun
+          ? async (sql: SqlStepResult, client: pg.PoolClient): Promise<string> => {
+              const claim = await claiming!;
+              if ('final' in claim) throw new NotOursError();
+              if (claim.cancelRequested) throw new CancelledError();
+              return stepSucceededSql(
+                client,
+                runId,
+                i + 1,
+                { kind: 'sql', name: step.name, status: 'succeeded', sql },
+                next,
+              );
+            }
+          : undefined;
+      const result = await runStep(app, step, opts, signal, commitWith, (rows) =>
         opts.onProgress?.({ ...base, state: 'running', rows }),
       );
       outcome.steps.push(result);
-      await recordStep(app, runId, i + 1, step, 'succeeded', detailOf(result));
+      if (commitWith) {
+        // The next step's running record, or the run's success, went in with this one's success.
+        finished = next === null;
+        recordedRunning = next?.position ?? null;
+      } else await recordStep(app, runId, i + 1, step, 'succeeded', detailOf(result));
       opts.onProgress?.({
         ...base,
         state: 'succeeded',
@@ -209,14 +236,28 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
         ...(result.edi ? { message: result.edi.summary } : {}),
       });
     }
-    if (runId !== null) await finishRun(app.pool, runId, 'succeeded');
+    if (runId !== null && !finished) await finishRun(app.pool, runId, 'succeeded');
     return outcome;
   } catch (caught) {
+    // A failure is recorded only after the claim landed (else the claim could mark the run running again).
+    const claim = await claiming?.catch(() => null);
+    if (claim && 'final' in claim) {
+      Object.assign(outcome, claim.final);
+      return outcome;
+    }
+    const code = (caught as { code?: unknown } | null)?.code;
+    // runner.step_succeeded refused: the run was finished elsewhere; its record is not ours to touch.
+    if (code === 'ERP02' && runId !== null) {
+      Object.assign(outcome, await finalOutcome(app, runId, describeError(caught)));
+      return outcome;
+    }
     // An aborted signal says why: a plain abort is a cancellation; a timeout or a worker handing the
-    // run back carries its own error.
+    // run back carries its own error. A cancel seen as the step committed (ERP03) is a cancellation.
     const reason: unknown = signal.aborted ? signal.reason : undefined;
     const err = !signal.aborted
-      ? caught
+      ? code === 'ERP03'
+        ? new CancelledError()
+        : caught
       : reason instanceof Error && reason.name !== 'AbortError'
         ? reason
         : new CancelledError();
@@ -229,7 +270,7 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
     const retry = handedBack || (!outcome.permanent && (opts.attemptsLeft ?? 0) > 0);
     outcome.status = cancelled ? 'cancelled' : retry ? 'retrying' : 'failed';
     if (current >= 0 && runId !== null) {
-      const step = (await flattenSteps(app.home, opts.runnable.job, opts.params).catch(() => []))[current];
+      const step = steps[current];
       if (step)
         await recordStep(
           app,
@@ -260,8 +301,13 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
     return outcome;
   } finally {
     if (timer) clearTimeout(timer);
-    await liveness?.release();
+    await ownSession?.close().catch(() => undefined);
   }
+}
+
+/** The run's claim found it no longer queued or running: its record is final and not ours. */
+class NotOursError extends Error {
+  override name = 'NotOursError';
 }
 
 /** A worker shutting down stopped the run and hands it back to the queue; another worker runs it. */
@@ -272,34 +318,20 @@ export class HandedBackError extends Error {
   }
 }
 
-/** Advisory lock class of run liveness locks (the run id is the object id). */
-export const RUN_LOCK_CLASS = 0x45525031;
-
-async function holdRunLiveness(app: AppContext, runId: number): Promise<{ release(): Promise<void> }> {
-  const client = await app.pool.connect();
-  try {
-    await client.query('SELECT pg_advisory_lock($1, $2)', [RUN_LOCK_CLASS, runId]);
-  } catch (err) {
-    client.release(true);
-    throw err;
-  }
-  return {
-    async release() {
-      await client.query('SELECT pg_advisory_unlock($1, $2)', [RUN_LOCK_CLASS, runId]).catch(() => undefined);
-      client.release();
-    },
-  };
-}
-
 async function runStep(
   app: AppContext,
   step: FlatStep,
   opts: ExecuteOptions,
   signal: AbortSignal,
+  commitWith: SqlStepOptions['commitWith'],
   onRows: (rows: number) => void,
 ): Promise<StepOutcome> {
   if (step.kind === 'sql') {
-    const sql = await runSqlStep(app.pool, app.home, step.name, step.params, { dryRun: opts.dryRun, signal });
+    const sql = await runSqlStep(app.pool, app.home, step.name, step.params, {
+      dryRun: opts.dryRun,
+      signal,
+      commitWith,
+    });
     return { kind: 'sql', name: step.name, status: 'succeeded', sql };
   }
   if (step.kind === 'edi') {
@@ -351,6 +383,78 @@ function detailOf(s: StepOutcome): Record<string, unknown> {
     };
   }
   return {};
+}
+
+interface Claim {
+  cancelRequested: boolean;
+  /** Positions of the steps an earlier attempt finished. */
+  done: number[];
+  /** The first step was recorded as running with the claim (a first attempt). */
+  firstStepRecorded: boolean;
+}
+
+/**
+ * Marks a queued (or retried) run running in this process, in one round trip (runner.claim_run,
+ * sql/000008): it records the attempt, host, pid and liveness key, returns the steps an earlier
+ * attempt finished and whether a cancel is pending, and on a first attempt records the first step
+ * as running. A run that is no longer queued or running (finished by another delivery, cancelled
+ * while queued) gives its final outcome instead: its record is not ours.
+ */
+async function claimRun(
+  app: AppContext,
+  runId: number,
+  liveness: number,
+  first: FlatStep | undefined,
+): Promise<Claim | { final: Partial<RunOutcome> }> {
+  const { rows } = await app.pool.query<{ cancel: boolean; done: number[]; first_recorded: boolean }>(
+    'SELECT cancel, done, first_recorded FROM runner.claim_run($1, $2, $3, $4, $5, $6)',
+    [runId, hostname(), process.pid, liveness, first?.kind ?? null, first?.name ?? null],
+  );
+  const claimed = rows[0];
+  if (claimed)
+    return { cancelRequested: claimed.cancel, done: claimed.done, firstStepRecorded: claimed.first_recorded };
+  return {
+    final: await finalOutcome(app, runId, `run ${runId} is no longer queued (cancelled or finished)`),
+  };
+}
+
+/** The outcome of a run whose record is final and not ours (another delivery finished it, or it was cancelled). */
+async function finalOutcome(app: AppContext, runId: number, why: string): Promise<Partial<RunOutcome>> {
+  const { rows } = await app.pool.query<{
+    status: string;
+    error: string | null;
+    error_kind: ErrorKind | null;
+  }>('SELECT status, error, error_kind FROM runner.runs WHERE id = $1', [runId]);
+  const row = rows[0];
+  const status = row?.status === 'succeeded' || row?.status === 'failed' ? row.status : 'cancelled';
+  return {
+    status,
+    error: status === 'succeeded' ? null : (row?.error ?? why),
+    permanent: true,
+    errorKind: row?.error_kind ?? (status === 'succeeded' ? null : 'cancelled'),
+  };
+}
+
+/**
+ * The statement that ends a SQL step's transaction (runner.step_succeeded, sql/000008): the step
+ * succeeded, and the next step runs or the run succeeded. Sent in one message with COMMIT, so its
+ * values are literals: integers checked as such, text and JSON escaped by the connection.
+ */
+function stepSucceededSql(
+  client: pg.PoolClient,
+  runId: number,
+  position: number,
+  outcome: StepOutcome,
+  next: { position: number; step: FlatStep } | null,
+): string {
+  const int = (n: number): string => {
+    if (!Number.isSafeInteger(n)) throw new Error(`not an integer: ${n}`);
+    return String(n);
+  };
+  const text = (v: string | undefined): string => (v === undefined ? 'NULL' : client.escapeLiteral(v));
+  return `SELECT runner.step_succeeded(${int(runId)}, ${int(position)}, ${text(outcome.kind)}, ${text(outcome.name)},
+    ${text(JSON.stringify(detailOf(outcome)))}::jsonb, ${next ? int(next.position) : 'NULL'}, ${text(next?.step.kind)},
+    ${text(next?.step.name)})`;
 }
 
 async function recordStep(

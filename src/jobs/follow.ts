@@ -15,7 +15,9 @@ const SETTLE_MS = 2000;
  *
  * The run is final in PostgreSQL before the worker completes (or fails) its BullMQ job, and the
  * worker sends its progress before that; the event stream keeps their order. So once the job's
- * own completed/failed event has come after its last progress, every step line has been shown.
+ * own completed/failed event has come after its last progress, every live step line has been
+ * shown. A worker sends no progress for a run that ends within its first moments
+ * (PROGRESS_AFTER_MS): the steps no event told the end of are then told from runner.run_steps.
  */
 export async function followRun(
   pool: pg.Pool,
@@ -23,13 +25,19 @@ export async function followRun(
   runId: number,
   onProgress: (p: RunProgress) => void,
   signal: AbortSignal,
+  /** The number of steps of the run's plan. */
+  stepCount: number,
 ): Promise<RunStatus | 'detached'> {
   const jobId = jobIdOf(runId);
   let settled = false;
+  /** Positions of the steps whose end an event told. */
+  const told = new Set<number>();
   const listener = ({ jobId: id, data }: { jobId: string; data: unknown }): void => {
     if (id !== jobId || !data || typeof data !== 'object') return;
     settled = false;
-    onProgress(data as RunProgress);
+    const p = data as RunProgress;
+    if (p.state !== 'running') told.add(p.step);
+    onProgress(p);
   };
   const ended = ({ jobId: id }: { jobId: string }): void => {
     if (id === jobId) settled = true;
@@ -54,6 +62,7 @@ export async function followRun(
         // A run no worker started (cancelled while queued) sends no events.
         const deadline = Date.now() + SETTLE_MS;
         while (rows[0]!.attempts > 0 && !settled && Date.now() < deadline && !signal.aborted) await pause(20);
+        await tellUntold(pool, runId, stepCount, told, onProgress);
         return status;
       }
       await pause(300);
@@ -62,5 +71,29 @@ export async function followRun(
     events.off('progress', listener);
     events.off('completed', ended);
     events.off('failed', ended);
+  }
+}
+
+/** Tells the end of each recorded step of the run that no progress event told. */
+async function tellUntold(
+  pool: pg.Pool,
+  runId: number,
+  steps: number,
+  told: Set<number>,
+  onProgress: (p: RunProgress) => void,
+): Promise<void> {
+  const { rows } = await pool.query<{
+    position: number;
+    kind: RunProgress['kind'];
+    name: string;
+    status: RunProgress['state'];
+  }>(
+    `SELECT position, kind, name, status FROM runner.run_steps
+     WHERE run_id = $1 AND status IN ('succeeded', 'failed', 'skipped', 'cancelled') ORDER BY position`,
+    [runId],
+  );
+  for (const r of rows) {
+    if (!told.has(r.position))
+      onProgress({ runId, step: r.position, steps, kind: r.kind, name: r.name, state: r.status });
   }
 }

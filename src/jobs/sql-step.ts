@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
@@ -32,25 +33,51 @@ export function sqlFilePath(home: string, ref: string): string {
   return file;
 }
 
+/** SQL files by path, reused while the file keeps its modification time and size (a worker runs the same few often). */
+const sqlTexts = new Map<string, { mtimeMs: number; size: number; text: string }>();
+
+async function readSqlFile(file: string, ref: string): Promise<string> {
+  try {
+    // A synchronous stat: microseconds on a local file, where the thread pool's round trip costs more.
+    const seen = statSync(file);
+    const cached = sqlTexts.get(file);
+    if (cached && cached.mtimeMs === seen.mtimeMs && cached.size === seen.size) return cached.text;
+    const text = await readFile(file, 'utf8');
+    sqlTexts.set(file, { mtimeMs: seen.mtimeMs, size: seen.size, text });
+    return text;
+  } catch {
+    throw new UserError(`sql step '${ref}': no such file sql/${ref}`);
+  }
+}
+
+export interface SqlStepOptions {
+  dryRun: boolean;
+  signal: AbortSignal;
+  /**
+   * A statement run last in the step's transaction and sent with its COMMIT (the runner records
+   * the step's success there, so the step's work and its record commit together). It gets the
+   * step's result and the connection (for escapeLiteral); an error it throws or its statement
+   * raises rolls everything back and is thrown as it is. Not used by a dry run.
+   */
+  commitWith?: (result: SqlStepResult, client: pg.PoolClient) => string | Promise<string>;
+}
+
 /**
  * Runs a SQL file in one transaction with psql-style parameters (`:'period'`). A dry run executes
  * it the same way and rolls back, so what it would do is shown and nothing stays. Cancelling
  * (the signal) cancels the statement in the server and rolls back.
+ *
+ * Two round trips for a step: `BEGIN; <the file>` in one message, then `<commitWith>; COMMIT`.
  */
 export async function runSqlStep(
   pool: pg.Pool,
   home: string,
   ref: string,
   params: Record<string, string>,
-  opts: { dryRun: boolean; signal: AbortSignal },
+  opts: SqlStepOptions,
 ): Promise<SqlStepResult> {
   const file = sqlFilePath(home, ref);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    throw new UserError(`sql step '${ref}': no such file sql/${ref}`);
-  }
+  const text = await readSqlFile(file, ref);
   const client = await pool.connect();
   const sql = bindNamedParams(
     text,
@@ -65,26 +92,37 @@ export async function runSqlStep(
   };
   opts.signal.addEventListener('abort', cancel, { once: true });
   let broken = false;
+  let committing = false;
   try {
     if (opts.signal.aborted) throw new CancelledError();
-    await client.query('BEGIN');
-    const res = (await client.query(sql)) as pg.QueryResult | pg.QueryResult[];
-    const all = (Array.isArray(res) ? res : [res]).map((r): StatementResult => ({
+    // The file's text after BEGIN in one simple-protocol message: one transaction, one round trip.
+    // A line comment left open at the file's end stops at the newline.
+    const res = (await client.query(`BEGIN;\n${sql}\n`)) as pg.QueryResult | pg.QueryResult[];
+    const all = (Array.isArray(res) ? res : [res]).slice(1).map((r): StatementResult => ({
       command: r.command ?? null,
       rowCount: r.rowCount ?? 0,
       columns: (r.fields ?? []).map((f) => f.name),
       rows: (r.rows ?? []).slice(0, MAX_ROWS),
     }));
+    if (all.length === 0) throw new UserError(`sql/${ref}: the file holds no statement`);
     if (opts.signal.aborted) throw new CancelledError();
-    await client.query(opts.dryRun ? 'ROLLBACK' : 'COMMIT');
     const withRows = all.filter((r) => r.columns.length > 0);
-    return { file: `sql/${ref}`, ...all[all.length - 1]!, results: withRows, dryRun: opts.dryRun };
+    const result = { file: `sql/${ref}`, ...all[all.length - 1]!, results: withRows, dryRun: opts.dryRun };
+    committing = true;
+    if (opts.dryRun) await client.query('ROLLBACK');
+    else await client.query(opts.commitWith ? `${await opts.commitWith(result, client)};\nCOMMIT` : 'COMMIT');
+    return result;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {
       broken = true;
     });
     if (opts.signal.aborted) throw new CancelledError();
+    if (err instanceof UserError || err instanceof CancelledError) throw err;
     const pgErr = err as { code?: string; message: string; where?: string };
+    // The runner's own refusal from commitWith (the run no longer runs here) is not the file's error.
+    if (committing && opts.commitWith) {
+      if (/^ERP0[23]$/.test(pgErr.code ?? '') || !pgErr.code) throw err;
+    }
     if (pgErr.code === 'P0001' || pgErr.code === 'ERP01') throw new UserError(`sql/${ref}: ${pgErr.message}`);
     throw Object.assign(new Error(`sql/${ref}: ${pgErr.message}`), { code: pgErr.code });
   } finally {

@@ -5,7 +5,7 @@ import { createRun, currentUser } from '../runs.js';
 import type { RunJobData } from '../queue.js';
 import { jobIdOf } from './job-id.js';
 import { lockKeyOf, type Runnable } from './definition.js';
-import { RUN_LOCK_CLASS } from './execute.js';
+import { LIVENESS_LOCK_CLASS } from './session.js';
 
 /** Another run holds the lock this run needs. */
 export class LockHeldError extends UserError {
@@ -95,21 +95,36 @@ export async function createQueuedRun(
  */
 async function abandon(pool: pg.Pool, runId: number): Promise<boolean> {
   const { rowCount } = await pool.query(
-    `UPDATE runner.runs SET status = 'failed', finished_at = now(), error_kind = 'infra',
+    `UPDATE runner.runs AS runs SET status = 'failed', finished_at = now(), error_kind = 'infra',
        error = 'abandoned: the process running it stopped without finishing (its open transaction was rolled back)'
      WHERE id = $1 AND status = 'running'
-       AND NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $2 AND objid = $1 AND granted)`,
-    [runId, RUN_LOCK_CLASS],
+       AND (liveness_key IS NULL OR NOT EXISTS (
+         SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+           AND classid = $2::int::oid AND objid = runs.liveness_key::oid AND objsubid = 2))`,
+    [runId, LIVENESS_LOCK_CLASS],
   );
   return (rowCount ?? 0) > 0;
 }
 
 /** Puts a recorded run on the queue; the BullMQ job id is derived from the run id, so this is idempotent. */
-export async function enqueueRun(queue: Queue<RunJobData>, runId: number, runnable: Runnable): Promise<void> {
+export async function enqueueRun(
+  queue: Queue<RunJobData>,
+  runId: number,
+  runnable: Runnable,
+  params: Record<string, string>,
+  opts: Pick<SubmitOptions, 'force' | 'files'> = {},
+): Promise<void> {
   const retries = runnable.job.config.retries;
   await queue.add(
     runnable.name,
-    { runId, name: runnable.name },
+    // The job carries what runner.runs recorded for the run, so a worker starts it without reading it back.
+    {
+      runId,
+      name: runnable.name,
+      params,
+      ...(opts.force ? { force: true } : {}),
+      ...(opts.files ? { files: opts.files } : {}),
+    },
     {
       jobId: jobIdOf(runId),
       attempts: retries.attempts,

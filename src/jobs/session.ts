@@ -1,0 +1,80 @@
+import { randomInt } from 'node:crypto';
+import pg from 'pg';
+import { CANCEL_CHANNEL } from './cancel.js';
+
+/** Advisory lock class of runner sessions: (class, key) is held by a process executing runs. */
+export const LIVENESS_LOCK_CLASS = 0x45525032;
+
+/**
+ * A process's session with the run history, on one connection of its own for the life of the
+ * process (a worker) or of the run (`erp run --inline`):
+ *
+ * - liveness: it holds the session advisory lock (LIVENESS_LOCK_CLASS, key), and every run the
+ *   process claims records `key` in runner.runs.liveness_key. If the process dies, PostgreSQL
+ *   drops the lock with the connection, and a later submission can tell the run was abandoned.
+ *   One lock per process, whatever the number of runs in hand.
+ * - cancels: it LISTENs for `erp cancel` requests and hands each run id to `onCancel`.
+ */
+export interface RunnerSession {
+  /** The liveness key runs claimed by this process record. */
+  readonly key: number;
+  close(): Promise<void>;
+}
+
+export async function openRunnerSession(
+  databaseUrl: string,
+  onCancel?: (runId: number) => void,
+): Promise<RunnerSession> {
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'erp-runner-session' });
+  client.on('error', () => undefined);
+  if (onCancel) {
+    client.on('notification', (msg) => {
+      if (msg.channel === CANCEL_CHANNEL && msg.payload && /^\d+$/.test(msg.payload))
+        onCancel(Number(msg.payload));
+    });
+  }
+  await client.connect();
+  try {
+    const key = await drawLivenessKey(client);
+    if (onCancel) await client.query(`LISTEN ${CANCEL_CHANNEL}`);
+    return { key, close: () => client.end() };
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** A session without cancel listening on a connection of `pool`, for one run executed on its own. */
+export async function poolRunnerSession(pool: pg.Pool): Promise<RunnerSession> {
+  const client = await pool.connect();
+  try {
+    const key = await drawLivenessKey(client);
+    return {
+      key,
+      async close() {
+        await client
+          .query('SELECT pg_advisory_unlock($1, $2)', [LIVENESS_LOCK_CLASS, key])
+          .catch(() => undefined);
+        client.release();
+      },
+    };
+  } catch (err) {
+    client.release(true);
+    throw err;
+  }
+}
+
+/**
+ * Takes the liveness lock on a random positive int4 key: another live process holding the same one
+ * is all but impossible, and the try-lock tells; then it draws again.
+ */
+async function drawLivenessKey(client: pg.ClientBase): Promise<number> {
+  for (;;) {
+    const key = randomInt(1, 2 ** 31 - 1);
+    const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [
+      LIVENESS_LOCK_CLASS,
+      key,
+    ]);
+    if (rows[0]!.ok) return key;
+  }
+}
