@@ -14,15 +14,27 @@ ALTER TABLE runner.runs ADD COLUMN liveness_key int;
 --   ERP03  a cancel was requested while the step ran.
 -- With no next step, the run itself is marked succeeded in the same transaction; otherwise the next
 -- step is recorded as running.
+-- Given the executing process (p_host, p_pid, p_liveness), a run still queued is claimed here, as
+-- runner.claim_run would: a first delivery's short first step claims its run with its commit, one
+-- round trip less (a longer one is claimed while it runs, so that the run shows as running).
 CREATE FUNCTION runner.step_succeeded(
   p_run bigint, p_position int, p_kind text, p_name text, p_detail jsonb,
-  p_next_position int, p_next_kind text, p_next_name text
+  p_next_position int, p_next_kind text, p_next_name text,
+  p_host text DEFAULT NULL, p_pid int DEFAULT NULL, p_liveness int DEFAULT NULL
 ) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
   v_status text;
   v_cancel timestamptz;
+  -- The end of the step: now(), the transaction's start, is the step's start.
+  v_end timestamptz := clock_timestamp();
 BEGIN
   SELECT status, cancel_requested_at INTO v_status, v_cancel FROM runner.runs WHERE id = p_run FOR UPDATE;
+  IF v_status = 'queued' AND p_host IS NOT NULL AND v_cancel IS NULL THEN
+    UPDATE runner.runs SET status = 'running', started_at = coalesce(started_at, now()), attempts = attempts + 1,
+      host = p_host, pid = p_pid, liveness_key = p_liveness, error = NULL
+    WHERE id = p_run;
+    v_status := 'running';
+  END IF;
   IF v_status IS DISTINCT FROM 'running' THEN
     RAISE EXCEPTION 'run % is %, not running; step % was rolled back', p_run, coalesce(v_status, 'gone'), p_position
       USING ERRCODE = 'ERP02';
@@ -31,22 +43,22 @@ BEGIN
     RAISE EXCEPTION 'run % was cancelled; step % was rolled back', p_run, p_position USING ERRCODE = 'ERP03';
   END IF;
   INSERT INTO runner.run_steps AS s (run_id, position, kind, name, status, started_at, finished_at, detail)
-  VALUES (p_run, p_position, p_kind, p_name, 'succeeded', now(), now(), p_detail)
+  VALUES (p_run, p_position, p_kind, p_name, 'succeeded', now(), v_end, p_detail)
   ON CONFLICT (run_id, position) DO UPDATE
-    SET status = 'succeeded', finished_at = now(), detail = EXCLUDED.detail, error = NULL
+    SET status = 'succeeded', finished_at = v_end, detail = EXCLUDED.detail, error = NULL
     WHERE s.status <> 'succeeded';
   IF NOT FOUND THEN
     RAISE EXCEPTION 'step % of run % already succeeded in another delivery of the run; this one was rolled back',
       p_position, p_run USING ERRCODE = 'ERP02';
   END IF;
   IF p_next_position IS NULL THEN
-    UPDATE runner.runs SET status = 'succeeded', finished_at = now(), error = NULL, error_kind = NULL
+    UPDATE runner.runs SET status = 'succeeded', finished_at = v_end, error = NULL, error_kind = NULL
     WHERE id = p_run;
   ELSE
     INSERT INTO runner.run_steps AS s (run_id, position, kind, name, status, started_at)
-    VALUES (p_run, p_next_position, p_next_kind, p_next_name, 'running', now())
+    VALUES (p_run, p_next_position, p_next_kind, p_next_name, 'running', v_end)
     ON CONFLICT (run_id, position) DO UPDATE
-      SET status = 'running', started_at = now(), finished_at = NULL, error = NULL;
+      SET status = 'running', started_at = v_end, finished_at = NULL, error = NULL;
   END IF;
 END
 $$;

@@ -1,5 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { hostname } from 'node:os';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../src/app.js';
@@ -87,6 +88,12 @@ steps:
   - sql: t/mark.sql
 `,
   'sql/t/mark.sql': `INSERT INTO step_marks VALUES (1);\nSELECT pg_sleep(0.6);\n`,
+  'jobs/mark-quick.yaml': `
+description: Writes a row at once
+steps:
+  - sql: t/mark-quick.sql
+`,
+  'sql/t/mark-quick.sql': `INSERT INTO step_marks VALUES (2);\n`,
 };
 
 async function count(sql: string, params: unknown[] = []): Promise<number> {
@@ -203,7 +210,7 @@ describe('refusals before anything is queued', () => {
     ]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toBe(
-      "erp: unknown job or pipeline 'payrol'; jobs: always-busy, close-period, flaky, long, mark, payroll; pipelines: (none)\n",
+      "erp: unknown job or pipeline 'payrol'; jobs: always-busy, close-period, flaky, long, mark, mark-quick, payroll; pipelines: (none)\n",
     );
 
     expect(badPeriod.code).toBe(2);
@@ -399,9 +406,9 @@ describe('a SQL step commits with the record of its success', () => {
   /** Executes a queued run of `mark` here, doing `meanwhile` once its step is under way. */
   async function markRun(
     meanwhile: (runId: number) => Promise<unknown>,
-    opts: { firstDelivery?: boolean; before?: (runId: number) => Promise<unknown> } = {},
-  ): Promise<{ runId: number; outcome: RunOutcome }> {
-    const runnable = await resolveRunnable(home.dir, 'mark');
+    opts: { firstDelivery?: boolean; before?: (runId: number) => Promise<unknown>; job?: string } = {},
+  ): Promise<{ runId: number; outcome: RunOutcome; liveness: number }> {
+    const runnable = await resolveRunnable(home.dir, opts.job ?? 'mark');
     const runId = (await createQueuedRun(db.pool, runnable, {}, { requestedBy: 'jobs-test' }))!;
     await opts.before?.(runId);
     const session = await openRunnerSession(db.url);
@@ -417,7 +424,7 @@ describe('a SQL step commits with the record of its success', () => {
       });
       await new Promise((r) => setTimeout(r, 250));
       await meanwhile(runId);
-      return { runId, outcome: await running };
+      return { runId, outcome: await running, liveness: session.key };
     } finally {
       await session.close();
     }
@@ -440,7 +447,7 @@ describe('a SQL step commits with the record of its success', () => {
        FROM runner.run_steps s JOIN runner.runs r ON r.id = s.run_id WHERE s.run_id = $1`,
       [runId],
     );
-    // now() is the transaction's start: the same instant for both records means one transaction.
+    // Both records take the one instant runner.step_succeeded read as the step's commit began.
     expect(rows).toEqual([{ status: 'succeeded', command: 'SELECT', one_commit: true }]);
   });
 
@@ -469,26 +476,55 @@ describe('a SQL step commits with the record of its success', () => {
     expect(await count('SELECT count(*) FROM step_marks')).toBe(0);
   });
 
-  it('keeps nothing of a first delivery whose run was cancelled while queued', async () => {
+  it("claims a first delivery's run with the commit of a short first step", async () => {
     await db.pool.query('TRUNCATE step_marks');
-    // The step starts while the claim is on its way; the claim finds the run cancelled.
-    const { runId, outcome } = await markRun(async () => undefined, {
+    const { runId, outcome, liveness } = await markRun(async () => undefined, {
       firstDelivery: true,
-      before: (id) =>
-        db.pool.query(
-          `UPDATE runner.runs SET status = 'cancelled', cancel_requested_at = now(), finished_at = now(),
-             error = 'cancelled before it started' WHERE id = $1`,
-          [id],
-        ),
+      job: 'mark-quick',
     });
-    expect(outcome).toMatchObject({ status: 'cancelled', error: 'cancelled before it started' });
-    expect(await runRow(runId)).toEqual({
-      status: 'cancelled',
-      attempts: 0,
-      error: 'cancelled before it started',
-      error_kind: null,
-    });
-    expect(await count('SELECT count(*) FROM step_marks')).toBe(0);
-    expect(await count('SELECT count(*) FROM runner.run_steps WHERE run_id = $1', [runId])).toBe(0);
+    expect([outcome.status, outcome.error]).toEqual(['succeeded', null]);
+    const { rows } = await db.pool.query(
+      `SELECT status, attempts, pid, host, liveness_key, started_at <= finished_at AS timed FROM runner.runs WHERE id = $1`,
+      [runId],
+    );
+    expect(rows).toEqual([
+      {
+        status: 'succeeded',
+        attempts: 1,
+        pid: process.pid,
+        host: hostname(),
+        liveness_key: liveness,
+        timed: true,
+      },
+    ]);
+    expect(await count('SELECT count(*) FROM step_marks')).toBe(1);
   });
+
+  it.each(['mark', 'mark-quick'])(
+    'keeps nothing of a first delivery of %s whose run was cancelled while queued',
+    async (job) => {
+      await db.pool.query('TRUNCATE step_marks');
+      // The step starts before the run is claimed; the claim (mark) or the step's commit (mark-quick)
+      // finds the run cancelled.
+      const { runId, outcome } = await markRun(async () => undefined, {
+        job,
+        firstDelivery: true,
+        before: (id) =>
+          db.pool.query(
+            `UPDATE runner.runs SET status = 'cancelled', cancel_requested_at = now(), finished_at = now(),
+             error = 'cancelled before it started' WHERE id = $1`,
+            [id],
+          ),
+      });
+      expect(outcome).toMatchObject({ status: 'cancelled', error: 'cancelled before it started' });
+      expect(await runRow(runId)).toEqual({
+        status: 'cancelled',
+        attempts: 0,
+        error: 'cancelled before it started',
+        error_kind: null,
+      });
+      expect(await count('SELECT count(*) FROM step_marks')).toBe(0);
+      expect(await count('SELECT count(*) FROM runner.run_steps WHERE run_id = $1', [runId])).toBe(0);
+    },
+  );
 });

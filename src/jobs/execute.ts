@@ -162,21 +162,32 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
   const ownSession = runId !== null && opts.liveness === undefined ? await poolRunnerSession(app.pool) : null;
   const liveness = opts.liveness ?? ownSession?.key ?? null;
   let steps: FlatStep[] = [];
+  // The run's claim (runner.claim_run): made at once, or, for a first delivery's first SQL step, once
+  // the step outlasts CLAIM_AFTER_MS; a step done sooner claims the run with its own commit.
   let claiming: Promise<Claim | { final: Partial<RunOutcome> }> | null = null;
+  let claimTimer: NodeJS.Timeout | undefined;
+  let claimedByCommit = false;
+  const claimNow = (): Promise<Claim | { final: Partial<RunOutcome> }> => {
+    clearTimeout(claimTimer);
+    if (!claiming) {
+      claiming = claimRun(app, runId!, liveness!, steps[0]);
+      // Settled on every path (the catch below waits for it), so never an unhandled rejection.
+      claiming.catch(() => undefined);
+    }
+    return claiming;
+  };
   try {
     steps = await flattenSteps(app.home, opts.runnable.job, opts.params);
     /** The position of the step whose record as running exists already. */
     let recordedRunning: number | null = null;
     if (runId !== null) {
-      claiming = claimRun(app, runId, liveness!, steps[0]);
-      // Settled on every path (the catch below waits for it), so never an unhandled rejection.
-      claiming.catch(() => undefined);
       if (opts.firstDelivery && steps[0]?.kind === 'sql' && !opts.dryRun) {
-        // The claim records the first step as running on a first attempt; the step commits only
-        // after the claim said the run is ours (commitWith below).
+        // The step runs at once; it commits only after the claim, if one was made, said the run is
+        // ours, or claims the run itself (commitWith below). Either records it as running.
+        claimTimer = setTimeout(() => void claimNow(), CLAIM_AFTER_MS);
         recordedRunning = 1;
       } else {
-        const claim = await claiming;
+        const claim = await claimNow();
         if ('final' in claim) {
           Object.assign(outcome, claim.final);
           return outcome;
@@ -208,21 +219,27 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
       const commitWith =
         runId !== null && step.kind === 'sql' && !opts.dryRun
           ? async (sql: SqlStepResult, client: pg.PoolClient): Promise<string> => {
-              const claim = await claiming!;
-              if ('final' in claim) throw new NotOursError();
-              if (claim.cancelRequested) throw new CancelledError();
+              clearTimeout(claimTimer);
+              if (claiming) {
+                const claim = await claiming;
+                if ('final' in claim) throw new NotOursError();
+                if (claim.cancelRequested) throw new CancelledError();
+              }
+              const by = claiming || claimedByCommit ? null : { liveness: liveness! };
               return stepSucceededSql(
                 client,
                 runId,
                 i + 1,
                 { kind: 'sql', name: step.name, status: 'succeeded', sql },
                 next,
+                by,
               );
             }
           : undefined;
       const result = await runStep(app, step, opts, signal, commitWith, (rows) =>
         opts.onProgress?.({ ...base, state: 'running', rows }),
       );
+      if (commitWith) claimedByCommit = true;
       outcome.steps.push(result);
       if (commitWith) {
         // The next step's running record, or the run's success, went in with this one's success.
@@ -239,8 +256,10 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
     if (runId !== null && !finished) await finishRun(app.pool, runId, 'succeeded');
     return outcome;
   } catch (caught) {
-    // A failure is recorded only after the claim landed (else the claim could mark the run running again).
-    const claim = await claiming?.catch(() => null);
+    // A failure is recorded only once the run is claimed (so it records the attempt), and after the
+    // claim landed (else the claim could mark the run running again).
+    const claimed = runId === null || claimedByCommit ? claiming : claimNow();
+    const claim = await claimed?.catch(() => null);
     if (claim && 'final' in claim) {
       Object.assign(outcome, claim.final);
       return outcome;
@@ -300,10 +319,17 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
     }
     return outcome;
   } finally {
+    clearTimeout(claimTimer);
     if (timer) clearTimeout(timer);
     await ownSession?.close().catch(() => undefined);
   }
 }
+
+/**
+ * How long a first delivery's first SQL step runs before its run is claimed (and shows as running);
+ * a step done sooner claims the run with its own commit.
+ */
+const CLAIM_AFTER_MS = 100;
 
 /** The run's claim found it no longer queued or running: its record is final and not ours. */
 class NotOursError extends Error {
@@ -446,6 +472,8 @@ function stepSucceededSql(
   position: number,
   outcome: StepOutcome,
   next: { position: number; step: FlatStep } | null,
+  /** Claim the run with this commit, for the process holding this liveness key. */
+  by: { liveness: number } | null,
 ): string {
   const int = (n: number): string => {
     if (!Number.isSafeInteger(n)) throw new Error(`not an integer: ${n}`);
@@ -454,7 +482,7 @@ function stepSucceededSql(
   const text = (v: string | undefined): string => (v === undefined ? 'NULL' : client.escapeLiteral(v));
   return `SELECT runner.step_succeeded(${int(runId)}, ${int(position)}, ${text(outcome.kind)}, ${text(outcome.name)},
     ${text(JSON.stringify(detailOf(outcome)))}::jsonb, ${next ? int(next.position) : 'NULL'}, ${text(next?.step.kind)},
-    ${text(next?.step.name)})`;
+    ${text(next?.step.name)}${by ? `, ${text(hostname())}, ${int(process.pid)}, ${int(by.liveness)}` : ''})`;
 }
 
 async function recordStep(
