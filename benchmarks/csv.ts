@@ -18,6 +18,8 @@ export interface CsvBenchResult {
   erpRowsPerSec: number;
   ratio: number;
   erpPeakRssMb: number;
+  /** The same load queued with `erp run` and executed by a running `erp worker`. */
+  worker?: { seconds: number; rowsPerSec: number; ratio: number; peakRssMb: number };
 }
 
 const PIPELINE = `
@@ -71,7 +73,53 @@ export function timed(
   });
 }
 
-export async function benchCsv(rows: number, databaseUrl: string, workDir: string): Promise<CsvBenchResult> {
+/**
+ * Starts `erp worker`, queues the load with `erp run` (which follows it to the end) and times that;
+ * the worker's peak RSS is read before it is stopped. The worker process loads BullMQ and ioredis,
+ * which an inline run never does: this figure shows what they cost a load.
+ */
+async function timedThroughWorker(
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+): Promise<{ seconds: number; peakRssMb: number }> {
+  const prefix = `bench-csv-${process.pid}`;
+  const workerEnv = { ...env, ERP_QUEUE_PREFIX: prefix, LOG_LEVEL: 'info' };
+  const worker = spawn(process.execPath, [path.resolve('dist/cli.js'), 'worker'], {
+    env: workerEnv,
+    cwd,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let log = '';
+      worker.stderr.on('data', (d: Buffer) => {
+        log += d.toString();
+        if (log.includes('"msg":"worker started"')) resolve();
+      });
+      worker.on('close', (code) => reject(new Error(`erp worker exited ${code}: ${log.slice(-500)}`)));
+    });
+    const run = await timed(process.execPath, [path.resolve('dist/cli.js'), 'run', 'bench'], workerEnv, cwd);
+    const status = await readFile(`/proc/${worker.pid}/status`, 'utf8');
+    const peak = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+    return { seconds: run.seconds, peakRssMb: Math.round(peak) };
+  } finally {
+    const closed = new Promise((resolve) => worker.once('close', resolve));
+    worker.kill('SIGTERM');
+    await closed;
+    const { Redis } = await import('ioredis');
+    const redis = new Redis(env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+  }
+}
+
+export async function benchCsv(
+  rows: number,
+  databaseUrl: string,
+  workDir: string,
+  opts: { throughWorker?: boolean } = {},
+): Promise<CsvBenchResult> {
   await mkdir(path.join(workDir, 'pipelines'), { recursive: true });
   const file = path.join(workDir, 'bench.csv');
   await generateCsv(file, rows);
@@ -112,8 +160,24 @@ export async function benchCsv(rows: number, databaseUrl: string, workDir: strin
       'SELECT count(*)::int AS n FROM public.bench_items',
     );
     if (check[0]!.n !== rows) throw new Error(`erp loaded ${check[0]!.n} rows, expected ${rows}`);
+    let worker: CsvBenchResult['worker'];
+    if (opts.throughWorker) {
+      await reset();
+      const w = await timedThroughWorker(env, workDir);
+      const { rows: loaded } = await pool.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM public.bench_items',
+      );
+      if (loaded[0]!.n !== rows) throw new Error(`the worker loaded ${loaded[0]!.n} rows, expected ${rows}`);
+      worker = {
+        seconds: w.seconds,
+        rowsPerSec: Math.round(rows / w.seconds),
+        ratio: psql.seconds / w.seconds,
+        peakRssMb: w.peakRssMb,
+      };
+    }
     const size = (await stat(file)).size;
     return {
+      worker,
       rows,
       fileMb: Math.round(size / 1e6),
       psqlSeconds: psql.seconds,

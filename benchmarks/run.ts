@@ -31,7 +31,7 @@ async function main(): Promise<void> {
     console.log('## CSV → PostgreSQL: erp run (every field validated) vs psql \\copy of the same file');
     const sizes = (process.env.BENCH_ROWS ?? '1000000,5000000').split(',').map(Number);
     for (const rows of sizes) {
-      const r = await benchCsv(rows, url.toString(), work);
+      const r = await benchCsv(rows, url.toString(), work, { throughWorker: rows === sizes[0] });
       line(
         `${rows.toLocaleString('en')} rows (${r.fileMb} MB), psql \\copy`,
         `${r.psqlRowsPerSec.toLocaleString('en')} rows/s (${r.psqlSeconds.toFixed(2)} s)`,
@@ -45,6 +45,16 @@ async function main(): Promise<void> {
         `${(100 * r.ratio).toFixed(1)}% (issue target ≥ 35%)`,
       );
       line(`${rows.toLocaleString('en')} rows, erp peak RSS`, `${r.erpPeakRssMb} MB (target < 250 MB)`);
+      if (r.worker) {
+        line(
+          `${rows.toLocaleString('en')} rows, erp run through a worker`,
+          `${r.worker.rowsPerSec.toLocaleString('en')} rows/s (${r.worker.seconds.toFixed(2)} s, queued and followed)`,
+        );
+        line(
+          `${rows.toLocaleString('en')} rows, ratio to psql \\copy`,
+          `${(100 * r.worker.ratio).toFixed(1)}% (worker peak RSS ${r.worker.peakRssMb} MB)`,
+        );
+      }
     }
     const only = (process.env.BENCH_ONLY ?? 'xlsx,sftp,x12,queue').split(',');
     if (only.includes('xlsx')) {
