@@ -164,6 +164,25 @@ async function untilRunEnds(pool: pg.Pool, runId: number, signal?: AbortSignal):
 }
 
 /**
+ * Per schedule, the tail of its submissions still in progress while it catches up: a tick due
+ * meanwhile queues behind them and, like them, waits for the job's lock, so it neither overtakes
+ * an older missed tick nor is skipped because one of them holds the lock.
+ */
+type Lanes = Map<ScheduleEntry, Promise<unknown>>;
+
+/** Runs `fire` after the schedule's lane; the lane is gone once its last submission ended. */
+function inLane<T>(lanes: Lanes, entry: ScheduleEntry, fire: () => Promise<T>): Promise<T> {
+  const before = lanes.get(entry) ?? Promise.resolve();
+  const next = before.then(fire, fire);
+  lanes.set(entry, next);
+  const clear = (): void => {
+    if (lanes.get(entry) === next) lanes.delete(entry);
+  };
+  next.then(clear, clear);
+  return next;
+}
+
+/**
  * Submits the ticks each schedule missed within its catch-up window, oldest first. A tick whose
  * job's lock is held waits for the holder to end, so the ticks of a locked job run one after the
  * other; schedules are caught up side by side.
@@ -173,17 +192,20 @@ export async function catchUp(
   entries: ScheduleEntry[],
   now = new Date(),
   signal?: AbortSignal,
+  lanes: Lanes = new Map(),
 ): Promise<number[]> {
   const perEntry = await Promise.all(
     entries.map(async (entry) => {
       const runs: number[] = [];
       const window = entry.schedule.catch_up;
       if (!window) return runs;
-      for (const at of ticksBetween(entry, new Date(now.getTime() - window), now)) {
-        if (signal?.aborted) break;
-        const id = await fireTick(ctx, entry, at, { waitForLock: true, signal });
-        if (id !== null) runs.push(id);
-      }
+      // All of them join the lane at once, so a tick falling due meanwhile queues behind the last.
+      const submitted = ticksBetween(entry, new Date(now.getTime() - window), now).map((at) =>
+        inLane(lanes, entry, () =>
+          signal?.aborted ? Promise.resolve(null) : fireTick(ctx, entry, at, { waitForLock: true, signal }),
+        ),
+      );
+      for (const id of await Promise.all(submitted)) if (id !== null) runs.push(id);
       return runs;
     }),
   );
@@ -203,7 +225,8 @@ export interface RunningScheduler {
 export async function startScheduler(ctx: SchedulerContext): Promise<RunningScheduler> {
   const entries = await loadSchedules(ctx.home);
   const stopping = new AbortController();
-  const caughtUp = catchUp(ctx, entries, new Date(), stopping.signal).catch((err: unknown) => {
+  const lanes: Lanes = new Map();
+  const caughtUp = catchUp(ctx, entries, new Date(), stopping.signal, lanes).catch((err: unknown) => {
     ctx.log.error({ err: (err as Error).message }, 'could not make up missed ticks');
     return [];
   });
@@ -214,7 +237,15 @@ export async function startScheduler(ctx: SchedulerContext): Promise<RunningSche
         // The tick's identity comes from the pattern, not from when this process woke up, so all
         // schedulers agree on it.
         const at = latestTick(entry, new Date());
-        await fireTick(ctx, entry, at).catch((err: unknown) =>
+        // While the schedule catches up, the tick takes its turn behind the missed ones.
+        const fire = lanes.has(entry)
+          ? inLane(lanes, entry, () =>
+              stopping.signal.aborted
+                ? Promise.resolve(null)
+                : fireTick(ctx, entry, at, { waitForLock: true, signal: stopping.signal }),
+            )
+          : fireTick(ctx, entry, at);
+        await fire.catch((err: unknown) =>
           ctx.log.error(
             { job: entry.job.name, err: (err as Error).message },
             'could not submit a scheduled run',

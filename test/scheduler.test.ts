@@ -124,6 +124,53 @@ schedules:
     await queue.drain();
   }, 40_000);
 
+  it('lets a tick due while it catches up wait its turn behind the missed ones', async () => {
+    const dir = await home({
+      // Locked as a whole: each run waits for the one before it.
+      'jobs/every-two.yaml': `
+steps:
+  - sql: t/two.sql
+schedules:
+  - cron: '*/2 * * * * *'
+    catch_up: 9s
+`,
+      'sql/t/two.sql': 'SELECT pg_sleep(0.7);\n',
+    });
+    const app = createApp(
+      { DATABASE_URL: db.url, ERP_HOME: dir, ERP_QUEUE_PREFIX: prefix, REDIS_URL, LOG_LEVEL: 'silent' },
+      pino({ level: 'silent' }),
+    );
+    const worker = await startWorker(app, { concurrency: 2, graceMs: 1000 });
+    try {
+      const scheduler = await startScheduler({ pool: app.pool, log: app.log, home: dir, queue });
+      // Four or five missed ticks (9 s back) run one after the other (~1 s each); regular ticks fall
+      // due meanwhile.
+      expect((await scheduler.caughtUp).length).toBeGreaterThanOrEqual(4);
+      await new Promise((r) => setTimeout(r, 2500));
+      await scheduler.stop();
+      const runs = await waitFor(
+        async () => {
+          const { rows } = await db.pool.query<{ tick: string; status: string; started_at: Date }>(
+            `SELECT schedule_tick AS tick, status, started_at FROM runner.runs WHERE name = 'every-two' ORDER BY schedule_tick`,
+          );
+          return rows.every((r) => r.status === 'succeeded') ? rows : null;
+        },
+        15_000,
+        'the every-two runs to succeed',
+      );
+      const ticks = runs.map((r) => Date.parse(r.tick.replace('every-two#0@', '')));
+      // The made-up ticks, then every regular one: none skipped for the lock the catch-up held.
+      expect(runs.length).toBeGreaterThanOrEqual(6);
+      for (let i = 1; i < ticks.length; i++) expect(ticks[i]! - ticks[i - 1]!, runs[i]!.tick).toBe(2000);
+      // Executed in tick order.
+      const started = runs.map((r) => r.started_at.getTime());
+      expect([...started].sort((x, y) => x - y)).toEqual(started);
+    } finally {
+      await worker.close();
+      await app.close();
+    }
+  }, 40_000);
+
   describe('catch-up', () => {
     let app: App;
     let worker: RunningWorker;
