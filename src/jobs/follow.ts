@@ -39,16 +39,27 @@ export async function followRun(
     if (p.state !== 'running') told.add(p.step);
     onProgress(p);
   };
+  /** Ends the current pause early. */
+  let wake = (): void => undefined;
   const ended = ({ jobId: id }: { jobId: string }): void => {
-    if (id === jobId) settled = true;
+    if (id !== jobId) return;
+    settled = true;
+    // The job's end is news: read the run's record now rather than at the next poll.
+    wake();
   };
   events.on('progress', listener);
   events.on('completed', ended);
   events.on('failed', ended);
   const pause = (ms: number): Promise<void> =>
     new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
-      signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      const done = (): void => {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      wake = done;
+      signal.addEventListener('abort', done, { once: true });
     });
   try {
     for (;;) {
