@@ -93,15 +93,18 @@ async function main(): Promise<void> {
         "\n## Job runner: 5,000 trivial runs through erp's worker vs BullMQ's own Worker (no-op), same Redis",
       );
       for (const f of await benchQueue(Number(process.env.BENCH_QUEUE_JOBS ?? 5000))) {
-        line(`concurrency ${f.concurrency}, erp worker`, `${f.erpJobsPerSec.toLocaleString('en')} runs/s`);
+        line(
+          `concurrency ${f.concurrency}, erp worker`,
+          `${Math.round(f.erpJobsPerSec).toLocaleString('en')} runs/s`,
+        );
         line(
           `concurrency ${f.concurrency}, BullMQ no-op`,
-          `${f.bullmqJobsPerSec.toLocaleString('en')} jobs/s`,
+          `${Math.round(f.bullmqJobsPerSec).toLocaleString('en')} jobs/s`,
         );
         line(`concurrency ${f.concurrency}, ratio`, `${f.ratio.toFixed(3)} (issue target > 0.5)`);
         line(
           `concurrency ${f.concurrency}, BullMQ + the same SQL`,
-          `${f.bullmqSqlJobsPerSec.toLocaleString('en')} jobs/s (BEGIN; SELECT 1; COMMIT per job, nothing recorded)`,
+          `${Math.round(f.bullmqSqlJobsPerSec).toLocaleString('en')} jobs/s (BEGIN; SELECT 1; COMMIT per job, nothing recorded)`,
         );
         line(`concurrency ${f.concurrency}, ratio to it`, `${f.sqlRatio.toFixed(3)} (the runner's own cost)`);
       }
