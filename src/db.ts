@@ -63,17 +63,21 @@ export async function queryOnce(connectionString: string, sql: string): Promise<
   }
 }
 
-/** Runs `fn` in a transaction on its own client; rolls back on any error, including an abort. */
+/**
+ * Runs `fn` in a transaction on its own client; rolls back on any error, including an abort.
+ * With `rollback` (a dry run) it ends with ROLLBACK even when `fn` succeeds: all done, nothing kept.
+ */
 export async function withTransaction<T>(
   pool: pg.Pool,
   fn: (client: pg.PoolClient) => Promise<T>,
+  opts: { rollback?: boolean } = {},
 ): Promise<T> {
   const client = await pool.connect();
   let broken = false;
   try {
     await client.query('BEGIN');
     const result = await fn(client);
-    await client.query('COMMIT');
+    await client.query(opts.rollback ? 'ROLLBACK' : 'COMMIT');
     return result;
   } catch (err) {
     try {

@@ -340,96 +340,83 @@ async function sendBatch(
   result: OutboundRunResult,
   opts: OutboundOptions,
 ): Promise<OutboundFileResult | null> {
-  const client = await app.pool.connect();
-  let broken = false;
-  try {
-    await client.query('BEGIN');
-    for (;;) {
-      const selected = await selectDocuments(
-        client,
-        set,
-        partner.customer_no,
-        exclude,
-        partner.max_documents_per_file,
-      );
-      if (selected.length === 0) {
-        await client.query('ROLLBACK');
-        return null;
-      }
-      const good: SelectedDocument[] = [];
-      for (const d of selected) {
-        const error = checkDocument(partner, mapping, d, set);
-        if (error === null) good.push(d);
-        else {
-          exclude.push(d.id);
-          result.rejected.push({ transactionSet: set, document: d.key, error });
+  // A dry run builds and records the file as a real run would, and keeps nothing.
+  return withTransaction(
+    app.pool,
+    async (client) => {
+      for (;;) {
+        const selected = await selectDocuments(
+          client,
+          set,
+          partner.customer_no,
+          exclude,
+          partner.max_documents_per_file,
+        );
+        if (selected.length === 0) return null;
+        const good: SelectedDocument[] = [];
+        for (const d of selected) {
+          const error = checkDocument(partner, mapping, d, set);
+          if (error === null) good.push(d);
+          else {
+            exclude.push(d.id);
+            result.rejected.push({ transactionSet: set, document: d.key, error });
+          }
         }
-      }
-      if (good.length === 0) continue;
-      const control = await source.next({ groups: 1, sets: good.length });
-      const built = buildOutbound(
-        {
-          profile: partner.x12,
-          mapping,
-          control: { isa13: control.isa13, gs06: control.gs06[0]!, st02: control.st02 },
-          ...(opts.now ? { now: opts.now } : {}),
-          label: (_doc, i) => `${set === '810' ? 'invoice' : 'shipment'} ${good[i]!.key}`,
-        },
-        good.map((d) => d.doc),
-      );
-      const name = `${set}-${built.isa13}.edi`;
-      const sha256 = createHash('sha256').update(built.text).digest('hex');
-      const interchangeId = await recordOutbound(client, {
-        partner: partner.name,
-        fileName: name,
-        sha256,
-        usage: usageIndicator(partner.x12),
-        isa13: built.isa13,
-        groups: [
+        if (good.length === 0) continue;
+        const control = await source.next({ groups: 1, sets: good.length });
+        const built = buildOutbound(
           {
-            functionalId: mapping.functional_id,
-            gs06: built.gs06,
-            version: partner.x12.version,
-            sets: built.sets.map((s, i) => ({ st01: set, st02: s.st02, documentKey: good[i]!.key })),
+            profile: partner.x12,
+            mapping,
+            control: { isa13: control.isa13, gs06: control.gs06[0]!, st02: control.st02 },
+            ...(opts.now ? { now: opts.now } : {}),
+            label: (_doc, i) => `${set === '810' ? 'invoice' : 'shipment'} ${good[i]!.key}`,
           },
-        ],
-      });
-      await client.query(
-        `INSERT INTO ${set === '810' ? 'edi.sent_invoices (invoice_id' : 'edi.sent_shipments (shipment_id'}, partner, interchange_id, st02)
+          good.map((d) => d.doc),
+        );
+        const name = `${set}-${built.isa13}.edi`;
+        const sha256 = createHash('sha256').update(built.text).digest('hex');
+        const interchangeId = await recordOutbound(client, {
+          partner: partner.name,
+          fileName: name,
+          sha256,
+          usage: usageIndicator(partner.x12),
+          isa13: built.isa13,
+          groups: [
+            {
+              functionalId: mapping.functional_id,
+              gs06: built.gs06,
+              version: partner.x12.version,
+              sets: built.sets.map((s, i) => ({ st01: set, st02: s.st02, documentKey: good[i]!.key })),
+            },
+          ],
+        });
+        await client.query(
+          `INSERT INTO ${set === '810' ? 'edi.sent_invoices (invoice_id' : 'edi.sent_shipments (shipment_id'}, partner, interchange_id, st02)
          SELECT d.id, $2, $3, d.st02 FROM unnest($1::bigint[], $4::text[]) AS d (id, st02)`,
-        [good.map((d) => d.id), partner.name, interchangeId, built.sets.map((s) => s.st02)],
-      );
-      await client.query(
-        'INSERT INTO edi.outbound_files (interchange_id, partner, file_name, content) VALUES ($1, $2, $3, $4)',
-        [interchangeId, partner.name, name, built.text],
-      );
-      if (opts.dryRun) {
-        // Nothing is recorded, so the next batch would select the same documents again.
-        exclude.push(...good.map((d) => d.id));
-        await client.query('ROLLBACK');
-      } else {
-        await client.query('COMMIT');
+          [good.map((d) => d.id), partner.name, interchangeId, built.sets.map((s) => s.st02)],
+        );
+        await client.query(
+          'INSERT INTO edi.outbound_files (interchange_id, partner, file_name, content) VALUES ($1, $2, $3, $4)',
+          [interchangeId, partner.name, name, built.text],
+        );
+        // Nothing is kept in a dry run, so the next batch would select the same documents again.
+        if (opts.dryRun) exclude.push(...good.map((d) => d.id));
+        return {
+          transactionSet: set,
+          name,
+          isa13: built.isa13,
+          gs06: built.gs06,
+          interchangeId: opts.dryRun ? null : interchangeId,
+          documents: good.map((d) => d.key),
+          bytes: Buffer.byteLength(built.text),
+          remotePath: null,
+          preview: previewSegments(built.text, opts.previewSegments ?? 12),
+        };
       }
-      return {
-        transactionSet: set,
-        name,
-        isa13: built.isa13,
-        gs06: built.gs06,
-        interchangeId: opts.dryRun ? null : interchangeId,
-        documents: good.map((d) => d.key),
-        bytes: Buffer.byteLength(built.text),
-        remotePath: null,
-        preview: previewSegments(built.text, opts.previewSegments ?? 12),
-      };
-    }
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {
-      broken = true;
-    });
-    throw err;
-  } finally {
-    client.release(broken);
-  }
+    },
+    { rollback: opts.dryRun },
+  );
 }
 
 /**
