@@ -1,5 +1,5 @@
 import type { ParsedIsa } from './delimiters.js';
-import { problem, X12Error, type X12Problem } from './errors.js';
+import { problem, X12Error, type AckCodes, type X12Problem } from './errors.js';
 import {
   el,
   type GroupHeader,
@@ -55,6 +55,89 @@ export const FUNCTIONAL_IDS: Readonly<Record<string, string>> = {
 function sameNumber(a: string, b: string): boolean {
   if (/^\d+$/.test(a) && /^\d+$/.test(b)) return BigInt(a) === BigInt(b);
   return a === b;
+}
+
+/** What a trailer (SE, GE, IEA) must say: how many things its structure holds, and its header's control number. */
+interface TrailerSpec {
+  tag: 'SE' | 'GE' | 'IEA';
+  level: 'transaction' | 'group' | 'interchange';
+  /** The structure the trailer closes, as messages name it. */
+  name: string;
+  count: number;
+  /** What is counted, e.g. `functional groups`. */
+  counted: string;
+  controlNumber: string;
+  /** The header element holding the control number (`ST02`) and the header's segment ordinal. */
+  header: string;
+  headerAt: number;
+  sameControl: (a: string, b: string) => boolean;
+  acks: { count: AckCodes; control: AckCodes; missing: AckCodes };
+  /** Said after a missing trailer's message. */
+  missingHint?: string;
+  /** The trailer's position in its transaction set (SE). */
+  positionInSet?: number;
+}
+
+/**
+ * The problems of a structure's trailer: a wrong count (element 1), a control number unlike the
+ * header's (element 2), or no trailer at all (`trailer` null: `by` started something else, or the
+ * file ended).
+ */
+function trailerProblems(
+  file: string,
+  trailer: Segment | null,
+  by: Segment | null,
+  t: TrailerSpec,
+): X12Problem[] {
+  if (!trailer) {
+    return [
+      problem({
+        code: `${t.tag}_MISSING`,
+        level: t.level,
+        file,
+        segment: by?.ordinal ?? null,
+        ...(by ? { segmentId: by.tag } : {}),
+        text: `${t.name} has no ${t.tag} trailer; expected ${t.tag} before ${by ? by.tag : 'the end of the file'}${t.missingHint ?? ''}`,
+        ack: t.acks.missing,
+      }),
+    ];
+  }
+  const at = {
+    file,
+    segment: trailer.ordinal,
+    segmentId: t.tag,
+    ...(t.positionInSet !== undefined ? { positionInSet: t.positionInSet } : {}),
+  };
+  const out: X12Problem[] = [];
+  const count = el(trailer, 1);
+  if (!/^\d+$/.test(count) || Number(count) !== t.count) {
+    out.push(
+      problem({
+        ...at,
+        code: `${t.tag}01_COUNT`,
+        level: t.level,
+        element: 1,
+        value: count,
+        text: `${t.tag}01 is ${JSON.stringify(count)} but ${t.name} has ${t.count} ${t.counted}; expected ${t.count}`,
+        ack: t.acks.count,
+      }),
+    );
+  }
+  const control = el(trailer, 2);
+  if (!t.sameControl(control, t.controlNumber)) {
+    out.push(
+      problem({
+        ...at,
+        code: `${t.tag}02_MISMATCH`,
+        level: t.level,
+        element: 2,
+        value: control,
+        text: `${t.tag}02 is ${JSON.stringify(control)}; expected ${JSON.stringify(t.controlNumber)} as in ${t.header} at segment ${t.headerAt}`,
+        ack: t.acks.control,
+      }),
+    );
+  }
+  return out;
 }
 
 /**
@@ -355,52 +438,22 @@ export class EnvelopeReader {
   private closeSet(se: Segment | null, out: X12Event[], by: Segment | null = null): void {
     const set = this.set!;
     const st = set.segments[0]!;
-    const name = `transaction set ${set.id} ${set.controlNumber} (ST at segment ${st.ordinal})`;
-    if (se) {
-      set.segments.push(se);
-      const count = set.segments.length;
-      const at = { file: this.file, segment: se.ordinal, segmentId: 'SE', positionInSet: count };
-      const se01 = el(se, 1);
-      if (!/^\d+$/.test(se01) || Number(se01) !== count) {
-        set.problems.push(
-          problem({
-            ...at,
-            code: 'SE01_COUNT',
-            level: 'transaction',
-            element: 1,
-            value: se01,
-            text: `SE01 is ${JSON.stringify(se01)} but ${name} has ${count} segments ST..SE; expected ${count}`,
-            ack: { ak5: '4' },
-          }),
-        );
-      }
-      const se02 = el(se, 2);
-      if (se02 !== set.controlNumber) {
-        set.problems.push(
-          problem({
-            ...at,
-            code: 'SE02_MISMATCH',
-            level: 'transaction',
-            element: 2,
-            value: se02,
-            text: `SE02 is ${JSON.stringify(se02)}; expected ${JSON.stringify(set.controlNumber)} as in ST02 at segment ${st.ordinal}`,
-            ack: { ak5: '3' },
-          }),
-        );
-      }
-    } else {
-      set.problems.push(
-        problem({
-          code: 'SE_MISSING',
-          level: 'transaction',
-          file: this.file,
-          segment: by?.ordinal ?? null,
-          ...(by ? { segmentId: by.tag } : {}),
-          text: `${name} has no SE trailer; expected SE before ${by ? by.tag : 'the end of the file'}`,
-          ack: { ak5: '2' },
-        }),
-      );
-    }
+    if (se) set.segments.push(se);
+    set.problems.push(
+      ...trailerProblems(this.file, se, by, {
+        tag: 'SE',
+        level: 'transaction',
+        name: `transaction set ${set.id} ${set.controlNumber} (ST at segment ${st.ordinal})`,
+        count: set.segments.length,
+        counted: 'segments ST..SE',
+        controlNumber: set.controlNumber,
+        header: 'ST02',
+        headerAt: st.ordinal,
+        sameControl: (a, b) => a === b,
+        acks: { count: { ak5: '4' }, control: { ak5: '3' }, missing: { ak5: '2' } },
+        ...(se ? { positionInSet: set.segments.length } : {}),
+      }),
+    );
     this.groupSets.push({
       id: set.id,
       controlNumber: set.controlNumber,
@@ -414,51 +467,20 @@ export class EnvelopeReader {
 
   private closeGroup(ge: Segment | null, out: X12Event[], by: Segment | null = null): void {
     const g = this.group!;
-    const name = `group ${g.functionalId} ${g.controlNumber} (GS at segment ${g.segment.ordinal})`;
-    if (ge) {
-      const at = { file: this.file, segment: ge.ordinal, segmentId: 'GE' };
-      const ge01 = el(ge, 1);
-      const count = this.groupSets.length;
-      if (!/^\d+$/.test(ge01) || Number(ge01) !== count) {
-        this.groupProblems.push(
-          problem({
-            ...at,
-            code: 'GE01_COUNT',
-            level: 'group',
-            element: 1,
-            value: ge01,
-            text: `GE01 is ${JSON.stringify(ge01)} but ${name} has ${count} transaction sets; expected ${count}`,
-            ack: { ak9: '5' },
-          }),
-        );
-      }
-      const ge02 = el(ge, 2);
-      if (!sameNumber(ge02, g.controlNumber)) {
-        this.groupProblems.push(
-          problem({
-            ...at,
-            code: 'GE02_MISMATCH',
-            level: 'group',
-            element: 2,
-            value: ge02,
-            text: `GE02 is ${JSON.stringify(ge02)}; expected ${JSON.stringify(g.controlNumber)} as in GS06 at segment ${g.segment.ordinal}`,
-            ack: { ak9: '4' },
-          }),
-        );
-      }
-    } else {
-      this.groupProblems.push(
-        problem({
-          code: 'GE_MISSING',
-          level: 'group',
-          file: this.file,
-          segment: by?.ordinal ?? null,
-          ...(by ? { segmentId: by.tag } : {}),
-          text: `${name} has no GE trailer; expected GE before ${by ? by.tag : 'the end of the file'}`,
-          ack: { ak9: '3' },
-        }),
-      );
-    }
+    this.groupProblems.push(
+      ...trailerProblems(this.file, ge, by, {
+        tag: 'GE',
+        level: 'group',
+        name: `group ${g.functionalId} ${g.controlNumber} (GS at segment ${g.segment.ordinal})`,
+        count: this.groupSets.length,
+        counted: 'transaction sets',
+        controlNumber: g.controlNumber,
+        header: 'GS06',
+        headerAt: g.segment.ordinal,
+        sameControl: sameNumber,
+        acks: { count: { ak9: '5' }, control: { ak9: '4' }, missing: { ak9: '3' } },
+      }),
+    );
     out.push({ kind: 'ge', group: g, trailer: ge, sets: this.groupSets, problems: this.groupProblems });
     this.group = null;
     this.groupSets = [];
@@ -471,50 +493,21 @@ export class EnvelopeReader {
     if (this.state === 'set') this.closeSet(null, out, by);
     if (this.state === 'group') this.closeGroup(null, out, by);
     const x = this.interchange!;
-    const name = `interchange ${x.controlNumber} (ISA at segment ${x.segment.ordinal})`;
-    if (iea) {
-      const at = { file: this.file, segment: iea.ordinal, segmentId: 'IEA' };
-      const iea01 = el(iea, 1);
-      if (!/^\d+$/.test(iea01) || Number(iea01) !== this.groupCount) {
-        this.interchangeProblems.push(
-          problem({
-            ...at,
-            code: 'IEA01_COUNT',
-            level: 'interchange',
-            element: 1,
-            value: iea01,
-            text: `IEA01 is ${JSON.stringify(iea01)} but ${name} has ${this.groupCount} functional groups; expected ${this.groupCount}`,
-            ack: { ta1: '021' },
-          }),
-        );
-      }
-      const iea02 = el(iea, 2);
-      if (!sameNumber(iea02, x.controlNumber)) {
-        this.interchangeProblems.push(
-          problem({
-            ...at,
-            code: 'IEA02_MISMATCH',
-            level: 'interchange',
-            element: 2,
-            value: iea02,
-            text: `IEA02 is ${JSON.stringify(iea02)}; expected ${JSON.stringify(x.controlNumber)} as in ISA13 at segment ${x.segment.ordinal}`,
-            ack: { ta1: '001' },
-          }),
-        );
-      }
-    } else {
-      this.interchangeProblems.push(
-        problem({
-          code: 'IEA_MISSING',
-          level: 'interchange',
-          file: this.file,
-          segment: by?.ordinal ?? null,
-          ...(by ? { segmentId: by.tag } : {}),
-          text: `${name} has no IEA trailer; expected IEA before ${by ? by.tag : 'the end of the file'} (truncated file?)`,
-          ack: { ta1: '023' },
-        }),
-      );
-    }
+    this.interchangeProblems.push(
+      ...trailerProblems(this.file, iea, by, {
+        tag: 'IEA',
+        level: 'interchange',
+        name: `interchange ${x.controlNumber} (ISA at segment ${x.segment.ordinal})`,
+        count: this.groupCount,
+        counted: 'functional groups',
+        controlNumber: x.controlNumber,
+        header: 'ISA13',
+        headerAt: x.segment.ordinal,
+        sameControl: sameNumber,
+        acks: { count: { ta1: '021' }, control: { ta1: '001' }, missing: { ta1: '023' } },
+        missingHint: ' (truncated file?)',
+      }),
+    );
     out.push({
       kind: 'iea',
       interchange: x,
