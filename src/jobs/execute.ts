@@ -1,12 +1,12 @@
 import { access } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import type pg from 'pg';
 import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
 import { loadPipeline } from '../pipeline/definition.js';
 import { runPipeline, type AppContext, type PipelineResult } from '../pipeline/run.js';
-import { ediStepDetail, ediStepName, runEdiStep, type EdiStepResult, type EdiStepSpec } from '../edi/step.js';
+import { ediStepName, runEdiStep, type EdiStepResult, type EdiStepSpec } from '../edi/step.js';
 import { loadPartner } from '../partners.js';
 import { errorKindOf, finishRun, type ErrorKind } from '../runs.js';
+import { claimRun, detailOf, finalOutcome, recordStep, stepSucceededSql, type Claim } from './run-record.js';
 import { loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';
 import { runSqlStep, sqlFilePath, type SqlStepOptions, type SqlStepResult } from './sql-step.js';
 import { poolRunnerSession } from './session.js';
@@ -383,130 +383,4 @@ async function runStep(
     throw new Error(message);
   }
   return { kind: 'pipeline', name: step.name, status: 'succeeded', pipeline: result };
-}
-
-function detailOf(s: StepOutcome): Record<string, unknown> {
-  if (s.pipeline) {
-    const p = s.pipeline;
-    return {
-      rows_read: p.rowsRead,
-      rows_loaded: p.rowsLoaded,
-      rows_rejected: p.rowsRejected,
-      files: p.files.map((f) => ({
-        file: f.file,
-        status: f.status,
-        rows_loaded: f.rowsLoaded,
-        rows_rejected: f.rowsRejected,
-      })),
-    };
-  }
-  if (s.edi) return ediStepDetail(s.edi);
-  if (s.sql) {
-    return {
-      command: s.sql.command,
-      row_count: s.sql.rowCount,
-      results: s.sql.results.map((r) => ({ columns: r.columns, rows: r.rows.slice(0, 50) })),
-    };
-  }
-  return {};
-}
-
-interface Claim {
-  cancelRequested: boolean;
-  /** Positions of the steps an earlier attempt finished. */
-  done: number[];
-  /** The first step was recorded as running with the claim (a first attempt). */
-  firstStepRecorded: boolean;
-}
-
-/**
- * Marks a queued (or retried) run running in this process, in one round trip (runner.claim_run,
- * sql/000008): it records the attempt, host, pid and liveness key, returns the steps an earlier
- * attempt finished and whether a cancel is pending, and on a first attempt records the first step
- * as running. A run that is no longer queued or running (finished by another delivery, cancelled
- * while queued) gives its final outcome instead: its record is not ours.
- */
-async function claimRun(
-  app: AppContext,
-  runId: number,
-  liveness: number,
-  first: FlatStep | undefined,
-): Promise<Claim | { final: Partial<RunOutcome> }> {
-  const { rows } = await app.pool.query<{ cancel: boolean; done: number[]; first_recorded: boolean }>(
-    'SELECT cancel, done, first_recorded FROM runner.claim_run($1, $2, $3, $4, $5, $6)',
-    [runId, hostname(), process.pid, liveness, first?.kind ?? null, first?.name ?? null],
-  );
-  const claimed = rows[0];
-  if (claimed)
-    return { cancelRequested: claimed.cancel, done: claimed.done, firstStepRecorded: claimed.first_recorded };
-  return {
-    final: await finalOutcome(app, runId, `run ${runId} is no longer queued (cancelled or finished)`),
-  };
-}
-
-/** The outcome of a run whose record is final and not ours (another delivery finished it, or it was cancelled). */
-async function finalOutcome(app: AppContext, runId: number, why: string): Promise<Partial<RunOutcome>> {
-  const { rows } = await app.pool.query<{
-    status: string;
-    error: string | null;
-    error_kind: ErrorKind | null;
-  }>('SELECT status, error, error_kind FROM runner.runs WHERE id = $1', [runId]);
-  const row = rows[0];
-  const status = row?.status === 'succeeded' || row?.status === 'failed' ? row.status : 'cancelled';
-  return {
-    status,
-    error: status === 'succeeded' ? null : (row?.error ?? why),
-    permanent: true,
-    errorKind: row?.error_kind ?? (status === 'succeeded' ? null : 'cancelled'),
-  };
-}
-
-/**
- * The statement that ends a SQL step's transaction (runner.step_succeeded, sql/000008): the step
- * succeeded, and the next step runs or the run succeeded. Sent in one message with COMMIT, so its
- * values are literals: integers checked as such, text and JSON escaped by the connection.
- */
-function stepSucceededSql(
-  client: pg.PoolClient,
-  runId: number,
-  position: number,
-  outcome: StepOutcome,
-  next: { position: number; step: FlatStep } | null,
-  /** Claim the run with this commit, for the process holding this liveness key. */
-  by: { liveness: number } | null,
-): string {
-  const int = (n: number): string => {
-    if (!Number.isSafeInteger(n)) throw new Error(`not an integer: ${n}`);
-    return String(n);
-  };
-  const text = (v: string | undefined): string => (v === undefined ? 'NULL' : client.escapeLiteral(v));
-  return `SELECT runner.step_succeeded(${int(runId)}, ${int(position)}, ${text(outcome.kind)}, ${text(outcome.name)},
-    ${text(JSON.stringify(detailOf(outcome)))}::jsonb, ${next ? int(next.position) : 'NULL'}, ${text(next?.step.kind)},
-    ${text(next?.step.name)}${by ? `, ${text(hostname())}, ${int(process.pid)}, ${int(by.liveness)}` : ''})`;
-}
-
-async function recordStep(
-  app: AppContext,
-  runId: number | null,
-  position: number,
-  step: FlatStep,
-  status: string,
-  detail?: Record<string, unknown>,
-  error?: string,
-): Promise<boolean> {
-  if (runId === null) return false;
-  // Returns whether the run's cancel was requested, in the same round trip.
-  const { rows } = await app.pool.query<{ cancel: boolean }>(
-    `WITH step AS (
-       INSERT INTO runner.run_steps (run_id, position, kind, name, status, started_at, detail, error)
-       VALUES ($1, $2, $3, $4, $5, now(), coalesce($6::jsonb, '{}'::jsonb), $7)
-       ON CONFLICT (run_id, position) DO UPDATE SET status = EXCLUDED.status, error = EXCLUDED.error,
-         detail = coalesce($6::jsonb, runner.run_steps.detail),
-         started_at = CASE WHEN EXCLUDED.status = 'running' THEN now() ELSE runner.run_steps.started_at END,
-         finished_at = CASE WHEN EXCLUDED.status = 'running' THEN NULL ELSE now() END
-       RETURNING run_id)
-     SELECT cancel_requested_at IS NOT NULL AS cancel FROM runner.runs WHERE id = (SELECT run_id FROM step)`,
-    [runId, position, step.kind, step.name, status, detail ? JSON.stringify(detail) : null, error ?? null],
-  );
-  return rows[0]?.cancel ?? false;
 }
