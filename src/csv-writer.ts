@@ -112,22 +112,30 @@ async function writeCsv(
 }
 
 /** Writes `chunk`, waiting for 'drain' when `out` asks for it. */
-async function write(out: Writable, chunk: string, failed: () => Error | null): Promise<void> {
-  const err = failed();
-  if (err) throw err;
-  if (out.destroyed) throw new Error('csv export: the output stream was closed before the file was complete');
-  if (out.write(chunk)) return;
+/**
+ * Resolves once `s` (the destination, or a stream in front of it) drains, or the destination `out`
+ * errors or closes: back-pressure, without waiting for ever on a destination that went away.
+ */
+export async function untilDrained(s: NodeJS.EventEmitter, out: Writable): Promise<void> {
   const ac = new AbortController();
   const { signal } = ac;
   try {
     await Promise.race([
-      once(out, 'drain', { signal }),
+      once(s, 'drain', { signal }),
       once(out, 'error', { signal }),
       once(out, 'close', { signal }),
     ]);
   } finally {
     ac.abort();
   }
+}
+
+async function write(out: Writable, chunk: string, failed: () => Error | null): Promise<void> {
+  const err = failed();
+  if (err) throw err;
+  if (out.destroyed) throw new Error('csv export: the output stream was closed before the file was complete');
+  if (out.write(chunk)) return;
+  await untilDrained(out, out);
   const after = failed();
   if (after) throw after;
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { CsvTokenizer, type Field } from '../csv-tokenizer.js';
 import { UserError } from '../errors.js';
 import { createCsvWriter } from '../csv-writer.js';
+import { BatchBuffer } from './batch-buffer.js';
 import type { Batch, FormatReader, FormatWriter, RejectFn } from './types.js';
 
 const ENCODINGS = ['utf-8', 'latin1', 'windows-1252', 'utf-16le'] as const;
@@ -75,8 +76,7 @@ async function* readCsv(
   const decoder = new TextDecoder(config.encoding, { fatal: false });
   let columns: string[] | null = config.header ? null : [...(config.columns ?? [])];
   let toSkip = config.skip_lines;
-  let rows: Field[][] = [];
-  let lines: number[] = [];
+  const buffer = new BatchBuffer();
   const sink = {
     record(fields: Field[], line: number): void {
       if (toSkip > 0) {
@@ -100,29 +100,21 @@ async function* readCsv(
         });
         return;
       }
-      rows.push(fields);
-      lines.push(line);
+      buffer.push(fields, line);
     },
     error(line: number, reason: string, text: string): void {
       reject({ file: fileName, line, field: null, value: text, reason });
     },
   };
-  const flush = (): Batch | null => {
-    if (rows.length === 0 || columns === null) return null;
-    const batch: Batch = { columns, rows, lines };
-    rows = [];
-    lines = [];
-    return batch;
-  };
   for await (const chunk of input) {
     tokenizer.push(decoder.decode(chunk as Buffer, { stream: true }), sink);
-    const batch = flush();
+    const batch = buffer.take(columns);
     if (batch) yield batch;
   }
   tokenizer.push(decoder.decode(), sink);
   tokenizer.end(sink);
   if (columns === null) throw new UserError(`${fileName}: the file is empty; expected a header line`);
-  const batch = flush();
+  const batch = buffer.take(columns);
   if (batch) yield batch;
 }
 

@@ -5,6 +5,7 @@
  */
 import { UserError } from '../errors.js';
 import type { XlsxFormatConfig } from '../stages/format-xlsx.js';
+import { BatchBuffer } from '../stages/batch-buffer.js';
 import type { Batch, Cell, RejectFn } from '../stages/types.js';
 import {
   columnIndex,
@@ -44,8 +45,7 @@ export async function* readSheet(
   const kindOf = styleKinds(reader.styles);
 
   let columns: string[] | null = config.header ? null : [...config.columns!];
-  let rows: Cell[][] = [];
-  let lines: number[] = [];
+  const buffer = new BatchBuffer();
 
   // Parse state of the current row and cell.
   let rowNo = 0;
@@ -177,8 +177,7 @@ export async function* readSheet(
       return;
     }
     while (cells.length < width) cells.push(null);
-    rows.push(cells);
-    lines.push(rowNo);
+    buffer.push(cells, rowNo);
   };
 
   const parser = new (excel().SaxesParser)({ position: false });
@@ -255,17 +254,10 @@ export async function* readSheet(
     }
   });
 
-  const flush = (): Batch | null => {
-    if (rows.length === 0 || columns === null) return null;
-    const batch: Batch = { columns, rows, lines };
-    rows = [];
-    lines = [];
-    return batch;
-  };
   for await (const _ of saxChunks(iterable, parser)) {
     if (error)
       throw new UserError(`${where}: malformed sheet XML after row ${rowNo}: ${(error as Error).message}`);
-    if (rows.length >= BATCH_ROWS) yield flush()!;
+    if (buffer.size >= BATCH_ROWS) yield buffer.take(columns)!;
   }
   if (error)
     throw new UserError(`${where}: malformed sheet XML after row ${rowNo}: ${(error as Error).message}`);
@@ -274,7 +266,7 @@ export async function* readSheet(
       `${where}: the sheet is empty${config.skip_rows > 0 ? ` after the ${config.skip_rows} skipped rows` : ''}; expected a header row`,
     );
   }
-  const last = flush();
+  const last = buffer.take(columns);
   if (last) yield last;
 }
 

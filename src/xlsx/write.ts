@@ -3,10 +3,9 @@
  * the configured number formats, `auto` column widths from a sample of rows, further sheets past
  * `max_rows_per_sheet`, and waiting for the destination (and the zip entry in front of it) to drain.
  */
-import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import type ExcelJS from 'exceljs';
-import { neutraliseFormula } from '../csv-writer.js';
+import { neutraliseFormula, untilDrained } from '../csv-writer.js';
 import { UserError } from '../errors.js';
 import type { XlsxFormatConfig } from '../stages/format-xlsx.js';
 import type { Batch, ColumnType } from '../stages/types.js';
@@ -177,17 +176,7 @@ async function drained(
     LegacyWritable | undefined;
   for (const s of [entry, out as LegacyWritable]) {
     if (!s || !needsDrain(s) || failed() || out.destroyed) continue;
-    const ac = new AbortController();
-    const { signal } = ac;
-    try {
-      await Promise.race([
-        once(s, 'drain', { signal }),
-        once(out, 'error', { signal }),
-        once(out, 'close', { signal }),
-      ]);
-    } finally {
-      ac.abort();
-    }
+    await untilDrained(s, out);
   }
   const err = failed();
   if (err) throw err;
