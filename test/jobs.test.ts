@@ -402,6 +402,32 @@ describe('through a worker', () => {
   });
 });
 
+describe('erp run --inline', () => {
+  it('is stopped by erp cancel from another terminal, its transaction rolled back', async () => {
+    await db.pool.query('TRUNCATE cancel_marks');
+    const inline = startErp(['run', 'long', '--inline'], env);
+    const id = await waitFor(
+      async () => {
+        const { rows } = await db.pool.query<{ id: number }>(
+          `SELECT r.id::int FROM runner.runs r WHERE r.name = 'long' AND r.status = 'running' AND EXISTS (
+             SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(30)%' AND state = 'active')`,
+        );
+        return rows[0]?.id ?? null;
+      },
+      15_000,
+      () => `the inline run's long statement to start (stderr: ${inline.stderr()})`,
+    );
+    const started = Date.now();
+    const r = await erp(['cancel', String(id)], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await inline.exited).toBe(130);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(inline.stdout()).toMatch(/cancelled/);
+    expect(await runRow(id)).toMatchObject({ status: 'cancelled', error_kind: 'cancelled' });
+    expect(await count('SELECT count(*) FROM cancel_marks')).toBe(0);
+  });
+});
+
 describe('a SQL step commits with the record of its success', () => {
   /** Executes a queued run of `mark` here, doing `meanwhile` once its step is under way. */
   async function markRun(
