@@ -239,10 +239,11 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
       const result = await runStep(app, step, opts, signal, commitWith, (rows) =>
         opts.onProgress?.({ ...base, state: 'running', rows }),
       );
-      if (commitWith) claimedByCommit = true;
       outcome.steps.push(result);
       if (commitWith) {
-        // The next step's running record, or the run's success, went in with this one's success.
+        // The run's claim (if not made yet), the next step's running record or the run's success
+        // went in with this one's success.
+        claimedByCommit = true;
         finished = next === null;
         recordedRunning = next?.position ?? null;
       } else await recordStep(app, runId, i + 1, step, 'succeeded', detailOf(result));
