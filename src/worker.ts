@@ -79,16 +79,21 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
       lastSent = Date.now();
       void job.updateProgress({ ...p }).catch(() => undefined);
     };
-    // Nothing goes out before PROGRESS_AFTER_MS; then the latest state, and from there on every step
-    // change, row counts at most a few times a second.
+    // Nothing goes out before PROGRESS_AFTER_MS; then the ends of the steps done so far and the latest
+    // state, in order, and from there on every step change, row counts at most a few times a second.
     let live = false;
+    const ended: RunProgress[] = [];
     const start = setTimeout(() => {
       live = true;
-      if (latest) send(latest);
+      for (const p of ended) send(p);
+      if (latest && latest.state === 'running') send(latest);
     }, PROGRESS_AFTER_MS);
     const report = (p: RunProgress): void => {
       latest = p;
-      if (!live) return;
+      if (!live) {
+        if (p.state !== 'running') ended.push(p);
+        return;
+      }
       if (p.state === 'running' && p.rows !== undefined && Date.now() - lastSent < 250) return;
       send(p);
     };

@@ -103,6 +103,12 @@ steps:
   - sql: t/quick.sql
 `,
   'sql/t/quick.sql': `SELECT 1;\n`,
+  'jobs/quick-then-slow.yaml': `
+steps:
+  - sql: t/quick.sql
+  - sql: t/pause.sql
+`,
+  'sql/t/pause.sql': `DO $$ BEGIN PERFORM pg_sleep(0.5); END $$;\n`,
 };
 
 async function one<T>(sql: string, params: unknown[] = []): Promise<T> {
@@ -267,6 +273,21 @@ describe('erp worker', () => {
       ].join('\n'),
     );
     expect(await status(id)).toBe('succeeded');
+
+    // A run that goes live after its first step ended tells that step first: the lines keep their order.
+    const slow = await erp(['run', 'quick-then-slow'], env);
+    expect(slow.code, slow.stderr).toBe(0);
+    const slowId = Number(/^run (\d+) queued/m.exec(slow.stderr)?.[1]);
+    expect(slow.stderr).toBe(
+      [
+        'plan: 1. sql t/quick.sql; 2. sql t/pause.sql',
+        `run ${slowId} queued: job quick-then-slow`,
+        'step 1/2 sql t/quick.sql: succeeded',
+        'step 2/2 sql t/pause.sql: running',
+        'step 2/2 sql t/pause.sql: succeeded',
+        '',
+      ].join('\n'),
+    );
     await stopWorker(worker);
   });
 
