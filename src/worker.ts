@@ -61,7 +61,10 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
   try {
     await connectRedis(connection, app.config.REDIS_URL);
     await checkEvictionPolicy(connection, app.log);
-    session = await openRunnerSession(app.config.DATABASE_URL, (runId) => controllers.get(runId)?.abort());
+    session = await openRunnerSession(app.config.DATABASE_URL, {
+      onCancel: (runId) => controllers.get(runId)?.abort(),
+      log: app.log,
+    });
   } catch (err) {
     // A worker connection retries for ever; left open, it would keep the failed process alive.
     connection.disconnect();

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../src/app.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { executeRun, type RunOutcome } from '../src/jobs/execute.js';
-import { openRunnerSession } from '../src/jobs/session.js';
+import { LIVENESS_LOCK_CLASS, openRunnerSession } from '../src/jobs/session.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
 import { jobIdOf, type RunJobData } from '../src/queue.js';
 import { startWorker, type RunningWorker } from '../src/worker.js';
@@ -361,6 +361,53 @@ describe('through a worker', () => {
     const other = await erp(['run', 'payroll', '--period', '2026-12', '--detach'], env);
     expect(other.code).toBe(0);
     expect((await waitFinal(Number(other.stdout.trim()))).status).toBe('succeeded');
+  });
+
+  it('takes its liveness lock and cancel listener again after its session connection is cut', async () => {
+    const sessions = async (): Promise<number[]> =>
+      (
+        await db.pool.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'erp-runner-session'`,
+        )
+      ).rows.map((r) => r.pid);
+    const [cut] = await sessions();
+    expect(cut).toBeDefined();
+    await db.pool.query('SELECT pg_terminate_backend($1)', [cut]);
+    await waitFor(
+      async () => {
+        const now = await sessions();
+        return now.length === 1 && now[0] !== cut;
+      },
+      10_000,
+      'the runner session to connect again',
+    );
+    // A run claimed now records a key a live session holds: it is not taken for abandoned.
+    const id = await submit('long');
+    await waitFor(
+      () =>
+        count(
+          `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(30)%' AND state = 'active' AND pid <> pg_backend_pid()`,
+        ),
+      10_000,
+      'the long statement to start',
+    );
+    // Claimed once its step outlasted CLAIM_AFTER_MS.
+    await waitFor(async () => (await runRow(id)).status === 'running', 5000, `run ${id} to be claimed`);
+    expect(
+      await count(
+        `SELECT count(*) FROM runner.runs r JOIN pg_locks l ON l.locktype = 'advisory' AND l.granted
+           AND l.classid = $2::int::oid AND l.objid = r.liveness_key::oid AND l.objsubid = 2
+         WHERE r.id = $1`,
+        [id, LIVENESS_LOCK_CLASS],
+      ),
+    ).toBe(1);
+    // So a second run of the job is refused rather than taking over.
+    await expect(submit('long')).rejects.toThrow(new RegExp(`^long is already running as run ${id},`));
+    // And erp cancel still reaches the worker.
+    const started = Date.now();
+    expect((await erp(['cancel', String(id)], env)).code).toBe(0);
+    expect((await waitFinal(id, 10_000)).status).toBe('cancelled');
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 
   it('erp cancel stops a running statement and rolls its transaction back', async () => {

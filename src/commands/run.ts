@@ -94,7 +94,10 @@ export async function runCommand(app: App, name: string, opts: RunCommandOptions
     let runId: number | null = null;
     const session = opts.dryRun
       ? null
-      : await openRunnerSession(app.config.DATABASE_URL, (id) => id === runId && cancelled.abort());
+      : await openRunnerSession(app.config.DATABASE_URL, {
+          onCancel: (id) => id === runId && cancelled.abort(),
+          log: app.log,
+        });
     const steps = stepReporter();
     try {
       if (!opts.dryRun) {

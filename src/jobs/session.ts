@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import pg from 'pg';
+import type { Logger } from 'pino';
 import { CANCEL_CHANNEL } from './cancel.js';
 
 /** Advisory lock class of runner sessions: (class, key) is held by a process executing runs. */
@@ -14,34 +15,86 @@ export const LIVENESS_LOCK_CLASS = 0x45525032;
  *   drops the lock with the connection, and a later submission can tell the run was abandoned.
  *   One lock per process, whatever the number of runs in hand.
  * - cancels: it LISTENs for `erp cancel` requests and hands each run id to `onCancel`.
+ *
+ * When its connection is lost (a server restart, a terminated backend), the lock went with it: the
+ * session connects again, every `reconnectMs` until it can, under a new key. Runs claimed under the
+ * old key count as abandoned, which they are: their own connections were lost the same way.
  */
 export interface RunnerSession {
-  /** The liveness key runs claimed by this process record. */
+  /** The liveness key runs claimed by this process record now. */
   readonly key: number;
   close(): Promise<void>;
 }
 
+export interface RunnerSessionOptions {
+  onCancel?: (runId: number) => void;
+  /** Told when the connection was lost and when it is back. */
+  log?: Pick<Logger, 'warn' | 'info'>;
+  /** @defaultValue 1000 */
+  reconnectMs?: number;
+}
+
 export async function openRunnerSession(
   databaseUrl: string,
-  onCancel?: (runId: number) => void,
+  opts: RunnerSessionOptions = {},
 ): Promise<RunnerSession> {
-  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'erp-runner-session' });
-  client.on('error', () => undefined);
-  if (onCancel) {
-    client.on('notification', (msg) => {
-      if (msg.channel === CANCEL_CHANNEL && msg.payload && /^\d+$/.test(msg.payload))
-        onCancel(Number(msg.payload));
+  const { onCancel, log } = opts;
+  let client: pg.Client | null = null;
+  let key = 0;
+  let closing = false;
+  let retry: NodeJS.Timeout | undefined;
+
+  const connect = async (): Promise<void> => {
+    const c = new pg.Client({ connectionString: databaseUrl, application_name: 'erp-runner-session' });
+    c.on('error', () => undefined);
+    if (onCancel) {
+      c.on('notification', (msg) => {
+        if (msg.channel === CANCEL_CHANNEL && msg.payload && /^\d+$/.test(msg.payload))
+          onCancel(Number(msg.payload));
+      });
+    }
+    await c.connect();
+    try {
+      key = await drawLivenessKey(c);
+      if (onCancel) await c.query(`LISTEN ${CANCEL_CHANNEL}`);
+    } catch (err) {
+      await c.end().catch(() => undefined);
+      throw err;
+    }
+    if (closing) {
+      // Closed while this connection was being made again.
+      await c.end().catch(() => undefined);
+      return;
+    }
+    client = c;
+    c.once('end', () => {
+      if (closing) return;
+      client = null;
+      log?.warn('runner session lost (liveness lock and cancel listener); connecting again');
+      reconnect();
     });
-  }
-  await client.connect();
-  try {
-    const key = await drawLivenessKey(client);
-    if (onCancel) await client.query(`LISTEN ${CANCEL_CHANNEL}`);
-    return { key, close: () => client.end() };
-  } catch (err) {
-    await client.end().catch(() => undefined);
-    throw err;
-  }
+  };
+  const reconnect = (): void => {
+    retry = setTimeout(() => {
+      connect().then(
+        () => log?.info({ key }, 'runner session back'),
+        () => reconnect(),
+      );
+    }, opts.reconnectMs ?? 1000);
+    retry.unref();
+  };
+
+  await connect();
+  return {
+    get key() {
+      return key;
+    },
+    async close() {
+      closing = true;
+      clearTimeout(retry);
+      await client?.end().catch(() => undefined);
+    },
+  };
 }
 
 /** A session without cancel listening on a connection of `pool`, for one run executed on its own. */
