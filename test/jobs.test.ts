@@ -100,6 +100,13 @@ async function count(sql: string, params: unknown[] = []): Promise<number> {
   return (await db.pool.query<{ n: number }>(`SELECT (${sql})::int AS n`, params)).rows[0]!.n;
 }
 
+/** Statements of the `long` job (`pg_sleep(30)`) running in the server now. */
+function longStatements(): Promise<number> {
+  return count(
+    `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(30)%' AND state = 'active' AND pid <> pg_backend_pid()`,
+  );
+}
+
 async function submit(name: string, given: Record<string, string> = {}): Promise<number> {
   const runnable = await resolveRunnable(home.dir, name);
   const params = resolveParams(runnable.job, given);
@@ -383,14 +390,7 @@ describe('through a worker', () => {
     );
     // A run claimed now records a key a live session holds: it is not taken for abandoned.
     const id = await submit('long');
-    await waitFor(
-      () =>
-        count(
-          `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(30)%' AND state = 'active' AND pid <> pg_backend_pid()`,
-        ),
-      10_000,
-      'the long statement to start',
-    );
+    await waitFor(longStatements, 10_000, 'the long statement to start');
     // Claimed once its step outlasted CLAIM_AFTER_MS.
     await waitFor(async () => (await runRow(id)).status === 'running', 5000, `run ${id} to be claimed`);
     expect(
@@ -412,14 +412,7 @@ describe('through a worker', () => {
 
   it('erp cancel stops a running statement and rolls its transaction back', async () => {
     const id = await submit('long');
-    await waitFor(
-      () =>
-        count(
-          `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(30)%' AND state = 'active' AND pid <> pg_backend_pid()`,
-        ),
-      10_000,
-      'the long statement to start',
-    );
+    await waitFor(longStatements, 10_000, 'the long statement to start');
     const started = Date.now();
     const r = await erp(['cancel', String(id)], env);
     expect(r).toMatchObject({ code: 0, stderr: '' });
@@ -434,11 +427,7 @@ describe('through a worker', () => {
     });
     // Nothing the step wrote is visible, and its statement is gone from the server.
     expect(await count('SELECT count(*) FROM cancel_marks')).toBe(0);
-    expect(
-      await count(
-        `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(30)%' AND state = 'active' AND pid <> pg_backend_pid()`,
-      ),
-    ).toBe(0);
+    expect(await longStatements()).toBe(0);
     const steps = await db.pool.query('SELECT status FROM runner.run_steps WHERE run_id = $1', [id]);
     expect(steps.rows).toEqual([{ status: 'cancelled' }]);
     // A cancelled run is not retried.
@@ -455,9 +444,9 @@ describe('erp run --inline', () => {
     const inline = startErp(['run', 'long', '--inline'], env);
     const id = await waitFor(
       async () => {
+        if ((await longStatements()) === 0) return null;
         const { rows } = await db.pool.query<{ id: number }>(
-          `SELECT r.id::int FROM runner.runs r WHERE r.name = 'long' AND r.status = 'running' AND EXISTS (
-             SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(30)%' AND state = 'active')`,
+          `SELECT id::int FROM runner.runs WHERE name = 'long' AND status = 'running'`,
         );
         return rows[0]?.id ?? null;
       },
