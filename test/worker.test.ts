@@ -115,6 +115,23 @@ async function one<T>(sql: string, params: unknown[] = []): Promise<T> {
   return (await db.pool.query(sql, params)).rows[0] as T;
 }
 
+/** Resolves once a COPY into public.`table` is running in the server. */
+async function untilCopying(table: string): Promise<void> {
+  await waitFor(
+    async () =>
+      (
+        await one<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database()
+             AND query LIKE $1 AND state = 'active'`,
+          [`COPY "public"."${table}"%`],
+        )
+      ).n > 0,
+    30_000,
+    `the COPY into ${table} to start`,
+    10,
+  );
+}
+
 async function submit(name: string, given: Record<string, string> = {}): Promise<number> {
   const runnable = await resolveRunnable(home.dir, name);
   const params = resolveParams(runnable.job, given);
@@ -299,18 +316,7 @@ describe('erp worker', () => {
     await redis.del(`${prefix}:runs:stalled-check`);
     const first = await startWorkerProcess(short);
     const id = await submit('bench');
-    await waitFor(
-      async () =>
-        (
-          await one<{ n: number }>(
-            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database()
-               AND query LIKE 'COPY "public"."bench"%' AND state = 'active'`,
-          )
-        ).n > 0,
-      30_000,
-      'the COPY to start',
-      10,
-    );
+    await untilCopying('bench');
     first.process.kill('SIGKILL');
     expect(await first.exited).toBeNull();
     expect(await status(id)).toBe('running');
@@ -428,18 +434,7 @@ describe('erp worker', () => {
   it('erp cancel stops a pipeline in the middle of its COPY and rolls the file back', async () => {
     const worker = await startWorkerProcess(env);
     const id = await submit('big-copy');
-    await waitFor(
-      async () =>
-        (
-          await one<{ n: number }>(
-            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database()
-               AND query LIKE 'COPY "public"."big_copy"%' AND state = 'active'`,
-          )
-        ).n > 0,
-      30_000,
-      'the COPY to start',
-      10,
-    );
+    await untilCopying('big_copy');
     const asked = Date.now();
     const r = await erp(['cancel', String(id)], env);
     expect(r.code, r.stderr).toBe(0);
