@@ -3,7 +3,7 @@ import { finishRun, recordRunFile } from '../runs.js';
 import type { Batch, FileSink, FormatWriter, RecordSource } from '../stages/types.js';
 import type { PipelineDefinition } from './definition.js';
 import { pipelineRun } from './pipeline-run.js';
-import type { AppContext, FileResult, PipelineResult, RunPipelineOptions } from './run.js';
+import { failedFile, type AppContext, type PipelineResult, type RunPipelineOptions } from './run.js';
 
 /**
  * Runs an export pipeline: a query's rows streamed through a format writer into a file sink.
@@ -38,19 +38,7 @@ export async function runExport(
     if (ownRun && runId !== null) await finishRun(app.pool, runId, 'failed', describeError(err), 'user');
     throw err;
   }
-  const file: FileResult = {
-    file: stages.outputName,
-    status: 'failed',
-    sha256: '',
-    rowsRead: 0,
-    rowsLoaded: 0,
-    rowsRejected: 0,
-    rejectReport: null,
-    rejects: [],
-    message: null,
-    policyExceeded: false,
-    transient: false,
-  };
+  const file = failedFile(stages.outputName, '');
   const result: PipelineResult = {
     runId,
     pipeline: def.name,

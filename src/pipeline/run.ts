@@ -80,6 +80,23 @@ export interface FileResult {
   transient: boolean;
 }
 
+/** A file's result before anything happened to it: failed, until its load says otherwise. */
+export function failedFile(file: string, sha256: string): FileResult {
+  return {
+    file,
+    status: 'failed',
+    sha256,
+    rowsRead: 0,
+    rowsLoaded: 0,
+    rowsRejected: 0,
+    rejectReport: null,
+    rejects: [],
+    message: null,
+    policyExceeded: false,
+    transient: false,
+  };
+}
+
 export interface PipelineResult {
   runId: number | null;
   pipeline: string;
@@ -265,19 +282,7 @@ async function runFile(
           `rejects-${index + 1}-${path.basename(file.name, path.extname(file.name))}.csv`,
         );
   const rejects = new RejectCollector(reportPath, Math.max(app.rejectsInTable, SHOWN_REJECTS));
-  const result: FileResult = {
-    file: file.name,
-    status: 'failed',
-    sha256,
-    rowsRead: 0,
-    rowsLoaded: 0,
-    rowsRejected: 0,
-    rejectReport: null,
-    rejects: [],
-    message: null,
-    policyExceeded: false,
-    transient: false,
-  };
+  const result = failedFile(file.name, sha256);
   const record = async (db: pg.Pool | pg.PoolClient): Promise<void> => {
     if (opts.runId === null) return;
     await recordRunFile(

@@ -221,29 +221,17 @@ export class EnvelopeReader {
 
   /** The file ended inside a segment (no terminator): the fragment is dropped and reported. */
   truncated(fragment: string, ordinal: number): void {
-    const text = `the file ends inside this segment (${JSON.stringify(fragment.slice(0, 40))}), before its terminator; the file is truncated`;
-    if (this.state === 'outside') {
-      throw new X12Error(
-        problem({
-          code: 'TRUNCATED',
-          level: 'interchange',
-          file: this.file,
-          segment: ordinal,
-          text,
-          ack: { ta1: '023' },
-        }),
-      );
-    }
-    this.interchangeProblems.push(
-      problem({
-        code: 'TRUNCATED',
-        level: 'interchange',
-        file: this.file,
-        segment: ordinal,
-        text,
-        ack: { ta1: '023' },
-      }),
-    );
+    const truncated = problem({
+      code: 'TRUNCATED',
+      level: 'interchange',
+      file: this.file,
+      segment: ordinal,
+      text: `the file ends inside this segment (${JSON.stringify(fragment.slice(0, 40))}), before its terminator; the file is truncated`,
+      ack: { ta1: '023' },
+    });
+    // Outside an interchange there is nothing to attach it to: it stops the file.
+    if (this.state === 'outside') throw new X12Error(truncated);
+    this.interchangeProblems.push(truncated);
   }
 
   /** End of input: closes whatever is open, each missing trailer reported. */
