@@ -299,6 +299,28 @@ describe('runPipeline', () => {
     expect((await db.pool.query('SELECT count(*)::int AS n FROM runner.ingested_files')).rows[0].n).toBe(0);
   });
 
+  it('refuses a sink table that lacks a mapped column, or does not exist, naming what it has', async () => {
+    const file = path.join(home.dir, 'in/items.csv');
+    await writeFile(file, GOOD);
+    await db.pool.query('ALTER TABLE items RENAME COLUMN origin TO source');
+    try {
+      const r = await run({ files: [file] });
+      expect(r.files[0]!.status).toBe('failed');
+      expect(r.files[0]!.message).toBe(
+        'table public.items has no column origin; its columns are: sku, name, price, category_id, active, created, source',
+      );
+    } finally {
+      await db.pool.query('ALTER TABLE items RENAME COLUMN source TO origin');
+    }
+    await writeFile(
+      path.join(home.dir, 'pipelines/items.yaml'),
+      PIPELINE('append').replace('table: public.items', 'table: public.no_such_items'),
+    );
+    const missing = await run({ files: [file] });
+    expect(missing.files[0]!.message).toBe('table public.no_such_items does not exist (run erp migrate?)');
+    expect(await items()).toEqual([]);
+  });
+
   it('writes nothing in a dry run', async () => {
     const file = path.join(home.dir, 'in/items.csv');
     await writeFile(file, GOOD + ',missing,1,RAW,true,11/02/2026\n');
