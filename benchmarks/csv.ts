@@ -22,7 +22,8 @@ export interface CsvBenchResult {
   worker?: { seconds: number; rowsPerSec: number; ratio: number; peakRssMb: number };
 }
 
-const PIPELINE = `
+/** The benchmark pipeline: every field of the generated items validated, appended to public.bench_items. */
+export const BENCH_PIPELINE = `
 description: benchmark load with every field validated
 source: { kind: file, path: bench.csv }
 format: { kind: csv }
@@ -123,7 +124,7 @@ export async function benchCsv(
   await mkdir(path.join(workDir, 'pipelines'), { recursive: true });
   const file = path.join(workDir, 'bench.csv');
   await generateCsv(file, rows);
-  await writeFile(path.join(workDir, 'pipelines', 'bench.yaml'), PIPELINE);
+  await writeFile(path.join(workDir, 'pipelines', 'bench.yaml'), BENCH_PIPELINE);
   await rm(path.join(workDir, 'sql'), { force: true });
   await symlink(path.resolve('sql'), path.join(workDir, 'sql'));
   const pool = new pg.Pool({ connectionString: databaseUrl });

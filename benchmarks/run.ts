@@ -4,6 +4,7 @@ import path from 'node:path';
 import { createPool, queryOnce } from '../src/db.js';
 import { migrate } from '../src/migrate.js';
 import { benchCsv } from './csv.js';
+import { benchChunks } from './chunks.js';
 import { benchQueue } from './queue.js';
 import { benchSftp } from './sftp.js';
 import { runX12Bench } from './x12.js';
@@ -108,6 +109,19 @@ async function main(): Promise<void> {
         );
         line(`concurrency ${f.concurrency}, ratio to it`, `${f.sqlRatio.toFixed(3)} (the runner's own cost)`);
       }
+      console.log(
+        "\n## Job runner, runs that carry a chunk: the 1M-row file in 100 files, one run each, through erp's worker vs psql \\copy of the same files",
+      );
+      const c = await benchChunks(ADMIN_URL);
+      line(
+        `${c.files} runs × ${c.rowsPerFile.toLocaleString('en')} rows, erp worker`,
+        `${c.erpRowsPerSec.toLocaleString('en')} rows/s (${c.erpSeconds.toFixed(2)} s, ${(c.files / c.erpSeconds).toFixed(1)} runs/s, concurrency 1)`,
+      );
+      line(
+        `${c.files} files, psql \\copy (one session)`,
+        `${c.psqlRowsPerSec.toLocaleString('en')} rows/s (${c.psqlSeconds.toFixed(2)} s)`,
+      );
+      line(`${c.files} runs, ratio to psql \\copy`, `${(100 * c.ratio).toFixed(1)}%`);
     }
   } finally {
     await rm(work, { recursive: true, force: true });
