@@ -1,8 +1,8 @@
-import { statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { loadYamlFile } from '../config-file.js';
+import { FileCache } from '../file-cache.js';
 import { UserError } from '../errors.js';
 import { listPipelineNames, loadPipeline } from '../pipeline/definition.js';
 
@@ -146,23 +146,20 @@ export async function listJobNames(home: string): Promise<string[]> {
   }
 }
 
-/**
- * Parsed job files by path, reused while the file keeps its modification time and size: a worker
- * resolves the job of every run it takes, and parsing is a good part of a small run's cost.
- */
-const parsedJobs = new Map<string, { mtimeMs: number; size: number; job: JobDefinition }>();
+/** Parsed job files: a worker resolves the job of every run it takes, and parsing is a good part of a small run's cost. */
+const parsedJobs = new FileCache<JobDefinition>();
+
+/** The job `name`, or undefined when jobs/ has no file of that name. */
+function cachedJob(home: string, name: string): Promise<JobDefinition | undefined> {
+  const file = path.join(home, 'jobs', `${name}.yaml`);
+  return parsedJobs.get(file, () => parseJob(home, name, file));
+}
 
 export async function loadJob(home: string, name: string): Promise<JobDefinition> {
   if (!NAME.test(name))
     throw new UserError(`'${name}' is not a job name (lower-case letters, digits, - and _)`);
-  const file = path.join(home, 'jobs', `${name}.yaml`);
-  // A synchronous stat: microseconds on a local file, where the thread pool's round trip costs more.
-  const seen = statSync(file, { throwIfNoEntry: false });
-  const cached = seen ? parsedJobs.get(file) : undefined;
-  if (cached && cached.mtimeMs === seen!.mtimeMs && cached.size === seen!.size) return cached.job;
-  const job = await parseJob(home, name, file);
-  if (seen) parsedJobs.set(file, { mtimeMs: seen.mtimeMs, size: seen.size, job });
-  return job;
+  // Without its file, parsing says so in the words every definition error uses.
+  return (await cachedJob(home, name)) ?? parseJob(home, name, path.join(home, 'jobs', `${name}.yaml`));
 }
 
 async function parseJob(home: string, name: string, file: string): Promise<JobDefinition> {
@@ -188,12 +185,8 @@ export interface Runnable {
 /** Resolves a name to a job, or to a pipeline wrapped as a one-step job; unknown names list what exists. */
 export async function resolveRunnable(home: string, name: string): Promise<Runnable> {
   // A worker resolves a job for every run: a job file of that name settles it without listing.
-  if (
-    NAME.test(name) &&
-    statSync(path.join(home, 'jobs', `${name}.yaml`), { throwIfNoEntry: false })?.isFile()
-  ) {
-    return { kind: 'job', name, job: await loadJob(home, name) };
-  }
+  const job = NAME.test(name) ? await cachedJob(home, name) : undefined;
+  if (job) return { kind: 'job', name, job };
   const [jobs, pipelines] = await Promise.all([listJobNames(home), listPipelineNames(home)]);
   if (jobs.includes(name)) return { kind: 'job', name, job: await loadJob(home, name) };
   if (pipelines.includes(name)) {

@@ -1,8 +1,8 @@
-import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
 import { CancelledError, UserError } from '../errors.js';
+import { FileCache } from '../file-cache.js';
 import { bindNamedParams } from '../sql-params.js';
 
 /** One statement's result: its command tag and rows (at most {@link MAX_ROWS}). */
@@ -33,21 +33,13 @@ export function sqlFilePath(home: string, ref: string): string {
   return file;
 }
 
-/** SQL files by path, reused while the file keeps its modification time and size (a worker runs the same few often). */
-const sqlTexts = new Map<string, { mtimeMs: number; size: number; text: string }>();
+/** SQL files' text: a worker runs the same few often. */
+const sqlTexts = new FileCache<string>();
 
 async function readSqlFile(file: string, ref: string): Promise<string> {
-  try {
-    // A synchronous stat: microseconds on a local file, where the thread pool's round trip costs more.
-    const seen = statSync(file);
-    const cached = sqlTexts.get(file);
-    if (cached && cached.mtimeMs === seen.mtimeMs && cached.size === seen.size) return cached.text;
-    const text = await readFile(file, 'utf8');
-    sqlTexts.set(file, { mtimeMs: seen.mtimeMs, size: seen.size, text });
-    return text;
-  } catch {
-    throw new UserError(`sql step '${ref}': no such file sql/${ref}`);
-  }
+  const text = await sqlTexts.get(file, () => readFile(file, 'utf8')).catch(() => undefined);
+  if (text === undefined) throw new UserError(`sql step '${ref}': no such file sql/${ref}`);
+  return text;
 }
 
 export interface SqlStepOptions {
@@ -120,9 +112,7 @@ export async function runSqlStep(
     if (err instanceof UserError || err instanceof CancelledError) throw err;
     const pgErr = err as { code?: string; message: string; where?: string };
     // The runner's own refusal from commitWith (the run no longer runs here) is not the file's error.
-    if (committing && opts.commitWith) {
-      if (/^ERP0[23]$/.test(pgErr.code ?? '') || !pgErr.code) throw err;
-    }
+    if (committing && opts.commitWith && (!pgErr.code || /^ERP0[23]$/.test(pgErr.code))) throw err;
     if (pgErr.code === 'P0001' || pgErr.code === 'ERP01') throw new UserError(`sql/${ref}: ${pgErr.message}`);
     throw Object.assign(new Error(`sql/${ref}: ${pgErr.message}`), { code: pgErr.code });
   } finally {
