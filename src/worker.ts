@@ -1,8 +1,7 @@
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { App } from './app.js';
 import { executeRun, HandedBackError, type RunProgress } from './jobs/execute.js';
-import { resolveRunnable } from './jobs/definition.js';
-import { loadStoredRun, type StoredRun } from './jobs/load-run.js';
+import { storedRunOf } from './jobs/load-run.js';
 import { openRunnerSession, type RunnerSession } from './jobs/session.js';
 import { createPool } from './db.js';
 import { checkEvictionPolicy, connectRedis, QUEUE_NAME, redisConnection, type RunJobData } from './queue.js';
@@ -73,7 +72,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
   }
 
   const process = async (job: Job<RunJobData>, token?: string): Promise<{ status: string }> => {
-    const stored = await storedRunOf(job.data);
+    const stored = await storedRunOf(pool, app.home, job.data);
     const controller = new AbortController();
     controllers.set(stored.runId, controller);
     let lastSent = 0;
@@ -127,18 +126,6 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
       controllers.delete(stored.runId);
     }
   };
-
-  /** The run a job carries; jobs queued without the run's copy are read back from runner.runs. */
-  const storedRunOf = async (data: RunJobData): Promise<StoredRun> =>
-    data.params
-      ? {
-          runId: data.runId,
-          runnable: await resolveRunnable(app.home, data.name),
-          params: data.params,
-          force: data.force ?? false,
-          files: data.files,
-        }
-      : loadStoredRun(pool, app.home, data.runId);
 
   const worker = new Worker<RunJobData>(QUEUE_NAME, process, {
     connection,
