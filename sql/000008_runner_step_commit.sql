@@ -6,6 +6,17 @@
 -- key nobody holds was abandoned (its process died; PostgreSQL rolled its open transaction back).
 ALTER TABLE runner.runs ADD COLUMN liveness_key int;
 
+-- Marks a queued (or retried) run running in the calling process: its attempt, host, pid and
+-- liveness key. Returns whether a cancel is pending, or NULL when the run is no longer queued or
+-- running. Called by claim_run and by step_succeeded, which claims a run its first step finished.
+CREATE FUNCTION runner.mark_running(p_run bigint, p_host text, p_pid int, p_liveness int)
+RETURNS boolean LANGUAGE sql AS $$
+  UPDATE runner.runs SET status = 'running', started_at = coalesce(started_at, now()), attempts = attempts + 1,
+    host = p_host, pid = p_pid, liveness_key = p_liveness, error = NULL
+  WHERE id = p_run AND status IN ('queued', 'running')
+  RETURNING cancel_requested_at IS NOT NULL
+$$;
+
 -- Called by the runner as the last statement of a SQL step's transaction, so the step's work and
 -- the record that it succeeded commit together: a worker killed between the two cannot leave a
 -- step done but unrecorded, which a retry would run a second time. Raises, and so rolls the step's
@@ -30,9 +41,7 @@ DECLARE
 BEGIN
   SELECT status, cancel_requested_at INTO v_status, v_cancel FROM runner.runs WHERE id = p_run FOR UPDATE;
   IF v_status = 'queued' AND p_host IS NOT NULL AND v_cancel IS NULL THEN
-    UPDATE runner.runs SET status = 'running', started_at = coalesce(started_at, now()), attempts = attempts + 1,
-      host = p_host, pid = p_pid, liveness_key = p_liveness, error = NULL
-    WHERE id = p_run;
+    PERFORM runner.mark_running(p_run, p_host, p_pid, p_liveness);
     v_status := 'running';
   END IF;
   IF v_status IS DISTINCT FROM 'running' THEN
@@ -77,11 +86,8 @@ DECLARE
   v_steps int;
 BEGIN
   PERFORM set_config('synchronous_commit', 'off', true);
-  UPDATE runner.runs SET status = 'running', started_at = coalesce(started_at, now()), attempts = attempts + 1,
-    host = p_host, pid = p_pid, liveness_key = p_liveness, error = NULL
-  WHERE id = p_run AND status IN ('queued', 'running')
-  RETURNING cancel_requested_at IS NOT NULL INTO cancel;
-  IF NOT FOUND THEN
+  cancel := runner.mark_running(p_run, p_host, p_pid, p_liveness);
+  IF cancel IS NULL THEN
     RETURN;
   END IF;
   SELECT count(*), coalesce(array_agg(position ORDER BY position) FILTER (WHERE status = 'succeeded'), '{}')
