@@ -17,6 +17,7 @@ import { createQueue, redisConnection } from '../src/queue.js';
 import { startWorker } from '../src/worker.js';
 import { BENCH_PIPELINE } from './csv.js';
 import { BENCH_DDL, generateCsv } from './generate.js';
+import { timeCompletions } from './queue.js';
 
 /**
  * Runs that carry a chunk, as the issue says jobs should: the 1M-row benchmark file cut into
@@ -164,14 +165,7 @@ export async function benchChunks(
       await enqueueRun(queue, runId, runnable, {}, { files: runFiles });
     }
     const worker = await startWorker(app, { concurrency: 1 });
-    const t0 = performance.now();
-    let done = 0;
-    const erpSeconds = await new Promise<number>((resolve, reject) => {
-      worker.worker.on('completed', () => {
-        if (++done === files) resolve((performance.now() - t0) / 1000);
-      });
-      worker.worker.on('failed', (job, err) => reject(new Error(`run ${job?.data.runId}: ${err.message}`)));
-    });
+    const erpSeconds = await timeCompletions(worker.worker, files);
     await worker.close();
     if ((await loaded()) !== total) throw new Error(`erp loaded ${await loaded()} rows, expected ${total}`);
     return {

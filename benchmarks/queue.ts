@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { pino } from 'pino';
 import { createApp } from '../src/app.js';
-import { createPool } from '../src/db.js';
+import { createPool, queryOnce } from '../src/db.js';
 import { executeRun } from '../src/jobs/execute.js';
 import { loadStoredRun } from '../src/jobs/load-run.js';
 import { resolveRunnable } from '../src/jobs/definition.js';
@@ -67,7 +67,7 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const JOB_OPTS = { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 }, attempts: 1 };
 
 /** Resolves once `worker` completed `n` jobs; the time from the call, in seconds. */
-function timeCompletions(worker: Worker, n: number): Promise<number> {
+export function timeCompletions(worker: Worker, n: number): Promise<number> {
   const started = performance.now();
   let done = 0;
   return new Promise((resolve, reject) => {
@@ -188,16 +188,6 @@ async function erpPath(
   }
 }
 
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: DATABASE_URL });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
 export async function benchQueue(jobs = 5000): Promise<QueueFigures[]> {
   const tag = randomBytes(4).toString('hex');
   const dbName = `erp_bench_queue_${tag}`;
@@ -205,7 +195,7 @@ export async function benchQueue(jobs = 5000): Promise<QueueFigures[]> {
   const url = new URL(DATABASE_URL);
   url.pathname = `/${dbName}`;
   const home = await mkdtemp(path.join(tmpdir(), 'erp-bench-queue-'));
-  await admin(`CREATE DATABASE ${dbName}`);
+  await queryOnce(DATABASE_URL, `CREATE DATABASE ${dbName}`);
   try {
     const pool = new pg.Pool({ connectionString: url.toString(), max: 1 });
     try {
@@ -247,7 +237,7 @@ export async function benchQueue(jobs = 5000): Promise<QueueFigures[]> {
     }
     return out;
   } finally {
-    await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await queryOnce(DATABASE_URL, `DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
     await rm(home, { recursive: true, force: true });
   }
 }
