@@ -166,7 +166,7 @@ cli
   );
 
 cli
-  .command('run <name>', 'Run a job or a pipeline: queue it for the workers and follow it to the end')
+  .command('run [name]', 'Run a job or a pipeline: queue it for the workers and follow it to the end')
   .option('--param <name=value>', 'A job parameter (repeatable)', { type: [String] })
   .option('--period <YYYY-MM>', 'Shorthand for --param period=YYYY-MM', { type: [String] })
   .option('--file <file>', 'Input file (repeatable); replaces the pipeline source', { type: [String] })
@@ -175,7 +175,10 @@ cli
   .option('--inline', 'Run in this process, without Redis or a worker')
   .option('--detach', 'Print the run id and return at once')
   .option('--cancel', 'On Ctrl-C while following, cancel the run instead of leaving it running')
-  .action((name: string, opts: RunCommandOptions) =>
+  .option('--resume <run>', 'Finish a failed run from its failed step, with its own parameters', {
+    type: [String],
+  })
+  .action((name: string | undefined, opts: RunCommandOptions) =>
     withApp(async (app) => (await import('./commands/run.js')).runCommand(app, name, opts)),
   );
 

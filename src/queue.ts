@@ -17,6 +17,8 @@ export interface RunJobData {
   params?: Record<string, string>;
   force?: boolean;
   files?: string[];
+  /** A failed run resumed (`erp run --resume`): its finished steps are recorded, so never a first delivery. */
+  resume?: boolean;
 }
 
 /**

@@ -111,7 +111,8 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
         attemptsLeft: (job.opts.attempts ?? 1) - job.attemptsMade - 1,
         onProgress: report,
         liveness: session.key,
-        firstDelivery: job.attemptsStarted <= 1 && job.attemptsMade === 0 && job.stalledCounter === 0,
+        firstDelivery:
+          !job.data.resume && job.attemptsStarted <= 1 && job.attemptsMade === 0 && job.stalledCounter === 0,
       });
       if (outcome.status === 'succeeded') return { status: 'succeeded' };
       if (outcome.status === 'retrying' && controller.signal.reason instanceof HandedBackError) {
