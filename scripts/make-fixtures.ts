@@ -498,6 +498,34 @@ export function makeItems(): FixtureItem[] {
   return out;
 }
 
+/** One SKU's opening stock at cost, counted on the eve of go-live. */
+export interface FixtureStock {
+  sku: string;
+  location: string;
+  moved_at: string;
+  quantity: string;
+  unit_cost: string;
+  reason: string;
+  source_ref: string;
+}
+
+/**
+ * Opening stock of every item at the main warehouse, counted on 31 October and valued at cost
+ * (55–70 % of the list price): the inventory a shipment takes its cost from.
+ */
+export function makeOpeningStock(items: readonly FixtureItem[]): FixtureStock[] {
+  const rand = prng(6006);
+  return items.map((i) => ({
+    sku: i.sku,
+    location: 'MAIN',
+    moved_at: `${FIXTURE_PERIOD}-01`,
+    quantity: `${between(rand, 20, 120) * 10}.000`,
+    unit_cost: (Math.round(Number(i.list_price) * between(rand, 55, 70)) / 100).toFixed(4),
+    reason: 'opening',
+    source_ref: 'stock count 2026-10-31',
+  }));
+}
+
 export interface FixtureCustomer {
   customer_no: string;
   name: string;
@@ -722,6 +750,18 @@ export async function makeFixtureFiles(): Promise<Map<string, string | Buffer>> 
     ]),
   );
   files.set(`opening-ytd-${FIXTURE_YEAR}.csv`, csv(makeOpeningYtd(employees), OPENING_YTD_COLUMNS));
+  files.set(
+    'inventory-opening.csv',
+    csv(makeOpeningStock(items), [
+      'sku',
+      'location',
+      'moved_at',
+      'quantity',
+      'unit_cost',
+      'reason',
+      'source_ref',
+    ]),
+  );
   files.set('items.csv', csv(items, ['sku', 'description', 'uom', 'list_price', 'category']));
   files.set('items-bad.csv', itemsBadCsv(items));
   files.set(

@@ -81,6 +81,7 @@ describe('fixtures/company', () => {
       'customers.csv',
       'employee-deductions.csv',
       'employees.xlsx',
+      'inventory-opening.csv',
       'items-bad.csv',
       'items.csv',
       'opening-ytd-2026.csv',
