@@ -1,6 +1,7 @@
 import type { QueueEvents } from 'bullmq';
 import { SingleBar } from 'cli-progress';
 import type { App } from '../app.js';
+import { definitionHashes } from '../audit/definitions.js';
 import { describeError, UserError } from '../errors.js';
 import { requestCancel } from '../jobs/cancel.js';
 import { resolveParams, resolveRunnable } from '../jobs/definition.js';
@@ -84,6 +85,11 @@ export async function runCommand(app: App, name: string, opts: RunCommandOptions
   const params = resolveParams(runnable.job, parseParams(opts.param, opts.period));
   const files = opts.file;
   const plan = await planRun(app.home, runnable, params);
+  if (runnable.job.config.approval?.required && !opts.dryRun) {
+    const { requestApprovalCommand } = await import('./compliance.js');
+    return requestApprovalCommand(app, runnable, params, { force: opts.force, files, inline: opts.inline });
+  }
+  const definitions = opts.dryRun ? [] : await definitionHashes(app.home, runnable);
   process.stderr.write(
     `plan: ${plan.map((s, i) => `${i + 1}. ${s.kind} ${s.name}`).join('; ')}${opts.dryRun ? ' (dry run)' : ''}\n`,
   );
@@ -105,6 +111,7 @@ export async function runCommand(app: App, name: string, opts: RunCommandOptions
           trigger: 'cli --inline',
           force: opts.force,
           files,
+          definitions,
         });
       }
       const outcome = await withSigint((signal) =>
@@ -141,7 +148,11 @@ export async function runCommand(app: App, name: string, opts: RunCommandOptions
     // Follow from the events stream's end as it is before the run is queued: a fast worker can
     // report the first step before a listener started afterwards reads the stream.
     const since = opts.detach ? undefined : await lastEventIdOf(redis, queue);
-    const runId = (await createQueuedRun(app.pool, runnable, params, { force: opts.force, files }))!;
+    const runId = (await createQueuedRun(app.pool, runnable, params, {
+      force: opts.force,
+      files,
+      definitions,
+    }))!;
     try {
       await enqueueRun(queue, runId, runnable, params, { force: opts.force, files });
     } catch (err) {
