@@ -306,6 +306,9 @@ cli
         const detail = await getRun(app.pool, Number(id));
         if (!detail) throw new UserError(`no run ${id}`);
         process.stdout.write(formatRunDetail(detail) + '\n');
+        const { formatRunCompliance } = await import('./audit/run-compliance.js');
+        const compliance = await formatRunCompliance(app.pool, Number(id));
+        if (compliance) process.stdout.write(compliance + '\n');
         return EXIT.ok;
       }),
   );
@@ -321,6 +324,56 @@ cli
   .option('--transaction-set <id>', 'preview outbound: 810 or 856 only', { type: [String] })
   .action((action: string | undefined, partner: string | undefined, opts: EdiCommandOptions) =>
     withApp(async (app) => (await import('./commands/edi.js')).ediCommand(app, action, partner, opts)),
+  );
+
+cli
+  .command(
+    'approve <run>',
+    'Approve a run awaiting approval: it is queued for the workers (another person than its requester)',
+  )
+  .option('--reason <text>', 'Why, for the audit trail', { type: [String] })
+  .action((id: string, opts: { reason?: string[] }) =>
+    withApp(async (app) =>
+      (await import('./commands/compliance.js')).approveCommand(app, id, opts.reason?.[0]),
+    ),
+  );
+
+cli
+  .command('reject <run>', 'Reject a run awaiting approval: it ends without running')
+  .option('--reason <text>', 'Why, for the audit trail', { type: [String] })
+  .action((id: string, opts: { reason?: string[] }) =>
+    withApp(async (app) =>
+      (await import('./commands/compliance.js')).rejectCommand(app, id, opts.reason?.[0]),
+    ),
+  );
+
+cli
+  .command('approvals', 'Runs awaiting approval (expired ones are ended first)')
+  .option('--show', 'Print the dry run attached to each')
+  .action((opts: { show?: boolean }) =>
+    withApp(async (app) =>
+      (await import('./commands/compliance.js')).approvalsCommand(app, opts.show ?? false),
+    ),
+  );
+
+cli
+  .command(
+    'audit [action]',
+    '`erp audit verify` checks the hash chain; `erp audit export --from D --to D` writes it',
+  )
+  .option('--from <date>', 'export: first day (YYYY-MM-DD, UTC) or timestamp', { type: [String] })
+  .option('--to <date>', 'export: last day, included (YYYY-MM-DD, UTC) or timestamp', { type: [String] })
+  .option('--format <csv|jsonl>', 'export: csv (default) or jsonl', { type: [String] })
+  .option('--out <file>', 'export: write to this new file instead of stdout', { type: [String] })
+  .action((action: string | undefined, opts: Record<string, string[] | undefined>) =>
+    withApp(async (app) =>
+      (await import('./commands/compliance.js')).auditCommand(app, action, {
+        from: opts.from?.[0],
+        to: opts.to?.[0],
+        format: opts.format?.[0],
+        out: opts.out?.[0],
+      }),
+    ),
   );
 
 /** Resolves with the name of the first SIGTERM or SIGINT. */

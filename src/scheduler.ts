@@ -11,6 +11,7 @@ import {
   type JobDefinition,
   type ScheduleSpec,
 } from './jobs/definition.js';
+import { definitionHashes } from './audit/definitions.js';
 import { createQueuedRun, enqueueRun, LockHeldError } from './jobs/submit.js';
 import { recordMissedTick, recordTick } from './metrics.js';
 import type { RunJobData } from './queue.js';
@@ -125,6 +126,11 @@ export async function fireTick(
           trigger: `schedule ${entry.index} at ${at.toISOString()}`,
           requestedBy: 'scheduler',
           scheduleTick: tickId(entry, at),
+          definitions: await definitionHashes(ctx.home, {
+            kind: 'job',
+            name: entry.job.name,
+            job: entry.job,
+          }),
         },
       );
       if (runId === null) return null;

@@ -1,6 +1,7 @@
 import type { QueueEvents } from 'bullmq';
 import { SingleBar } from 'cli-progress';
 import type { App } from '../app.js';
+import { definitionHashes } from '../audit/definitions.js';
 import { describeError, UserError } from '../errors.js';
 import { requestCancel } from '../jobs/cancel.js';
 import { resolveParams, resolveRunnable, type Runnable } from '../jobs/definition.js';
@@ -93,6 +94,14 @@ export async function runCommand(
   const runnable = await resolveRunnable(app.home, name);
   const params = resolveParams(runnable.job, parseParams(opts.param, opts.period));
   const plan = await planRun(app.home, runnable, params);
+  if (runnable.job.config.approval?.required && !opts.dryRun) {
+    const { requestApprovalCommand } = await import('./compliance.js');
+    return requestApprovalCommand(app, runnable, params, {
+      force: opts.force,
+      files: opts.file,
+      inline: opts.inline,
+    });
+  }
   return startRun(app, { runnable, params, files: opts.file, force: opts.force, plan, runId: null }, opts);
 }
 
@@ -145,6 +154,8 @@ interface StartingRun {
 async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): Promise<number> {
   const { runnable, params, files, plan } = start;
   opts = { ...opts, force: start.force };
+  // A new run records the SHA-256 of each definition it uses; a resumed one keeps its own.
+  const definitions = opts.dryRun || start.runId !== null ? [] : await definitionHashes(app.home, runnable);
   process.stderr.write(
     `plan: ${plan.map((s, i) => `${i + 1}. ${s.kind} ${s.name}`).join('; ')}${opts.dryRun ? ' (dry run)' : ''}\n`,
   );
@@ -167,6 +178,7 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
           trigger: 'cli --inline',
           force: opts.force,
           files,
+          definitions,
         });
       }
       const outcome = await withSigint((signal) =>
@@ -204,7 +216,8 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
     // report the first step before a listener started afterwards reads the stream.
     const since = opts.detach ? undefined : await lastEventIdOf(redis, queue);
     const runId =
-      start.runId ?? (await createQueuedRun(app.pool, runnable, params, { force: opts.force, files }))!;
+      start.runId ??
+      (await createQueuedRun(app.pool, runnable, params, { force: opts.force, files, definitions }))!;
     try {
       await enqueueRun(queue, runId, runnable, params, {
         force: opts.force,
