@@ -166,7 +166,7 @@ cli
   );
 
 cli
-  .command('run <name>', 'Run a job or a pipeline: queue it for the workers and follow it to the end')
+  .command('run [name]', 'Run a job or a pipeline: queue it for the workers and follow it to the end')
   .option('--param <name=value>', 'A job parameter (repeatable)', { type: [String] })
   .option('--period <YYYY-MM>', 'Shorthand for --param period=YYYY-MM', { type: [String] })
   .option('--file <file>', 'Input file (repeatable); replaces the pipeline source', { type: [String] })
@@ -175,7 +175,10 @@ cli
   .option('--inline', 'Run in this process, without Redis or a worker')
   .option('--detach', 'Print the run id and return at once')
   .option('--cancel', 'On Ctrl-C while following, cancel the run instead of leaving it running')
-  .action((name: string, opts: RunCommandOptions) =>
+  .option('--resume <run>', 'Finish a failed run from its failed step, with its own parameters', {
+    type: [String],
+  })
+  .action((name: string | undefined, opts: RunCommandOptions) =>
     withApp(async (app) => (await import('./commands/run.js')).runCommand(app, name, opts)),
   );
 
@@ -192,11 +195,19 @@ cli
       const stopping = untilSignal();
       // BullMQ and the EDI stack load only for the commands that use them, so `erp validate` starts fast.
       const { startWorker } = await import('./worker.js');
-      const worker = await startWorker(app, { concurrency, graceMs: app.config.ERP_SHUTDOWN_GRACE_MS });
+      const { serveHealthIfConfigured } = await import('./http/serve.js');
+      const stopHttp = await serveHealthIfConfigured(app, 'worker');
+      const worker = await startWorker(app, { concurrency, graceMs: app.config.ERP_SHUTDOWN_GRACE_MS }).catch(
+        async (err: unknown) => {
+          await stopHttp();
+          throw err;
+        },
+      );
       app.log.info({ concurrency, prefix: app.config.ERP_QUEUE_PREFIX }, 'worker started');
       const signal = await stopping;
       app.log.info({ signal }, 'worker stopping: no new runs; finishing the runs in hand');
       await worker.close();
+      await stopHttp();
       return EXIT.ok;
     }),
   );
@@ -212,10 +223,18 @@ cli
       await connectRedis(redis, app.config.REDIS_URL);
       await checkEvictionPolicy(redis, app.log);
       const queue = createQueue(redis, app.config.ERP_QUEUE_PREFIX);
-      const scheduler = await startScheduler({ pool: app.pool, log: app.log, home: app.home, queue });
+      const { serveHealthIfConfigured } = await import('./http/serve.js');
+      const stopHttp = await serveHealthIfConfigured(app, 'scheduler');
+      const scheduler = await startScheduler({ pool: app.pool, log: app.log, home: app.home, queue }).catch(
+        async (err: unknown) => {
+          await stopHttp();
+          throw err;
+        },
+      );
       app.log.info({ schedules: scheduler.entries.length }, 'scheduler started');
       await stopping;
       await scheduler.stop();
+      await stopHttp();
       await queue.close();
       redis.disconnect();
       return EXIT.ok;

@@ -4,6 +4,7 @@ import { executeRun, HandedBackError, type RunProgress } from './jobs/execute.js
 import { storedRunOf } from './jobs/load-run.js';
 import { openRunnerSession, type RunnerSession } from './jobs/session.js';
 import { createPool } from './db.js';
+import { setWorkerConcurrency, trackRun } from './metrics.js';
 import { checkEvictionPolicy, connectRedis, QUEUE_NAME, redisConnection, type RunJobData } from './queue.js';
 
 /**
@@ -90,7 +91,10 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
       for (const p of ended) send(p);
       if (latest && latest.state === 'running') send(latest);
     }, PROGRESS_AFTER_MS);
+    const tracker = trackRun(stored.runnable.name);
+    let finalStatus: string | null = null;
     const report = (p: RunProgress): void => {
+      tracker.progress(p);
       latest = p;
       if (!live) {
         if (p.state !== 'running') ended.push(p);
@@ -111,8 +115,10 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
         attemptsLeft: (job.opts.attempts ?? 1) - job.attemptsMade - 1,
         onProgress: report,
         liveness: session.key,
-        firstDelivery: job.attemptsStarted <= 1 && job.attemptsMade === 0 && job.stalledCounter === 0,
+        firstDelivery:
+          !job.data.resume && job.attemptsStarted <= 1 && job.attemptsMade === 0 && job.stalledCounter === 0,
       });
+      finalStatus = outcome.status;
       if (outcome.status === 'succeeded') return { status: 'succeeded' };
       if (outcome.status === 'retrying' && controller.signal.reason instanceof HandedBackError) {
         // Straight back to the waiting list, without spending one of the run's attempts.
@@ -122,11 +128,13 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
       if (outcome.status === 'retrying') throw new Error(outcome.error ?? 'failed');
       throw new UnrecoverableError(outcome.error ?? outcome.status);
     } finally {
+      tracker.finish(finalStatus);
       clearTimeout(start);
       controllers.delete(stored.runId);
     }
   };
 
+  setWorkerConcurrency(concurrency);
   const worker = new Worker<RunJobData>(QUEUE_NAME, process, {
     connection,
     prefix: app.config.ERP_QUEUE_PREFIX,
