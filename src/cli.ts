@@ -10,7 +10,7 @@ import { migrate } from './migrate.js';
 import { loadPipeline, pipelineSchema } from './pipeline/definition.js';
 import { runPipeline, type Progress } from './pipeline/run.js';
 import { formatPipelineResult, formatRunDetail, formatRuns, table } from './report.js';
-import { EXIT, exitCodeOf, withSigint } from './commands/exit.js';
+import { EXIT, exitCodeOf, withSigint, wouldExitLine } from './commands/exit.js';
 import type { EdiCommandOptions } from './commands/edi.js';
 import type { RunCommandOptions } from './commands/run.js';
 import { requestCancel } from './jobs/cancel.js';
@@ -89,9 +89,10 @@ async function validateAndReport(app: App, name: string, files: string[] | undef
       runPipeline(app, def, { files, dryRun: true, signal, onProgress: progress.update }),
     );
     progress.stop();
-    process.stdout.write(formatPipelineResult(result) + '\n');
     const policy = result.files.some((f) => f.policyExceeded);
-    return exitCodeOf(result.status, policy ? 'policy' : null);
+    const code = exitCodeOf(result.status, policy ? 'policy' : null);
+    process.stdout.write(formatPipelineResult(result) + '\n' + wouldExitLine(code) + '\n');
+    return code;
   } finally {
     progress.stop();
   }

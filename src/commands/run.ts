@@ -12,7 +12,7 @@ import { openRunnerSession } from '../jobs/session.js';
 import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
 import { formatOutcome, formatRunDetail } from '../report.js';
 import { finishRun, getRun } from '../runs.js';
-import { EXIT, exitCodeOf, withSigint } from './exit.js';
+import { EXIT, exitCodeOf, withSigint, wouldExitLine } from './exit.js';
 
 /** Options of `erp run`. */
 export interface RunCommandOptions {
@@ -188,8 +188,13 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
         }),
       );
       steps.stop();
-      process.stdout.write(formatOutcome(runnable.name, params, outcome) + '\n');
-      return exitCodeOf(outcome.status, outcome.errorKind);
+      const code = exitCodeOf(outcome.status, outcome.errorKind);
+      process.stdout.write(
+        formatOutcome(runnable.name, params, outcome) +
+          (opts.dryRun ? `\n${wouldExitLine(code)}` : '') +
+          '\n',
+      );
+      return code;
     } finally {
       steps.stop();
       await session?.close().catch(() => undefined);
