@@ -7,14 +7,14 @@ import { z } from 'zod';
 import { createApp, type App } from './app.js';
 import { describeError, RejectPolicyError, UserError } from './errors.js';
 import { migrate } from './migrate.js';
-import { listPipelineNames, loadPipeline, pipelineSchema } from './pipeline/definition.js';
+import { loadPipeline, pipelineSchema } from './pipeline/definition.js';
 import { runPipeline, type Progress } from './pipeline/run.js';
 import { formatPipelineResult, formatRunDetail, formatRuns, table } from './report.js';
-import { EXIT, exitCodeOf, withSigint } from './commands/exit.js';
+import { EXIT, exitCodeOf, withSigint, wouldExitLine } from './commands/exit.js';
 import type { EdiCommandOptions } from './commands/edi.js';
 import type { RunCommandOptions } from './commands/run.js';
 import { requestCancel } from './jobs/cancel.js';
-import { jobSchema, listJobNames, loadJob } from './jobs/definition.js';
+import { jobSchema } from './jobs/definition.js';
 import { getRun, listRuns } from './runs.js';
 import { mappingFileSchema } from './stages/transform.js';
 
@@ -80,6 +80,8 @@ function progressReporter(): { update(p: Progress): void; stop(): void } {
 
 /** `erp validate`: a dry run of a pipeline, with a progress bar of the file on a TTY. */
 async function validateAndReport(app: App, name: string, files: string[] | undefined): Promise<number> {
+  const { checkPipelineCommand } = await import('./commands/list.js');
+  await checkPipelineCommand(app, name, files);
   const def = await loadPipeline(app.home, name);
   const progress = progressReporter();
   try {
@@ -87,9 +89,10 @@ async function validateAndReport(app: App, name: string, files: string[] | undef
       runPipeline(app, def, { files, dryRun: true, signal, onProgress: progress.update }),
     );
     progress.stop();
-    process.stdout.write(formatPipelineResult(result) + '\n');
     const policy = result.files.some((f) => f.policyExceeded);
-    return exitCodeOf(result.status, policy ? 'policy' : null);
+    const code = exitCodeOf(result.status, policy ? 'policy' : null);
+    process.stdout.write(formatPipelineResult(result) + '\n' + wouldExitLine(code) + '\n');
+    return code;
   } finally {
     progress.stop();
   }
@@ -107,30 +110,9 @@ cli.command('migrate', 'Apply the numbered migrations in sql/ (each in its own t
   }),
 );
 
-cli.command('list', 'List the jobs and pipelines').action(() =>
+cli.command('list', 'List the jobs and pipelines, each checked as a run would check it').action(() =>
   withApp(async (app) => {
-    const names = await listPipelineNames(app.home);
-    const rows: string[][] = [];
-    for (const n of await listJobNames(app.home)) {
-      try {
-        const job = await loadJob(app.home, n);
-        const params = Object.keys(job.config.params).map((p) => `--param ${p}=…`);
-        rows.push([n, 'job', [job.config.description ?? '', ...params].filter(Boolean).join(' ')]);
-      } catch (err) {
-        rows.push([n, 'job', `INVALID: ${describeError(err).split('\n')[0]}`]);
-      }
-    }
-    for (const n of names) {
-      try {
-        const def = await loadPipeline(app.home, n);
-        rows.push([n, 'pipeline', def.config.description ?? '']);
-      } catch (err) {
-        rows.push([n, 'pipeline', `INVALID: ${describeError(err).split('\n')[0]}`]);
-      }
-    }
-    process.stdout.write(
-      (rows.length > 0 ? table(['NAME', 'KIND', 'DESCRIPTION'], rows) : 'no jobs or pipelines') + '\n',
-    );
+    process.stdout.write((await (await import('./commands/list.js')).listCommand(app)) + '\n');
     return EXIT.ok;
   }),
 );

@@ -12,6 +12,7 @@ import {
   type ScheduleSpec,
 } from './jobs/definition.js';
 import { definitionHashes } from './audit/definitions.js';
+import { formatProblem, preflight } from './jobs/preflight.js';
 import { createQueuedRun, enqueueRun, LockHeldError } from './jobs/submit.js';
 import { recordMissedTick, recordTick } from './metrics.js';
 import type { RunJobData } from './queue.js';
@@ -116,6 +117,15 @@ export async function fireTick(
 ): Promise<number | null> {
   const given = Object.fromEntries(Object.entries(entry.schedule.params).map(([k, v]) => [k, String(v)]));
   const params = resolveParams(entry.job, given, at);
+  // A job that cannot run is not submitted: the tick is skipped, every problem logged.
+  const problems = await preflight(ctx, { kind: 'job', name: entry.job.name, job: entry.job }, params);
+  if (problems.length > 0) {
+    ctx.log.error(
+      { job: entry.job.name, tick: at.toISOString(), problems: problems.map(formatProblem) },
+      `tick skipped: ${entry.job.name} failed its preflight, nothing was recorded: ${problems.map(formatProblem).join('; ')}`,
+    );
+    return null;
+  }
   for (let waited = false; ; waited = true) {
     try {
       const runId = await createQueuedRun(

@@ -1,7 +1,9 @@
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { App } from './app.js';
 import { executeRun, HandedBackError, type RunProgress } from './jobs/execute.js';
-import { storedRunOf } from './jobs/load-run.js';
+import { storedRunOf, type StoredRun } from './jobs/load-run.js';
+import { preflight as checkRun, PreflightError } from './jobs/preflight.js';
+import { finishRun } from './runs.js';
 import { openRunnerSession, type RunnerSession } from './jobs/session.js';
 import { createPool } from './db.js';
 import { setWorkerConcurrency, trackRun } from './metrics.js';
@@ -104,6 +106,15 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
       send(p);
     };
     try {
+      const firstDelivery =
+        !job.data.resume && job.attemptsStarted <= 1 && job.attemptsMade === 0 && job.stalledCounter === 0;
+      // The job is checked again here: time passed since it was queued (an export's file may have
+      // appeared, a table gone). The steps an earlier attempt finished are not checked.
+      const problems = await preflight(pool, runApp.home, stored, firstDelivery);
+      if (problems) {
+        await finishRun(pool, stored.runId, 'failed', problems, 'user');
+        throw new UnrecoverableError(problems);
+      }
       const outcome = await executeRun(runApp, {
         runId: stored.runId,
         runnable: stored.runnable,
@@ -135,6 +146,28 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
   };
 
   setWorkerConcurrency(concurrency);
+  /** The run's preflight problems as its error, or null to go. */
+  const preflight = async (
+    db: typeof pool,
+    home: string,
+    stored: StoredRun,
+    firstDelivery: boolean,
+  ): Promise<string | null> => {
+    const done = firstDelivery
+      ? []
+      : (
+          await db.query<{ position: number }>(
+            `SELECT position FROM runner.run_steps WHERE run_id = $1 AND status = 'succeeded'`,
+            [stored.runId],
+          )
+        ).rows.map((r) => r.position);
+    const problems = await checkRun({ home, pool: db }, stored.runnable, stored.params, {
+      skip: done,
+      ...(stored.files ? { files: stored.files } : {}),
+    });
+    return problems.length > 0 ? new PreflightError(stored.runnable.name, problems).message : null;
+  };
+
   const worker = new Worker<RunJobData>(QUEUE_NAME, process, {
     connection,
     prefix: app.config.ERP_QUEUE_PREFIX,

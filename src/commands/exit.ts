@@ -39,3 +39,15 @@ export async function withSigint<T>(fn: (signal: AbortSignal) => Promise<T>): Pr
     process.off('SIGINT', onSigint);
   }
 }
+
+const MEANING: Record<number, string> = {
+  0: 'success',
+  1: 'the run would fail',
+  3: 'a file would break its reject policy and be rolled back',
+  130: 'cancelled',
+};
+
+/** The line a dry run (`erp validate`, `erp run --dry-run`) ends with: the exit code a real run would give. */
+export function wouldExitLine(code: number): string {
+  return `a real run would exit ${code} (${MEANING[code] ?? 'see the exit codes in the README'})`;
+}

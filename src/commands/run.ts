@@ -6,13 +6,14 @@ import { describeError, UserError } from '../errors.js';
 import { requestCancel } from '../jobs/cancel.js';
 import { resolveParams, resolveRunnable, type Runnable } from '../jobs/definition.js';
 import { executeRun, planRun, type FlatStep, type RunProgress } from '../jobs/execute.js';
+import { assertPreflight } from '../jobs/preflight.js';
 import { reopenRun } from '../jobs/resume.js';
 import { followRun } from '../jobs/follow.js';
 import { openRunnerSession } from '../jobs/session.js';
 import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
 import { formatOutcome, formatRunDetail } from '../report.js';
 import { finishRun, getRun } from '../runs.js';
-import { EXIT, exitCodeOf, withSigint } from './exit.js';
+import { EXIT, exitCodeOf, withSigint, wouldExitLine } from './exit.js';
 
 /** Options of `erp run`. */
 export interface RunCommandOptions {
@@ -93,6 +94,8 @@ export async function runCommand(
     throw new UserError('usage: erp run <job|pipeline> [options], or erp run --resume <run>');
   const runnable = await resolveRunnable(app.home, name);
   const params = resolveParams(runnable.job, parseParams(opts.param, opts.period));
+  // Every problem of the whole job, before anything is recorded (exit 2).
+  await assertPreflight(app, runnable, params, { ...(opts.file ? { files: opts.file } : {}) });
   const plan = await planRun(app.home, runnable, params);
   if (runnable.job.config.approval?.required && !opts.dryRun) {
     const { requestApprovalCommand } = await import('./compliance.js');
@@ -123,7 +126,9 @@ async function resumeCommand(app: App, name: string | undefined, opts: RunComman
     throw new UserError(
       `--resume takes the run's own job, parameters and files; drop ${given.join(', ')} (or start a new run without --resume)`,
     );
-  const run = await reopenRun(app.pool, app.home, Number(id));
+  const run = await reopenRun(app.pool, app.home, Number(id), (r) =>
+    assertPreflight(app, r.runnable, r.params, { skip: r.done, ...(r.files ? { files: r.files } : {}) }),
+  );
   process.stderr.write(
     `resuming run ${run.runId} (${run.runnable.name}) from step ${run.steps.findIndex((_, i) => !run.done.includes(i + 1)) + 1} of ${run.steps.length}; steps ${run.done.join(', ') || 'none'} done before are not run again\n`,
   );
@@ -195,8 +200,13 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
         }),
       );
       steps.stop();
-      process.stdout.write(formatOutcome(runnable.name, params, outcome) + '\n');
-      return exitCodeOf(outcome.status, outcome.errorKind);
+      const code = exitCodeOf(outcome.status, outcome.errorKind);
+      process.stdout.write(
+        formatOutcome(runnable.name, params, outcome) +
+          (opts.dryRun ? `\n${wouldExitLine(code)}` : '') +
+          '\n',
+      );
+      return code;
     } finally {
       steps.stop();
       await session?.close().catch(() => undefined);
