@@ -193,6 +193,13 @@ cli
       // BullMQ and the EDI stack load only for the commands that use them, so `erp validate` starts fast.
       const { startWorker } = await import('./worker.js');
       const worker = await startWorker(app, { concurrency, graceMs: app.config.ERP_SHUTDOWN_GRACE_MS });
+      const { installLastResort } = await import('./last-resort.js');
+      installLastResort({
+        log: app.log,
+        databaseUrl: app.config.DATABASE_URL,
+        runsInHand: worker.runsInHand,
+        exitCode: EXIT.failed,
+      });
       app.log.info({ concurrency, prefix: app.config.ERP_QUEUE_PREFIX }, 'worker started');
       const signal = await stopping;
       app.log.info({ signal }, 'worker stopping: no new runs; finishing the runs in hand');
@@ -208,11 +215,20 @@ cli
       const stopping = untilSignal();
       const { checkEvictionPolicy, connectRedis, createQueue, redisConnection } = await import('./queue.js');
       const { startScheduler } = await import('./scheduler.js');
-      const redis = redisConnection(app.config.REDIS_URL, 'producer');
-      await connectRedis(redis, app.config.REDIS_URL);
+      const redis = redisConnection(app.config.REDIS_URL, 'service');
+      await connectRedis(redis, app.config.REDIS_URL).catch((err: unknown) => {
+        redis.disconnect();
+        throw err;
+      });
       await checkEvictionPolicy(redis, app.log);
       const queue = createQueue(redis, app.config.ERP_QUEUE_PREFIX);
-      const scheduler = await startScheduler({ pool: app.pool, log: app.log, home: app.home, queue });
+      const scheduler = await startScheduler({
+        pool: app.pool,
+        log: app.log,
+        home: app.home,
+        queue,
+        reconcile: { redis, intervalMs: app.config.ERP_RECONCILE_MS },
+      });
       app.log.info({ schedules: scheduler.entries.length }, 'scheduler started');
       await stopping;
       await scheduler.stop();

@@ -23,16 +23,25 @@ export interface RunJobData {
  * A Redis connection. Workers and QueueEvents block on Redis, so they need `maxRetriesPerRequest: null`
  * (BullMQ refuses otherwise); producers fail fast instead of queueing commands while Redis is down.
  */
-export function redisConnection(url: string, role: 'worker' | 'producer'): Redis {
+export function redisConnection(url: string, role: 'worker' | 'producer' | 'service'): Redis {
   const options: RedisOptions =
     role === 'worker'
       ? { maxRetriesPerRequest: null, enableReadyCheck: true }
-      : {
-          maxRetriesPerRequest: 1,
-          enableOfflineQueue: false,
-          connectTimeout: 3000,
-          retryStrategy: () => null,
-        };
+      : role === 'service'
+        ? // A long-lived producer (a scheduler, a reconciler): commands fail fast while Redis is
+          // down, and the connection keeps trying to come back.
+          {
+            maxRetriesPerRequest: 1,
+            enableOfflineQueue: false,
+            connectTimeout: 3000,
+            retryStrategy: (times: number) => Math.min(200 * times, 2000),
+          }
+        : {
+            maxRetriesPerRequest: 1,
+            enableOfflineQueue: false,
+            connectTimeout: 3000,
+            retryStrategy: () => null,
+          };
   const redis = new Redis(url, { ...options, lazyConnect: true });
   // Connection errors surface through the calls that fail; keep them off stderr, but remember the
   // last one: it says why (ECONNREFUSED, auth) better than the failed call does.
