@@ -185,6 +185,13 @@ cli
           throw err;
         },
       );
+      const { installLastResort } = await import('./last-resort.js');
+      installLastResort({
+        log: app.log,
+        databaseUrl: app.config.DATABASE_URL,
+        runsInHand: worker.runsInHand,
+        exitCode: EXIT.failed,
+      });
       app.log.info({ concurrency, prefix: app.config.ERP_QUEUE_PREFIX }, 'worker started');
       const signal = await stopping;
       app.log.info({ signal }, 'worker stopping: no new runs; finishing the runs in hand');
@@ -201,18 +208,25 @@ cli
       const stopping = untilSignal();
       const { checkEvictionPolicy, connectRedis, createQueue, redisConnection } = await import('./queue.js');
       const { startScheduler } = await import('./scheduler.js');
-      const redis = redisConnection(app.config.REDIS_URL, 'producer');
-      await connectRedis(redis, app.config.REDIS_URL);
+      const redis = redisConnection(app.config.REDIS_URL, 'service');
+      await connectRedis(redis, app.config.REDIS_URL).catch((err: unknown) => {
+        redis.disconnect();
+        throw err;
+      });
       await checkEvictionPolicy(redis, app.log);
       const queue = createQueue(redis, app.config.ERP_QUEUE_PREFIX);
       const { serveHealthIfConfigured } = await import('./http/serve.js');
       const stopHttp = await serveHealthIfConfigured(app, 'scheduler');
-      const scheduler = await startScheduler({ pool: app.pool, log: app.log, home: app.home, queue }).catch(
-        async (err: unknown) => {
-          await stopHttp();
-          throw err;
-        },
-      );
+      const scheduler = await startScheduler({
+        pool: app.pool,
+        log: app.log,
+        home: app.home,
+        queue,
+        reconcile: { redis, intervalMs: app.config.ERP_RECONCILE_MS },
+      }).catch(async (err: unknown) => {
+        await stopHttp();
+        throw err;
+      });
       app.log.info({ schedules: scheduler.entries.length }, 'scheduler started');
       await stopping;
       await scheduler.stop();

@@ -2,6 +2,7 @@ import type { QueueEvents } from 'bullmq';
 import { SingleBar } from 'cli-progress';
 import type { App } from '../app.js';
 import { definitionHashes } from '../audit/definitions.js';
+import { whileUnreachable } from '../db.js';
 import { describeError, UserError } from '../errors.js';
 import { requestCancel } from '../jobs/cancel.js';
 import { resolveParams, resolveRunnable, type Runnable } from '../jobs/definition.js';
@@ -251,7 +252,10 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
     events = createQueueEvents(eventsRedis, app.config.ERP_QUEUE_PREFIX, since);
     const steps = stepReporter();
     const status = await withSigint((signal) =>
-      followRun(app.pool, events!, runId, steps.update, signal, plan.length),
+      followRun(app.pool, events!, runId, steps.update, signal, plan.length, (message) => {
+        steps.stop();
+        process.stderr.write(`${message ?? 'the database is back; following'}\n`);
+      }),
     ).finally(steps.stop);
     if (status === 'detached') {
       if (opts.cancel) {
@@ -264,7 +268,7 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
       }
       return EXIT.cancelled;
     }
-    const detail = (await getRun(app.pool, runId))!;
+    const detail = (await whileUnreachable(() => getRun(app.pool, runId)))!;
     process.stdout.write(formatRunDetail(detail) + '\n');
     return exitCodeOf(status, detail.run.error_kind);
   } finally {

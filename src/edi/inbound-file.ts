@@ -89,6 +89,8 @@ export interface InboundOptions {
   onSets?: (sets: number) => void;
   /** ISA09/GS04 of the acks. @defaultValue now */
   now?: Date;
+  /** The run, whose temporary directory (ERP_DATA_DIR/tmp/<run>) holds the downloads. */
+  runId?: number | null;
 }
 
 /** What an inbound run needs about the partner, prepared once. */
