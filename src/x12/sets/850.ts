@@ -48,6 +48,7 @@ const noteLoop = (): ReturnType<typeof loop> => loop('N9', 'N9', 'DTM*', 'MSG*')
 
 const pidLoop = loop('PID', 'PID', 'MEA*');
 
+// 004010/005010 order inside a line: … SAC, ITD, SDQ, DTM, TD1, TD5, MSG, N9 loop, N1 loop, AMT loop.
 const lineLoop = loop(
   'PO1',
   'PO1',
@@ -60,13 +61,14 @@ const lineLoop = loop(
   'PER*',
   'SAC*',
   'ITD*',
+  'SDQ*',
   'DTM*',
   'TD1*',
   'TD5*',
-  'SDQ*',
-  'AMT*',
+  'MSG*',
   { loop: noteLoop() },
   { loop: nameLoop() },
+  'AMT*',
 );
 
 const summaryLoop = loop('CTT', 'CTT', 'AMT*');
