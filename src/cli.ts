@@ -13,6 +13,7 @@ import { formatPipelineResult, formatRunDetail, formatRuns, table } from './repo
 import { EXIT, exitCodeOf, withSigint, wouldExitLine } from './commands/exit.js';
 import type { EdiCommandOptions } from './commands/edi.js';
 import type { RunCommandOptions } from './commands/run.js';
+import type { UsersCommandOptions } from './commands/users.js';
 import { requestCancel } from './jobs/cancel.js';
 import { jobSchema } from './jobs/definition.js';
 import { getRun, listRuns } from './runs.js';
@@ -354,6 +355,18 @@ cli
 
 cli
   .command(
+    'console',
+    "The operators' web console on ERP_HTTP_PORT (runs, rejects, schedules, partners, queue)",
+  )
+  .action(() =>
+    withApp(async (app) => {
+      const stopping = untilSignal();
+      return (await import('./commands/console.js')).consoleCommand(app, stopping);
+    }),
+  );
+
+cli
+  .command(
     'audit [action]',
     '`erp audit verify` checks the hash chain; `erp audit export --from D --to D` writes it',
   )
@@ -370,6 +383,31 @@ cli
         out: opts.out?.[0],
       }),
     ),
+  );
+
+cli
+  .command(
+    'users [action] [name] [role]',
+    'Console users: list, add <name> --role R, remove, passwd, role <name> <role>',
+  )
+  .option(
+    '--role <role>',
+    'viewer (read), operator (cancel, rerun, reload, trigger) or admin (also users, queue)',
+    {
+      type: [String],
+    },
+  )
+  .option('--password-stdin', 'Read the password from standard input (else ERP_USER_PASSWORD, else a prompt)')
+  .action(
+    (
+      action: string | undefined,
+      name: string | undefined,
+      role: string | undefined,
+      opts: UsersCommandOptions,
+    ) =>
+      withApp(async (app) =>
+        (await import('./commands/users.js')).usersCommand(app, action, name, role, opts),
+      ),
   );
 
 /** Resolves with the name of the first SIGTERM or SIGINT. */
