@@ -5,7 +5,7 @@ import { createPool, queryOnce } from '../src/db.js';
 import { migrate } from '../src/migrate.js';
 import { benchCsv } from './csv.js';
 import { benchChunks } from './chunks.js';
-import { benchMetrics } from './metrics.js';
+import { benchMetrics, SCRAPE_MS } from './metrics.js';
 import { benchQueue } from './queue.js';
 import { benchSftp } from './sftp.js';
 import { runX12Bench } from './x12.js';
@@ -127,7 +127,7 @@ async function main(): Promise<void> {
     if (only.includes('metrics')) {
       const rows = sizes[0]!;
       console.log(
-        `\n## Metrics: the ${rows.toLocaleString('en')}-row CSV load through erp worker with ERP_HTTP_PORT (scraped every second) vs without`,
+        `\n## Metrics: the ${rows.toLocaleString('en')}-row CSV load through erp worker with ERP_HTTP_PORT (scraped every ${SCRAPE_MS / 1000} s) vs without`,
       );
       const m = await benchMetrics(rows, url.toString(), work);
       const rate = (s: number): string =>
