@@ -52,20 +52,20 @@ export async function openWorkbookZip(
     await new Promise<void>((resolve, reject) => {
       zip.on('entry', (entry: yauzl.Entry) => {
         const name = entry.fileName.replace(/^\/+/, '');
-        total += entry.uncompressedSize;
-        if (total > limits.maxTotalBytes) {
-          reject(
-            new UserError(
-              `${fileName}: the workbook expands to more than ${limits.maxTotalBytes} bytes (max_uncompressed_mb); refused before reading it`,
-            ),
-          );
-          return;
-        }
         const ratio = entry.uncompressedSize / Math.max(1, entry.compressedSize);
         if (entry.uncompressedSize > RATIO_FLOOR_BYTES && ratio > limits.maxRatio) {
           reject(
             new UserError(
               `${fileName}: part ${name} expands ${Math.round(ratio)} times (${entry.compressedSize} → ${entry.uncompressedSize} bytes), more than max_compression_ratio ${limits.maxRatio}; a zip bomb?`,
+            ),
+          );
+          return;
+        }
+        total += entry.uncompressedSize;
+        if (total > limits.maxTotalBytes) {
+          reject(
+            new UserError(
+              `${fileName}: the workbook expands to more than ${limits.maxTotalBytes} bytes (max_uncompressed_mb); refused before reading it`,
             ),
           );
           return;
