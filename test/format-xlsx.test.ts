@@ -359,7 +359,8 @@ describe('xlsx reader: hand-written XML', () => {
         cellXfs: '<xf numFmtId="0"/><xf numFmtId="22"/>',
       },
     );
-    expect((await readXlsx(f)).rows).toEqual([['12:00:00'], ['2026-11-30T06:00:00']]);
+    // Format 22 shows a date and a time: 0.5 is noon of the 1904 system's day 0, 1904-01-01.
+    expect((await readXlsx(f)).rows).toEqual([['1904-01-01T12:00:00'], ['2026-11-30T06:00:00']]);
 
     const gap = await handmade(
       'gap.xlsx',
@@ -473,7 +474,9 @@ describe('xlsx value conversions', () => {
     expect(excelSerialToIso(61, false)).toBe('1900-03-01');
     expect(excelSerialToIso(46356, false)).toBe('2026-11-30');
     expect(excelSerialToIso(46356 - 1462, true)).toBe('2026-11-30');
-    expect(excelSerialToIso(0, true)).toBe('00:00:00');
+    expect(excelSerialToIso(0, true)).toBe('1904-01-01');
+    expect(excelSerialToIso(0.25, true, true)).toBe('06:00:00');
+    expect(excelSerialToIso(0.25, false)).toBe('06:00:00');
     expect(excelSerialToIso(1, true)).toBe('1904-01-02');
     expect(excelSerialToIso(46356.999999999, false)).toBe('2026-12-01');
     expect(excelSerialToIso(-1, false)).toBeNull();

@@ -6,26 +6,23 @@ import type { FormatReader, FormatWriter } from './types.js';
 /**
  * `format: { kind: xlsx }` — Excel workbooks, read and written as streams.
  *
- * Reading:
+ * Reading (src/xlsx/read.ts):
  *
- *   input ──► exceljs WorkbookReader (unzip, workbook.xml, rels, styles.xml; spools parts that
- *   │          arrive before what they need to a temp file)
- *   ├── xl/sharedStrings.xml ──► our SAX pass ──► string table
- *   └── xl/worksheets/sheetN.xml (the chosen sheet only) ──► our SAX pass ──► cells as text ──► batches
- *                                                                                 └──► rejects
+ *   file ──► yauzl, random access (central directory: sizes and ratios checked against the limits)
+ *   ├── _rels/.rels ──► the workbook part ──► its .rels ──► sheets, styles, shared strings (any part name)
+ *   ├── styles.xml ──► number formats (dates vs numbers); sharedStrings.xml ──► string table
+ *   └── the chosen worksheet ──► saxes ──► cells as text ──► batches
+ *                                                   └──► rejects
  *
- * exceljs decodes each XML chunk on its own (`TextDecoder.decode(chunk)` without `stream: true`),
- * which turns a multi-byte character split across two chunks into U+FFFD; it also loses the type of
- * a formula's cached result (a TRUE becomes 1, an error becomes NaN) and keeps only the last run of
- * an inline rich string. So it drives the zip and the small metadata parts, and the two parts that
- * carry data (shared strings, the sheet) are parsed by our own pass with a streaming decoder and saxes — the
- * parser exceljs itself uses — resolved through exceljs so the two always agree.
+ * Every part is decoded strictly as UTF-8 and parsed by saxes, a direct dependency; no exceljs on
+ * the read path. Limits (sizes, cells per row, characters per cell and shared string, shared-string
+ * count) are checked while streaming, before memory is spent.
  *
  * Writing: exceljs's streaming WorkbookWriter, one committed row at a time, waiting for the
  * destination (and the zip entry in front of it) to drain.
  *
- * The code is in src/xlsx/: read.ts and read-sheet.ts (reading), write.ts (writing), cells.ts (cell
- * and number conversions), lib.ts (the lazy loading of exceljs and saxes).
+ * The code is in src/xlsx/: read.ts, zip.ts, parts.ts, shared.ts and read-sheet.ts (reading),
+ * write.ts (writing), cells.ts (cell and number conversions), lib.ts (exceljs for writing, SAX plumbing).
  */
 
 // ─── configuration ─────────────────────────────────────────────────────────────────────────────
@@ -81,6 +78,16 @@ export const xlsxFormatSchema = z
       decimal: '#,##0.00',
       int: '0',
     }),
+    /** Reader: most bytes the workbook's parts may expand to, together. @defaultValue 1024 */
+    max_uncompressed_mb: z.number().int().positive().default(1024),
+    /** Reader: most a part larger than 1 MB may expand relative to its compressed size (zip bombs). @defaultValue 200 */
+    max_compression_ratio: z.number().positive().default(200),
+    /** Reader: most cells in one row (Excel has 16,384 columns). @defaultValue 16384 */
+    max_cells_per_row: z.number().int().positive().default(16_384),
+    /** Reader: most characters in one cell or one shared string (Excel's limit is 32,767). @defaultValue 32767 */
+    max_cell_chars: z.number().int().positive().default(32_767),
+    /** Reader: most entries in the shared-string table. @defaultValue 1000000 */
+    max_shared_strings: z.number().int().positive().default(1_000_000),
     /** Writer: rows per sheet, header included; further rows continue on a new sheet. Excel's limit is 1,048,576. */
     max_rows_per_sheet: z.number().int().min(2).max(EXCEL_MAX_ROWS).default(EXCEL_MAX_ROWS),
   })

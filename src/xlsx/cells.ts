@@ -5,7 +5,14 @@
  */
 import { NUMBER_TEXT } from '../csv-writer.js';
 import type { Cell, ColumnType } from '../stages/types.js';
-import type { StylesInternals } from './lib.js';
+
+/** styles.xml as the reader needs it: the number format of each cell format (`s` index). */
+export interface Styles {
+  /** `cellXfs[i].numFmtId`. */
+  xfNumFmt: number[];
+  /** Custom number formats by id. */
+  numFmts: Map<number, string>;
+}
 
 /** OOXML escapes characters XML cannot hold as `_xHHHH_`. */
 const OOXML_ESCAPE = /_x([0-9A-Fa-f]{4})_/g;
@@ -34,13 +41,21 @@ export function escapeOoxml(text: string): string {
 }
 
 /** How a cell's number format presents its number. */
-type NumberKind = 'number' | 'date' | 'elapsed';
+type NumberKind = 'number' | 'date' | 'time' | 'elapsed';
 
 /** Built-in number formats (ids without a formatCode in styles.xml) that show dates or times. */
 const BUILTIN_DATE_IDS = new Set([
   14, 15, 16, 17, 18, 19, 20, 21, 22, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 45, 47,
 ]);
 const BUILTIN_ELAPSED_IDS = new Set([46]);
+/** Built-in formats that show a time of day and no date. */
+const BUILTIN_TIME_IDS = new Set([18, 19, 20, 21, 45, 47]);
+
+/** A date format that shows no day, month or year: a time of day (`hh:mm`, `h:mm:ss AM/PM`). */
+function timeOnly(code: string): boolean {
+  const plain = code.replace(/"[^"]*"|\\.|\[[^\]]*\]/g, '').split(';')[0] ?? '';
+  return !/[dy]/i.test(plain) && !/(^|[^hs:])m+(?![:m]*s)/i.test(plain.replace(/AM\/PM|A\/P/gi, ''));
+}
 for (let id = 50; id <= 58; id++) BUILTIN_DATE_IDS.add(id);
 
 /** Classifies a format code: quoted text, escapes, fill/padding and [colour]/[condition]/[$locale] parts ignored. */
@@ -56,15 +71,19 @@ export function classifyNumberFormat(code: string): NumberKind {
   return /[dmyhs]/i.test(first.replace(/General/gi, '').replace(/E[+-]/g, '')) ? 'date' : 'number';
 }
 
-export function styleKinds(styles: StylesInternals): (s: number) => NumberKind {
+export function styleKinds(styles: Styles): (s: number) => NumberKind {
   const cache = new Map<number, NumberKind>();
   return (s) => {
     let kind = cache.get(s);
     if (kind === undefined) {
-      const id = styles.model?.styles?.[s]?.numFmtId ?? 0;
-      const code = styles.index?.numFmt?.[id];
-      if (code !== undefined) kind = classifyNumberFormat(code);
-      else kind = BUILTIN_ELAPSED_IDS.has(id) ? 'elapsed' : BUILTIN_DATE_IDS.has(id) ? 'date' : 'number';
+      const id = styles.xfNumFmt[s] ?? 0;
+      const code = styles.numFmts.get(id);
+      if (code !== undefined) {
+        kind = classifyNumberFormat(code);
+        if (kind === 'date' && timeOnly(code)) kind = 'time';
+      } else if (BUILTIN_ELAPSED_IDS.has(id)) kind = 'elapsed';
+      else if (BUILTIN_TIME_IDS.has(id)) kind = 'time';
+      else kind = BUILTIN_DATE_IDS.has(id) ? 'date' : 'number';
       cache.set(s, kind);
     }
     return kind;
@@ -124,10 +143,10 @@ function timeOfDay(ms: number): string {
 
 /**
  * An Excel date serial as ISO text: `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM:SS` when it has a time of day,
- * `HH:MM:SS` for a time alone (serial below 1). The 1900 system counts Excel's phantom 1900-02-29
+ * `HH:MM:SS` for a time alone (serial below 1, 1900 system only). The 1900 system counts Excel's phantom 1900-02-29
  * (serial 60); the 1904 system starts at 1904-01-01. Null when out of Excel's range.
  */
-export function excelSerialToIso(serial: number, date1904: boolean): string | null {
+export function excelSerialToIso(serial: number, date1904: boolean, time = false): string | null {
   if (!(serial >= 0) || serial >= 2_958_466) return null;
   let whole = Math.floor(serial);
   let ms = Math.round((serial - whole) * DAY_MS);
@@ -135,7 +154,9 @@ export function excelSerialToIso(serial: number, date1904: boolean): string | nu
     whole++;
     ms -= DAY_MS;
   }
-  if (whole === 0) return timeOfDay(ms);
+  // Day 0 is no date in the 1900 system, so a serial below 1 is a time of day; in the 1904 system
+  // day 0 is 1904-01-01, a time of day only when the cell's format shows no date (`time`).
+  if (whole === 0 && (!date1904 || time)) return timeOfDay(ms);
   let epochDays: number;
   if (date1904) epochDays = whole - 24_107;
   else if (whole === 60) return null;

@@ -1,86 +1,99 @@
 /**
- * exceljs and its XML parser (saxes): loaded lazily by `excel()`, the parts of their internals the
- * xlsx reader relies on (typed here, since exceljs does not export them), and the SAX helpers shared
- * by the shared-strings and sheet parsers.
+ * The libraries behind the XLSX format and the SAX plumbing shared by the part parsers: exceljs is
+ * loaded lazily for writing only (its public streaming WorkbookWriter); reading uses saxes directly
+ * over parts opened by random access (zip.ts), decoded strictly as UTF-8.
  */
 import { createRequire } from 'node:module';
+import type { Readable } from 'node:stream';
 import type ExcelJS from 'exceljs';
+import { SaxesParser } from 'saxes';
+import { UserError } from '../errors.js';
+import { escapeBytes, StrictDecoder } from '../text-decode.js';
+import type { WorkbookZip } from './zip.js';
 
-/** The parts of exceljs's SAX parser (saxes) used here. */
-interface SaxTag {
-  name: string;
-  attributes: Record<string, string>;
-}
-export interface SaxParser {
-  on(event: 'opentag' | 'closetag', handler: (tag: SaxTag) => void): void;
-  on(event: 'text', handler: (text: string) => void): void;
-  on(event: 'error', handler: (err: Error) => void): void;
-  write(chunk: string): unknown;
-  close(): unknown;
-}
-type SaxParserClass = new (opts?: { position?: boolean }) => SaxParser;
+let loaded: typeof ExcelJS | null = null;
 
-// saxes is exceljs's dependency; resolve it from exceljs so both use the same copy.
-let loaded: { ExcelJS: typeof ExcelJS; SaxesParser: SaxParserClass } | null = null;
-
-/**
- * exceljs and its XML parser, loaded (synchronously, they are CommonJS) on first use: a process that
- * reads or writes no workbook never pays for them.
- */
-export function excel(): { ExcelJS: typeof ExcelJS; SaxesParser: SaxParserClass } {
-  if (loaded === null) {
-    const requireHere = createRequire(import.meta.url);
-    const lib = requireHere('exceljs') as typeof ExcelJS;
-    const requireFromExceljs = createRequire(requireHere.resolve('exceljs'));
-    const { SaxesParser } = requireFromExceljs('saxes') as { SaxesParser: SaxParserClass };
-    loaded = { ExcelJS: lib, SaxesParser };
-  }
-  return loaded;
+/** exceljs, loaded (synchronously, it is CommonJS) on first use: a process that writes no workbook never pays for it. */
+export function excel(): { ExcelJS: typeof ExcelJS } {
+  loaded ??= createRequire(import.meta.url)('exceljs') as typeof ExcelJS;
+  return { ExcelJS: loaded };
 }
 
-/** A worksheet part as our `_parseWorksheet` replacement hands it over. */
-export interface SheetPart {
-  partNo: string;
-  iterator: AsyncIterable<Buffer | string>;
+export type Parser = SaxesParser;
+
+/** A SAX parser for one part. */
+export function newParser(): Parser {
+  return new SaxesParser({ position: false });
 }
 
 /**
- * The members of exceljs's WorkbookReader the reader relies on (exceljs 4.4, lib/stream/xlsx/
- * workbook-reader.js). Its `parse()` loop calls `_parseSharedStrings(entry)` and
- * `_parseWorksheet(iterator, sheetNo)`; both are replaced on the instance.
+ * Feeds a part's bytes to `parser`, decoded strictly as UTF-8 across chunk boundaries; yields after
+ * each chunk. `maxRun` bounds the characters between two `<` (a cell's text, a tag): a longer run
+ * fails through `tooLong` before the parser buffers it, so a single multi-GB cell cannot exhaust memory.
  */
-export interface WorkbookReaderInternals {
-  model?: { sheets?: Array<{ name: string; rId: string; state?: string }> };
-  workbookRels?: Array<{ Id: string; Target: string }>;
-  properties?: { model?: { date1904?: boolean } };
-  styles: StylesInternals;
-  sharedStrings?: string[];
-  _parseSharedStrings(entry: AsyncIterable<Buffer>): AsyncGenerator<unknown>;
-  _parseWorksheet(iterator: AsyncIterable<Buffer | string>, sheetNo: string): Generator<unknown>;
-  [Symbol.asyncIterator](): AsyncIterator<SheetPart>;
-}
-
-/** exceljs's parsed styles.xml: cell formats (`cellXfs`) and custom number formats. */
-export interface StylesInternals {
-  model?: { styles?: Array<{ numFmtId?: number } | undefined> };
-  index?: { numFmt?: Array<string | undefined> };
-}
-
-/** Decodes a part's bytes as UTF-8 across chunk boundaries and feeds a SAX parser. */
 export async function* saxChunks(
-  iterable: AsyncIterable<Buffer | string>,
-  parser: SaxParser,
+  stream: AsyncIterable<Buffer>,
+  parser: Parser,
+  where: string,
+  maxRun: number,
+  tooLong: () => Error,
 ): AsyncGenerator<void> {
-  const decoder = new TextDecoder('utf-8');
-  for await (const chunk of iterable) {
-    parser.write(typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true }));
+  const decoder = new StrictDecoder('utf-8');
+  let run = 0;
+  const feed = (text: string): void => {
+    const bad = decoder.takeInvalid();
+    if (bad) {
+      throw new UserError(
+        `${where}: invalid UTF-8 byte sequence ${escapeBytes(bad.raw)} at byte offset ${bad.byte} of the part; an xlsx part must be UTF-8`,
+      );
+    }
+    const lt = text.lastIndexOf('<');
+    run = lt < 0 ? run + text.length : text.length - lt - 1;
+    if (run > maxRun) throw tooLong();
+    parser.write(text);
+  };
+  for await (const chunk of stream) {
+    feed(decoder.decode(chunk));
     yield;
   }
-  parser.write(decoder.decode());
+  feed(decoder.end());
   parser.close();
 }
 
+/** Element name without its namespace prefix: `x:workbook` → `workbook`. */
 export function localName(name: string): string {
   const i = name.indexOf(':');
   return i < 0 ? name : name.slice(i + 1);
+}
+
+/** Longest run between tags accepted in metadata parts (workbook, rels, styles). */
+const META_MAX_RUN = 1 << 20;
+
+/** Parses a whole (small) metadata part with handlers set up by `setup`. */
+export async function readPart(
+  zip: WorkbookZip,
+  part: string,
+  fileName: string,
+  setup: (parser: Parser) => void,
+): Promise<void> {
+  const parser = newParser();
+  let error: Error | null = null;
+  parser.on('error', (err) => (error ??= err));
+  setup(parser);
+  const where = `${fileName}: ${part}`;
+  const stream: Readable = await zip.open(part);
+  try {
+    for await (const _ of saxChunks(
+      stream,
+      parser,
+      where,
+      META_MAX_RUN,
+      () => new UserError(`${where}: more than ${META_MAX_RUN} characters without markup`),
+    )) {
+      if (error) break;
+    }
+  } finally {
+    stream.destroy();
+  }
+  if (error) throw new UserError(`${where} is malformed: ${(error as Error).message}`);
 }

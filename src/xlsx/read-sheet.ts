@@ -1,5 +1,5 @@
 /**
- * The worksheet parser of the XLSX reader: one sheet part (xl/worksheets/sheetN.xml) through saxes,
+ * The worksheet parser of the XLSX reader: one worksheet part (whatever its name) through saxes,
  * cells resolved to COPY-ready text with the workbook's shared strings and styles, rows gathered
  * into batches, bad rows rejected; the header row names the columns.
  */
@@ -16,8 +16,22 @@ import {
   plainNumber,
   styleKinds,
   unescapeOoxml,
+  type Styles,
 } from './cells.js';
-import { excel, localName, saxChunks, type WorkbookReaderInternals } from './lib.js';
+import { localName, newParser, saxChunks } from './lib.js';
+
+/** What a sheet refers to: the workbook's tables and date system. */
+export interface SheetContext {
+  strings: readonly string[];
+  styles: Styles;
+  date1904: boolean;
+}
+
+/** Limits checked while the sheet streams. */
+export interface SheetLimits {
+  maxCellsPerRow: number;
+  maxCellChars: number;
+}
 
 /** Rows gathered before a batch is handed on. */
 const BATCH_ROWS = 1000;
@@ -33,16 +47,21 @@ const SIMPLE_NUMBER = /^-?\d+(\.\d+)?$/;
 
 export async function* readSheet(
   config: XlsxFormatConfig,
-  iterable: AsyncIterable<Buffer | string>,
-  reader: WorkbookReaderInternals,
+  iterable: AsyncIterable<Buffer>,
+  context: SheetContext,
+  limits: SheetLimits,
   sheetName: string,
   fileName: string,
   reject: RejectFn,
 ): AsyncGenerator<Batch> {
   const where = `${fileName}[${sheetName}]`;
-  const strings = reader.sharedStrings ?? [];
-  const date1904 = reader.properties?.model?.date1904 === true;
-  const kindOf = styleKinds(reader.styles);
+  const strings = context.strings;
+  const date1904 = context.date1904;
+  const kindOf = styleKinds(context.styles);
+  let cellsInRow = 0;
+  const at = (): string => `${where}, row ${rowNo}, column ${columnLetter(Math.max(col, 0))}`;
+  const tooLong = (): UserError =>
+    new UserError(`${at()}: the cell has more than ${limits.maxCellChars} characters (max_cell_chars)`);
 
   let columns: string[] | null = config.header ? null : [...config.columns!];
   const buffer = new BatchBuffer();
@@ -131,7 +150,7 @@ export async function* readSheet(
         if (kind === 'number') text = plainNumber(n);
         else if (kind === 'elapsed') text = elapsedText(n);
         else {
-          text = excelSerialToIso(n, date1904);
+          text = excelSerialToIso(n, date1904, kind === 'time');
           if (text === null) {
             bad.push({ col, value: raw, reason: `date serial ${raw} is outside the dates Excel can show` });
             nonEmpty = true;
@@ -180,13 +199,18 @@ export async function* readSheet(
     buffer.push(cells, rowNo);
   };
 
-  const parser = new (excel().SaxesParser)({ position: false });
+  const parser = newParser();
   let error: Error | null = null;
   parser.on('error', (err) => (error ??= err));
   parser.on('opentag', (tag) => {
     const name = localName(tag.name);
     switch (name) {
       case 'c': {
+        if (++cellsInRow > limits.maxCellsPerRow) {
+          throw new UserError(
+            `${where}, row ${rowNo}: more than ${limits.maxCellsPerRow} cells in the row (max_cells_per_row)`,
+          );
+        }
         const a = tag.attributes;
         const ref = a.r;
         const idx = ref === undefined ? -1 : columnIndex(ref);
@@ -223,19 +247,24 @@ export async function* readSheet(
         bad = [];
         nonEmpty = false;
         col = -1;
+        cellsInRow = 0;
         break;
       }
     }
   });
   parser.on('text', (t) => {
-    if (capture === 'v' || capture === 'is') value += t;
-    else if (capture === 'f') formula += t;
+    if (capture === 'v' || capture === 'is') {
+      value += t;
+      // _xHHHH_ escapes shrink by 7 to 1 when decoded; anything longer cannot fit the limit.
+      if (value.length > limits.maxCellChars * 7) throw tooLong();
+    } else if (capture === 'f') formula += t;
   });
   parser.on('closetag', (tag) => {
     const name = localName(tag.name);
     switch (name) {
       case 'c':
         cellText();
+        if ((cells[col]?.length ?? 0) > limits.maxCellChars) throw tooLong();
         break;
       case 'v':
       case 'f':
@@ -254,7 +283,7 @@ export async function* readSheet(
     }
   });
 
-  for await (const _ of saxChunks(iterable, parser)) {
+  for await (const _ of saxChunks(iterable, parser, where, limits.maxCellChars * 7 + 1024, tooLong)) {
     if (error)
       throw new UserError(`${where}: malformed sheet XML after row ${rowNo}: ${(error as Error).message}`);
     if (buffer.size >= BATCH_ROWS) yield buffer.take(columns)!;
