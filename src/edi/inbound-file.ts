@@ -92,6 +92,11 @@ export interface InboundOptions {
   onSets?: (sets: number) => void;
   /** ISA09/GS04 of the acks. @defaultValue now */
   now?: Date;
+  /**
+   * Judge the file as if nothing had been received before: no interchange is a duplicate and no
+   * PO number was loaded (the partner test harness and replays).
+   */
+  fresh?: boolean;
   /** Called with each purchase order as it would be stored (the partner test harness collects them). */
   onOrder?: (order: MappedOrder) => void;
 }

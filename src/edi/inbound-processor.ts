@@ -178,11 +178,12 @@ export class InboundProcessor {
             ack: { ta1: '020' },
           }),
         ];
+    const duplicate = receipt.duplicate && !this.opts.fresh;
     this.ix = {
       header: h,
       id: receipt.id,
-      duplicate: receipt.duplicate,
-      loadable: !receipt.duplicate && usageOk,
+      duplicate,
+      loadable: !duplicate && usageOk,
       extra,
       problems: [],
       groups: [],
@@ -292,7 +293,7 @@ export class InboundProcessor {
     }
     const checked = await checkPurchaseOrder(this.client, partner.customer_no, set, mapped, {
       // A re-delivered interchange already loaded its POs; it is judged as it was the first time.
-      checkDuplicatePo: x.loadable,
+      checkDuplicatePo: x.loadable && !this.opts.fresh,
       productFields: productFieldsOf(mapping),
     });
     const mappedBusiness = mapped.problems.filter((p) => p.business);
