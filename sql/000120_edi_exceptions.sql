@@ -8,6 +8,9 @@ ALTER TABLE edi.interchanges DROP CONSTRAINT interchanges_status_check;
 ALTER TABLE edi.interchanges ADD CONSTRAINT interchanges_status_check
   CHECK (status IN ('received', 'loaded', 'duplicate', 'rejected', 'held',
                     'sent', 'accepted', 'rejected_by_partner'));
+ALTER TABLE edi.interchanges DROP CONSTRAINT interchanges_check;
+ALTER TABLE edi.interchanges ADD CONSTRAINT interchanges_check
+  CHECK ((direction = 'in') = (status IN ('received', 'loaded', 'duplicate', 'rejected', 'held')));
 
 -- A held interchange does not hold its ISA13: the partial unique index ignores it like a duplicate
 -- (receive_interchange's ON CONFLICT names the same predicate, so it is recreated with it).
