@@ -92,6 +92,8 @@ export interface InboundOptions {
   onSets?: (sets: number) => void;
   /** ISA09/GS04 of the acks. @defaultValue now */
   now?: Date;
+  /** The run, whose temporary directory (ERP_DATA_DIR/tmp/<run>) holds the downloads. */
+  runId?: number | null;
   /**
    * Judge the file as if nothing had been received before: no interchange is a duplicate and no
    * PO number was loaded (the partner test harness and replays).
