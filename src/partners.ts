@@ -179,6 +179,14 @@ export const partnerSchema = z
       .default(['production']),
     /** Caps on inbound files. */
     limits: partnerLimitsSchema.prefault({}),
+    /**
+     * A purchase order that is valid X12 but fails a business rule (unknown item, a PO loaded
+     * before, a value the mapping requires): `reject` it in the 997; `hold` it (997 accepts, the
+     * order waits in `erp edi exceptions` until `erp edi reprocess` loads it); or `acknowledge` it
+     * (997 accepts, the good lines are loaded and an 855 says per line accepted, rejected or changed).
+     * @defaultValue reject
+     */
+    business_errors: z.enum(['reject', 'hold', 'acknowledge']).default('reject'),
     /** Most documents (810s or 856s) in one outbound interchange; more go in further files. @defaultValue 500 */
     max_documents_per_file: z.number().int().min(1).max(100_000).default(500),
   })

@@ -22,6 +22,8 @@ export interface EdiCommandOptions {
   limit?: string[] | string;
   direction?: string[];
   transactionSet?: string[] | string;
+  /** `erp edi test --update`: write the expected files. */
+  update?: boolean;
 }
 
 const when = (d: Date): string => d.toISOString().replace('T', ' ').slice(0, 16);
@@ -110,9 +112,17 @@ export async function ediCommand(
     process.stdout.write(formatEdiStatus(await ediStatus(app.pool, partners, { limit })) + '\n');
     return EXIT.ok;
   }
+  if (action === 'test' || action === 'exceptions' || action === 'reprocess') {
+    return (await import('./edi-harness.js')).ediHarnessCommand(
+      app,
+      action,
+      partnerArg ?? first(opts.partner),
+      opts,
+    );
+  }
   if (action !== 'preview') {
     throw new UserError(
-      `unknown action '${action}'; use: erp edi status, or erp edi preview <partner> [--direction inbound|outbound|acks]`,
+      `unknown action '${action}'; use: erp edi status, erp edi preview <partner> [--direction inbound|outbound|acks], erp edi test <partner> [--update], erp edi exceptions [partner], erp edi reprocess <partner>`,
     );
   }
   const name = partnerArg ?? first(opts.partner);

@@ -189,6 +189,22 @@ async function settle(
       r.ack.name,
     );
   }
+  if (r.ta1) {
+    r.ta1Path = await uploadAtomic(
+      sftp,
+      Readable.from([Buffer.from(r.ta1.text)]),
+      endpoint.outbox,
+      r.ta1.name,
+    );
+  }
+  if (r.poAck) {
+    r.poAckPath = await uploadAtomic(
+      sftp,
+      Readable.from([Buffer.from(r.poAck.text)]),
+      endpoint.outbox,
+      r.poAck.name,
+    );
+  }
   const bad = r.status === 'failed' || r.status === 'rejected';
   if (bad) {
     const moved = await moveToError(sftp, remote.path, endpoint.error, remote.name, errorReport(partner, r));
@@ -220,11 +236,21 @@ export function describeInboundFile(r: InboundFileResult, previewLines = 0): str
       ? `acks applied: ${r.acksApplied.map((a) => `${a.functionalId} ${a.gs06} ${a.code}`).join(', ')}`
       : null,
     r.ack ? `ack ${r.ack.name}` : null,
+    r.ta1 ? `TA1 ${r.ta1.name}` : null,
+    r.poAck ? `855 ${r.poAck.name}` : null,
     r.movedTo ? `moved to ${r.movedTo}` : null,
   ].filter(Boolean);
   const out = [parts.join('; ')];
   if (r.error) out.push(`  error: ${r.error}`);
   else for (const p of r.problems.slice(0, 5)) out.push(`  ${p}`);
+  for (const n of r.notices.slice(0, 5)) out.push(`  ${n}`);
+  for (const u of r.unusedSegments) {
+    out.push(
+      u.first
+        ? `  unused segment ${u.segment}: first time seen from this partner (in ${u.sets} set${u.sets === 1 ? '' : 's'}); the mapping does not read it`
+        : `  unused segment ${u.segment}: in ${u.sets} set${u.sets === 1 ? '' : 's'}, ${u.timesSeen} in all; the mapping does not read it`,
+    );
+  }
   if (previewLines > 0 && r.ack)
     for (const s of previewSegments(r.ack.text, previewLines)) out.push(`  | ${s}`);
   return out;

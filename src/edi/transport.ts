@@ -52,11 +52,15 @@ const next = (last: number, k: number): number => ((last + k - 1) % MAX_CONTROL_
 export class ControlNumberSource {
   private peeked: { isa13: number; gs06: number; st02: number } | null = null;
 
+  /** `start`: in a dry run, count from these numbers instead of the partner's (the test harness starts at 0). */
   constructor(
     private readonly pool: pg.Pool,
     private readonly partner: string,
     private readonly dryRun: boolean,
-  ) {}
+    start?: { isa13: number; gs06: number; st02: number },
+  ) {
+    if (start && dryRun) this.peeked = { ...start };
+  }
 
   async next(counts: { groups: number; sets: number }): Promise<ControlNumbers> {
     if (!this.dryRun) return allocateControlNumbers(this.pool, this.partner, counts);

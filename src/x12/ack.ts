@@ -1,7 +1,7 @@
 import type { X12Problem } from './errors.js';
 import { isaVersion, outputFormat, usageIndicator, type X12Profile } from './partner.js';
 import type { GeEvent, InterchangeHeader, SetSummary } from './types.js';
-import { InterchangeWriter, type OutputFormat, type SegmentValues } from './writer.js';
+import { InterchangeWriter, serializeSegment, type OutputFormat, type SegmentValues } from './writer.js';
 
 /**
  * Functional acknowledgments (997 for 004010, 999 for 005010) for inbound functional groups.
@@ -168,6 +168,51 @@ export interface AckInput {
   now?: Date;
   /** Overrides the profile's `ack`. */
   type?: AckType;
+}
+
+/** TA104 (A accepted, E accepted with errors, R rejected) and TA105 note code (I18) of a TA1. */
+export interface Ta1Verdict {
+  code: 'A' | 'E' | 'R';
+  note: string;
+}
+
+/**
+ * A TA1 interchange acknowledgment in an interchange of its own (ISA, TA1, IEA), sender and
+ * receiver swapped. It travels apart from the 997/999 so those stay plain functional-group
+ * interchanges (node-x12's strict parser refuses a TA1 anywhere).
+ */
+export function buildTa1(input: {
+  interchange: InterchangeHeader;
+  ta1: Ta1Verdict;
+  profile: X12Profile;
+  isa13: number | bigint | string;
+  now?: Date;
+}): string {
+  const x = input.interchange;
+  const format = outputFormat(input.profile);
+  const w = new InterchangeWriter(format, {
+    senderQualifier: x.receiverQualifier,
+    senderId: x.receiverId,
+    receiverQualifier: x.senderQualifier,
+    receiverId: x.senderId,
+    date: input.now ?? new Date(),
+    controlNumber: input.isa13,
+    version: isaVersion(input.profile),
+    ackRequested: false,
+    usage: x.usage === 'P' || x.usage === 'T' ? x.usage : usageIndicator(input.profile),
+  });
+  return (
+    w.begin() +
+    serializeSegment(['TA1', x.controlNumber, x.date, x.time, input.ta1.code, input.ta1.note], format) +
+    w.end()
+  );
+}
+
+/** The TA1 an inbound interchange gets, or null: when the partner asks (ISA14 = 1) or the envelope is bad. */
+export function ta1For(interchange: InterchangeHeader, problems: readonly X12Problem[]): Ta1Verdict | null {
+  const coded = problems.find((p) => p.ack.ta1 !== undefined);
+  if (problems.length > 0) return { code: 'R', note: coded?.ack.ta1 ?? '000' };
+  return interchange.ackRequested ? { code: 'A', note: '000' } : null;
 }
 
 /** The ack interchange and what it said about each group. */

@@ -123,9 +123,23 @@ const pos2 = (n: number): string => String(n).padStart(2, '0');
 
 /** Checks a syntax note; returns the element at fault, the AK4 code and the reason, or null. */
 function checkNote(seg: Segment, note: SyntaxNote): { element: number; ak4: string; why: string } | null {
-  const present = (n: number): boolean => (seg.elements[n] ?? '') !== '';
-  const names = note.elements.map((n) => `${seg.tag}${pos2(n)}`);
-  const [first, ...rest] = note.elements as [number, ...number[]];
+  const e = seg.elements;
+  const present = (n: number): boolean => n < e.length && e[n] !== '';
+  const els = note.elements;
+  // Cheap answers first: a segment has many notes and nearly all hold.
+  if ((note.kind === 'C' || note.kind === 'L') && !present(els[0]!)) return null;
+  if ((note.kind === 'P' || note.kind === 'R') && els.every((n) => n >= e.length || e[n] === '')) {
+    return note.kind === 'P'
+      ? null
+      : {
+          element: els[0]!,
+          ak4: '2',
+          why: `at least one of ${els.map((n) => `${seg.tag}${pos2(n)}`).join(', ')} is required (${note.source})`,
+        };
+  }
+  if (note.kind === 'E' && els.filter(present).length <= 1) return null;
+  const names = els.map((n) => `${seg.tag}${pos2(n)}`);
+  const [first, ...rest] = els as [number, ...number[]];
   switch (note.kind) {
     case 'P': {
       if (!note.elements.some(present)) return null;

@@ -1,0 +1,513 @@
+import { createHash, type Hash } from 'node:crypto';
+import type pg from 'pg';
+import { describeError } from '../errors.js';
+import { judgeGroup, type GroupVerdict } from '../x12/ack.js';
+import { problem, X12Error, type X12Problem } from '../x12/errors.js';
+import { receiveInterchange } from '../x12/interchanges.js';
+import {
+  describeField,
+  mapTransaction,
+  type InboundMapping,
+  type MappedTransaction,
+} from '../x12/mapping.js';
+import { findPartner } from '../x12/partner.js';
+import { applyFunctionalAck, readFunctionalAck } from '../x12/reconcile.js';
+import type { GeEvent, GroupHeader, IeaEvent, InterchangeHeader, TransactionSet } from '../x12/types.js';
+import { holdOrder } from './exceptions.js';
+import type { InboundContext, InboundFileResult, InboundOptions } from './inbound-file.js';
+import { insertPurchaseOrder } from './orders.js';
+import { checkPurchaseOrder, type CheckedOrder } from './po-check.js';
+
+/**
+ * One inbound file's events, one method per splitter event (the caller owns the transaction):
+ *
+ *   isa ─ findPartner, receive_interchange (duplicate?), SAVEPOINT interchange
+ *   gs  ─ SAVEPOINT group
+ *   transaction ─ FA: apply the partner's 997/999 to our outbound interchange
+ *               └ 850: map (structure + elements) ─ check (business rules) ─ by business_errors:
+ *                      reject (997 R) | hold (edi.held_orders) | acknowledge (load good lines, 855) ─ insert
+ *   ge  ─ ROLLBACK TO the group when it has envelope problems
+ *   iea ─ ROLLBACK TO the interchange when it has problems; reused ISA13 with other content → held;
+ *         record groups and sets as judged (judgeGroup)
+ *
+ * The savepoints keep the database equal to the ack: exactly the sets it accepts are loaded.
+ */
+
+/** Per ST02: what the ack and the ledger need about an 850. */
+export interface DocState {
+  po: string | null;
+  orderNo: string | null;
+}
+
+/** A functional group being read. */
+export interface GroupState {
+  ge: GeEvent | null;
+  fa: boolean;
+  docs: Map<string, DocState>;
+}
+
+/** An interchange being read. */
+export interface InterchangeState {
+  header: InterchangeHeader;
+  id: number;
+  duplicate: boolean;
+  /** Sets of this interchange may be loaded (not a duplicate, usage accepted). */
+  loadable: boolean;
+  /** Problems of ours about the interchange (usage, reused ISA13), on top of the splitter's. */
+  extra: X12Problem[];
+  /** Every problem that rejects the whole interchange; known at its IEA. */
+  problems: X12Problem[];
+  groups: GroupState[];
+  closed: boolean;
+  /** SHA-256 of GS … GE, to tell a re-delivery from a reused ISA13. */
+  content: Hash;
+}
+
+/** A purchase order to answer with an 855 (business_errors: acknowledge). */
+export interface PoAckRequest {
+  set: TransactionSet;
+  mapped: MappedTransaction;
+  checked: CheckedOrder;
+}
+
+/** Thrown in an `acks` run when the file holds more than acks. */
+export class NotAnAckFile extends Error {}
+
+const usageName = (u: string): string => (u === 'P' ? 'production' : u === 'T' ? 'test' : 'information');
+
+/** A database error about the data (class 22 data exception, 23 integrity): the set is rejected, not the file. */
+function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(22|23)/.test(code);
+}
+
+/** The mapping's product id fields as messages quote them. */
+function productFieldsOf(mapping: InboundMapping): string {
+  const fields = (mapping.lines?.fields ?? []).filter((f) => f.kind === 'product');
+  return fields.map((f) => `${f.name} (${describeField(f)})`).join(' and ') || 'no product id field';
+}
+
+const MAX_PROBLEMS = 200;
+const MAX_ORDERS = 100;
+
+/** See the module comment. */
+export class InboundProcessor {
+  readonly interchanges: InterchangeState[] = [];
+  readonly poAcks: PoAckRequest[] = [];
+  /** Segments the mapping did not read, with how many sets carried them. */
+  readonly unused = new Map<string, number>();
+  private ix: InterchangeState | null = null;
+  private group: GroupState | null = null;
+  sets = 0;
+
+  constructor(
+    private readonly ctx: InboundContext,
+    private readonly client: pg.ClientBase,
+    private readonly result: InboundFileResult,
+    private readonly opts: InboundOptions,
+  ) {}
+
+  /** Counts a problem message into the result (the first 200 are kept). */
+  note(message: string): void {
+    this.result.problemCount++;
+    if (this.result.problems.length < MAX_PROBLEMS) this.result.problems.push(message);
+  }
+
+  /** A business problem handled as the profile says (held or acknowledged): not an error of the file. */
+  notice(message: string): void {
+    if (this.result.notices.length < MAX_PROBLEMS) this.result.notices.push(message);
+  }
+
+  private emit(
+    set: TransactionSet,
+    mapped: MappedTransaction,
+    checked: CheckedOrder | null,
+    outcome: 'loaded' | 'held' | 'rejected',
+  ): void {
+    if (!this.opts.onOrder) return;
+    this.opts.onOrder({
+      st02: set.controlNumber,
+      header: mapped.header,
+      lines: (checked?.lines ?? [])
+        .filter((l) => l !== null)
+        .map((l) => ({
+          sku: l.sku,
+          quantity: l.quantity,
+          uom: l.uom,
+          unitPrice: l.unitPrice,
+          customerLineRef: l.customerLineRef,
+        })),
+      outcome,
+    });
+  }
+
+  private q(sql: string): Promise<pg.QueryResult> {
+    return this.client.query(sql);
+  }
+
+  private hash(elements: readonly string[]): void {
+    this.ix?.content.update(`${elements.join('\x1f')}\x1e`);
+  }
+
+  async isa(h: InterchangeHeader): Promise<void> {
+    const partner = this.ctx.partner;
+    // Throws UNKNOWN_PARTNER: a file from anyone else, or not addressed to us, is not read.
+    findPartner({ [partner.name]: partner.x12 }, h);
+    const usageOk = (partner.accept_usage as string[]).includes(usageName(h.usage));
+    const receipt = await receiveInterchange(this.client, {
+      partner: partner.name,
+      isa13: h.controlNumber,
+      fileName: this.result.file,
+      sha256: this.result.sha256,
+      usage: h.usage,
+      groupCount: 0,
+      setCount: 0,
+    });
+    const extra: X12Problem[] = usageOk
+      ? []
+      : [
+          problem({
+            code: 'USAGE_NOT_ACCEPTED',
+            level: 'interchange',
+            file: this.result.file,
+            segment: h.segment.ordinal,
+            segmentId: 'ISA',
+            element: 15,
+            value: h.usage,
+            text: `ISA15 is "${h.usage}" (${usageName(h.usage)}), but ${partner.file} accepts ${partner.accept_usage.join(' and ')} interchanges only (accept_usage)`,
+            ack: { ta1: '020' },
+          }),
+        ];
+    const duplicate = receipt.duplicate && !this.opts.fresh;
+    this.ix = {
+      header: h,
+      id: receipt.id,
+      duplicate,
+      loadable: !duplicate && usageOk,
+      extra,
+      problems: [],
+      groups: [],
+      closed: false,
+      content: createHash('sha256'),
+    };
+    this.interchanges.push(this.ix);
+    await this.q('SAVEPOINT edi_interchange');
+  }
+
+  async gs(g: GroupHeader): Promise<void> {
+    const fa = g.functionalId === 'FA';
+    if (this.opts.acksOnly && !fa) throw new NotAnAckFile();
+    this.group = { ge: null, fa, docs: new Map() };
+    this.ix!.groups.push(this.group);
+    this.hash(g.segment.elements);
+    await this.q('SAVEPOINT edi_group');
+  }
+
+  async transaction(set: TransactionSet): Promise<void> {
+    for (const s of set.segments) this.hash(s.elements);
+    if (this.group!.fa) await this.functionalAck(set);
+    else await this.purchaseOrder(set);
+    this.opts.onSets?.(++this.sets);
+  }
+
+  async ge(ev: GeEvent): Promise<void> {
+    this.group!.ge = ev;
+    if (ev.trailer) this.hash(ev.trailer.elements);
+    if (ev.problems.length > 0) await this.q('ROLLBACK TO SAVEPOINT edi_group');
+    await this.q('RELEASE SAVEPOINT edi_group');
+    this.group = null;
+  }
+
+  /** A partner's 997/999 for one of our groups. */
+  private async functionalAck(set: TransactionSet): Promise<void> {
+    if (set.problems.length > 0) return;
+    if (set.id !== '997' && set.id !== '999') {
+      set.problems.push(
+        problem({
+          code: 'SET_NOT_SUPPORTED',
+          level: 'transaction',
+          file: this.result.file,
+          segment: set.segments[0]!.ordinal,
+          segmentId: 'ST',
+          text: `transaction set ${set.id} in a functional group FA; expected 997 or 999`,
+          ack: { ak5: '6' },
+        }),
+      );
+      return;
+    }
+    if (!this.ix!.loadable) return;
+    const partner = this.ctx.partner;
+    try {
+      const ack = readFunctionalAck(set);
+      const interchangeId = await applyFunctionalAck(this.client, partner.name, ack);
+      this.result.acksApplied.push({
+        functionalId: ack.group.functionalId,
+        gs06: ack.group.controlNumber,
+        code: ack.group.code,
+        interchangeId,
+      });
+      if (interchangeId === null) {
+        this.note(
+          `${this.result.file}, ${set.id} ${set.controlNumber}: acknowledges our group ${ack.group.functionalId} ${ack.group.controlNumber}, which we never sent to ${partner.name}; ignored`,
+        );
+      }
+    } catch (err) {
+      if (!(err instanceof X12Error)) throw err;
+      set.problems.push(err.problem);
+    }
+  }
+
+  /** An 850: syntax problems reject it; business problems go as the partner profile says. */
+  private async purchaseOrder(set: TransactionSet): Promise<void> {
+    const { partner, mapping } = this.ctx;
+    const x = this.ix!;
+    const doc: DocState = { po: null, orderNo: null };
+    this.group!.docs.set(set.controlNumber, doc);
+    if (set.id !== '850' || mapping === null || !partner.x12.inbound.includes(set.id)) {
+      set.problems.push(
+        problem({
+          code: 'SET_NOT_SUPPORTED',
+          level: 'transaction',
+          file: this.result.file,
+          segment: set.segments[0]!.ordinal,
+          segmentId: 'ST',
+          positionInSet: 1,
+          element: 1,
+          value: set.id,
+          text: `transaction set ${set.id} is not loaded from ${partner.name}; ${partner.file} lists inbound ${partner.x12.inbound.join(', ') || '(none)'} and erp loads 850 purchase orders`,
+          ack: { ak5: '1' },
+        }),
+      );
+      return;
+    }
+    // A set the envelope already rejects is not mapped: its codes say why.
+    if (set.problems.length > 0) return;
+    const mapped = mapTransaction(mapping, set);
+    doc.po = mapped.header.po_number ?? null;
+    for (const u of mapped.unused) this.unused.set(u, (this.unused.get(u) ?? 0) + 1);
+    const syntax = mapped.problems.filter((p) => !p.business);
+    if (syntax.length > 0) {
+      set.problems.push(...syntax);
+      this.emit(set, mapped, null, 'rejected');
+      return;
+    }
+    const checked = await checkPurchaseOrder(this.client, partner.customer_no, set, mapped, {
+      // A re-delivered interchange already loaded its POs; it is judged as it was the first time.
+      checkDuplicatePo: x.loadable && !this.opts.fresh,
+      productFields: productFieldsOf(mapping),
+    });
+    const mappedBusiness = mapped.problems.filter((p) => p.business);
+    const business = [...mappedBusiness, ...checked.problems];
+    const policy = business.length === 0 ? 'clean' : partner.business_errors;
+    if (policy === 'reject') {
+      set.problems.push(...business);
+      this.emit(set, mapped, checked, 'rejected');
+      return;
+    }
+    if (!x.loadable) return;
+    if (policy === 'hold') {
+      await holdOrder(
+        this.client,
+        { partner: partner.name, interchangeId: x.id, fileName: this.result.file },
+        set,
+        doc.po,
+        business,
+      );
+      for (const p of business) this.notice(`held for an operator (erp edi exceptions): ${p.message}`);
+      this.emit(set, mapped, checked, 'held');
+      return;
+    }
+    if (policy === 'acknowledge') {
+      // A mapping-required value missing on a line rejects that line; anywhere else, the order.
+      for (const p of mappedBusiness) {
+        const i = mapped.lineAnchors.findIndex(
+          (a, n) =>
+            p.positionInSet !== undefined &&
+            p.positionInSet >= a.position &&
+            p.positionInSet < (mapped.lineAnchors[n + 1]?.position ?? Infinity),
+        );
+        if (i >= 0) checked.lines[i] = null;
+        else checked.headerRejected = true;
+      }
+      this.poAcks.push({ set, mapped, checked });
+      for (const p of business) this.notice(`acknowledged in the 855: ${p.message}`);
+      if (checked.headerRejected || checked.lines.every((l) => l === null)) {
+        this.emit(set, mapped, checked, 'rejected');
+        return;
+      }
+    }
+    await this.insert(set, mapped, checked, doc);
+  }
+
+  private async insert(
+    set: TransactionSet,
+    mapped: MappedTransaction,
+    checked: CheckedOrder,
+    doc: DocState,
+  ): Promise<void> {
+    const { partner } = this.ctx;
+    const keep = checked.lines.map((l) => l !== null);
+    await this.q('SAVEPOINT edi_set');
+    try {
+      doc.orderNo = await insertPurchaseOrder(
+        this.client,
+        {
+          partner: partner.name,
+          customerNo: partner.customer_no,
+          interchangeId: this.ix!.id,
+          fileName: this.result.file,
+        },
+        set,
+        { ...mapped, lines: mapped.lines.filter((_, i) => keep[i]) },
+        checked.lines.filter((l) => l !== null),
+      );
+      await this.q('RELEASE SAVEPOINT edi_set');
+      this.emit(set, mapped, checked, 'loaded');
+    } catch (err) {
+      if (!isDataError(err)) throw err;
+      await this.q('ROLLBACK TO SAVEPOINT edi_set');
+      await this.q('RELEASE SAVEPOINT edi_set');
+      set.problems.push(
+        problem({
+          code: 'STORE_FAILED',
+          level: 'transaction',
+          file: this.result.file,
+          segment: set.segments[0]!.ordinal,
+          segmentId: 'ST',
+          text: `transaction set 850 ${set.controlNumber} (PO ${doc.po ?? '?'}) could not be stored: ${describeError(err)}`,
+          ack: { ak5: '5' },
+        }),
+      );
+    }
+  }
+
+  /** At IEA: roll back what the interchange's problems reject, record groups and sets as judged. */
+  async iea(ev: IeaEvent): Promise<void> {
+    const x = this.ix!;
+    const { partner } = this.ctx;
+    const content = x.content.digest('hex');
+    if (x.duplicate) await this.reusedControlNumber(x, content);
+    x.problems = [...ev.problems, ...x.extra];
+    if (x.problems.length > 0) await this.q('ROLLBACK TO SAVEPOINT edi_interchange');
+    await this.q('RELEASE SAVEPOINT edi_interchange');
+    for (const p of x.problems) this.note(p.message);
+    let accepted = 0;
+    let received = 0;
+    let setCount = 0;
+    let fa = 0;
+    const held = x.extra.some((p) => p.code === 'ISA13_REUSED');
+    for (const g of x.groups) {
+      const verdict: GroupVerdict = judgeGroup(g.ge!, x.problems);
+      for (const p of g.ge!.problems) this.note(p.message);
+      for (const sv of verdict.sets) for (const p of sv.set.problems) this.note(p.message);
+      setCount += verdict.received;
+      if (g.fa) {
+        fa += verdict.accepted;
+        continue;
+      }
+      accepted += verdict.accepted;
+      received += verdict.received;
+      if (!x.duplicate || held) {
+        this.result.setsAccepted += verdict.accepted;
+        this.result.setsRejected += verdict.received - verdict.accepted;
+      }
+      if (x.loadable) {
+        for (const sv of verdict.sets) {
+          const orderNo = sv.accepted ? g.docs.get(sv.set.controlNumber)?.orderNo : null;
+          if (!orderNo) continue;
+          this.result.ordersLoaded++;
+          if (this.result.orders.length < MAX_ORDERS) this.result.orders.push(orderNo);
+        }
+      }
+      if (!x.duplicate) await recordGroup(this.client, partner.name, x.id, g, verdict);
+    }
+    const status = held ? 'held' : x.duplicate ? 'duplicate' : accepted > 0 || fa > 0 ? 'loaded' : 'rejected';
+    const message =
+      x.duplicate && !held
+        ? undefined
+        : x.problems.length > 0
+          ? x.problems[0]!.message
+          : received > accepted
+            ? `${received - accepted} of ${received} transaction sets rejected`
+            : null;
+    await this.client.query(
+      `UPDATE edi.interchanges SET status = $2, group_count = $3, set_count = $4,
+              message = CASE WHEN $5::boolean THEN message ELSE $6 END, content_sha256 = $7, updated_at = now()
+        WHERE id = $1`,
+      [x.id, status, x.groups.length, setCount, message === undefined, message ?? null, content],
+    );
+    this.result.interchanges.push({ isa13: x.header.controlNumber, status, usage: x.header.usage });
+    x.closed = true;
+    this.ix = null;
+  }
+
+  /**
+   * A re-delivered ISA13: the same content is a duplicate (acknowledged again as before); other
+   * content under the same ISA13 is held for an operator and rejected with TA1 note code 025.
+   */
+  private async reusedControlNumber(x: InterchangeState, content: string): Promise<void> {
+    const { rows } = await this.client.query<{ content_sha256: string | null; file_name: string }>(
+      `SELECT content_sha256, file_name FROM edi.interchanges
+        WHERE partner = $1 AND direction = 'in' AND isa13 = $2 AND status NOT IN ('duplicate', 'rejected', 'held')`,
+      [this.ctx.partner.name, Number(x.header.controlNumber)],
+    );
+    const first = rows[0];
+    if (!first || first.content_sha256 === null || first.content_sha256 === content) return;
+    x.extra.push(
+      problem({
+        code: 'ISA13_REUSED',
+        level: 'interchange',
+        file: this.result.file,
+        segment: x.header.segment.ordinal,
+        segmentId: 'ISA',
+        element: 13,
+        value: x.header.controlNumber,
+        text: `ISA13 ${x.header.controlNumber} was already received from ${this.ctx.partner.name} in ${first.file_name} with different content; this interchange is held for an operator and nothing of it is loaded`,
+        ack: { ta1: '025' },
+      }),
+    );
+  }
+}
+
+/** Records an inbound group and its sets as the ack judges them. */
+async function recordGroup(
+  client: pg.ClientBase,
+  partner: string,
+  interchangeId: number,
+  g: GroupState,
+  verdict: GroupVerdict,
+): Promise<void> {
+  const h = g.ge!.group;
+  // A group whose GS06 is unusable or repeated cannot be keyed; its problems are on the interchange.
+  if (!/^\d{1,9}$/.test(h.controlNumber)) return;
+  const { rows } = await client.query<{ id: string }>(
+    `INSERT INTO edi.groups (interchange_id, partner, direction, functional_id, gs06, version, set_count, status, ack_code)
+     VALUES ($1, $2, 'in', $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (interchange_id, gs06) DO NOTHING RETURNING id`,
+    [
+      interchangeId,
+      partner,
+      h.functionalId,
+      Number(h.controlNumber),
+      h.version,
+      verdict.received,
+      verdict.accepted > 0 ? 'loaded' : 'rejected',
+      g.fa ? null : verdict.code,
+    ],
+  );
+  if (rows.length === 0) return;
+  await client.query(
+    `INSERT INTO edi.transaction_sets (group_id, st01, st02, document_key, status, ack_codes)
+     SELECT $1, s.st01, s.st02, s.key, s.status, string_to_array(s.codes, ',')
+       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS s (st01, st02, key, status, codes)
+     ON CONFLICT (group_id, st02) DO NOTHING`,
+    [
+      rows[0]!.id,
+      verdict.sets.map((s) => s.set.id),
+      verdict.sets.map((s) => s.set.controlNumber),
+      verdict.sets.map((s) => g.docs.get(s.set.controlNumber)?.po ?? null),
+      verdict.sets.map((s) => (s.accepted ? 'loaded' : 'rejected')),
+      verdict.sets.map((s) => s.codes.join(',')),
+    ],
+  );
+}
