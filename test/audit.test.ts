@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAudit, GENESIS, hashOf, verifyAudit, type AuditRow } from '../src/audit/trail.js';
@@ -85,7 +85,8 @@ async function tamper(d: TestDatabase, sql: string): Promise<void> {
   }
 }
 
-describe('audit trail', () => {
+// Each command is a process of the built CLI: on a busy machine each start takes seconds.
+describe('audit trail', { timeout: 300_000 }, () => {
   it('records runs requested, a --force reload, a cancel and the definitions each run used', async () => {
     expect((await erp(['run', 'close', '--period', '2026-11', '--inline'])).code).toBe(0);
     const forced = await erp(['run', 'items', '--inline', '--force'], { ERP_USER: 'bob' });
@@ -133,6 +134,27 @@ describe('audit trail', () => {
     expect(verify.stderr).toBe('');
     expect(verify.stdout).toBe(`audit trail intact: 5 rows; head seq 5 hash ${trail[4]!.hash}\n`);
     expect(verify.code).toBe(0);
+  });
+
+  it('records a failed run resumed, by whoever resumed it', async () => {
+    await writeFile(path.join(home.dir, 'sql/jobs/flaky.sql'), 'SELECT 1 / 0 AS boom;\n');
+    await writeFile(path.join(home.dir, 'jobs/flaky.yaml'), 'steps:\n  - sql: jobs/flaky.sql\n');
+    const failed = await erp(['run', 'flaky', '--inline']);
+    expect(failed.code).toBe(1);
+    const id = (await db.pool.query<{ id: string }>("SELECT id::text FROM runner.runs WHERE name = 'flaky'"))
+      .rows[0]!.id;
+    await writeFile(path.join(home.dir, 'sql/jobs/flaky.sql'), 'SELECT 1 AS fine;\n');
+    const resumed = await erp(['run', '--resume', id, '--inline'], { ERP_USER: 'dave' });
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const trail = await db.pool.query<{ actor: string; action: string; detail: { from_step: number } }>(
+      `SELECT actor, action, detail FROM audit.events WHERE subject = $1 ORDER BY seq`,
+      [`run:${id}`],
+    );
+    expect(trail.rows).toEqual([
+      { actor: 'alice', action: 'run.requested', detail: expect.objectContaining({ name: 'flaky' }) },
+      { actor: 'dave', action: 'run.resumed', detail: { previous_status: 'failed', from_step: 1 } },
+    ]);
+    expect((await erp(['audit', 'verify'])).code).toBe(0);
   });
 
   it('hashes the same payload in PostgreSQL and in Node, chained from 64 zeros', async () => {
