@@ -1,6 +1,6 @@
 import { hostname, userInfo } from 'node:os';
 import type pg from 'pg';
-import { CancelledError, isPermanent, RejectPolicyError } from './errors.js';
+import { CancelledError, isPermanent, RejectPolicyError, TimeoutError } from './errors.js';
 import type { Reject } from './stages/types.js';
 
 /**
@@ -77,12 +77,13 @@ export async function finishRun(
 }
 
 /** Why a run failed, which decides the CLI's exit code and whether a retry can help. */
-export type ErrorKind = 'policy' | 'user' | 'infra' | 'cancelled';
+export type ErrorKind = 'policy' | 'user' | 'infra' | 'cancelled' | 'timeout';
 
 /** Classifies an error for {@link ErrorKind}. */
 export function errorKindOf(err: unknown): ErrorKind {
   if (err instanceof RejectPolicyError) return 'policy';
   if (err instanceof CancelledError) return 'cancelled';
+  if (err instanceof TimeoutError) return 'timeout';
   return isPermanent(err) ? 'user' : 'infra';
 }
 

@@ -1,6 +1,7 @@
 import { createRedactor, loadRedactKey, redactStages, sensitiveFieldsOf } from '../compliance/sensitive.js';
 import { UserError } from '../errors.js';
 import { createCsvFormat } from '../stages/format-csv.js';
+import { createNachaFormat } from '../stages/format-nacha.js';
 import { createXlsxFormat } from '../stages/format-xlsx.js';
 import { FILE_SOURCES, type FormatConfig } from '../stages/registry.js';
 import { createFileSink } from '../stages/sink-file.js';
@@ -34,6 +35,8 @@ function buildFormat(config: FormatConfig): FormatReader & FormatWriter {
       return createCsvFormat(config);
     case 'xlsx':
       return createXlsxFormat(config);
+    case 'nacha':
+      return createNachaFormat(config);
   }
 }
 
@@ -61,6 +64,7 @@ export function buildExport(
     sink: fileSink,
     outputName: fileSink.outputName({
       period: params.period as string | undefined,
+      as_of: params.as_of as string | undefined,
       run_id: runId ?? 'dry-run',
       ext: format.extension,
     }),
