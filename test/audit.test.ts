@@ -157,6 +157,33 @@ describe('audit trail', { timeout: 300_000 }, () => {
     expect((await erp(['audit', 'verify'])).code).toBe(0);
   });
 
+  it('chains console actions and user and role changes, never a password hash', async () => {
+    const d = await chainOf(0);
+    await d.pool.query(
+      `INSERT INTO console.users (name, role, password_hash) VALUES ('eve', 'viewer', 'scrypt$secret-hash')`,
+    );
+    await d.pool.query(`BEGIN; SET LOCAL erp.actor = 'admin1';
+      UPDATE console.users SET role = 'admin', password_hash = 'scrypt$other' WHERE name = 'eve'; COMMIT`);
+    await d.pool.query(
+      `INSERT INTO console.actions (actor, address, action, detail) VALUES ('eve', '10.0.0.9', 'login', '{}')`,
+    );
+    await d.pool.query(`DELETE FROM console.users WHERE name = 'eve'`);
+    const trail = await rows(d.pool);
+    expect(trail.map((r) => [r.actor, r.action, r.subject, r.detail])).toEqual([
+      ['root', 'user.created', 'user:eve', '{"role": "viewer"}'],
+      [
+        'admin1',
+        'user.changed',
+        'user:eve',
+        '{"role": {"to": "admin", "from": "viewer"}, "password_changed": true}',
+      ],
+      ['eve', 'console.login', 'console', '{}'],
+      ['root', 'user.deleted', 'user:eve', '{"role": "admin"}'],
+    ]);
+    expect(trail.map((r) => r.detail).join()).not.toContain('scrypt');
+    expect((await verifyAudit(d.pool)).problems).toEqual([]);
+  });
+
   it('hashes the same payload in PostgreSQL and in Node, chained from 64 zeros', async () => {
     const trail = await rows();
     expect(trail[0]!.prev_hash).toBe(GENESIS);
@@ -167,12 +194,13 @@ describe('audit trail', { timeout: 300_000 }, () => {
   });
 
   it('is refused UPDATE, DELETE and TRUNCATE, even for its owner', async () => {
+    const d = await chainOf(1);
     for (const sql of [
       "UPDATE audit.events SET actor = 'mallory' WHERE seq = 1",
       'DELETE FROM audit.events WHERE seq = 1',
       'TRUNCATE audit.events',
     ]) {
-      await expect(db.pool.query(sql)).rejects.toThrow(/audit.events is append-only/);
+      await expect(d.pool.query(sql)).rejects.toThrow(/audit.events is append-only/);
     }
     const grants = await db.pool.query<{ p: string }>(
       `SELECT privilege_type AS p FROM information_schema.role_table_grants
