@@ -7,7 +7,7 @@ import {
   killChildren,
   makeJobsHome,
   removeKeys,
-  startWorkerProcess,
+  startErp,
   testPrefix,
   testQueue,
   waitFor,
@@ -53,8 +53,14 @@ beforeAll(async () => {
     'sql/jobs/close.sql':
       "INSERT INTO public.closes (period) VALUES (:'period') RETURNING period AS closing;\n",
   });
-  // One worker executes what is approved; killChildren stops it.
-  await startWorkerProcess(env('worker'));
+  // One worker executes what is approved; killChildren stops it. Its start is awaited generously:
+  // on a busy machine a process takes seconds to start.
+  const worker = startErp(['worker'], { ...env('worker'), LOG_LEVEL: 'info' });
+  await waitFor(
+    () => worker.stderr().includes('"msg":"worker started"'),
+    100_000,
+    () => `worker start (stderr: ${worker.stderr()})`,
+  );
 });
 afterAll(async () => {
   await killChildren();
@@ -94,7 +100,8 @@ async function request(user: string, job: string, period: string): Promise<strin
   return id;
 }
 
-describe('approvals', () => {
+// Each command is a process of the built CLI: on a busy machine each start takes seconds.
+describe('approvals', { timeout: 300_000 }, () => {
   it('records the run as awaiting approval with its dry run, and runs nothing yet', async () => {
     const id = await request('alice', 'payroll-close', '2026-11');
     expect(await runOf(id)).toEqual({ status: 'awaiting_approval', error: null });
@@ -156,6 +163,13 @@ describe('approvals', () => {
     expect(r.code).toBe(0);
     expect(await runOf(id)).toEqual({ status: 'cancelled', error: 'rejected by bob: wrong period' });
     expect((await erp('carol', ['approve', id])).code).toBe(5);
+    // Nor does resuming it as a cancelled run get round the rejection.
+    const resumed = await erp('alice', ['run', '--resume', id]);
+    expect(resumed.code).toBe(1);
+    expect(resumed.stderr).toContain(
+      `run ${id} was never approved (rejected); it cannot be resumed: request it again with erp run`,
+    );
+    expect((await runOf(id)).status).toBe('cancelled');
     expect(await closes('2026-12')).toBe(0);
     expect(await audit(id)).toEqual(['alice run.approval_requested', 'bob run.rejected']);
   });

@@ -1,3 +1,4 @@
+import { createRedactor, loadRedactKey, redactStages, sensitiveFieldsOf } from '../compliance/sensitive.js';
 import { UserError } from '../errors.js';
 import { createCsvFormat } from '../stages/format-csv.js';
 import { createNachaFormat } from '../stages/format-nacha.js';
@@ -83,7 +84,7 @@ export async function buildImport(
   if (source.kind === 'postgres' || sink.kind !== 'postgres') {
     throw new UserError(`${def.file}: not an import pipeline`);
   }
-  return {
+  const stages: ImportStages = {
     // `--file` replaces any source's listing with local files.
     source:
       source.kind === 'sftp' && !opts.files
@@ -93,4 +94,6 @@ export async function buildImport(
     steps,
     sink: createPostgresSink(sink),
   };
+  const sensitive = await sensitiveFieldsOf(ctx.home, def);
+  return sensitive.size === 0 ? stages : redactStages(stages, createRedactor(sensitive, loadRedactKey()));
 }

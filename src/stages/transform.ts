@@ -48,6 +48,8 @@ export const columnMappingSchema = z
     default: z.union([z.string(), z.number(), z.boolean()]).optional(),
     /** Replace the value by the id found in a PostgreSQL table; a value not found is a reject. */
     lookup: lookupSchema.optional(),
+    /** Personal or secret data: its values are masked in rejects, reports and messages (src/compliance/sensitive.ts). */
+    sensitive: z.boolean().optional(),
   })
   .strict()
   .refine((c) => !(c.from !== undefined && c.const !== undefined), {

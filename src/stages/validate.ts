@@ -15,6 +15,8 @@ const base = {
   required: z.boolean().default(false),
   /** Human description, shown in `erp schema` and docs. */
   description: z.string().optional(),
+  /** Personal or secret data: its values are masked in rejects, reports and messages (src/compliance/sensitive.ts). */
+  sensitive: z.boolean().optional(),
 };
 
 const stringField = z
