@@ -72,6 +72,9 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'erp_app') THEN
     CREATE ROLE erp_app NOLOGIN;
   END IF;
+EXCEPTION
+  -- Roles are per cluster: another database's migration may have created it in the meantime.
+  WHEN duplicate_object OR unique_violation THEN NULL;
 END
 $$;
 REVOKE ALL ON audit.events FROM PUBLIC;
