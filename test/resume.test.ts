@@ -135,13 +135,19 @@ describe('erp run --resume', () => {
       { position: 2, status: 'succeeded' },
       { position: 3, status: 'failed' },
     ]);
-    // A new run of the whole job is refused by the database: the period is closed.
-    const again = await erp(['run', 'payroll-close', '--period', '2026-11', '--inline']);
-    expect(again.code).toBe(1);
-    expect(again.stdout + again.stderr).toMatch(/closed/);
-
+    // A new run of the whole job is refused before anything is recorded while the stale file is
+    // there (the preflight), and by the database once it is gone: the period is closed.
+    const refused = await erp(['run', 'payroll-close', '--period', '2026-11', '--inline']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(
+      `${path.relative(home.dir, target)} already exists and overwrite is off`,
+    );
     // The documented fix: move the stale file aside; then the operator's one command.
     await rename(target, `${target}.stale`);
+    const again = await erp(['run', 'payroll-close', '--period', '2026-11', '--inline']);
+    expect(again.code).toBe(1);
+    expect(again.stdout).toMatch(/closed/);
+
     const resumed = await erp(['run', '--resume', String(runId)]);
     expect(resumed.stderr).toContain(`resuming run ${runId} (payroll-close) from step 3 of 4`);
     expect(resumed.code).toBe(0);

@@ -28,7 +28,13 @@ export interface ResumedRun extends StoredRun {
 }
 
 /** Reopens failed run `runId` for its remaining steps, or says why it cannot be resumed. */
-export async function reopenRun(pool: pg.Pool, home: string, runId: number): Promise<ResumedRun> {
+export async function reopenRun(
+  pool: pg.Pool,
+  home: string,
+  runId: number,
+  /** Checks the remaining steps (the preflight) before the run is touched; throws to refuse. */
+  check: (run: ResumedRun) => Promise<void> = async () => undefined,
+): Promise<ResumedRun> {
   const { rows } = await pool.query<{ status: string; lock_key: string | null }>(
     'SELECT status, lock_key FROM runner.runs WHERE id = $1',
     [runId],
@@ -61,6 +67,7 @@ export async function reopenRun(pool: pg.Pool, home: string, runId: number): Pro
   }
   if (done.length === steps.length)
     throw new UserError(`run ${runId}: every step succeeded already; there is nothing to resume`);
+  await check({ ...stored, steps, done });
   try {
     const reopened = await pool.query(
       `UPDATE runner.runs SET status = 'queued', finished_at = NULL, error = NULL, error_kind = NULL,
