@@ -1,9 +1,10 @@
 /**
  * `npm run demo`: the whole story on the shipped fixtures, on a fresh database.
  *
- *   migrate ─► imports (CSV, XLSX, timesheets over SFTP) ─► payroll close (dry run, real, refused again)
- *     ─► EDI: partners drop 850s on SFTP ─► orders + 997/999 back ─► ship & invoice ─► 810/856 out
- *     ─► nightly exports (trial balance XLSX, AR aging CSV) ─► summary
+ *   migrate ─► imports (CSV, XLSX) ─► opening stock and YTD wages ─► EDI: partners drop 850s on SFTP
+ *     ─► orders + 997/999 back ─► ship & invoice ─► 810/856 out ─► timesheets over SFTP ─► payroll
+ *     close (dry run, real with NACHA file and disbursement, refused again) ─► nightly exports (trial
+ *     balance XLSX, AR aging CSV) ─► month-end close ─► summary
  *
  * Everything runs through the same `erp` commands an operator uses: a worker pool executes the
  * runs; `erp run` queues and follows them. An OpenSSH sshd on a loopback port plays the partners'
@@ -89,8 +90,23 @@ async function main(): Promise<void> {
     erp(env, ['run', 'employee-deductions']);
     erp(env, ['run', 'items'], 0); // the same file again: recognised and skipped
 
-    // Payroll: the time clock drops a month of timesheets on SFTP; one is not approved yet.
+    // Go-live in November: the month opens; the opening stock at cost and the year-to-date wages
+    // the previous payroll system paid come in.
     erp(env, ['run', 'open-period', '--period', PERIOD]);
+    erp(env, ['run', 'inventory-opening']);
+    erp(env, ['run', 'opening-ytd']);
+
+    // EDI: two partners drop purchase orders; orders are loaded and acknowledged, then shipped
+    // (inventory relieved at cost, COGS posted), invoiced, and the 856 ship notices and 810 invoices go back.
+    await copyFile('fixtures/edi/partner-a-850.edi', path.join(sshd.root, 'PARTNERA/inbox/po-0001.edi'));
+    await copyFile('fixtures/edi/partner-b-850.edi', path.join(sshd.root, 'PARTNERB/inbox/po-0002.edi'));
+    await copyFile('fixtures/edi/bad-se-count.edi', path.join(sshd.root, 'PARTNERA/inbox/po-0003.edi'));
+    erp(env, ['run', 'edi-inbound']);
+    erp(env, ['run', 'ship-and-invoice', '--param', 'ship_date=2026-11-27']);
+    erp(env, ['run', 'edi-outbound']);
+    erp(env, ['edi', 'status']);
+
+    // Payroll: the time clock drops a month of timesheets on SFTP; one is not approved yet.
     await copyFile(
       'fixtures/company/timesheets-2026-11-unapproved.csv',
       path.join(sshd.root, 'TIMECLOCK/inbox/timesheets-2026-11-a.csv'),
@@ -106,18 +122,11 @@ async function main(): Promise<void> {
     erp(env, ['run', 'payroll-close', '--period', PERIOD]);
     erp(env, ['run', 'payroll-close', '--period', PERIOD], 1); // a closed period is never closed twice
 
-    // EDI: two partners drop purchase orders; orders are loaded and acknowledged, then shipped,
-    // invoiced, and the 856 ship notices and 810 invoices go back.
-    await copyFile('fixtures/edi/partner-a-850.edi', path.join(sshd.root, 'PARTNERA/inbox/po-0001.edi'));
-    await copyFile('fixtures/edi/partner-b-850.edi', path.join(sshd.root, 'PARTNERB/inbox/po-0002.edi'));
-    await copyFile('fixtures/edi/bad-se-count.edi', path.join(sshd.root, 'PARTNERA/inbox/po-0003.edi'));
-    erp(env, ['run', 'edi-inbound']);
-    erp(env, ['run', 'ship-and-invoice', '--param', 'ship_date=2026-11-27']);
-    erp(env, ['run', 'edi-outbound']);
-    erp(env, ['edi', 'status']);
-
     // The nightly batch: every import again (all skipped: nothing new), EDI, and the exports.
     erp(env, ['run', 'nightly', '--param', `period=${PERIOD}`, '--param', 'as_of=2026-11-30']);
+    // Month end: payroll closed and paid, so the fiscal period closes; the ledger and every
+    // subledger refuse November from now on.
+    erp(env, ['run', 'month-end-close', '--period', PERIOD]);
     erp(env, ['runs', '--limit', '30']);
 
     // What is where.
@@ -140,6 +149,9 @@ async function main(): Promise<void> {
       `  payroll ${PERIOD}:        ${await q(`SELECT 'net ' || total_net || ' for ' || employee_count || ' employees' FROM payroll.runs WHERE period = '${PERIOD}' AND status = 'completed'`)}`,
     );
     console.log(`  sales orders from EDI:  ${await q('SELECT count(*) FROM sales.orders')}`);
+    console.log(
+      `  ledger ${PERIOD}:         ${await q(`SELECT 'trial balance ' || sum(balance) || ', AR ' || (SELECT sum(balance) FROM sales.ar_subledger) || ' = GL 1200 ' || (SELECT sum(debit - credit) FROM gl.journal_lines WHERE account_code = '1200') || ', inventory ' || (SELECT sum(value) FROM inv.valuation) || ' = GL 1300 ' || (SELECT sum(debit - credit) FROM gl.journal_lines WHERE account_code = '1300') || ', net pay payable ' || (SELECT coalesce(sum(credit - debit), 0) FROM gl.journal_lines WHERE account_code = '2100') FROM gl.trial_balance WHERE period = '${PERIOD}'`)}`,
+    );
     console.log(
       `  EDI interchanges:       ${await q(`SELECT string_agg(direction || ' ' || status || ' ' || n, ', ') FROM (SELECT direction, status, count(*) n FROM edi.interchanges GROUP BY 1, 2 ORDER BY 1, 2) x`)}`,
     );

@@ -81,6 +81,11 @@ beforeAll(async () => {
     const r = await runInbound(w.app, p, { dryRun: false, env: w.env });
     expect(r.files.map((f) => f.status)).toEqual(['loaded']);
   }
+  // As if PO-10002's second line had said PO105 = CP (price per carton) rather than nothing.
+  await w.db.pool.query(
+    `UPDATE edi.inbound_orders io SET lines = jsonb_set(io.lines, '{1,price_basis}', '"CP"')
+      FROM sales.orders o WHERE o.id = io.order_id AND o.customer_po = 'PO-10002'`,
+  );
   for (const po of ['PO-10001', 'PO-10002', 'GX-7001']) docs[po] = await shipAndInvoice(po);
   // A manual order without a customer PO: its 856 cannot be written (PRF01 is required).
   const { rows } = await w.db.pool.query<{ id: number }>(
@@ -138,11 +143,26 @@ describe('outbound 810 invoices', () => {
     ]);
     expect(segs(s, 'BIG')[0]).toEqual(['BIG', '20260203', docs['PO-10001']!.invoice, '20260115', 'PO-10001']);
     expect(segs(s, 'IT1').slice(0, 3)).toEqual([
-      ['IT1', '1', '10', 'EA', '12.5', 'PE', 'BP', 'SKU-1001', 'VP', 'SKU-1001'],
+      // VP: the vendor part the 850 line named (V-9001), our sku where it named none.
+      ['IT1', '1', '10', 'EA', '12.5', 'PE', 'BP', 'SKU-1001', 'VP', 'V-9001'],
       ['IT1', '2', '5.5', 'CA', '3.2', 'PE', 'BP', 'SKU-1002', 'VP', 'SKU-1002'],
-      ['IT1', '3', '100', 'EA', '0.15', 'PE', 'BP', 'SKU-1003', 'VP', 'SKU-1003'],
+      ['IT1', '3', '100', 'EA', '0.15', 'PE', 'BP', 'SKU-1003', 'VP', 'V-9003'],
     ]);
-    expect(segs(s, 'N1')[0]).toEqual(['N1', 'BT', 'Acme Corp', '92', 'PARTNERA']);
+    // IT105 echoes the basis of unit price the order line came with (PO105 CP on PO-10002 line 2).
+    expect(segs(s, 'IT1')[4]).toEqual([
+      'IT1',
+      '2',
+      '24',
+      'EA',
+      '7.99',
+      'CP',
+      'BP',
+      'SKU-2002',
+      'VP',
+      'V-8002',
+    ]);
+    // N1*BT: the buyer's own code and qualifier from the 850 (N1*BT*ACME CORP*92*HQ), not our customer number.
+    expect(segs(s, 'N1')[0]).toEqual(['N1', 'BT', 'Acme Corp', '92', 'HQ']);
     expect(segs(s, 'N1')[1]).toEqual(['N1', 'ST', 'ACME DISTRIBUTION CENTER', '92', 'DC01']);
     expect(segs(s, 'PID')[1]).toEqual(['PID', 'F', '', '', '', 'Hex nut, zinc']);
     // 125.00 + 17.60 + 15.00 = 157.60 (N2); 900.00 + 191.76 = 1091.76; the manual order 4 × 0.15.
@@ -242,13 +262,13 @@ describe('outbound 856 ship notices', () => {
       ['HL', '2', '1', 'O', '1'],
       ['PRF', 'PO-10001', '', '', '20260115'],
       ['HL', '3', '2', 'I', '0'],
-      ['LIN', '1', 'BP', 'SKU-1001', 'VP', 'SKU-1001'],
+      ['LIN', '1', 'BP', 'SKU-1001', 'VP', 'V-9001'],
       ['SN1', '', '10', 'EA'],
       ['HL', '4', '2', 'I', '0'],
       ['LIN', '2', 'BP', 'SKU-1002', 'VP', 'SKU-1002'],
       ['SN1', '', '5.5', 'CA'],
       ['HL', '5', '2', 'I', '0'],
-      ['LIN', '3', 'BP', 'SKU-1003', 'VP', 'SKU-1003'],
+      ['LIN', '3', 'BP', 'SKU-1003', 'VP', 'V-9003'],
       ['SN1', '', '100', 'EA'],
     ]);
     expect(segs(first, 'TD5')).toEqual([['TD5', 'B', '2', 'UPSN']]);
@@ -302,7 +322,7 @@ describe('outbound 856 ship notices', () => {
       'BP',
       'SKU-1001',
       'VP',
-      'SKU-1001',
+      'V-9001',
     ]);
     const s856 = parseStrict(await outboxText('PARTNERB', real.files[1]!.name)).segments[0]!;
     expect(segs(s856, 'PRF')).toEqual([['PRF', 'GX-7001', '', '', '20260115']]);

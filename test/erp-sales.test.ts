@@ -196,6 +196,13 @@ describe('master data checks', () => {
         .query(`INSERT INTO hr.employees (employee_no, first_name, last_name, hire_date, pay_type, hourly_rate, department, bank_routing, bank_account)
                      VALUES ('X1', 'A', 'B', '2026-01-01', 'hourly', 20, 'Warehouse', '021000022', '12345')`),
     ).rejects.toMatchObject({ code: '23514', constraint: 'employees_bank_routing_check' });
+    // A valid check digit (3·4 + 7·5 + 3 = 50) but 45 is no Federal Reserve routing symbol.
+    await expect(
+      db.pool.query(
+        `INSERT INTO hr.employees (employee_no, first_name, last_name, hire_date, pay_type, hourly_rate, department, bank_routing, bank_account)
+         VALUES ('E9998', 'A', 'B', '2026-01-01', 'hourly', 20, 'X', '450000003', '12345678')`,
+      ),
+    ).rejects.toMatchObject({ code: '23514', constraint: 'employees_bank_routing_prefix' });
     await expect(
       db.pool.query(
         `INSERT INTO sales.customers (customer_no, name, x12_qualifier, x12_id) VALUES ('C3000', 'Copycat', 'ZZ', 'ACMEBUY')`,

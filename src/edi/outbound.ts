@@ -90,9 +90,15 @@ interface SelectedDocument {
 
 const INVOICES = `
   SELECT i.id::text, i.invoice_no, i.invoice_date::text, i.currency, o.customer_po, o.order_date::text AS po_date,
-         c.name AS bill_to_name, c.customer_no AS bill_to_code, c.payment_terms_days,
+         -- N1*BT/ST echo the party codes and qualifiers the 850 came with; an order that did not come
+         -- by EDI names the customer by our number, qualifier 91 (assigned by seller).
+         c.name AS bill_to_name, coalesce(io.header ->> 'bill_to_code', c.customer_no) AS bill_to_code,
+         CASE WHEN io.header ->> 'bill_to_code' IS NOT NULL THEN coalesce(io.header ->> 'bill_to_qualifier', '92')
+              ELSE '91' END AS bill_to_qualifier,
+         c.payment_terms_days,
          coalesce(o.ship_to_name, io.header ->> 'ship_to_name') AS ship_to_name,
-         io.header ->> 'ship_to_code' AS ship_to_code, s.ship_date::text AS ship_date
+         io.header ->> 'ship_to_code' AS ship_to_code,
+         coalesce(io.header ->> 'ship_to_qualifier', '92') AS ship_to_qualifier, s.ship_date::text AS ship_date
     FROM sales.invoices i
     JOIN sales.customers c ON c.customer_no = i.customer_no
     LEFT JOIN sales.orders o ON o.id = i.order_id
@@ -107,6 +113,9 @@ const INVOICES = `
 const INVOICE_LINES = `
   SELECT il.invoice_id::text, il.quantity::text, il.uom, il.unit_price::text, il.description, il.sku,
          coalesce(io.lines -> (il.order_line_no - 1) ->> 'buyer_part', ci.customer_item, il.sku) AS buyer_part,
+         -- What the 850 line named: the vendor part (PO1 VP) and the price basis (PO105).
+         coalesce(io.lines -> (il.order_line_no - 1) ->> 'vendor_part', il.sku) AS vendor_part,
+         io.lines -> (il.order_line_no - 1) ->> 'price_basis' AS price_basis,
          il.amount::text
     FROM sales.invoice_lines il
     JOIN sales.invoices i ON i.id = il.invoice_id
@@ -133,7 +142,8 @@ const SHIPMENTS = `
 const SHIPMENT_LINES = `
   SELECT sl.shipment_id::text, sl.quantity::text, ol.uom, coalesce(ol.customer_line_ref, ol.line_no::text) AS line_number,
          ol.sku, it.description, o.customer_po, o.order_date::text AS po_date,
-         coalesce(io.lines -> (ol.line_no - 1) ->> 'buyer_part', ci.customer_item, ol.sku) AS buyer_part
+         coalesce(io.lines -> (ol.line_no - 1) ->> 'buyer_part', ci.customer_item, ol.sku) AS buyer_part,
+         coalesce(io.lines -> (ol.line_no - 1) ->> 'vendor_part', ol.sku) AS vendor_part
     FROM sales.shipment_lines sl
     JOIN sales.order_lines ol ON ol.order_id = sl.order_id AND ol.line_no = sl.order_line_no
     JOIN sales.orders o ON o.id = sl.order_id
@@ -192,8 +202,10 @@ async function selectDocuments(
             currency: r.currency,
             bill_to_name: r.bill_to_name,
             bill_to_code: r.bill_to_code,
+            bill_to_qualifier: r.bill_to_qualifier,
             ship_to_name: r.ship_to_name,
             ship_to_code: r.ship_to_code,
+            ship_to_qualifier: r.ship_to_qualifier,
             terms_net_days: r.payment_terms_days,
             ship_date: r.ship_date,
             total_amount: `${cents.slice(0, -2)}.${cents.slice(-2)}`,
@@ -203,8 +215,9 @@ async function selectDocuments(
             uom: l.uom,
             unit_price: l.unit_price,
             description: l.description,
-            vendor_part: l.sku,
+            vendor_part: l.vendor_part,
             buyer_part: l.buyer_part,
+            price_basis: l.price_basis,
           })),
         },
       };
@@ -225,7 +238,7 @@ async function selectDocuments(
           line_number: l.line_number,
           quantity: l.quantity,
           uom: l.uom,
-          vendor_part: l.sku,
+          vendor_part: l.vendor_part,
           buyer_part: l.buyer_part,
           description: l.description,
           po_number: l.customer_po,

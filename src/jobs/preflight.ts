@@ -449,11 +449,12 @@ async function checkPartner(ctx: Ctx, name: string): Promise<void> {
 async function checkTarget(ctx: Ctx, def: PipelineDefinition, params: Record<string, string>): Promise<void> {
   const sink = def.config.sink;
   if (sink.kind !== 'file') return;
-  const ext = def.config.format.kind;
+  // The format's file extension (a NACHA file is .ach).
+  const ext = def.config.format.kind === 'nacha' ? 'ach' : def.config.format.kind;
   let name: string;
   try {
     // {run_id} is not known before the run: any value shows whether the rest renders.
-    name = renderOutputName(sink.name, { period: params.period, run_id: 0, ext });
+    name = renderOutputName(sink.name, { period: params.period, as_of: params.as_of, run_id: 0, ext });
   } catch (err) {
     return problemAt(ctx, def.file, ['sink', 'name'], (err as Error).message);
   }
