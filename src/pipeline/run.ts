@@ -36,6 +36,8 @@ export interface AppContext {
   dataDir: string;
   /** Rejects kept per file in runner.rejects. */
   rejectsInTable: number;
+  /** Directories input files may come from besides `home` (ERP_INPUT_DIRS, resolved). */
+  inputDirs?: readonly string[];
 }
 
 export interface RunPipelineOptions {
@@ -118,7 +120,13 @@ export async function runPipeline(
   opts: RunPipelineOptions = {},
 ): Promise<PipelineResult> {
   const signal = opts.signal ?? new AbortController().signal;
-  const ctx: StageContext = { home: app.home, pool: app.pool, log: app.log, signal };
+  const ctx: StageContext = {
+    home: app.home,
+    pool: app.pool,
+    log: app.log,
+    signal,
+    inputRoots: [app.home, ...(app.inputDirs ?? [])],
+  };
   if (isExport(def)) {
     return runExport(app, def, (runId) => buildExport(def, ctx, opts.params ?? {}, runId), {
       ...opts,

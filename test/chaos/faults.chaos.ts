@@ -59,6 +59,7 @@ steps:
 `,
   'sql/t/slow.sql': `SELECT pg_sleep(:'secs');\nINSERT INTO marks (tag) VALUES (:'tag');\n`,
   'jobs/tick.yaml': `
+lock: false
 schedules:
   - cron: '*/2 * * * * *'
 steps:
@@ -103,6 +104,8 @@ function scenario(name: string, fn: (s: Stage, servers: Servers) => Promise<void
     const s = await makeStage(servers, FILES, DDL);
     try {
       await run('ln', ['-s', data, path.join(s.home, 'in')]);
+      // The generated files live outside the home: an input directory of their own.
+      s.env.ERP_INPUT_DIRS = data;
       await fn(s, servers);
     } finally {
       await killChildren();

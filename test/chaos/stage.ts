@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Queue } from 'bullmq';
@@ -7,7 +7,7 @@ import type pg from 'pg';
 import { createPool } from '../../src/db.js';
 import { migrate } from '../../src/migrate.js';
 import { QUEUE_NAME, type RunJobData } from '../../src/queue.js';
-import { makeJobsHome, startErp, startWorkerProcess, waitFor, type Child } from '../fixtures/jobs/runner.js';
+import { makeJobsHome, startErp, waitFor, type Child } from '../fixtures/jobs/runner.js';
 import { sqlOn, startPgCluster, startRedis, type PgCluster, type RedisServer } from './servers.js';
 
 /**
@@ -95,6 +95,7 @@ export async function makeStage(
   redis.on('error', () => undefined);
   const queue = new Queue<RunJobData>(QUEUE_NAME, { connection: redis, prefix });
   queue.on('error', () => undefined);
+  const spawned = new Set<ChildProcess>();
   const one = async <T>(sql: string, params: unknown[] = []): Promise<T> =>
     (await pool.query(sql, params)).rows[0] as T;
   const stage: Stage = {
@@ -104,8 +105,8 @@ export async function makeStage(
     env,
     queue,
     async worker(extra = {}, nodeArgs = []) {
-      if (nodeArgs.length === 0) return startWorkerProcess({ ...env, ...extra });
-      // A worker with node options (a preload): started like startWorkerProcess does.
+      // Like startWorkerProcess, with node options (a preload) and a longer wait: on a loaded machine
+      // a worker takes seconds to start.
       const child = spawn(process.execPath, [...nodeArgs, CLI, 'worker'], {
         cwd: home.dir,
         env: { ...process.env, ...env, LOG_LEVEL: 'info', ...extra },
@@ -113,6 +114,8 @@ export async function makeStage(
       });
       let out = '';
       let err = '';
+      spawned.add(child);
+      child.on('close', () => spawned.delete(child));
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr.on('data', (d: Buffer) => (err += d.toString()));
       const w: Child = {
@@ -147,6 +150,7 @@ export async function makeStage(
         ])
       ).n,
     async close() {
+      for (const c of spawned) c.kill('SIGKILL');
       await queue.close().catch(() => undefined);
       redis.disconnect();
       await pool.end().catch(() => undefined);
