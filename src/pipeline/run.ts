@@ -109,6 +109,8 @@ export interface PipelineResult {
   rowsLoaded: number;
   rowsRejected: number;
   error: string | null;
+  /** The pipeline failed outside any file for a reason a retry may fix (the database went away). */
+  transient?: boolean;
 }
 
 const SHOWN_REJECTS = 20;
@@ -167,6 +169,7 @@ export async function runPipeline(
   } catch (err) {
     result.status = err instanceof CancelledError ? 'cancelled' : 'failed';
     result.error = describeError(err);
+    result.transient = !isPermanent(err);
     if (!(err instanceof UserError) && !(err instanceof CancelledError))
       app.log.debug({ err }, 'pipeline failed');
   }

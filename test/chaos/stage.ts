@@ -126,7 +126,7 @@ export async function makeStage(
       };
       await waitFor(
         () => err.includes('"msg":"worker started"'),
-        15_000,
+        60_000,
         () => `worker start (${err})`,
       );
       return w;
