@@ -17,11 +17,15 @@ export interface RunJobData {
   params?: Record<string, string>;
   force?: boolean;
   files?: string[];
+  /** A failed run resumed (`erp run --resume`): its finished steps are recorded, so never a first delivery. */
+  resume?: boolean;
 }
 
 /**
  * A Redis connection. Workers and QueueEvents block on Redis, so they need `maxRetriesPerRequest: null`
  * (BullMQ refuses otherwise); producers fail fast instead of queueing commands while Redis is down.
+ * A service connection (a scheduler, a reconciler, the health and metrics server) fails each command
+ * fast but reconnects for ever, so /readyz says "down" at once during an outage and "ok" again after it.
  */
 export function redisConnection(url: string, role: 'worker' | 'producer' | 'service'): Redis {
   const options: RedisOptions =

@@ -14,7 +14,10 @@ import {
   type JobDefinition,
   type ScheduleSpec,
 } from './jobs/definition.js';
+import { definitionHashes } from './audit/definitions.js';
+import { formatProblem, preflight } from './jobs/preflight.js';
 import { createQueuedRun, enqueueRun, LockHeldError } from './jobs/submit.js';
+import { recordMissedTick, recordTick } from './metrics.js';
 import type { RunJobData } from './queue.js';
 
 /**
@@ -119,24 +122,37 @@ export async function fireTick(
 ): Promise<number | null> {
   const given = Object.fromEntries(Object.entries(entry.schedule.params).map(([k, v]) => [k, String(v)]));
   const params = resolveParams(entry.job, given, at);
+  const runnable = { kind: 'job' as const, name: entry.job.name, job: entry.job };
+  // A tick falling due while the database restarts is checked and submitted once it is back; the
+  // tick's identity keeps it to one run whichever scheduler gets there first.
+  const untilReachable = {
+    onWait: (err: unknown) =>
+      ctx.log.warn(
+        { job: entry.job.name, tick: at.toISOString(), err: describeError(err) },
+        'the database is unreachable; the tick waits for it',
+      ),
+  };
+  // A job that cannot run is not submitted: the tick is skipped, every problem logged.
+  const problems = await whileUnreachable(() => preflight(ctx, runnable, params), untilReachable);
+  if (problems.length > 0) {
+    ctx.log.error(
+      { job: entry.job.name, tick: at.toISOString(), problems: problems.map(formatProblem) },
+      `tick skipped: ${entry.job.name} failed its preflight, nothing was recorded: ${problems.map(formatProblem).join('; ')}`,
+    );
+    return null;
+  }
+  const definitions = await definitionHashes(ctx.home, runnable);
   for (let waited = false; ; waited = true) {
     try {
-      // A tick falling due while the database restarts is submitted once it is back; the tick's
-      // identity keeps it to one run whichever scheduler gets there first.
       const runId = await whileUnreachable(
         () =>
-          createQueuedRun(ctx.pool, { kind: 'job', name: entry.job.name, job: entry.job }, params, {
+          createQueuedRun(ctx.pool, runnable, params, {
             trigger: `schedule ${entry.index} at ${at.toISOString()}`,
             requestedBy: 'scheduler',
             scheduleTick: tickId(entry, at),
+            definitions,
           }),
-        {
-          onWait: (err) =>
-            ctx.log.warn(
-              { job: entry.job.name, tick: at.toISOString(), err: describeError(err) },
-              'the database is unreachable; the tick waits for it',
-            ),
-        },
+        untilReachable,
       );
       if (runId === null) return null;
       try {
@@ -150,10 +166,12 @@ export async function fireTick(
         return runId;
       }
       ctx.log.info({ job: entry.job.name, runId, tick: at.toISOString() }, 'schedule fired');
+      recordTick(entry.job.name, entry.index, at);
       return runId;
     } catch (err) {
       if (!(err instanceof LockHeldError)) throw err;
       if (!opts.waitForLock || opts.signal?.aborted) {
+        recordMissedTick(entry.job.name, entry.index);
         ctx.log.warn(
           { job: entry.job.name, tick: at.toISOString(), holder: err.holder },
           `tick skipped: ${err.message}`,
@@ -231,7 +249,12 @@ export async function catchUp(
           signal?.aborted ? Promise.resolve(null) : fireTick(ctx, entry, at, { waitForLock: true, signal }),
         ),
       );
-      for (const id of await Promise.all(submitted)) if (id !== null) runs.push(id);
+      for (const id of await Promise.all(submitted)) {
+        if (id === null) continue;
+        runs.push(id);
+        // A tick made up now was missed when it fell due.
+        recordMissedTick(entry.job.name, entry.index);
+      }
       return runs;
     }),
   );

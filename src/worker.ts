@@ -1,9 +1,12 @@
 import { Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { App } from './app.js';
 import { executeRun, HandedBackError, type RunProgress } from './jobs/execute.js';
-import { storedRunOf } from './jobs/load-run.js';
+import { storedRunOf, type StoredRun } from './jobs/load-run.js';
+import { preflight as checkRun, PreflightError } from './jobs/preflight.js';
+import { finishRun } from './runs.js';
 import { openRunnerSession, type RunnerSession } from './jobs/session.js';
 import { createPool } from './db.js';
+import { setWorkerConcurrency, trackRun } from './metrics.js';
 import { describeError } from './errors.js';
 import { sweepRunTemps } from './run-temp.js';
 import { startReconciler } from './jobs/reconcile.js';
@@ -115,7 +118,10 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
       for (const p of ended) send(p);
       if (latest && latest.state === 'running') send(latest);
     }, PROGRESS_AFTER_MS);
+    const tracker = trackRun(stored.runnable.name);
+    let finalStatus: string | null = null;
     const report = (p: RunProgress): void => {
+      tracker.progress(p);
       latest = p;
       if (!live) {
         if (p.state !== 'running') ended.push(p);
@@ -125,6 +131,15 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
       send(p);
     };
     try {
+      const firstDelivery =
+        !job.data.resume && job.attemptsStarted <= 1 && job.attemptsMade === 0 && job.stalledCounter === 0;
+      // The job is checked again here: time passed since it was queued (an export's file may have
+      // appeared, a table gone). The steps an earlier attempt finished are not checked.
+      const problems = await preflight(pool, runApp.home, stored, firstDelivery);
+      if (problems) {
+        await finishRun(pool, stored.runId, 'failed', problems, 'user');
+        throw new UnrecoverableError(problems);
+      }
       const outcome = await executeRun(runApp, {
         runId: stored.runId,
         runnable: stored.runnable,
@@ -136,8 +151,10 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
         attemptsLeft: (job.opts.attempts ?? 1) - job.attemptsMade - 1,
         onProgress: report,
         liveness: session.key,
-        firstDelivery: job.attemptsStarted <= 1 && job.attemptsMade === 0 && job.stalledCounter === 0,
+        firstDelivery:
+          !job.data.resume && job.attemptsStarted <= 1 && job.attemptsMade === 0 && job.stalledCounter === 0,
       });
+      finalStatus = outcome.status;
       if (outcome.status === 'succeeded') return { status: 'succeeded' };
       if (outcome.status === 'retrying' && controller.signal.reason instanceof HandedBackError) {
         // Straight back to the waiting list, without spending one of the run's attempts.
@@ -147,9 +164,33 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
       if (outcome.status === 'retrying') throw new Error(outcome.error ?? 'failed');
       throw new UnrecoverableError(outcome.error ?? outcome.status);
     } finally {
+      tracker.finish(finalStatus);
       clearTimeout(start);
       controllers.delete(stored.runId);
     }
+  };
+
+  setWorkerConcurrency(concurrency);
+  /** The run's preflight problems as its error, or null to go. */
+  const preflight = async (
+    db: typeof pool,
+    home: string,
+    stored: StoredRun,
+    firstDelivery: boolean,
+  ): Promise<string | null> => {
+    const done = firstDelivery
+      ? []
+      : (
+          await db.query<{ position: number }>(
+            `SELECT position FROM runner.run_steps WHERE run_id = $1 AND status = 'succeeded'`,
+            [stored.runId],
+          )
+        ).rows.map((r) => r.position);
+    const problems = await checkRun({ home, pool: db }, stored.runnable, stored.params, {
+      skip: done,
+      ...(stored.files ? { files: stored.files } : {}),
+    });
+    return problems.length > 0 ? new PreflightError(stored.runnable.name, problems).message : null;
   };
 
   const worker = new Worker<RunJobData>(QUEUE_NAME, process, {

@@ -13,6 +13,7 @@ import {
 import { loadPipeline } from '../pipeline/definition.js';
 import { runPipeline, type AppContext, type PipelineResult } from '../pipeline/run.js';
 import { ediStepName, runEdiStep, type EdiStepResult, type EdiStepSpec } from '../edi/step.js';
+import { recordPipeline } from '../metrics.js';
 import { loadPartner } from '../partners.js';
 import { errorKindOf, finishRun, type ErrorKind } from '../runs.js';
 import { claimRun, detailOf, finalOutcome, recordStep, stepSucceededSql, type Claim } from './run-record.js';
@@ -399,6 +400,7 @@ async function runStep(
     signal,
     onProgress: (p) => onRows(p.rowsRead),
   });
+  recordPipeline(result);
   if (result.status === 'cancelled') throw new CancelledError();
   if (result.status === 'failed') {
     const failed = result.files.filter((f) => f.status === 'failed');

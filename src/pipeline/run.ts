@@ -282,6 +282,8 @@ async function runFile(
     );
     try {
       await streamRows(app, def, stages, file, index, rejects, opts, null, result);
+      // The whole policy, as a real run applies it: the rate is known only at the end of the file.
+      checkRatePolicy(def.config.rejects, result.rowsRejected, result.rowsRead, file.name);
       result.status = 'validated';
       if (previous.rows[0] && !opts.force) {
         result.message = `already loaded by run ${previous.rows[0].run_id}: a real run would skip it (--force loads it again)`;
