@@ -3,6 +3,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { loadConfig, type Config } from './config.js';
 import { createPool } from './db.js';
+import { inputRootsOf } from './input-roots.js';
 import { createLogger } from './log.js';
 import type { AppContext } from './pipeline/run.js';
 
@@ -25,6 +26,7 @@ export function createApp(env: NodeJS.ProcessEnv = process.env, log?: Logger): A
     home,
     dataDir: path.resolve(home, config.ERP_DATA_DIR),
     rejectsInTable: config.ERP_REJECTS_IN_TABLE,
+    inputDirs: inputRootsOf(home, config.ERP_INPUT_DIRS).slice(1),
     async close() {
       await pool.end();
     },

@@ -6,6 +6,7 @@ import { SingleBar } from 'cli-progress';
 import { z } from 'zod';
 import { createApp, type App } from './app.js';
 import { describeError, RejectPolicyError, UserError } from './errors.js';
+import { redactUrls } from './log.js';
 import { migrate } from './migrate.js';
 import { loadPipeline, pipelineSchema } from './pipeline/definition.js';
 import { runPipeline, type Progress } from './pipeline/run.js';
@@ -43,7 +44,7 @@ async function withApp(fn: (app: App) => Promise<number>): Promise<void> {
 
 function reportError(err: unknown, app: App | null): number {
   if (err instanceof UserError) {
-    process.stderr.write(`erp: ${err.message}\n`);
+    process.stderr.write(`erp: ${redactUrls(err.message)}\n`);
     return err.exitCode;
   }
   app?.log.debug({ err }, 'command failed');

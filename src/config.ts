@@ -8,9 +8,17 @@ import { UserError } from './errors.js';
  */
 export const configSchema = z.object({
   /** PostgreSQL connection string. */
-  DATABASE_URL: z.string().url().default('postgres://root@127.0.0.1:5432/root'),
+  DATABASE_URL: z
+    .string()
+    .url()
+    .superRefine((v, ctx) => checkUrl(v, ['postgres:', 'postgresql:'], ctx, postgresProblem))
+    .default('postgres://root@127.0.0.1:5432/root'),
   /** Redis connection string for the BullMQ worker pool. */
-  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  REDIS_URL: z
+    .string()
+    .url()
+    .superRefine((v, ctx) => checkUrl(v, ['redis:', 'rediss:'], ctx, redisProblem))
+    .default('redis://127.0.0.1:6379'),
   /** pino level: fatal, error, warn, info, debug, trace or silent. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Where run artefacts (reject reports, exports, downloads) are written. */
@@ -44,6 +52,48 @@ export const configSchema = z.object({
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/**
+ * Checks a connection URL's form, so a malformed one is one line naming the variable (exit 2)
+ * rather than a library's error later. Messages never quote the value: it may hold a password.
+ */
+function checkUrl(
+  value: string,
+  protocols: string[],
+  ctx: z.RefinementCtx,
+  problem: (u: URL) => string | null,
+): void {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    return; // .url() reports it
+  }
+  const why = !protocols.includes(u.protocol)
+    ? `expected a ${protocols.map((p) => `${p}//`).join(' or ')} URL, not ${u.protocol}//`
+    : u.port !== '' && !validPort(u.port)
+      ? 'the port is not a number from 1 to 65535'
+      : problem(u);
+  if (why) ctx.addIssue({ code: 'custom', message: why });
+}
+
+function validPort(p: string): boolean {
+  return /^\d{1,5}$/.test(p) && Number(p) >= 1 && Number(p) <= 65535;
+}
+
+function postgresProblem(u: URL): string | null {
+  const port = u.searchParams.get('port');
+  if (port !== null && !validPort(port)) return 'the port parameter is not a number from 1 to 65535';
+  if (u.hostname === '' && !u.searchParams.get('host')) return 'the URL names no host';
+  return null;
+}
+
+function redisProblem(u: URL): string | null {
+  const db = u.pathname.replace(/^\//, '');
+  if (db !== '' && !/^\d+$/.test(db)) return 'the database (the path after the host) is not a number';
+  if (u.hostname === '') return 'the URL names no host';
+  return null;
+}
 
 /** Settings that may hold passwords; each can also be read from the file named by `<KEY>_FILE`. */
 const SECRET_KEYS = ['DATABASE_URL', 'REDIS_URL'] as const;

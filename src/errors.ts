@@ -1,3 +1,5 @@
+import { redactUrls } from './log.js';
+
 /**
  * Error classes that decide how a failure is shown and whether it is retried.
  *
@@ -54,12 +56,13 @@ export function isPermanent(err: unknown): boolean {
 
 /** One line for an operator: the message, no stack. */
 export function describeError(err: unknown): string {
+  // Libraries quote connection strings in their messages (ioredis: `connect ENOENT //:pw@host`).
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
-    if (code === 'ECONNREFUSED') return `connection refused: ${err.message}`;
-    return err.message;
+    if (code === 'ECONNREFUSED') return redactUrls(`connection refused: ${err.message}`);
+    return redactUrls(err.message);
   }
-  return String(err);
+  return redactUrls(String(err));
 }
 
 const CONNECTION_CODES = new Set([

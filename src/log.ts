@@ -13,9 +13,14 @@ const REDACT_KEYS = [
 ];
 const REDACT_PATHS = REDACT_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
 
-/** Replaces the password of any URL-looking connection string inside `text`. */
+/**
+ * Replaces the password of any URL-looking connection string inside `text`: `scheme://user:pw@`,
+ * the scheme-less `//:pw@` some libraries print, and `password=` parameters.
+ */
 export function redactUrls(text: string): string {
-  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/[^:/?#\s@]*):([^@/\s]*)@/gi, '$1:***@');
+  return text
+    .replace(/((?:\b[a-z][a-z0-9+.-]*:)?\/\/[^:/?#\s@]*):([^@\s]*)@/gi, '$1:***@')
+    .replace(/([?&;\s](?:password|pass|pwd|passwd)=)[^&\s]*/gi, '$1***');
 }
 
 /**

@@ -83,7 +83,7 @@ export async function connectRedis(redis: Redis, url: string): Promise<void> {
   } catch (err) {
     const cause = lastErrors.get(redis) ?? (err as Error);
     throw new UserError(
-      `cannot reach Redis at ${redactUrls(url)} (${cause.message}); start it or set REDIS_URL (or use --inline to run without Redis)`,
+      `cannot reach Redis at ${redactUrls(url)} (${redactUrls(cause.message)}); start it or set REDIS_URL (or use --inline to run without Redis)`,
       1,
     );
   }

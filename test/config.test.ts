@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
+import { describeError, UserError } from '../src/errors.js';
 import { createLogger, redactUrls } from '../src/log.js';
 
 describe('loadConfig', () => {
@@ -21,6 +22,50 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DATABASE_URL: 'not a url' })).toThrow(
       /^environment variable DATABASE_URL: Invalid URL$/,
     );
+  });
+
+  it('refuses a malformed REDIS_URL or DATABASE_URL in one line, without quoting its password', () => {
+    const cases: [Record<string, string>, RegExp][] = [
+      [
+        { REDIS_URL: 'http://:pw@127.0.0.1:6391' },
+        /^environment variable REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL, not http:\/\/$/,
+      ],
+      [
+        { REDIS_URL: 'redis://:pw@127.0.0.1/notadb' },
+        /^environment variable REDIS_URL: the database .* is not a number$/,
+      ],
+      [
+        { DATABASE_URL: 'postgres://app:pw@db/erp?sslmode=disable&port=notaport' },
+        /^environment variable DATABASE_URL: the port parameter is not a number from 1 to 65535$/,
+      ],
+      [
+        { DATABASE_URL: 'mysql://app:pw@db/erp' },
+        /^environment variable DATABASE_URL: expected a postgres:\/\/ or postgresql:\/\/ URL/,
+      ],
+    ];
+    for (const [env, message] of cases) {
+      let thrown: unknown;
+      try {
+        loadConfig(env);
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown).toBeInstanceOf(UserError);
+      expect((thrown as UserError).exitCode).toBe(2);
+      expect((thrown as Error).message).toMatch(message);
+      expect((thrown as Error).message).not.toContain('pw');
+    }
+  });
+
+  it('redacts every form of a URL password, including the ones libraries print', () => {
+    expect(redactUrls('connect ENOENT //:pw@127.0.0.1:6391')).toBe('connect ENOENT //:***@127.0.0.1:6391');
+    expect(redactUrls('at redis://user:pw@h:1/0 and postgresql://a:b%40c@h/db')).toBe(
+      'at redis://user:***@h:1/0 and postgresql://a:***@h/db',
+    );
+    expect(redactUrls('postgres://h/db?user=a&password=s3cret&sslmode=require')).toBe(
+      'postgres://h/db?user=a&password=***&sslmode=require',
+    );
+    expect(describeError(new Error('connect ENOENT //:pw@127.0.0.1:6391'))).not.toContain('pw@');
   });
 
   it('reads secrets from the file named by *_FILE', async () => {

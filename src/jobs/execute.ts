@@ -406,6 +406,7 @@ async function runStep(
     const failed = result.files.filter((f) => f.status === 'failed');
     const message = `pipeline ${step.name}: ${result.error ?? 'failed'}`;
     if (failed.some((f) => f.policyExceeded)) throw new RejectPolicyError(message);
+    if (failed.length === 0 && result.transient) throw new Error(message);
     if (failed.length === 0 || failed.some((f) => !f.transient)) throw new UserError(message, 1);
     throw new Error(message);
   }

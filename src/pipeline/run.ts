@@ -36,6 +36,8 @@ export interface AppContext {
   dataDir: string;
   /** Rejects kept per file in runner.rejects. */
   rejectsInTable: number;
+  /** Directories input files may come from besides `home` (ERP_INPUT_DIRS, resolved). */
+  inputDirs?: readonly string[];
 }
 
 export interface RunPipelineOptions {
@@ -107,6 +109,8 @@ export interface PipelineResult {
   rowsLoaded: number;
   rowsRejected: number;
   error: string | null;
+  /** The pipeline failed outside any file for a reason a retry may fix (the database went away). */
+  transient?: boolean;
 }
 
 const SHOWN_REJECTS = 20;
@@ -118,7 +122,13 @@ export async function runPipeline(
   opts: RunPipelineOptions = {},
 ): Promise<PipelineResult> {
   const signal = opts.signal ?? new AbortController().signal;
-  const ctx: StageContext = { home: app.home, pool: app.pool, log: app.log, signal };
+  const ctx: StageContext = {
+    home: app.home,
+    pool: app.pool,
+    log: app.log,
+    signal,
+    inputRoots: [app.home, ...(app.inputDirs ?? [])],
+  };
   if (isExport(def)) {
     return runExport(app, def, (runId) => buildExport(def, ctx, opts.params ?? {}, runId), {
       ...opts,
@@ -159,6 +169,7 @@ export async function runPipeline(
   } catch (err) {
     result.status = err instanceof CancelledError ? 'cancelled' : 'failed';
     result.error = describeError(err);
+    result.transient = !isPermanent(err);
     if (!(err instanceof UserError) && !(err instanceof CancelledError))
       app.log.debug({ err }, 'pipeline failed');
   }

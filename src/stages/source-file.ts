@@ -3,6 +3,7 @@ import path from 'node:path';
 import { glob } from 'tinyglobby';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
+import { confineInput } from '../input-roots.js';
 import type { Source, SourceFile, StageContext } from './types.js';
 
 /** `source: { kind: file }` — local files by path or glob, processed in name order. */
@@ -21,6 +22,7 @@ export function createFileSource(config: FileSourceConfig, ctx: StageContext, ov
     async *files(): AsyncIterable<SourceFile> {
       const paths = override ?? (await expand(config.path, ctx.home));
       for (const p of paths) {
+        await confineInput(p, ctx.inputRoots ?? [ctx.home]);
         let size: number;
         try {
           const s = await stat(p);

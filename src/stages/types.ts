@@ -51,6 +51,8 @@ export interface StageContext {
    * the run is known; the system temp directory when unset.
    */
   tempDir?: string;
+  /** Directories input files may come from (ERP_HOME and ERP_INPUT_DIRS); `home` alone when unset. */
+  inputRoots?: readonly string[];
 }
 
 /** A file handed from a source to a format, readable from local disk. */
