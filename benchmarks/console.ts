@@ -24,7 +24,12 @@ const pct = (xs: number[], p: number): number => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
 
-export async function benchConsole(adminUrl: string, runs = 100_000, samples = 200): Promise<ConsoleBenchResult> {
+export async function benchConsole(
+  adminUrl: string,
+  runs = 100_000,
+  samples = 200,
+  onPage?: (p: ConsoleBenchResult['pages'][number]) => void,
+): Promise<ConsoleBenchResult> {
   const name = 'erp_bench_console';
   await queryOnce(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   await queryOnce(adminUrl, `CREATE DATABASE ${name}`);
@@ -76,7 +81,11 @@ export async function benchConsole(adminUrl: string, runs = 100_000, samples = 2
     await server.ready();
     const get = async (path: string): Promise<number> => {
       const t = performance.now();
-      const r = await server.inject({ method: 'GET', url: path, headers: { cookie: `erp_session=${token}`, accept: 'text/html' } });
+      const r = await server.inject({
+        method: 'GET',
+        url: path,
+        headers: { cookie: `erp_session=${token}`, accept: 'text/html' },
+      });
       const ms = performance.now() - t;
       if (r.statusCode !== 200) throw new Error(`${path}: HTTP ${r.statusCode}`);
       return ms;
@@ -84,11 +93,20 @@ export async function benchConsole(adminUrl: string, runs = 100_000, samples = 2
     const since = new Date(Date.now() - 10 * 86400_000).toISOString().slice(0, 10);
     const cases: { label: string; path: () => string }[] = [
       { label: 'runs page, newest 50', path: () => '/runs' },
-      { label: 'runs page, an older page (keyset)', path: () => `/runs?before=${1 + Math.floor(Math.random() * runs)}` },
+      {
+        label: 'runs page, an older page (keyset)',
+        path: () => `/runs?before=${1 + Math.floor(Math.random() * runs)}`,
+      },
       { label: 'runs page, status=failed', path: () => '/runs?status=failed' },
-      { label: 'runs page, one job (with its chart)', path: () => `/runs?name=job-${Math.floor(Math.random() * 20)}` },
+      {
+        label: 'runs page, one job (with its chart)',
+        path: () => `/runs?name=job-${Math.floor(Math.random() * 20)}`,
+      },
       { label: 'runs page, who + date range', path: () => `/runs?who=user-3&from=${since}` },
-      { label: 'run page, a failed run with rejects', path: () => `/runs/${20 * (1 + Math.floor(Math.random() * (runs / 20 - 1)))}` },
+      {
+        label: 'run page, a failed run with rejects',
+        path: () => `/runs/${20 * (1 + Math.floor(Math.random() * (runs / 20 - 1)))}`,
+      },
       { label: 'run page, any run', path: () => `/runs/${1 + Math.floor(Math.random() * runs)}` },
       { label: 'overview (last 24 h)', path: () => '/' },
     ];
@@ -98,6 +116,7 @@ export async function benchConsole(adminUrl: string, runs = 100_000, samples = 2
       const times: number[] = [];
       for (let i = 0; i < samples; i++) times.push(await get(c.path()));
       pages.push({ label: c.label, p50: pct(times, 50), p95: pct(times, 95), n: samples });
+      onPage?.(pages[pages.length - 1]!);
     }
     await server.close();
     return { runs, pages };
@@ -110,13 +129,20 @@ export async function benchConsole(adminUrl: string, runs = 100_000, samples = 2
 /** `npx tsx benchmarks/console.ts`: this benchmark alone. */
 if (import.meta.url === `file://${process.argv[1]}`) {
   const admin = process.env.BENCH_ADMIN_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
-  const r = await benchConsole(admin, Number(process.env.BENCH_CONSOLE_RUNS ?? 100_000));
-  printConsoleBench(r);
+  const runs = Number(process.env.BENCH_CONSOLE_RUNS ?? 100_000);
+  printConsoleBench({ runs, pages: [] });
+  await benchConsole(admin, runs, 200, printPage);
+}
+
+function printPage(p: ConsoleBenchResult['pages'][number]): void {
+  console.log(
+    `${p.label.padEnd(44)} p50 ${p.p50.toFixed(1)} ms, p95 ${p.p95.toFixed(1)} ms (${p.n} requests)`,
+  );
 }
 
 export function printConsoleBench(r: ConsoleBenchResult): void {
-  console.log(`## Console: page latency at ${r.runs.toLocaleString('en')} recorded runs (server-side, p95 target < 150 ms)`);
-  for (const p of r.pages) {
-    console.log(`${p.label.padEnd(44)} p50 ${p.p50.toFixed(1)} ms, p95 ${p.p95.toFixed(1)} ms (${p.n} requests)`);
-  }
+  console.log(
+    `## Console: page latency at ${r.runs.toLocaleString('en')} recorded runs (server-side, p95 target < 150 ms)`,
+  );
+  r.pages.forEach(printPage);
 }

@@ -5,6 +5,7 @@ import { createPool, queryOnce } from '../src/db.js';
 import { migrate } from '../src/migrate.js';
 import { benchCsv } from './csv.js';
 import { benchChunks } from './chunks.js';
+import { benchConsole, printConsoleBench } from './console.js';
 import { benchQueue } from './queue.js';
 import { benchSftp } from './sftp.js';
 import { runX12Bench } from './x12.js';
@@ -57,7 +58,7 @@ async function main(): Promise<void> {
         );
       }
     }
-    const only = (process.env.BENCH_ONLY ?? 'xlsx,sftp,x12,queue').split(',');
+    const only = (process.env.BENCH_ONLY ?? 'xlsx,sftp,x12,queue,console').split(',');
     if (only.includes('xlsx')) {
       console.log(
         "\n## XLSX read: erp's reader (batches of typed cells) vs exceljs's own streaming reader doing nothing",
@@ -122,6 +123,10 @@ async function main(): Promise<void> {
         `${c.psqlRowsPerSec.toLocaleString('en')} rows/s (${c.psqlSeconds.toFixed(2)} s)`,
       );
       line(`${c.files} runs, ratio to psql \\copy`, `${(100 * c.ratio).toFixed(1)}%`);
+    }
+    if (only.includes('console')) {
+      console.log('');
+      printConsoleBench(await benchConsole(ADMIN_URL));
     }
   } finally {
     await rm(work, { recursive: true, force: true });

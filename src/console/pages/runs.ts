@@ -45,7 +45,7 @@ export function runsTable(rows: RunRow[]): Safe {
     <tbody>
       ${rows.map(
         (r) =>
-          html`<tr class="run-row status-${r.status}" data-run="${r.id}">
+          html`<tr class="run-row run-${r.status}" data-run="${r.id}">
             <td><a href="/runs/${r.id}">${r.id}</a></td>
             <td>${r.name} <span class="kind">${r.kind}</span></td>
             <td>${status(r.status)}</td>
