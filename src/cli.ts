@@ -7,15 +7,15 @@ import { z } from 'zod';
 import { createApp, type App } from './app.js';
 import { describeError, RejectPolicyError, UserError } from './errors.js';
 import { migrate } from './migrate.js';
-import { listPipelineNames, loadPipeline, pipelineSchema } from './pipeline/definition.js';
+import { loadPipeline, pipelineSchema } from './pipeline/definition.js';
 import { runPipeline, type Progress } from './pipeline/run.js';
 import { formatPipelineResult, formatRunDetail, formatRuns, table } from './report.js';
-import { EXIT, exitCodeOf, withSigint } from './commands/exit.js';
+import { EXIT, exitCodeOf, withSigint, wouldExitLine } from './commands/exit.js';
 import type { EdiCommandOptions } from './commands/edi.js';
 import type { RunCommandOptions } from './commands/run.js';
 import type { UsersCommandOptions } from './commands/users.js';
 import { requestCancel } from './jobs/cancel.js';
-import { jobSchema, listJobNames, loadJob } from './jobs/definition.js';
+import { jobSchema } from './jobs/definition.js';
 import { getRun, listRuns } from './runs.js';
 import { mappingFileSchema } from './stages/transform.js';
 
@@ -81,6 +81,8 @@ function progressReporter(): { update(p: Progress): void; stop(): void } {
 
 /** `erp validate`: a dry run of a pipeline, with a progress bar of the file on a TTY. */
 async function validateAndReport(app: App, name: string, files: string[] | undefined): Promise<number> {
+  const { checkPipelineCommand } = await import('./commands/list.js');
+  await checkPipelineCommand(app, name, files);
   const def = await loadPipeline(app.home, name);
   const progress = progressReporter();
   try {
@@ -88,9 +90,10 @@ async function validateAndReport(app: App, name: string, files: string[] | undef
       runPipeline(app, def, { files, dryRun: true, signal, onProgress: progress.update }),
     );
     progress.stop();
-    process.stdout.write(formatPipelineResult(result) + '\n');
     const policy = result.files.some((f) => f.policyExceeded);
-    return exitCodeOf(result.status, policy ? 'policy' : null);
+    const code = exitCodeOf(result.status, policy ? 'policy' : null);
+    process.stdout.write(formatPipelineResult(result) + '\n' + wouldExitLine(code) + '\n');
+    return code;
   } finally {
     progress.stop();
   }
@@ -108,30 +111,9 @@ cli.command('migrate', 'Apply the numbered migrations in sql/ (each in its own t
   }),
 );
 
-cli.command('list', 'List the jobs and pipelines').action(() =>
+cli.command('list', 'List the jobs and pipelines, each checked as a run would check it').action(() =>
   withApp(async (app) => {
-    const names = await listPipelineNames(app.home);
-    const rows: string[][] = [];
-    for (const n of await listJobNames(app.home)) {
-      try {
-        const job = await loadJob(app.home, n);
-        const params = Object.keys(job.config.params).map((p) => `--param ${p}=…`);
-        rows.push([n, 'job', [job.config.description ?? '', ...params].filter(Boolean).join(' ')]);
-      } catch (err) {
-        rows.push([n, 'job', `INVALID: ${describeError(err).split('\n')[0]}`]);
-      }
-    }
-    for (const n of names) {
-      try {
-        const def = await loadPipeline(app.home, n);
-        rows.push([n, 'pipeline', def.config.description ?? '']);
-      } catch (err) {
-        rows.push([n, 'pipeline', `INVALID: ${describeError(err).split('\n')[0]}`]);
-      }
-    }
-    process.stdout.write(
-      (rows.length > 0 ? table(['NAME', 'KIND', 'DESCRIPTION'], rows) : 'no jobs or pipelines') + '\n',
-    );
+    process.stdout.write((await (await import('./commands/list.js')).listCommand(app)) + '\n');
     return EXIT.ok;
   }),
 );
@@ -167,7 +149,7 @@ cli
   );
 
 cli
-  .command('run <name>', 'Run a job or a pipeline: queue it for the workers and follow it to the end')
+  .command('run [name]', 'Run a job or a pipeline: queue it for the workers and follow it to the end')
   .option('--param <name=value>', 'A job parameter (repeatable)', { type: [String] })
   .option('--period <YYYY-MM>', 'Shorthand for --param period=YYYY-MM', { type: [String] })
   .option('--file <file>', 'Input file (repeatable); replaces the pipeline source', { type: [String] })
@@ -176,7 +158,10 @@ cli
   .option('--inline', 'Run in this process, without Redis or a worker')
   .option('--detach', 'Print the run id and return at once')
   .option('--cancel', 'On Ctrl-C while following, cancel the run instead of leaving it running')
-  .action((name: string, opts: RunCommandOptions) =>
+  .option('--resume <run>', 'Finish a failed run from its failed step, with its own parameters', {
+    type: [String],
+  })
+  .action((name: string | undefined, opts: RunCommandOptions) =>
     withApp(async (app) => (await import('./commands/run.js')).runCommand(app, name, opts)),
   );
 
@@ -193,11 +178,26 @@ cli
       const stopping = untilSignal();
       // BullMQ and the EDI stack load only for the commands that use them, so `erp validate` starts fast.
       const { startWorker } = await import('./worker.js');
-      const worker = await startWorker(app, { concurrency, graceMs: app.config.ERP_SHUTDOWN_GRACE_MS });
+      const { serveHealthIfConfigured } = await import('./http/serve.js');
+      const stopHttp = await serveHealthIfConfigured(app, 'worker');
+      const worker = await startWorker(app, { concurrency, graceMs: app.config.ERP_SHUTDOWN_GRACE_MS }).catch(
+        async (err: unknown) => {
+          await stopHttp();
+          throw err;
+        },
+      );
+      const { installLastResort } = await import('./last-resort.js');
+      installLastResort({
+        log: app.log,
+        databaseUrl: app.config.DATABASE_URL,
+        runsInHand: worker.runsInHand,
+        exitCode: EXIT.failed,
+      });
       app.log.info({ concurrency, prefix: app.config.ERP_QUEUE_PREFIX }, 'worker started');
       const signal = await stopping;
       app.log.info({ signal }, 'worker stopping: no new runs; finishing the runs in hand');
       await worker.close();
+      await stopHttp();
       return EXIT.ok;
     }),
   );
@@ -209,14 +209,29 @@ cli
       const stopping = untilSignal();
       const { checkEvictionPolicy, connectRedis, createQueue, redisConnection } = await import('./queue.js');
       const { startScheduler } = await import('./scheduler.js');
-      const redis = redisConnection(app.config.REDIS_URL, 'producer');
-      await connectRedis(redis, app.config.REDIS_URL);
+      const redis = redisConnection(app.config.REDIS_URL, 'service');
+      await connectRedis(redis, app.config.REDIS_URL).catch((err: unknown) => {
+        redis.disconnect();
+        throw err;
+      });
       await checkEvictionPolicy(redis, app.log);
       const queue = createQueue(redis, app.config.ERP_QUEUE_PREFIX);
-      const scheduler = await startScheduler({ pool: app.pool, log: app.log, home: app.home, queue });
+      const { serveHealthIfConfigured } = await import('./http/serve.js');
+      const stopHttp = await serveHealthIfConfigured(app, 'scheduler');
+      const scheduler = await startScheduler({
+        pool: app.pool,
+        log: app.log,
+        home: app.home,
+        queue,
+        reconcile: { redis, intervalMs: app.config.ERP_RECONCILE_MS },
+      }).catch(async (err: unknown) => {
+        await stopHttp();
+        throw err;
+      });
       app.log.info({ schedules: scheduler.entries.length }, 'scheduler started');
       await stopping;
       await scheduler.stop();
+      await stopHttp();
       await queue.close();
       redis.disconnect();
       return EXIT.ok;
@@ -288,6 +303,9 @@ cli
         const detail = await getRun(app.pool, Number(id));
         if (!detail) throw new UserError(`no run ${id}`);
         process.stdout.write(formatRunDetail(detail) + '\n');
+        const { formatRunCompliance } = await import('./audit/run-compliance.js');
+        const compliance = await formatRunCompliance(app.pool, Number(id));
+        if (compliance) process.stdout.write(compliance + '\n');
         return EXIT.ok;
       }),
   );
@@ -307,6 +325,36 @@ cli
 
 cli
   .command(
+    'approve <run>',
+    'Approve a run awaiting approval: it is queued for the workers (another person than its requester)',
+  )
+  .option('--reason <text>', 'Why, for the audit trail', { type: [String] })
+  .action((id: string, opts: { reason?: string[] }) =>
+    withApp(async (app) =>
+      (await import('./commands/compliance.js')).approveCommand(app, id, opts.reason?.[0]),
+    ),
+  );
+
+cli
+  .command('reject <run>', 'Reject a run awaiting approval: it ends without running')
+  .option('--reason <text>', 'Why, for the audit trail', { type: [String] })
+  .action((id: string, opts: { reason?: string[] }) =>
+    withApp(async (app) =>
+      (await import('./commands/compliance.js')).rejectCommand(app, id, opts.reason?.[0]),
+    ),
+  );
+
+cli
+  .command('approvals', 'Runs awaiting approval (expired ones are ended first)')
+  .option('--show', 'Print the dry run attached to each')
+  .action((opts: { show?: boolean }) =>
+    withApp(async (app) =>
+      (await import('./commands/compliance.js')).approvalsCommand(app, opts.show ?? false),
+    ),
+  );
+
+cli
+  .command(
     'console',
     "The operators' web console on ERP_HTTP_PORT (runs, rejects, schedules, partners, queue)",
   )
@@ -315,6 +363,26 @@ cli
       const stopping = untilSignal();
       return (await import('./commands/console.js')).consoleCommand(app, stopping);
     }),
+  );
+
+cli
+  .command(
+    'audit [action]',
+    '`erp audit verify` checks the hash chain; `erp audit export --from D --to D` writes it',
+  )
+  .option('--from <date>', 'export: first day (YYYY-MM-DD, UTC) or timestamp', { type: [String] })
+  .option('--to <date>', 'export: last day, included (YYYY-MM-DD, UTC) or timestamp', { type: [String] })
+  .option('--format <csv|jsonl>', 'export: csv (default) or jsonl', { type: [String] })
+  .option('--out <file>', 'export: write to this new file instead of stdout', { type: [String] })
+  .action((action: string | undefined, opts: Record<string, string[] | undefined>) =>
+    withApp(async (app) =>
+      (await import('./commands/compliance.js')).auditCommand(app, action, {
+        from: opts.from?.[0],
+        to: opts.to?.[0],
+        format: opts.format?.[0],
+        out: opts.out?.[0],
+      }),
+    ),
   );
 
 cli

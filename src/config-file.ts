@@ -129,3 +129,21 @@ function allowedKeys(schema: z.ZodType, data: unknown, path: readonly PropertyKe
   const shape = (s as { shape?: Record<string, unknown> }).shape;
   return shape ? Object.keys(shape) : [];
 }
+
+/**
+ * The line of the value at `keyPath` (e.g. `['sink', 'table']`) in YAML file `file`, or of its
+ * nearest ancestor; undefined when the file cannot be read. For problems found after a definition
+ * parsed (an identifier, a table missing from the catalogue) that still name file, line and key.
+ */
+export async function yamlLineOf(file: string, keyPath: readonly string[]): Promise<number | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const node = nodeAt(doc.contents as Node | null, keyPath);
+  return node?.range ? lineCounter.linePos(node.range[0]).line : undefined;
+}

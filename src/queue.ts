@@ -17,22 +17,35 @@ export interface RunJobData {
   params?: Record<string, string>;
   force?: boolean;
   files?: string[];
+  /** A failed run resumed (`erp run --resume`): its finished steps are recorded, so never a first delivery. */
+  resume?: boolean;
 }
 
 /**
  * A Redis connection. Workers and QueueEvents block on Redis, so they need `maxRetriesPerRequest: null`
  * (BullMQ refuses otherwise); producers fail fast instead of queueing commands while Redis is down.
+ * A service connection (a scheduler, a reconciler, the health and metrics server) fails each command
+ * fast but reconnects for ever, so /readyz says "down" at once during an outage and "ok" again after it.
  */
-export function redisConnection(url: string, role: 'worker' | 'producer'): Redis {
+export function redisConnection(url: string, role: 'worker' | 'producer' | 'service'): Redis {
   const options: RedisOptions =
     role === 'worker'
       ? { maxRetriesPerRequest: null, enableReadyCheck: true }
-      : {
-          maxRetriesPerRequest: 1,
-          enableOfflineQueue: false,
-          connectTimeout: 3000,
-          retryStrategy: () => null,
-        };
+      : role === 'service'
+        ? // A long-lived producer (a scheduler, a reconciler): commands fail fast while Redis is
+          // down, and the connection keeps trying to come back.
+          {
+            maxRetriesPerRequest: 1,
+            enableOfflineQueue: false,
+            connectTimeout: 3000,
+            retryStrategy: (times: number) => Math.min(200 * times, 2000),
+          }
+        : {
+            maxRetriesPerRequest: 1,
+            enableOfflineQueue: false,
+            connectTimeout: 3000,
+            retryStrategy: () => null,
+          };
   const redis = new Redis(url, { ...options, lazyConnect: true });
   // Connection errors surface through the calls that fail; keep them off stderr, but remember the
   // last one: it says why (ECONNREFUSED, auth) better than the failed call does.

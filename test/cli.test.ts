@@ -64,7 +64,7 @@ describe('erp CLI', () => {
     const help = await erp([]);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/Usage:\s+\$ erp <command>/);
-    expect(help.stdout).toContain('run <name>');
+    expect(help.stdout).toContain('run [name]');
     const unknown = await erp(['frobnicate']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/^erp: unknown command 'frobnicate'; commands are: .*run/);

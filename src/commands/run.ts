@@ -1,16 +1,20 @@
 import type { QueueEvents } from 'bullmq';
 import { SingleBar } from 'cli-progress';
 import type { App } from '../app.js';
+import { definitionHashes } from '../audit/definitions.js';
+import { whileUnreachable } from '../db.js';
 import { describeError, UserError } from '../errors.js';
 import { requestCancel } from '../jobs/cancel.js';
-import { resolveParams, resolveRunnable } from '../jobs/definition.js';
-import { executeRun, planRun, type RunProgress } from '../jobs/execute.js';
+import { resolveParams, resolveRunnable, type Runnable } from '../jobs/definition.js';
+import { executeRun, planRun, type FlatStep, type RunProgress } from '../jobs/execute.js';
+import { assertPreflight } from '../jobs/preflight.js';
+import { reopenRun } from '../jobs/resume.js';
 import { followRun } from '../jobs/follow.js';
 import { openRunnerSession } from '../jobs/session.js';
 import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
 import { formatOutcome, formatRunDetail } from '../report.js';
 import { finishRun, getRun } from '../runs.js';
-import { EXIT, exitCodeOf, withSigint } from './exit.js';
+import { EXIT, exitCodeOf, withSigint, wouldExitLine } from './exit.js';
 
 /** Options of `erp run`. */
 export interface RunCommandOptions {
@@ -22,6 +26,8 @@ export interface RunCommandOptions {
   inline?: boolean;
   detach?: boolean;
   cancel?: boolean;
+  /** A failed run's id: finish it from its failed step (`erp run --resume <run>`). */
+  resume?: string[] | string;
 }
 
 /** `--param k=v` (repeatable) and `--period P` as one parameter map. */
@@ -79,11 +85,83 @@ function stepReporter(): { update(p: RunProgress): void; stop(): void } {
  * then queues the run and follows it, or runs it here (`--inline`, and every `--dry-run`, which
  * records nothing).
  */
-export async function runCommand(app: App, name: string, opts: RunCommandOptions): Promise<number> {
+export async function runCommand(
+  app: App,
+  name: string | undefined,
+  opts: RunCommandOptions,
+): Promise<number> {
+  if (opts.resume !== undefined) return resumeCommand(app, name, opts);
+  if (name === undefined)
+    throw new UserError('usage: erp run <job|pipeline> [options], or erp run --resume <run>');
   const runnable = await resolveRunnable(app.home, name);
   const params = resolveParams(runnable.job, parseParams(opts.param, opts.period));
-  const files = opts.file;
+  // Every problem of the whole job, before anything is recorded (exit 2).
+  await assertPreflight(app, runnable, params, { ...(opts.file ? { files: opts.file } : {}) });
   const plan = await planRun(app.home, runnable, params);
+  if (runnable.job.config.approval?.required && !opts.dryRun) {
+    const { requestApprovalCommand } = await import('./compliance.js');
+    return requestApprovalCommand(app, runnable, params, {
+      force: opts.force,
+      files: opts.file,
+      inline: opts.inline,
+    });
+  }
+  return startRun(app, { runnable, params, files: opts.file, force: opts.force, plan, runId: null }, opts);
+}
+
+/** `erp run --resume <run>`: the failed run, reopened under its lock, finished from its failed step. */
+async function resumeCommand(app: App, name: string | undefined, opts: RunCommandOptions): Promise<number> {
+  const ids = Array.isArray(opts.resume) ? opts.resume : [opts.resume];
+  const id = String(ids[0]);
+  if (ids.length > 1 || !/^\d+$/.test(id))
+    throw new UserError('usage: erp run --resume <run> (one run number)');
+  const given = [
+    name !== undefined && `a job name (${name})`,
+    opts.param && '--param',
+    opts.period && '--period',
+    opts.file && '--file',
+    opts.force && '--force',
+    opts.dryRun && '--dry-run',
+  ].filter(Boolean);
+  if (given.length > 0)
+    throw new UserError(
+      `--resume takes the run's own job, parameters and files; drop ${given.join(', ')} (or start a new run without --resume)`,
+    );
+  const run = await reopenRun(app.pool, app.home, Number(id), (r) =>
+    assertPreflight(app, r.runnable, r.params, { skip: r.done, ...(r.files ? { files: r.files } : {}) }),
+  );
+  process.stderr.write(
+    `resuming run ${run.runId} (${run.runnable.name}) from step ${run.steps.findIndex((_, i) => !run.done.includes(i + 1)) + 1} of ${run.steps.length}; steps ${run.done.join(', ') || 'none'} done before are not run again\n`,
+  );
+  return startRun(
+    app,
+    {
+      runnable: run.runnable,
+      params: run.params,
+      files: run.files,
+      force: run.force,
+      plan: run.steps,
+      runId: run.runId,
+    },
+    opts,
+  );
+}
+
+/** A run about to start: new (runId null: recorded here) or a resumed one already queued again. */
+interface StartingRun {
+  runnable: Runnable;
+  params: Record<string, string>;
+  files: string[] | undefined;
+  force: boolean | undefined;
+  plan: FlatStep[];
+  runId: number | null;
+}
+
+async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): Promise<number> {
+  const { runnable, params, files, plan } = start;
+  opts = { ...opts, force: start.force };
+  // A new run records the SHA-256 of each definition it uses; a resumed one keeps its own.
+  const definitions = opts.dryRun || start.runId !== null ? [] : await definitionHashes(app.home, runnable);
   process.stderr.write(
     `plan: ${plan.map((s, i) => `${i + 1}. ${s.kind} ${s.name}`).join('; ')}${opts.dryRun ? ' (dry run)' : ''}\n`,
   );
@@ -100,11 +178,13 @@ export async function runCommand(app: App, name: string, opts: RunCommandOptions
         });
     const steps = stepReporter();
     try {
-      if (!opts.dryRun) {
+      if (start.runId !== null) runId = start.runId;
+      else if (!opts.dryRun) {
         runId = await createQueuedRun(app.pool, runnable, params, {
           trigger: 'cli --inline',
           force: opts.force,
           files,
+          definitions,
         });
       }
       const outcome = await withSigint((signal) =>
@@ -121,8 +201,13 @@ export async function runCommand(app: App, name: string, opts: RunCommandOptions
         }),
       );
       steps.stop();
-      process.stdout.write(formatOutcome(runnable.name, params, outcome) + '\n');
-      return exitCodeOf(outcome.status, outcome.errorKind);
+      const code = exitCodeOf(outcome.status, outcome.errorKind);
+      process.stdout.write(
+        formatOutcome(runnable.name, params, outcome) +
+          (opts.dryRun ? `\n${wouldExitLine(code)}` : '') +
+          '\n',
+      );
+      return code;
     } finally {
       steps.stop();
       await session?.close().catch(() => undefined);
@@ -141,9 +226,15 @@ export async function runCommand(app: App, name: string, opts: RunCommandOptions
     // Follow from the events stream's end as it is before the run is queued: a fast worker can
     // report the first step before a listener started afterwards reads the stream.
     const since = opts.detach ? undefined : await lastEventIdOf(redis, queue);
-    const runId = (await createQueuedRun(app.pool, runnable, params, { force: opts.force, files }))!;
+    const runId =
+      start.runId ??
+      (await createQueuedRun(app.pool, runnable, params, { force: opts.force, files, definitions }))!;
     try {
-      await enqueueRun(queue, runId, runnable, params, { force: opts.force, files });
+      await enqueueRun(queue, runId, runnable, params, {
+        force: opts.force,
+        files,
+        ...(start.runId !== null ? { resume: true } : {}),
+      });
     } catch (err) {
       await finishRun(app.pool, runId, 'failed', `could not enqueue: ${describeError(err)}`, 'infra');
       throw err;
@@ -161,7 +252,10 @@ export async function runCommand(app: App, name: string, opts: RunCommandOptions
     events = createQueueEvents(eventsRedis, app.config.ERP_QUEUE_PREFIX, since);
     const steps = stepReporter();
     const status = await withSigint((signal) =>
-      followRun(app.pool, events!, runId, steps.update, signal, plan.length),
+      followRun(app.pool, events!, runId, steps.update, signal, plan.length, (message) => {
+        steps.stop();
+        process.stderr.write(`${message ?? 'the database is back; following'}\n`);
+      }),
     ).finally(steps.stop);
     if (status === 'detached') {
       if (opts.cancel) {
@@ -174,7 +268,7 @@ export async function runCommand(app: App, name: string, opts: RunCommandOptions
       }
       return EXIT.cancelled;
     }
-    const detail = (await getRun(app.pool, runId))!;
+    const detail = (await whileUnreachable(() => getRun(app.pool, runId)))!;
     process.stdout.write(formatRunDetail(detail) + '\n');
     return exitCodeOf(status, detail.run.error_kind);
   } finally {

@@ -116,6 +116,18 @@ export const jobSchema = z
     /** The run is cancelled when it takes longer. */
     timeout: durationSchema.optional(),
     schedules: z.array(scheduleSchema).default([]),
+    /** Segregation of duties: runs wait for `erp approve` by a second person (src/approvals/). */
+    approval: z
+      .object({
+        /** Runs wait, with their dry run attached, until approved or rejected. */
+        required: z.boolean(),
+        /** The approver must not be the person who requested the run. @defaultValue true */
+        distinct_from_requester: z.boolean().default(true),
+        /** A run not approved within this long is cancelled. @defaultValue never */
+        expires_after: durationSchema.optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type JobConfig = z.infer<typeof jobSchema>;

@@ -1,0 +1,1 @@
+SELECT :'period' AS period, :'company' AS company;
