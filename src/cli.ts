@@ -16,6 +16,7 @@ import type { RunCommandOptions } from './commands/run.js';
 import type { UsersCommandOptions } from './commands/users.js';
 import { requestCancel } from './jobs/cancel.js';
 import { jobSchema } from './jobs/definition.js';
+import { alertsSchema } from './alerts/definition.js';
 import { getRun, listRuns } from './runs.js';
 import { mappingFileSchema } from './stages/transform.js';
 
@@ -120,14 +121,19 @@ cli.command('list', 'List the jobs and pipelines, each checked as a run would ch
 
 cli
   .command('schema', 'Print the JSON Schema of pipeline definitions (or write all schemas with --out)')
-  .option('--out <dir>', 'Write the pipeline, job and mapping schemas (*.schema.json) into this directory', {
-    type: [String],
-  })
+  .option(
+    '--out <dir>',
+    'Write the pipeline, job, mapping and alerts schemas (*.schema.json) into this directory',
+    {
+      type: [String],
+    },
+  )
   .action(async (opts: { out?: string[] }) => {
     const schemas = {
       'pipeline.schema.json': z.toJSONSchema(pipelineSchema, { io: 'input' }),
       'mapping.schema.json': z.toJSONSchema(mappingFileSchema, { io: 'input' }),
       'job.schema.json': z.toJSONSchema(jobSchema, { io: 'input' }),
+      'alerts.schema.json': z.toJSONSchema(alertsSchema, { io: 'input' }),
     };
     const out = opts.out?.[0];
     if (out) {
@@ -228,8 +234,12 @@ cli
         await stopHttp();
         throw err;
       });
+      // The built-in alerts (alerts.yaml) are evaluated by the schedulers, once a minute.
+      const { startAlertRounds } = await import('./alerts/engine.js');
+      const stopAlerts = startAlertRounds({ pool: app.pool, home: app.home, log: app.log, queue });
       app.log.info({ schedules: scheduler.entries.length }, 'scheduler started');
       await stopping;
+      await stopAlerts();
       await scheduler.stop();
       await stopHttp();
       await queue.close();
@@ -408,6 +418,15 @@ cli
       withApp(async (app) =>
         (await import('./commands/users.js')).usersCommand(app, action, name, role, opts),
       ),
+  );
+
+cli
+  .command(
+    'alerts [action] [channel]',
+    'Open and recent alerts; `erp alerts test <channel>` sends a test notice; `erp alerts check` evaluates the rules now',
+  )
+  .action((action: string | undefined, channel: string | undefined) =>
+    withApp(async (app) => (await import('./commands/alerts.js')).alertsCommand(app, action, channel)),
   );
 
 /** Resolves with the name of the first SIGTERM or SIGINT. */

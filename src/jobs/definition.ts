@@ -88,6 +88,11 @@ export const scheduleSchema = z
     params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
     /** After the scheduler was down, ticks missed within this window run once each, in order. */
     catch_up: durationSchema.optional(),
+    /**
+     * Each tick's run must have succeeded within this long: the built-in alerts fire when it is
+     * missing, failed, or still running at the deadline.
+     */
+    deadline: durationSchema.optional(),
   })
   .strict();
 export type ScheduleSpec = z.infer<typeof scheduleSchema>;
