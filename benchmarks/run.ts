@@ -5,6 +5,7 @@ import { createPool, queryOnce } from '../src/db.js';
 import { migrate } from '../src/migrate.js';
 import { benchCsv } from './csv.js';
 import { benchChunks } from './chunks.js';
+import { benchConsole, printConsoleBench } from './console.js';
 import { benchMetrics, SCRAPE_MS } from './metrics.js';
 import { benchQueue } from './queue.js';
 import { benchSftp } from './sftp.js';
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
         );
       }
     }
-    const only = (process.env.BENCH_ONLY ?? 'xlsx,sftp,x12,queue,metrics').split(',');
+    const only = (process.env.BENCH_ONLY ?? 'xlsx,sftp,x12,queue,metrics,console').split(',');
     if (only.includes('xlsx')) {
       console.log(
         "\n## XLSX read: erp's reader (batches of typed cells) vs exceljs's own streaming reader doing nothing",
@@ -144,6 +145,10 @@ async function main(): Promise<void> {
         'metrics cost',
         `${(100 * m.cost).toFixed(1)}% of the worker's CPU for the load (issue target < 2%; wall ${(100 * m.wallCost).toFixed(1)}%, ${m.rounds} rounds each)`,
       );
+    }
+    if (only.includes('console')) {
+      console.log('');
+      printConsoleBench(await benchConsole(ADMIN_URL));
     }
   } finally {
     await rm(work, { recursive: true, force: true });

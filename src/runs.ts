@@ -177,7 +177,7 @@ export async function listRuns(
   const { rows } = await db.query<RunRow>(
     `SELECT ${RUN_COLUMNS} FROM runner.runs
      WHERE ($1::text IS NULL OR name = $1) AND ($2::text IS NULL OR status = $2)
-     ORDER BY id DESC LIMIT $3`,
+     ORDER BY runs.id DESC LIMIT $3`,
     [filter.name ?? null, filter.status ?? null, filter.limit ?? 20],
   );
   return rows;

@@ -11,7 +11,8 @@ import { EXIT } from './exit.js';
 export async function consoleCommand(app: App, stopping: Promise<string>): Promise<number> {
   const config = loadConsoleConfig();
   const { connectRedis, createQueue, createQueueEvents, redisConnection } = await import('../queue.js');
-  const producer = redisConnection(app.config.REDIS_URL, 'producer');
+  // A service connection: commands fail fast while Redis is down, and it keeps reconnecting.
+  const producer = redisConnection(app.config.REDIS_URL, 'service');
   const listener = redisConnection(app.config.REDIS_URL, 'worker');
   let queue = null;
   let events = null;
@@ -32,6 +33,7 @@ export async function consoleCommand(app: App, stopping: Promise<string>): Promi
     config,
     queue,
     events,
+    redis: queue ? producer : null,
   });
   const address = await server.listen({ port: config.ERP_HTTP_PORT, host: config.ERP_HTTP_HOST });
   process.stderr.write(`erp console listening on ${address}\n`);

@@ -2,7 +2,9 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Queue, QueueEvents } from 'bullmq';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import type { Redis } from 'ioredis';
 import { UserError } from '../errors.js';
+import { registerHealthRoutes } from '../http/health.js';
 import type { RunJobData } from '../queue.js';
 import { HttpError, registerAuth } from './auth.js';
 import type { ConsoleConfig } from './config.js';
@@ -28,6 +30,8 @@ export interface ConsoleOptions {
   config: ConsoleConfig;
   queue: Queue<RunJobData> | null;
   events: QueueEvents | null;
+  /** The queue's Redis connection, pinged by /readyz. */
+  redis?: Redis | null;
   /** Login throttling; tests pass a smaller window. */
   throttle?: ThrottlePolicy;
 }
@@ -81,11 +85,15 @@ export async function buildConsole(opts: ConsoleOptions): Promise<FastifyInstanc
   registerOtherPages(app, ctx);
   if (opts.queue) await mountQueueBoard(app, opts.pool, opts.queue);
 
-  // ── Metrics and health ─────────────────────────────────────────────────────────────────────────
-  // /metrics, /healthz and /readyz (registerHealthRoutes from src/http/health.ts) are registered
-  // HERE once that plugin lands; auth.ts already serves those three paths without a session:
-  //   await registerHealthRoutes(app, { pool: opts.pool, queue: opts.queue, log: opts.log });
-  // ───────────────────────────────────────────────────────────────────────────────────────────────
+  // Metrics and health: the same routes `erp worker` and `erp scheduler` serve; auth.ts lets these
+  // three paths through without a session (Prometheus and load balancers do not sign in).
+  registerHealthRoutes(app, {
+    pool: opts.pool,
+    home: opts.home,
+    log: opts.log,
+    ...(opts.redis ? { redis: opts.redis } : {}),
+    ...(opts.queue ? { queue: opts.queue } : {}),
+  });
 
   return app;
 }

@@ -45,7 +45,7 @@ export function runsTable(rows: RunRow[]): Safe {
     <tbody>
       ${rows.map(
         (r) =>
-          html`<tr class="run-row status-${r.status}" data-run="${r.id}">
+          html`<tr class="run-row run-${r.status}" data-run="${r.id}">
             <td><a href="/runs/${r.id}">${r.id}</a></td>
             <td>${r.name} <span class="kind">${r.kind}</span></td>
             <td>${status(r.status)}</td>
@@ -124,8 +124,8 @@ export function registerRunsPages(app: FastifyInstance, ctx: ConsoleContext): vo
       <section>
         <h2>Alerts and expected files</h2>
         <p class="note">
-          Not recorded by this version: alerts and files expected but not arrived show here once the alerting
-          feature records them.
+          Not shown on this page yet: open alerts (runner.alerts, including files expected but not arrived)
+          are counted on /metrics.
         </p>
       </section>`;
     return reply.type('text/html; charset=utf-8').send(page(req, ctx.assets, 'Overview', body));
