@@ -177,11 +177,19 @@ cli
       const stopping = untilSignal();
       // BullMQ and the EDI stack load only for the commands that use them, so `erp validate` starts fast.
       const { startWorker } = await import('./worker.js');
-      const worker = await startWorker(app, { concurrency, graceMs: app.config.ERP_SHUTDOWN_GRACE_MS });
+      const { serveHealthIfConfigured } = await import('./http/serve.js');
+      const stopHttp = await serveHealthIfConfigured(app, 'worker');
+      const worker = await startWorker(app, { concurrency, graceMs: app.config.ERP_SHUTDOWN_GRACE_MS }).catch(
+        async (err: unknown) => {
+          await stopHttp();
+          throw err;
+        },
+      );
       app.log.info({ concurrency, prefix: app.config.ERP_QUEUE_PREFIX }, 'worker started');
       const signal = await stopping;
       app.log.info({ signal }, 'worker stopping: no new runs; finishing the runs in hand');
       await worker.close();
+      await stopHttp();
       return EXIT.ok;
     }),
   );
@@ -197,10 +205,18 @@ cli
       await connectRedis(redis, app.config.REDIS_URL);
       await checkEvictionPolicy(redis, app.log);
       const queue = createQueue(redis, app.config.ERP_QUEUE_PREFIX);
-      const scheduler = await startScheduler({ pool: app.pool, log: app.log, home: app.home, queue });
+      const { serveHealthIfConfigured } = await import('./http/serve.js');
+      const stopHttp = await serveHealthIfConfigured(app, 'scheduler');
+      const scheduler = await startScheduler({ pool: app.pool, log: app.log, home: app.home, queue }).catch(
+        async (err: unknown) => {
+          await stopHttp();
+          throw err;
+        },
+      );
       app.log.info({ schedules: scheduler.entries.length }, 'scheduler started');
       await stopping;
       await scheduler.stop();
+      await stopHttp();
       await queue.close();
       redis.disconnect();
       return EXIT.ok;

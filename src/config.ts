@@ -28,6 +28,10 @@ export const configSchema = z.object({
   ERP_WORKER_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
   /** How often a worker looks for stalled runs (their worker died) to hand them to another, in ms. */
   ERP_WORKER_STALLED_MS: z.coerce.number().int().min(500).default(30_000),
+  /** Port of the /metrics, /healthz and /readyz server of `erp worker` and `erp scheduler`; unset: no server. */
+  ERP_HTTP_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** Address that server listens on. */
+  ERP_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
   /** Rows kept per file in the erp.rejects table; the CSV report always has them all. */
   ERP_REJECTS_IN_TABLE: z.coerce.number().int().min(0).default(1000),
 });

@@ -24,17 +24,21 @@ export interface RunJobData {
 /**
  * A Redis connection. Workers and QueueEvents block on Redis, so they need `maxRetriesPerRequest: null`
  * (BullMQ refuses otherwise); producers fail fast instead of queueing commands while Redis is down.
+ * A monitor (the health and metrics server) fails each command fast but reconnects for ever, so
+ * /readyz says "down" at once during an outage and "ok" again after it.
  */
-export function redisConnection(url: string, role: 'worker' | 'producer'): Redis {
+export function redisConnection(url: string, role: 'worker' | 'producer' | 'monitor'): Redis {
   const options: RedisOptions =
     role === 'worker'
       ? { maxRetriesPerRequest: null, enableReadyCheck: true }
-      : {
-          maxRetriesPerRequest: 1,
-          enableOfflineQueue: false,
-          connectTimeout: 3000,
-          retryStrategy: () => null,
-        };
+      : role === 'monitor'
+        ? { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 3000 }
+        : {
+            maxRetriesPerRequest: 1,
+            enableOfflineQueue: false,
+            connectTimeout: 3000,
+            retryStrategy: () => null,
+          };
   const redis = new Redis(url, { ...options, lazyConnect: true });
   // Connection errors surface through the calls that fail; keep them off stderr, but remember the
   // last one: it says why (ECONNREFUSED, auth) better than the failed call does.

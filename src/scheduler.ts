@@ -13,6 +13,7 @@ import {
 } from './jobs/definition.js';
 import { formatProblem, preflight } from './jobs/preflight.js';
 import { createQueuedRun, enqueueRun, LockHeldError } from './jobs/submit.js';
+import { recordMissedTick, recordTick } from './metrics.js';
 import type { RunJobData } from './queue.js';
 
 /**
@@ -139,10 +140,12 @@ export async function fireTick(
       if (runId === null) return null;
       await enqueueRun(ctx.queue, runId, { kind: 'job', name: entry.job.name, job: entry.job }, params);
       ctx.log.info({ job: entry.job.name, runId, tick: at.toISOString() }, 'schedule fired');
+      recordTick(entry.job.name, entry.index, at);
       return runId;
     } catch (err) {
       if (!(err instanceof LockHeldError)) throw err;
       if (!opts.waitForLock || opts.signal?.aborted) {
+        recordMissedTick(entry.job.name, entry.index);
         ctx.log.warn(
           { job: entry.job.name, tick: at.toISOString(), holder: err.holder },
           `tick skipped: ${err.message}`,
@@ -215,7 +218,12 @@ export async function catchUp(
           signal?.aborted ? Promise.resolve(null) : fireTick(ctx, entry, at, { waitForLock: true, signal }),
         ),
       );
-      for (const id of await Promise.all(submitted)) if (id !== null) runs.push(id);
+      for (const id of await Promise.all(submitted)) {
+        if (id === null) continue;
+        runs.push(id);
+        // A tick made up now was missed when it fell due.
+        recordMissedTick(entry.job.name, entry.index);
+      }
       return runs;
     }),
   );

@@ -6,6 +6,7 @@ import { preflight as checkRun, PreflightError } from './jobs/preflight.js';
 import { finishRun } from './runs.js';
 import { openRunnerSession, type RunnerSession } from './jobs/session.js';
 import { createPool } from './db.js';
+import { setWorkerConcurrency, trackRun } from './metrics.js';
 import { checkEvictionPolicy, connectRedis, QUEUE_NAME, redisConnection, type RunJobData } from './queue.js';
 
 /**
@@ -92,7 +93,10 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
       for (const p of ended) send(p);
       if (latest && latest.state === 'running') send(latest);
     }, PROGRESS_AFTER_MS);
+    const tracker = trackRun(stored.runnable.name);
+    let finalStatus: string | null = null;
     const report = (p: RunProgress): void => {
+      tracker.progress(p);
       latest = p;
       if (!live) {
         if (p.state !== 'running') ended.push(p);
@@ -109,6 +113,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
       const problems = await preflight(pool, runApp.home, stored, firstDelivery);
       if (problems) {
         await finishRun(pool, stored.runId, 'failed', problems, 'user');
+        finalStatus = 'failed';
         throw new UnrecoverableError(problems);
       }
       const outcome = await executeRun(runApp, {
@@ -122,9 +127,9 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
         attemptsLeft: (job.opts.attempts ?? 1) - job.attemptsMade - 1,
         onProgress: report,
         liveness: session.key,
-        firstDelivery:
-          !job.data.resume && job.attemptsStarted <= 1 && job.attemptsMade === 0 && job.stalledCounter === 0,
+        firstDelivery,
       });
+      finalStatus = outcome.status;
       if (outcome.status === 'succeeded') return { status: 'succeeded' };
       if (outcome.status === 'retrying' && controller.signal.reason instanceof HandedBackError) {
         // Straight back to the waiting list, without spending one of the run's attempts.
@@ -134,6 +139,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
       if (outcome.status === 'retrying') throw new Error(outcome.error ?? 'failed');
       throw new UnrecoverableError(outcome.error ?? outcome.status);
     } finally {
+      tracker.finish(finalStatus);
       clearTimeout(start);
       controllers.delete(stored.runId);
     }
@@ -161,6 +167,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
     return problems.length > 0 ? new PreflightError(stored.runnable.name, problems).message : null;
   };
 
+  setWorkerConcurrency(concurrency);
   const worker = new Worker<RunJobData>(QUEUE_NAME, process, {
     connection,
     prefix: app.config.ERP_QUEUE_PREFIX,

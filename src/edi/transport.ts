@@ -22,6 +22,7 @@ export async function withPartnerSftp<T>(
     () =>
       connectSftp(endpoint, {
         log: opts.log,
+        partner: partner.name,
         ...(opts.signal ? { signal: opts.signal } : {}),
         ...(opts.env ? { env: opts.env } : {}),
       }),

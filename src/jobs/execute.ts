@@ -4,6 +4,7 @@ import { CancelledError, describeError, isPermanent, RejectPolicyError, UserErro
 import { loadPipeline } from '../pipeline/definition.js';
 import { runPipeline, type AppContext, type PipelineResult } from '../pipeline/run.js';
 import { ediStepName, runEdiStep, type EdiStepResult, type EdiStepSpec } from '../edi/step.js';
+import { recordPipeline } from '../metrics.js';
 import { loadPartner } from '../partners.js';
 import { errorKindOf, finishRun, type ErrorKind } from '../runs.js';
 import { claimRun, detailOf, finalOutcome, recordStep, stepSucceededSql, type Claim } from './run-record.js';
@@ -375,6 +376,7 @@ async function runStep(
     signal,
     onProgress: (p) => onRows(p.rowsRead),
   });
+  recordPipeline(result);
   if (result.status === 'cancelled') throw new CancelledError();
   if (result.status === 'failed') {
     const failed = result.files.filter((f) => f.status === 'failed');

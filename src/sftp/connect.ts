@@ -24,6 +24,8 @@ export interface ConnectOptions {
   signal?: AbortSignal;
   /** Where `private_key_env` and `passphrase_env` are looked up. Default `process.env`. */
   env?: NodeJS.ProcessEnv;
+  /** The partner this connection serves: the label of its bytes in the metrics. */
+  partner?: string;
 }
 
 /** Options of {@link withRetry}. */
@@ -43,6 +45,7 @@ export interface RetryOptions {
 // ssh2-sftp-client resolves connect() with the raw SFTP session, which the pipelined transfers use.
 const sessions = new WeakMap<SftpClient, SFTPWrapper>();
 const labels = new WeakMap<SftpClient, string>();
+const partners = new WeakMap<SftpClient, string>();
 // ssh2 silently drops requests on a closed session and never calls back, so we track closing.
 export const closed = new WeakSet<SFTPWrapper>();
 
@@ -95,6 +98,11 @@ export function wrap(where: string, err: unknown): Error {
   const wrapped = new Error(`${where}: ${describeError(err)}`, { cause: err });
   if (code !== undefined) (wrapped as { code?: unknown }).code = code;
   return wrapped;
+}
+
+/** The partner a connection serves (ConnectOptions.partner), for the transfer metrics. */
+export function partnerOf(client: SftpClient): string | undefined {
+  return partners.get(client);
 }
 
 export function label(client: SftpClient): string {
@@ -202,6 +210,7 @@ export async function connectSftp(endpoint: SftpEndpoint, opts: ConnectOptions):
     raw.setNoDelay(true);
     sessions.set(client, session);
     labels.set(client, where);
+    if (opts.partner !== undefined) partners.set(client, opts.partner);
     const markClosed = (): void => void closed.add(session);
     // An unhandled 'error' on the session would crash the process; the failing call reports it.
     session.on('error', (err: Error) => {

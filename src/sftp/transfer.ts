@@ -10,7 +10,8 @@ import type { FileEntryWithStats } from 'ssh2';
 import type SftpClient from 'ssh2-sftp-client';
 import { CancelledError, UserError, describeError } from '../errors.js';
 import type { SftpReady } from '../sftp-endpoint.js';
-import { SFTP_STATUS, label, session, wrap, type Sftp } from './connect.js';
+import { recordTransfer } from '../metrics.js';
+import { SFTP_STATUS, label, partnerOf, session, wrap, type Sftp } from './connect.js';
 import { picomatch, resolveInside, safeRemoteName } from './names.js';
 import { RemoteReader, RemoteWriter, openRemote, request } from './streams.js';
 
@@ -206,6 +207,7 @@ export async function downloadVerified(
       );
     }
     await rename(temp, localPath);
+    recordTransfer(partnerOf(client), 'in', size);
     return { localPath, size, sha256: hash.digest('hex') };
   } catch (err) {
     await removeQuietly(temp);
@@ -288,6 +290,7 @@ export async function uploadAtomic(
       }
     }
     created = false;
+    recordTransfer(partnerOf(client), 'out', writer.bytesWritten);
     return finalPath;
   } catch (err) {
     if (created) await client.delete(temp, true).catch(() => undefined);

@@ -55,7 +55,11 @@ export function createSftpSink(
           try {
             return await withRetry(
               async () => {
-                const client = await connectSftp(endpoint, { log: ctx.log, signal: ctx.signal });
+                const client = await connectSftp(endpoint, {
+                  log: ctx.log,
+                  signal: ctx.signal,
+                  partner: config.partner,
+                });
                 try {
                   const remote = await uploadAtomic(client, localPath, endpoint[config.dir], finalName, {
                     overwrite: config.overwrite,

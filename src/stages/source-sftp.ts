@@ -52,7 +52,7 @@ export function createSftpSource(config: SftpSourceConfig, ctx: StageContext): S
       const local = await mkdtemp(path.join(tmpdir(), 'erp-sftp-'));
       let client: Sftp | null = null;
       const connected = async (): Promise<Sftp> =>
-        (client ??= await connectSftp(endpoint, { log: ctx.log, signal: ctx.signal }));
+        (client ??= await connectSftp(endpoint, { log: ctx.log, signal: ctx.signal, partner: partner.name }));
       const reset = async (): Promise<void> => {
         if (client) await endSftp(client).catch(() => undefined);
         client = null;
