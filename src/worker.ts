@@ -76,6 +76,16 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
 
   const process = async (job: Job<RunJobData>, token?: string): Promise<{ status: string }> => {
     const stored = await storedRunOf(pool, app.home, job.data);
+    const firstDelivery =
+      !job.data.resume && job.attemptsStarted <= 1 && job.attemptsMade === 0 && job.stalledCounter === 0;
+    // The job is checked again here: time passed since it was queued (an export's file may have
+    // appeared, a table gone). The steps an earlier attempt finished are not checked.
+    const problems = await preflight(pool, runApp.home, stored, firstDelivery);
+    if (problems) {
+      await finishRun(pool, stored.runId, 'failed', problems, 'user');
+      trackRun(stored.runnable.name).finish('failed');
+      throw new UnrecoverableError(problems);
+    }
     const controller = new AbortController();
     controllers.set(stored.runId, controller);
     let lastSent = 0;
@@ -106,16 +116,6 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
       send(p);
     };
     try {
-      const firstDelivery =
-        !job.data.resume && job.attemptsStarted <= 1 && job.attemptsMade === 0 && job.stalledCounter === 0;
-      // The job is checked again here: time passed since it was queued (an export's file may have
-      // appeared, a table gone). The steps an earlier attempt finished are not checked.
-      const problems = await preflight(pool, runApp.home, stored, firstDelivery);
-      if (problems) {
-        await finishRun(pool, stored.runId, 'failed', problems, 'user');
-        finalStatus = 'failed';
-        throw new UnrecoverableError(problems);
-      }
       const outcome = await executeRun(runApp, {
         runId: stored.runId,
         runnable: stored.runnable,
