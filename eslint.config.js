@@ -17,4 +17,11 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  {
+    // The console's browser script.
+    files: ['src/console/assets/**/*.js'],
+    languageOptions: {
+      globals: { document: 'readonly', window: 'readonly', EventSource: 'readonly', setTimeout: 'readonly' },
+    },
+  },
 );

@@ -79,10 +79,18 @@ export function timed(
  * the worker's peak RSS is read before it is stopped. The worker process loads BullMQ and ioredis,
  * which an inline run never does: this figure shows what they cost a load.
  */
-async function timedThroughWorker(
+/** CPU time (user + system) a process has used so far, from /proc (clock ticks of 10 ms). */
+async function cpuSecondsOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+export async function timedThroughWorker(
   env: NodeJS.ProcessEnv,
   cwd: string,
-): Promise<{ seconds: number; peakRssMb: number }> {
+): Promise<{ seconds: number; peakRssMb: number; cpuSeconds: number }> {
   const prefix = `bench-csv-${process.pid}`;
   const workerEnv = { ...env, ERP_QUEUE_PREFIX: prefix, LOG_LEVEL: 'info' };
   const worker = spawn(process.execPath, [path.resolve('dist/cli.js'), 'worker'], {
@@ -99,10 +107,12 @@ async function timedThroughWorker(
       });
       worker.on('close', (code) => reject(new Error(`erp worker exited ${code}: ${log.slice(-500)}`)));
     });
+    const cpuBefore = await cpuSecondsOf(worker.pid!);
     const run = await timed(process.execPath, [path.resolve('dist/cli.js'), 'run', 'bench'], workerEnv, cwd);
+    const cpuSeconds = (await cpuSecondsOf(worker.pid!)) - cpuBefore;
     const status = await readFile(`/proc/${worker.pid}/status`, 'utf8');
     const peak = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
-    return { seconds: run.seconds, peakRssMb: Math.round(peak) };
+    return { seconds: run.seconds, peakRssMb: Math.round(peak), cpuSeconds };
   } finally {
     const closed = new Promise((resolve) => worker.once('close', resolve));
     worker.kill('SIGTERM');

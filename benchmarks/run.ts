@@ -5,6 +5,7 @@ import { createPool, queryOnce } from '../src/db.js';
 import { migrate } from '../src/migrate.js';
 import { benchCsv } from './csv.js';
 import { benchChunks } from './chunks.js';
+import { benchMetrics, SCRAPE_MS } from './metrics.js';
 import { benchQueue } from './queue.js';
 import { benchSftp } from './sftp.js';
 import { runX12Bench } from './x12.js';
@@ -57,7 +58,7 @@ async function main(): Promise<void> {
         );
       }
     }
-    const only = (process.env.BENCH_ONLY ?? 'xlsx,sftp,x12,queue').split(',');
+    const only = (process.env.BENCH_ONLY ?? 'xlsx,sftp,x12,queue,metrics').split(',');
     if (only.includes('xlsx')) {
       console.log(
         "\n## XLSX read: erp's reader (batches of typed cells) vs exceljs's own streaming reader doing nothing",
@@ -122,6 +123,27 @@ async function main(): Promise<void> {
         `${c.psqlRowsPerSec.toLocaleString('en')} rows/s (${c.psqlSeconds.toFixed(2)} s)`,
       );
       line(`${c.files} runs, ratio to psql \\copy`, `${(100 * c.ratio).toFixed(1)}%`);
+    }
+    if (only.includes('metrics')) {
+      const rows = sizes[0]!;
+      console.log(
+        `\n## Metrics: the ${rows.toLocaleString('en')}-row CSV load through erp worker with ERP_HTTP_PORT (scraped every ${SCRAPE_MS / 1000} s) vs without`,
+      );
+      const m = await benchMetrics(rows, url.toString(), work);
+      const rate = (s: number): string =>
+        `${Math.round(rows / s).toLocaleString('en')} rows/s (${s.toFixed(2)} s)`;
+      line(
+        'without ERP_HTTP_PORT: worker CPU',
+        `${m.withoutCpu.toFixed(2)} s (median; wall ${rate(m.withoutSeconds)})`,
+      );
+      line(
+        `with ERP_HTTP_PORT: worker CPU`,
+        `${m.withCpu.toFixed(2)} s (median; wall ${rate(m.withSeconds)}; ${m.scrapes} scrapes)`,
+      );
+      line(
+        'metrics cost',
+        `${(100 * m.cost).toFixed(1)}% of the worker's CPU for the load (issue target < 2%; wall ${(100 * m.wallCost).toFixed(1)}%, ${m.rounds} rounds each)`,
+      );
     }
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -39,9 +39,22 @@ const pick = <T>(rand: Rand, xs: readonly T[]): T => xs[Math.floor(rand() * xs.l
 const between = (rand: Rand, lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
 const money = (n: number): string => n.toFixed(2);
 
-/** A nine-digit routing number with a valid ABA check digit (3·7·1 weights). */
+/** Federal Reserve routing symbols a US bank routing number starts with (00 is the US government). */
+// prettier-ignore
+const FED_PREFIXES = [
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
+  61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 80,
+];
+
+/**
+ * A nine-digit routing number with a valid Federal Reserve prefix and ABA check digit (3·7·1
+ * weights). The random draws are the same as before the prefix rule, so the other data stay put.
+ */
 function abaRouting(rand: Rand): string {
   const d = Array.from({ length: 8 }, () => between(rand, 0, 9));
+  const prefix = FED_PREFIXES[(d[0]! * 10 + d[1]!) % FED_PREFIXES.length]!;
+  d[0] = Math.floor(prefix / 10);
+  d[1] = prefix % 10;
   const sum = 3 * (d[0]! + d[3]! + d[6]!) + 7 * (d[1]! + d[4]! + d[7]!) + (d[2]! + d[5]!);
   return d.join('') + String((10 - (sum % 10)) % 10);
 }
@@ -261,6 +274,68 @@ export function makeDeductions(employees: readonly FixtureEmployee[]): FixtureDe
   return out;
 }
 
+const FIXTURE_YEAR = FIXTURE_PERIOD.slice(0, 4);
+const OPENING_YTD_COLUMNS = ['employee_no', 'tax_year', 'gross', 'taxable', 'fica_wages'] as const;
+
+/** One employee's wages paid by the previous payroll system in the go-live year. */
+export interface FixtureOpeningYtd {
+  employee_no: string;
+  tax_year: string;
+  gross: string;
+  taxable: string;
+  fica_wages: string;
+}
+
+/**
+ * The company goes live with the November payroll: January–October of the year were paid by the
+ * previous system. Its year-to-date wages per employee employed then: a month's salary (hourly: 170 h
+ * at the rate) per month from the hire, less the standing 401k (pre-tax) and health premiums (pre-tax
+ * and Section 125) of those months. Cents are computed in integers.
+ */
+export function makeOpeningYtd(employees: readonly FixtureEmployee[]): FixtureOpeningYtd[] {
+  const deductions = makeDeductions(employees);
+  const out: FixtureOpeningYtd[] = [];
+  for (const e of employees) {
+    if (e.hire_date >= `${FIXTURE_PERIOD}-01`) continue;
+    let gross = 0;
+    let retirement = 0;
+    let health = 0;
+    for (let m = 1; m <= 10; m++) {
+      const month = `${FIXTURE_YEAR}-${String(m).padStart(2, '0')}`;
+      if (e.hire_date > `${month}-31`) continue;
+      const pay =
+        e.pay_type === 'salaried'
+          ? Math.round((e.annual_salary! * 100) / 12)
+          : Math.round(e.hourly_rate! * 100 * 170);
+      gross += pay;
+      const active = (code: string) =>
+        deductions
+          .filter(
+            (d) =>
+              d.employee_no === e.employee_no &&
+              d.deduction_code === code &&
+              d.effective_from <= `${month}-28` &&
+              (d.effective_to === '' || d.effective_to >= `${month}-28`),
+          )
+          .sort((a, b) => b.effective_from.localeCompare(a.effective_from))[0];
+      const r = active('RET401K');
+      if (r) retirement += Math.round((pay * Number(r.percent)) / 100);
+      const h = active('HEALTH');
+      if (h) health += Math.round(Number(h.amount) * 100);
+    }
+    if (gross === 0) continue;
+    const cents = (c: number) => (c / 100).toFixed(2);
+    out.push({
+      employee_no: e.employee_no,
+      tax_year: FIXTURE_YEAR,
+      gross: cents(gross),
+      taxable: cents(gross - retirement - health),
+      fica_wages: cents(gross - health),
+    });
+  }
+  return out;
+}
+
 export interface FixtureItem {
   sku: string;
   description: string;
@@ -421,6 +496,34 @@ export function makeItems(): FixtureItem[] {
     }
   }
   return out;
+}
+
+/** One SKU's opening stock at cost, counted on the eve of go-live. */
+export interface FixtureStock {
+  sku: string;
+  location: string;
+  moved_at: string;
+  quantity: string;
+  unit_cost: string;
+  reason: string;
+  source_ref: string;
+}
+
+/**
+ * Opening stock of every item at the main warehouse, counted on 31 October and valued at cost
+ * (55–70 % of the list price): the inventory a shipment takes its cost from.
+ */
+export function makeOpeningStock(items: readonly FixtureItem[]): FixtureStock[] {
+  const rand = prng(6006);
+  return items.map((i) => ({
+    sku: i.sku,
+    location: 'MAIN',
+    moved_at: `${FIXTURE_PERIOD}-01`,
+    quantity: `${between(rand, 20, 120) * 10}.000`,
+    unit_cost: (Math.round(Number(i.list_price) * between(rand, 55, 70)) / 100).toFixed(4),
+    reason: 'opening',
+    source_ref: 'stock count 2026-10-31',
+  }));
 }
 
 export interface FixtureCustomer {
@@ -644,6 +747,19 @@ export async function makeFixtureFiles(): Promise<Map<string, string | Buffer>> 
       'effective_to',
       'amount',
       'percent',
+    ]),
+  );
+  files.set(`opening-ytd-${FIXTURE_YEAR}.csv`, csv(makeOpeningYtd(employees), OPENING_YTD_COLUMNS));
+  files.set(
+    'inventory-opening.csv',
+    csv(makeOpeningStock(items), [
+      'sku',
+      'location',
+      'moved_at',
+      'quantity',
+      'unit_cost',
+      'reason',
+      'source_ref',
     ]),
   );
   files.set('items.csv', csv(items, ['sku', 'description', 'uom', 'list_price', 'category']));

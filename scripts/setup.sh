@@ -33,3 +33,15 @@ if [ ! -x /usr/sbin/sshd ] || ! command -v sftp >/dev/null; then
   fi
 fi
 mkdir -p /run/sshd 2>/dev/null || true
+
+# Debian's chromium for the console's browser tests (driven by playwright-core; no browser download).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q chromium >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } ||
+      echo "setup: chromium could not be installed; the console's browser tests will be skipped" >&2
+  else
+    echo "setup: chromium missing; install it (apt-get install chromium) for the console's browser tests" >&2
+  fi
+fi

@@ -13,8 +13,10 @@ import { formatPipelineResult, formatRunDetail, formatRuns, table } from './repo
 import { EXIT, exitCodeOf, withSigint, wouldExitLine } from './commands/exit.js';
 import type { EdiCommandOptions } from './commands/edi.js';
 import type { RunCommandOptions } from './commands/run.js';
+import type { UsersCommandOptions } from './commands/users.js';
 import { requestCancel } from './jobs/cancel.js';
 import { jobSchema } from './jobs/definition.js';
+import { alertsSchema } from './alerts/definition.js';
 import { getRun, listRuns } from './runs.js';
 import { mappingFileSchema } from './stages/transform.js';
 
@@ -119,14 +121,19 @@ cli.command('list', 'List the jobs and pipelines, each checked as a run would ch
 
 cli
   .command('schema', 'Print the JSON Schema of pipeline definitions (or write all schemas with --out)')
-  .option('--out <dir>', 'Write the pipeline, job and mapping schemas (*.schema.json) into this directory', {
-    type: [String],
-  })
+  .option(
+    '--out <dir>',
+    'Write the pipeline, job, mapping and alerts schemas (*.schema.json) into this directory',
+    {
+      type: [String],
+    },
+  )
   .action(async (opts: { out?: string[] }) => {
     const schemas = {
       'pipeline.schema.json': z.toJSONSchema(pipelineSchema, { io: 'input' }),
       'mapping.schema.json': z.toJSONSchema(mappingFileSchema, { io: 'input' }),
       'job.schema.json': z.toJSONSchema(jobSchema, { io: 'input' }),
+      'alerts.schema.json': z.toJSONSchema(alertsSchema, { io: 'input' }),
     };
     const out = opts.out?.[0];
     if (out) {
@@ -185,6 +192,13 @@ cli
           throw err;
         },
       );
+      const { installLastResort } = await import('./last-resort.js');
+      installLastResort({
+        log: app.log,
+        databaseUrl: app.config.DATABASE_URL,
+        runsInHand: worker.runsInHand,
+        exitCode: EXIT.failed,
+      });
       app.log.info({ concurrency, prefix: app.config.ERP_QUEUE_PREFIX }, 'worker started');
       const signal = await stopping;
       app.log.info({ signal }, 'worker stopping: no new runs; finishing the runs in hand');
@@ -201,20 +215,31 @@ cli
       const stopping = untilSignal();
       const { checkEvictionPolicy, connectRedis, createQueue, redisConnection } = await import('./queue.js');
       const { startScheduler } = await import('./scheduler.js');
-      const redis = redisConnection(app.config.REDIS_URL, 'producer');
-      await connectRedis(redis, app.config.REDIS_URL);
+      const redis = redisConnection(app.config.REDIS_URL, 'service');
+      await connectRedis(redis, app.config.REDIS_URL).catch((err: unknown) => {
+        redis.disconnect();
+        throw err;
+      });
       await checkEvictionPolicy(redis, app.log);
       const queue = createQueue(redis, app.config.ERP_QUEUE_PREFIX);
       const { serveHealthIfConfigured } = await import('./http/serve.js');
       const stopHttp = await serveHealthIfConfigured(app, 'scheduler');
-      const scheduler = await startScheduler({ pool: app.pool, log: app.log, home: app.home, queue }).catch(
-        async (err: unknown) => {
-          await stopHttp();
-          throw err;
-        },
-      );
+      const scheduler = await startScheduler({
+        pool: app.pool,
+        log: app.log,
+        home: app.home,
+        queue,
+        reconcile: { redis, intervalMs: app.config.ERP_RECONCILE_MS },
+      }).catch(async (err: unknown) => {
+        await stopHttp();
+        throw err;
+      });
+      // The built-in alerts (alerts.yaml) are evaluated by the schedulers, once a minute.
+      const { startAlertRounds } = await import('./alerts/engine.js');
+      const stopAlerts = startAlertRounds({ pool: app.pool, home: app.home, log: app.log, queue });
       app.log.info({ schedules: scheduler.entries.length }, 'scheduler started');
       await stopping;
+      await stopAlerts();
       await scheduler.stop();
       await stopHttp();
       await queue.close();
@@ -294,6 +319,9 @@ cli
         const detail = await getRun(app.pool, Number(id));
         if (!detail) throw new UserError(`no run ${id}`);
         process.stdout.write(formatRunDetail(detail) + '\n');
+        const { formatRunCompliance } = await import('./audit/run-compliance.js');
+        const compliance = await formatRunCompliance(app.pool, Number(id));
+        if (compliance) process.stdout.write(compliance + '\n');
         return EXIT.ok;
       }),
   );
@@ -309,6 +337,102 @@ cli
   .option('--transaction-set <id>', 'preview outbound: 810 or 856 only', { type: [String] })
   .action((action: string | undefined, partner: string | undefined, opts: EdiCommandOptions) =>
     withApp(async (app) => (await import('./commands/edi.js')).ediCommand(app, action, partner, opts)),
+  );
+
+cli
+  .command(
+    'approve <run>',
+    'Approve a run awaiting approval: it is queued for the workers (another person than its requester)',
+  )
+  .option('--reason <text>', 'Why, for the audit trail', { type: [String] })
+  .action((id: string, opts: { reason?: string[] }) =>
+    withApp(async (app) =>
+      (await import('./commands/compliance.js')).approveCommand(app, id, opts.reason?.[0]),
+    ),
+  );
+
+cli
+  .command('reject <run>', 'Reject a run awaiting approval: it ends without running')
+  .option('--reason <text>', 'Why, for the audit trail', { type: [String] })
+  .action((id: string, opts: { reason?: string[] }) =>
+    withApp(async (app) =>
+      (await import('./commands/compliance.js')).rejectCommand(app, id, opts.reason?.[0]),
+    ),
+  );
+
+cli
+  .command('approvals', 'Runs awaiting approval (expired ones are ended first)')
+  .option('--show', 'Print the dry run attached to each')
+  .action((opts: { show?: boolean }) =>
+    withApp(async (app) =>
+      (await import('./commands/compliance.js')).approvalsCommand(app, opts.show ?? false),
+    ),
+  );
+
+cli
+  .command(
+    'console',
+    "The operators' web console on ERP_HTTP_PORT (runs, rejects, schedules, partners, queue)",
+  )
+  .action(() =>
+    withApp(async (app) => {
+      const stopping = untilSignal();
+      return (await import('./commands/console.js')).consoleCommand(app, stopping);
+    }),
+  );
+
+cli
+  .command(
+    'audit [action]',
+    '`erp audit verify` checks the hash chain; `erp audit export --from D --to D` writes it',
+  )
+  .option('--from <date>', 'export: first day (YYYY-MM-DD, UTC) or timestamp', { type: [String] })
+  .option('--to <date>', 'export: last day, included (YYYY-MM-DD, UTC) or timestamp', { type: [String] })
+  .option('--format <csv|jsonl>', 'export: csv (default) or jsonl', { type: [String] })
+  .option('--out <file>', 'export: write to this new file instead of stdout', { type: [String] })
+  .action((action: string | undefined, opts: Record<string, string[] | undefined>) =>
+    withApp(async (app) =>
+      (await import('./commands/compliance.js')).auditCommand(app, action, {
+        from: opts.from?.[0],
+        to: opts.to?.[0],
+        format: opts.format?.[0],
+        out: opts.out?.[0],
+      }),
+    ),
+  );
+
+cli
+  .command(
+    'users [action] [name] [role]',
+    'Console users: list, add <name> --role R, remove, passwd, role <name> <role>',
+  )
+  .option(
+    '--role <role>',
+    'viewer (read), operator (cancel, rerun, reload, trigger) or admin (also users, queue)',
+    {
+      type: [String],
+    },
+  )
+  .option('--password-stdin', 'Read the password from standard input (else ERP_USER_PASSWORD, else a prompt)')
+  .action(
+    (
+      action: string | undefined,
+      name: string | undefined,
+      role: string | undefined,
+      opts: UsersCommandOptions,
+    ) =>
+      withApp(async (app) =>
+        (await import('./commands/users.js')).usersCommand(app, action, name, role, opts),
+      ),
+  );
+
+cli
+  .command(
+    'alerts [action] [channel]',
+    'Open and recent alerts; `erp alerts test <channel>` sends a test notice; `erp alerts check` evaluates the rules now',
+  )
+  .action((action: string | undefined, channel: string | undefined) =>
+    withApp(async (app) => (await import('./commands/alerts.js')).alertsCommand(app, action, channel)),
   );
 
 /** Resolves with the name of the first SIGTERM or SIGINT. */

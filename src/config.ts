@@ -32,6 +32,13 @@ export const configSchema = z.object({
   ERP_HTTP_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** Address that server listens on. */
   ERP_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
+  /** How often workers and schedulers reconcile runs in PostgreSQL with the queue in Redis, in ms. */
+  ERP_RECONCILE_MS: z.coerce.number().int().min(200).default(15_000),
+  /**
+   * Directories input files may come from besides ERP_HOME (`--file`, `source.path`), separated by
+   * `:`; a file anywhere else is refused before it is opened.
+   */
+  ERP_INPUT_DIRS: z.string().default(''),
   /** Rows kept per file in the erp.rejects table; the CSV report always has them all. */
   ERP_REJECTS_IN_TABLE: z.coerce.number().int().min(0).default(1000),
 });

@@ -27,7 +27,8 @@ export interface TokenizerOptions {
 
 /** Receives what the tokenizer finds, in input order. */
 export interface TokenizerSink {
-  record(fields: Field[], line: number): void;
+  /** `start`: offset of the record's first character in the whole text fed so far. */
+  record(fields: Field[], line: number, start: number): void;
   error(line: number, reason: string, text: string): void;
 }
 
@@ -41,6 +42,9 @@ export class CsvTokenizer {
   private pending = 0;
   /** After a record longer than the limit: input is dropped through the end of its first line. */
   private skipping = false;
+  /** Characters fed so far, and the offset in the whole text of the string being scanned. */
+  private fed = 0;
+  private base = 0;
   private readonly d: number;
   private readonly q: number;
   private readonly qs: string;
@@ -59,6 +63,8 @@ export class CsvTokenizer {
   /** Feeds a chunk; complete records go to `sink`, the unfinished tail is kept for the next call. */
   push(chunk: string, sink: TokenizerSink): void {
     const s = this.carry.length > 0 ? this.carry + chunk : chunk;
+    this.base = this.fed - this.carry.length;
+    this.fed += chunk.length;
     this.carry = '';
     let pos = 0;
     for (;;) {
@@ -78,6 +84,7 @@ export class CsvTokenizer {
   end(sink: TokenizerSink): void {
     if (this.carry.length > 0) {
       const s = this.carry;
+      this.base = this.fed - s.length;
       this.carry = '';
       this.scan(s, 0, true, sink);
     }
@@ -211,7 +218,7 @@ export class CsvTokenizer {
       this.line += 1 + extraLines;
       // A blank line is no record.
       if (fields.length === 1 && fields[0] === null) continue;
-      sink.record(fields, startLine);
+      sink.record(fields, startLine, this.base + start);
     }
     return len;
   }

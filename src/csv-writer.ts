@@ -70,8 +70,10 @@ async function writeCsv(
     delimiter: o.delimiter,
     quote: o.quote,
     record_delimiter: o.record_delimiter === 'crlf' ? '\r\n' : '\n',
-    // An empty string is quoted so that it stays distinct from NULL (an empty field).
-    quoted_match: /^$/,
+    // An empty string is quoted so that it stays distinct from NULL (an empty field). A CR or LF is
+    // quoted whatever the record delimiter (RFC 4180): csv-stringify quotes only the delimiter it
+    // writes, so a bare CR went out unquoted and split the row for every reader.
+    quoted_match: [/^$/, /[\r\n]/] as RegExp[],
     escape_formulas: false,
     eof: true,
   } as const;

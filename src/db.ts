@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { UserError } from './errors.js';
+import { isConnectionError, UserError } from './errors.js';
 
 // A DATE is a calendar day, not an instant: keep it as the text PostgreSQL sends ('2026-11-30')
 // instead of a JavaScript Date at local midnight, which shifts with the process's time zone.
@@ -10,6 +10,12 @@ export function createPool(databaseUrl: string, max = 10): pg.Pool {
   const pool = new pg.Pool({ connectionString: databaseUrl, max, application_name: 'erp' });
   // An idle client losing its connection must not crash the process; the next checkout reconnects.
   pool.on('error', () => undefined);
+  // pg-pool listens for 'error' only on idle clients: a client checked out when the server restarts
+  // would emit an unhandled 'error' and end the process. Its query (or COPY stream) fails with the
+  // same error, which is where it is handled; the pool discards the broken client on release.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   return pool;
 }
 
@@ -55,11 +61,13 @@ export function splitQualified(name: string): { schema: string; table: string } 
  */
 export async function queryOnce(connectionString: string, sql: string): Promise<void> {
   const client = new pg.Client({ connectionString });
+  // A lost connection fails the query below; unheard, its 'error' event would end the process.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     await client.query(sql);
   } finally {
-    await client.end();
+    await client.end().catch(() => undefined);
   }
 }
 
@@ -88,5 +96,33 @@ export async function withTransaction<T>(
     throw err;
   } finally {
     client.release(broken);
+  }
+}
+
+/** How long a runner's own bookkeeping waits for the database to come back (a restart, a failover). */
+export const DB_WAIT_MS = 60_000;
+
+/**
+ * Runs `fn`, and again with a growing pause while it fails for a reason a retry can fix (the
+ * connection was lost, the server is starting or shutting down), for up to `waitMs`. For the
+ * records a runner writes after a failure, so a routine restart does not leave a run `running`.
+ * `onWait` is told once, at the first failure.
+ */
+export async function whileUnreachable<T>(
+  fn: () => Promise<T>,
+  opts: { waitMs?: number; onWait?: (err: unknown) => void; signal?: AbortSignal } = {},
+): Promise<T> {
+  const deadline = Date.now() + (opts.waitMs ?? DB_WAIT_MS);
+  let pause = 200;
+  for (let told = false; ;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isConnectionError(err) || Date.now() + pause > deadline || opts.signal?.aborted) throw err;
+      if (!told) opts.onWait?.(err);
+      told = true;
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      pause = Math.min(pause * 2, 2000);
+    }
   }
 }

@@ -33,6 +33,11 @@ export class CancelledError extends Error {
   }
 }
 
+/** The run took longer than its job's `timeout`: stopped, rolled back, not retried. */
+export class TimeoutError extends Error {
+  override name = 'TimeoutError';
+}
+
 /** SQLSTATE classes a retry can fix: connection, transaction rollback (deadlock, serialization), resources, lock not available, operator intervention, system errors. */
 const TRANSIENT_SQLSTATE = /^(08|40|53|55|57|58)/;
 
@@ -41,7 +46,7 @@ const TRANSIENT_SQLSTATE = /^(08|40|53|55|57|58)/;
  * error about the data or the SQL itself (a constraint, a RAISE in a job's SQL, a syntax error).
  */
 export function isPermanent(err: unknown): boolean {
-  if (err instanceof UserError || err instanceof CancelledError) return true;
+  if (err instanceof UserError || err instanceof CancelledError || err instanceof TimeoutError) return true;
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return !TRANSIENT_SQLSTATE.test(code);
   return false;
@@ -81,4 +86,27 @@ function databaseWords(code: string, message: string, where: unknown): string {
     default:
       return message;
   }
+}
+
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+
+/**
+ * True when `err` says the database (or another server) could not be reached or the connection
+ * was lost: a network error, SQLSTATE class 08, or a server shutting down or starting (57P01–57P03).
+ * Such a failure is transient: the same work succeeds once the server is back.
+ */
+export function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && (CONNECTION_CODES.has(code) || /^(08|57P0[123])/.test(code))) return true;
+  const message = err instanceof Error ? err.message : '';
+  return /Connection terminated|not queryable|Connection ended|timeout exceeded when trying to connect/i.test(
+    message,
+  );
 }

@@ -24,15 +24,22 @@ export interface RunJobData {
 /**
  * A Redis connection. Workers and QueueEvents block on Redis, so they need `maxRetriesPerRequest: null`
  * (BullMQ refuses otherwise); producers fail fast instead of queueing commands while Redis is down.
- * A monitor (the health and metrics server) fails each command fast but reconnects for ever, so
- * /readyz says "down" at once during an outage and "ok" again after it.
+ * A service connection (a scheduler, a reconciler, the health and metrics server) fails each command
+ * fast but reconnects for ever, so /readyz says "down" at once during an outage and "ok" again after it.
  */
-export function redisConnection(url: string, role: 'worker' | 'producer' | 'monitor'): Redis {
+export function redisConnection(url: string, role: 'worker' | 'producer' | 'service'): Redis {
   const options: RedisOptions =
     role === 'worker'
       ? { maxRetriesPerRequest: null, enableReadyCheck: true }
-      : role === 'monitor'
-        ? { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 3000 }
+      : role === 'service'
+        ? // A long-lived producer (a scheduler, a reconciler): commands fail fast while Redis is
+          // down, and the connection keeps trying to come back.
+          {
+            maxRetriesPerRequest: 1,
+            enableOfflineQueue: false,
+            connectTimeout: 3000,
+            retryStrategy: (times: number) => Math.min(200 * times, 2000),
+          }
         : {
             maxRetriesPerRequest: 1,
             enableOfflineQueue: false,

@@ -1,6 +1,6 @@
 import { hostname, userInfo } from 'node:os';
 import type pg from 'pg';
-import { CancelledError, isPermanent, RejectPolicyError } from './errors.js';
+import { CancelledError, isPermanent, RejectPolicyError, TimeoutError } from './errors.js';
 import type { Reject } from './stages/types.js';
 
 /**
@@ -8,7 +8,7 @@ import type { Reject } from './stages/types.js';
  * kept. This is the audit trail: who ran what, from which host, with which parameters.
  */
 
-export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type RunStatus = 'awaiting_approval' | 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 export interface NewRun {
   kind: 'pipeline' | 'job';
@@ -23,6 +23,8 @@ export interface NewRun {
   scheduleTick?: string | null;
   /** Run options that are not job parameters (files, force). */
   options?: Record<string, unknown>;
+  /** The SHA-256 of each definition the run uses (src/audit/definitions.ts). */
+  definitions?: readonly unknown[];
 }
 
 /** Who is running this process, for the audit trail. */
@@ -38,8 +40,9 @@ export async function createRun(db: pg.Pool | pg.PoolClient, run: NewRun): Promi
   const status = run.status ?? 'running';
   const { rows } = await db.query<{ id: string }>(
     `INSERT INTO runner.runs (kind, name, params, status, dry_run, requested_by, host, pid, trigger, lock_key, started_at,
-       schedule_tick, options)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $4 = 'running' THEN now() END, $11, $12) RETURNING id`,
+       schedule_tick, options, definitions)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $4 = 'running' THEN now() END, $11, $12, $13)
+     RETURNING id`,
     [
       run.kind,
       run.name,
@@ -53,6 +56,7 @@ export async function createRun(db: pg.Pool | pg.PoolClient, run: NewRun): Promi
       run.lockKey ?? null,
       run.scheduleTick ?? null,
       JSON.stringify(run.options ?? {}),
+      JSON.stringify(run.definitions ?? []),
     ],
   );
   return Number(rows[0]!.id);
@@ -73,12 +77,13 @@ export async function finishRun(
 }
 
 /** Why a run failed, which decides the CLI's exit code and whether a retry can help. */
-export type ErrorKind = 'policy' | 'user' | 'infra' | 'cancelled';
+export type ErrorKind = 'policy' | 'user' | 'infra' | 'cancelled' | 'timeout';
 
 /** Classifies an error for {@link ErrorKind}. */
 export function errorKindOf(err: unknown): ErrorKind {
   if (err instanceof RejectPolicyError) return 'policy';
   if (err instanceof CancelledError) return 'cancelled';
+  if (err instanceof TimeoutError) return 'timeout';
   return isPermanent(err) ? 'user' : 'infra';
 }
 

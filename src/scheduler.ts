@@ -3,7 +3,10 @@ import { CronExpressionParser } from 'cron-parser';
 import cron from 'node-cron';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { UserError } from './errors.js';
+import type { Redis } from 'ioredis';
+import { whileUnreachable } from './db.js';
+import { describeError, UserError } from './errors.js';
+import { startReconciler } from './jobs/reconcile.js';
 import {
   listJobNames,
   loadJob,
@@ -11,6 +14,7 @@ import {
   type JobDefinition,
   type ScheduleSpec,
 } from './jobs/definition.js';
+import { definitionHashes } from './audit/definitions.js';
 import { formatProblem, preflight } from './jobs/preflight.js';
 import { createQueuedRun, enqueueRun, LockHeldError } from './jobs/submit.js';
 import { recordMissedTick, recordTick } from './metrics.js';
@@ -36,6 +40,8 @@ export interface SchedulerContext {
   log: Logger;
   home: string;
   queue: Queue<RunJobData>;
+  /** With the queue's Redis connection, the scheduler also reconciles runs (see jobs/reconcile.ts). */
+  reconcile?: { redis: Redis; intervalMs: number };
 }
 
 /** Every schedule of every job, with its cron pattern checked. */
@@ -116,8 +122,18 @@ export async function fireTick(
 ): Promise<number | null> {
   const given = Object.fromEntries(Object.entries(entry.schedule.params).map(([k, v]) => [k, String(v)]));
   const params = resolveParams(entry.job, given, at);
+  const runnable = { kind: 'job' as const, name: entry.job.name, job: entry.job };
+  // A tick falling due while the database restarts is checked and submitted once it is back; the
+  // tick's identity keeps it to one run whichever scheduler gets there first.
+  const untilReachable = {
+    onWait: (err: unknown) =>
+      ctx.log.warn(
+        { job: entry.job.name, tick: at.toISOString(), err: describeError(err) },
+        'the database is unreachable; the tick waits for it',
+      ),
+  };
   // A job that cannot run is not submitted: the tick is skipped, every problem logged.
-  const problems = await preflight(ctx, { kind: 'job', name: entry.job.name, job: entry.job }, params);
+  const problems = await whileUnreachable(() => preflight(ctx, runnable, params), untilReachable);
   if (problems.length > 0) {
     ctx.log.error(
       { job: entry.job.name, tick: at.toISOString(), problems: problems.map(formatProblem) },
@@ -125,20 +141,30 @@ export async function fireTick(
     );
     return null;
   }
+  const definitions = await definitionHashes(ctx.home, runnable);
   for (let waited = false; ; waited = true) {
     try {
-      const runId = await createQueuedRun(
-        ctx.pool,
-        { kind: 'job', name: entry.job.name, job: entry.job },
-        params,
-        {
-          trigger: `schedule ${entry.index} at ${at.toISOString()}`,
-          requestedBy: 'scheduler',
-          scheduleTick: tickId(entry, at),
-        },
+      const runId = await whileUnreachable(
+        () =>
+          createQueuedRun(ctx.pool, runnable, params, {
+            trigger: `schedule ${entry.index} at ${at.toISOString()}`,
+            requestedBy: 'scheduler',
+            scheduleTick: tickId(entry, at),
+            definitions,
+          }),
+        untilReachable,
       );
       if (runId === null) return null;
-      await enqueueRun(ctx.queue, runId, { kind: 'job', name: entry.job.name, job: entry.job }, params);
+      try {
+        await enqueueRun(ctx.queue, runId, { kind: 'job', name: entry.job.name, job: entry.job }, params);
+      } catch (err) {
+        // The run is recorded as queued: a reconciler puts it on the queue once Redis is back.
+        ctx.log.warn(
+          { job: entry.job.name, runId, err: describeError(err) },
+          'could not put the run on the queue now; it is queued again when Redis is back',
+        );
+        return runId;
+      }
       ctx.log.info({ job: entry.job.name, runId, tick: at.toISOString() }, 'schedule fired');
       recordTick(entry.job.name, entry.index, at);
       return runId;
@@ -170,8 +196,13 @@ async function untilRunEnds(pool: pg.Pool, runId: number, signal?: AbortSignal):
     ]);
     if (rows[0]?.status !== 'queued' && rows[0]?.status !== 'running') return;
     await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, LOCK_POLL_MS);
-      signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      // Removed after each pause: a listener per poll left on the signal piles up (MaxListenersExceededWarning).
+      const onAbort = (): void => (clearTimeout(t), resolve());
+      const t = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, LOCK_POLL_MS);
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 }
@@ -273,11 +304,15 @@ export async function startScheduler(ctx: SchedulerContext): Promise<RunningSche
       { timezone: entry.schedule.timezone, name: `${entry.job.name}#${entry.index}`, noOverlap: false },
     ),
   );
+  const reconciler = ctx.reconcile
+    ? startReconciler({ ...ctx, redis: ctx.reconcile.redis }, ctx.reconcile.intervalMs)
+    : null;
   return {
     entries,
     caughtUp,
     async stop() {
       stopping.abort();
+      await reconciler?.stop();
       for (const t of tasks) await t.stop();
       await caughtUp;
     },

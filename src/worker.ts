@@ -1,4 +1,4 @@
-import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { App } from './app.js';
 import { executeRun, HandedBackError, type RunProgress } from './jobs/execute.js';
 import { storedRunOf, type StoredRun } from './jobs/load-run.js';
@@ -7,7 +7,17 @@ import { finishRun } from './runs.js';
 import { openRunnerSession, type RunnerSession } from './jobs/session.js';
 import { createPool } from './db.js';
 import { setWorkerConcurrency, trackRun } from './metrics.js';
-import { checkEvictionPolicy, connectRedis, QUEUE_NAME, redisConnection, type RunJobData } from './queue.js';
+import { describeError } from './errors.js';
+import { sweepRunTemps } from './run-temp.js';
+import { startReconciler } from './jobs/reconcile.js';
+import {
+  checkEvictionPolicy,
+  connectRedis,
+  createQueue,
+  QUEUE_NAME,
+  redisConnection,
+  type RunJobData,
+} from './queue.js';
 
 /**
  * `erp worker`: a BullMQ Worker executing runs. Several may run on several machines against one
@@ -34,9 +44,14 @@ export interface WorkerOptions {
 
 export interface RunningWorker {
   worker: Worker<RunJobData>;
+  /** The ids of the runs this process executes right now. */
+  runsInHand(): number[];
   /** Stops taking work; waits up to the grace period for runs in hand, then hands them back. */
   close(): Promise<void>;
 }
+
+/** Times a run may stall (its worker died or hung) before BullMQ gives up on it. */
+const MAX_STALLED = 2;
 
 /** PostgreSQL connections one run in hand may hold at once: see {@link startWorker}. */
 const CONNECTIONS_PER_RUN = 2;
@@ -58,6 +73,9 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
   const pool = createPool(app.config.DATABASE_URL, Math.max(10, concurrency * CONNECTIONS_PER_RUN + 1));
   const runApp: App = { ...app, pool };
   const connection = redisConnection(app.config.REDIS_URL, 'worker');
+  // The reconciler's own connection: it fails fast while Redis is down and comes back by itself.
+  const reconcileRedis = redisConnection(app.config.REDIS_URL, 'service');
+  const reconcileQueue = createQueue(reconcileRedis, app.config.ERP_QUEUE_PREFIX);
   const controllers = new Map<number, AbortController>();
   let session: RunnerSession;
   try {
@@ -70,9 +88,16 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
   } catch (err) {
     // A worker connection retries for ever; left open, it would keep the failed process alive.
     connection.disconnect();
+    await reconcileQueue.close().catch(() => undefined);
+    reconcileRedis.disconnect();
     await pool.end();
     throw err;
   }
+
+  // Temporary files a killed worker left behind (a partial download) go, unless their run is still on.
+  await sweepRunTemps(pool, app.dataDir, app.log).catch((err: unknown) =>
+    app.log.warn({ err: describeError(err) }, 'could not sweep the temporary files of dead runs'),
+  );
 
   const process = async (job: Job<RunJobData>, token?: string): Promise<{ status: string }> => {
     const stored = await storedRunOf(pool, app.home, job.data);
@@ -174,16 +199,34 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
     concurrency,
     lockDuration: opts.lockDuration ?? app.config.ERP_WORKER_LOCK_MS,
     stalledInterval: opts.stalledInterval ?? app.config.ERP_WORKER_STALLED_MS,
-    maxStalledCount: 2,
+    maxStalledCount: MAX_STALLED,
   });
   worker.on('error', (err) => app.log.error({ err: err.message }, 'worker error'));
   worker.on('failed', (job, err) =>
     app.log.info({ runId: job?.data.runId, error: err.message }, 'run attempt failed'),
   );
-  worker.on('stalled', (jobId) => app.log.warn({ jobId }, 'run stalled; it will be picked up again'));
+  worker.on('stalled', (jobId) => {
+    // BullMQ moves a stalled job back to the waiting list either way; past MAX_STALLED it fails it
+    // when a worker takes it next, without running it. Say which.
+    void Job.fromId<RunJobData>(reconcileQueue, jobId).then(
+      (job) =>
+        job && job.stalledCounter > MAX_STALLED
+          ? app.log.error(
+              { jobId, runId: job.data.runId, stalled: job.stalledCounter },
+              `run ${job.data.runId} stalled ${job.stalledCounter} times; BullMQ gives up on it (it is marked failed)`,
+            )
+          : app.log.warn({ jobId }, 'run stalled; it will be picked up again'),
+      () => app.log.warn({ jobId }, 'run stalled'),
+    );
+  });
+  const reconciler = startReconciler(
+    { pool, home: app.home, log: app.log, queue: reconcileQueue, redis: reconcileRedis },
+    app.config.ERP_RECONCILE_MS,
+  );
 
   return {
     worker,
+    runsInHand: () => [...controllers.keys()],
     async close() {
       const grace = opts.graceMs ?? 30_000;
       const closing = worker.close();
@@ -192,6 +235,9 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
         for (const c of controllers.values()) c.abort(new HandedBackError());
         await closing;
       }
+      await reconciler.stop();
+      await reconcileQueue.close().catch(() => undefined);
+      reconcileRedis.disconnect();
       await session.close().catch(() => undefined);
       await connection.quit().catch(() => undefined);
       await pool.end().catch(() => undefined);

@@ -81,6 +81,16 @@ describe('csv writer', () => {
     ]);
   });
 
+  it('quotes a field holding a CR, an LF or both, whatever the record delimiter (RFC 4180)', async () => {
+    const rows: Cell[][] = [['cr\rhere'], ['lf\nhere'], ['both\r\nhere'], ['plain']];
+    for (const record_delimiter of ['lf', 'crlf'] as const) {
+      const r = await exportCsv(['note'], ['text'], rows, { record_delimiter, escape_formulas: false });
+      const eol = record_delimiter === 'lf' ? '\n' : '\r\n';
+      expect(r.text).toBe(['note', '"cr\rhere"', '"lf\nhere"', '"both\r\nhere"', 'plain', ''].join(eol));
+      expect(parse(r.text, { columns: true })).toEqual(rows.map(([note]) => ({ note })));
+    }
+  });
+
   it("works around csv-stringify's escape_formulas, which would alter negative numbers in numeric columns", () => {
     // What the option does with our cells (all text): the decimal is escaped too.
     expect(stringify([['-12.50', '-cmd']], { escape_formulas: true })).toBe("'-12.50,'-cmd\n");

@@ -408,7 +408,7 @@ describe('malformed inbound files', () => {
       ['AK5', 'R', '5'],
     ]);
     expect(r.problems.join('\n')).toMatch(
-      /unknown-item\.edi, segment 14 \(PO107\): transaction set 850 0001: line 2: no item for buyer part \(BP\) "NOPE-42"/,
+      /unknown-item\.edi, segment 14 \(PO107\): transaction set 850 0001: line 2: no item for buyer_part BP "NOPE-42"/,
     );
     expect(r.problems.join('\n')).toMatch(
       /BEG03 purchase order "PO-10002" was already loaded for customer PARTNERA/,

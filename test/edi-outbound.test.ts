@@ -69,6 +69,11 @@ beforeAll(async () => {
   w = await startEdiWorld('edi_outbound');
   A = await w.partner('PARTNERA');
   B = await w.partner('PARTNERB');
+  // Shipments take stock at cost and post it: the month is open and the stock is there.
+  await w.db.pool.query(`
+    SELECT gl.open_period('2026-02');
+    INSERT INTO inv.stock_movements (sku, moved_at, quantity, reason, unit_cost, source_ref)
+    SELECT sku, '2026-02-01', 1000, 'opening', round(list_price * 0.6, 4), 'count 2026-01-31' FROM sales.items;`);
   // Orders arrive by EDI first, so the 810/856 echo the 850's buyer parts and ship-to codes.
   await w.drop('PARTNERA', 'partner-a-850.edi');
   await w.drop('PARTNERB', 'partner-b-850.edi');

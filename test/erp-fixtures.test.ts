@@ -6,6 +6,8 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE_PERIOD, UNAPPROVED_ROW, makeFixtureFiles } from '../scripts/make-fixtures.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { modelOfFixtures, registerAsModel } from './helpers/fixture-payroll.js';
+import { money } from './helpers/payroll-model.js';
 
 const DIR = path.join('fixtures', 'company');
 type Row = (string | null)[];
@@ -79,8 +81,10 @@ describe('fixtures/company', () => {
       'customers.csv',
       'employee-deductions.csv',
       'employees.xlsx',
+      'inventory-opening.csv',
       'items-bad.csv',
       'items.csv',
+      'opening-ytd-2026.csv',
       `timesheets-${FIXTURE_PERIOD}-unapproved.csv`,
       `timesheets-${FIXTURE_PERIOD}.csv`,
     ]);
@@ -188,19 +192,27 @@ describe('fixtures/company', () => {
     });
     await loadTimesheets(`timesheets-${FIXTURE_PERIOD}.csv`);
 
+    // The company went live in November: January–October wages come from the previous system.
+    const opening = await readCsv('opening-ytd-2026.csv');
+    await insertRows(db.pool as never, 'payroll.opening_ytd', opening.columns, opening.rows);
+
     const summary = await runJob('payroll_close', { period: FIXTURE_PERIOD });
+    // Every payslip recomputed by test/helpers/payroll-model.ts, from the fixture files.
+    const expected = await modelOfFixtures(db.pool, opening.rows);
+    const cents = (xs: string[]) => money(xs.reduce((s, x) => s + BigInt(x.replace('.', '')), 0n));
     expect(summary).toEqual([
       {
         run_id: expect.any(String),
         period: '2026-11',
         employee_count: 59,
-        total_gross: '260732.34',
-        total_taxes: '43803.55',
-        total_deductions: '10718.54',
-        total_net: '206210.25',
+        total_gross: cents(expected.map((e) => e.gross)),
+        total_taxes: cents(expected.map((e) => e.totalTaxes)),
+        total_deductions: cents(expected.flatMap((e) => Object.values(e.deductions))),
+        total_net: cents(expected.map((e) => e.net)),
         journal_entry_id: expect.any(String),
       },
     ]);
+    expect(await registerAsModel(db.pool, FIXTURE_PERIOD)).toEqual(expected);
 
     const register = await runJob('payroll_register', { period: FIXTURE_PERIOD });
     expect(register).toHaveLength(59);
@@ -224,20 +236,22 @@ describe('fixtures/company', () => {
     const journal = await runJob('payroll_journal', { period: FIXTURE_PERIOD });
     const sum = (rows: Record<string, unknown>[], col: string) =>
       rows.reduce((s, r) => s + Math.round(Number(r[col]) * 100), 0) / 100;
-    expect(sum(journal, 'debit')).toBe(260732.34);
-    expect(sum(journal, 'credit')).toBe(260732.34);
+    const grossAndEmployer =
+      Number(summary[0].total_gross) + Number(cents(expected.map((e) => e.totalEmployer)));
+    expect(sum(journal, 'debit')).toBeCloseTo(grossAndEmployer, 2);
+    expect(sum(journal, 'credit')).toBeCloseTo(grossAndEmployer, 2);
 
     const bank = await runJob('bank_payments', { period: FIXTURE_PERIOD });
     expect(bank).toHaveLength(57);
     const checks = register.filter((r) => r.payment_method === 'check');
-    expect(sum(bank, 'amount')).toBeCloseTo(206210.25 - sum(checks, 'net'), 2);
+    expect(sum(bank, 'amount')).toBeCloseTo(Number(summary[0].total_net) - sum(checks, 'net'), 2);
 
     const tb = await runJob('trial_balance', { period: FIXTURE_PERIOD });
     expect(sum(tb, 'debit')).toBe(sum(tb, 'credit'));
     expect(sum(tb, 'balance')).toBe(0);
     expect(tb.find((r) => r.account_code === '6000')).toMatchObject({
-      debit: '260732.34',
-      balance: '260732.34',
+      debit: summary[0].total_gross,
+      balance: summary[0].total_gross,
     });
 
     expect(await runJob('ar_aging', { as_of: '2026-11-30' })).toEqual([]);

@@ -5,8 +5,9 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
  * A hand-made company, paid with the seeded tax tables (000002_erp_core.sql):
  *   INCOME   monthly brackets on taxable pay (gross − pre-tax deductions):
  *            0 – 1000.00: 0 %, 1000.00 – 4000.00: 10 %, 4000.00 – 8000.00: 22 %, above: 32 %
- *   SOCSEC   6.2 % of gross, base capped at 184,500.00 a calendar year
- *   MEDICARE 1.45 % of gross
+ *   SOCSEC   6.2 % of FICA wages (gross − Section 125 premiums: HEALTH), capped at 184,500.00 a calendar year
+ *   MEDICARE 1.45 % of FICA wages; ADDMED 0.9 % of the year's FICA wages above 200,000.00
+ *   employer: ER_SOCSEC and ER_MEDICARE as the employee's, FUTA 0.6 % to 7,000.00, SUTA 2.7 % to 9,000.00
  * Every amount is rounded to cents, half up.
  *
  *   T001 Ann   hourly 18.25, hired 2026-11-01, 401k 5 % (pre-tax)            → overtime
@@ -68,21 +69,21 @@ describe('payroll.close_period', () => {
 
   it('closes October: the salaried staff, social security capped at the annual wage base', async () => {
     const { rows } = await close('2026-10');
-    // S001: 65000.00 / 12 = 5416.666… → 5416.67, taxes 993.04, deductions 175.00, net 4248.63 (see November).
+    // S001: 65000.00 / 12 = 5416.666… → 5416.67, taxes 981.57, deductions 175.00, net 4260.10 (see November).
     // S002: 2400000.00 / 12 = 200000.00.
     //   INCOME   = 3000.00 × 10 % + 4000.00 × 22 % + 192000.00 × 32 % = 300.00 + 880.00 + 61440.00 = 62620.00
     //   SOCSEC   = min(200000.00, 184500.00 − 0) × 6.2 % = 184500.00 × 0.062 = 11439.00
-    //   MEDICARE = 200000.00 × 1.45 % = 2900.00
+    //   MEDICARE = 200000.00 × 1.45 % = 2900.00;  ADDMED: the year reaches 200000.00, nothing above → 0.00
     //   net      = 200000.00 − 76959.00 = 123041.00
-    // Totals: gross 205416.67, taxes 993.04 + 76959.00 = 77952.04, deductions 175.00, net 127289.63.
+    // Totals: gross 205416.67, taxes 981.57 + 76959.00 = 77940.57, deductions 175.00, net 127301.10.
     expect(rows).toEqual([
       expect.objectContaining({
         period: '2026-10',
         employee_count: 2,
         total_gross: '205416.67',
-        total_taxes: '77952.04',
+        total_taxes: '77940.57',
         total_deductions: '175.00',
-        total_net: '127289.63',
+        total_net: '127301.10',
       }),
     ]);
     const socsec = await db.pool.query(
@@ -119,7 +120,7 @@ describe('payroll.close_period', () => {
     try {
       await client.query('BEGIN');
       const { rows } = await client.query(`SELECT * FROM payroll.close_period('2026-11')`);
-      expect(rows[0]).toMatchObject({ employee_count: 4, total_gross: '211186.92', total_net: '143600.77' });
+      expect(rows[0]).toMatchObject({ employee_count: 4, total_gross: '211186.92', total_net: '141812.24' });
       const register = await client.query(
         `SELECT count(*)::int AS n FROM payroll.register WHERE period = '2026-11'`,
       );
@@ -147,9 +148,9 @@ describe('payroll.close_period', () => {
         period: '2026-11',
         employee_count: 4,
         total_gross: '211186.92',
-        total_taxes: '67322.64',
+        total_taxes: '69111.17',
         total_deductions: '263.51',
-        total_net: '143600.77',
+        total_net: '141812.24',
         journal_entry_id: expect.any(String),
       },
     ]);
@@ -158,11 +159,11 @@ describe('payroll.close_period', () => {
          FROM payroll.register WHERE period = '2026-11' ORDER BY employee_no`,
     );
     expect(slips.rows).toEqual([
-      // S001: salary 65000.00 / 12 = 5416.67; pre-tax health 150.00 → taxable 5266.67.
+      // S001: salary 65000.00 / 12 = 5416.67; health 150.00 is pre-tax and Section 125 → taxable = FICA wages = 5266.67.
       //   INCOME   = 3000.00 × 0.10 + (5266.67 − 4000.00) × 0.22 = 300.00 + 278.6674 = 578.6674 → 578.67
-      //   SOCSEC   = 5416.67 × 0.062  = 335.83354 → 335.83
-      //   MEDICARE = 5416.67 × 0.0145 = 78.541715 → 78.54            taxes = 993.04
-      //   deductions = 150.00 + 25.00 (union, after tax) = 175.00;   net = 5416.67 − 993.04 − 175.00 = 4248.63
+      //   SOCSEC   = 5266.67 × 0.062  = 326.53354 → 326.53
+      //   MEDICARE = 5266.67 × 0.0145 = 76.366715 → 76.37            taxes = 981.57
+      //   deductions = 150.00 + 25.00 (union, after tax) = 175.00;   net = 5416.67 − 981.57 − 175.00 = 4260.10
       {
         employee_no: 'S001',
         regular_hours: '0.00',
@@ -172,12 +173,13 @@ describe('payroll.close_period', () => {
         salary_pay: '5416.67',
         gross: '5416.67',
         taxable: '5266.67',
-        taxes: '993.04',
+        taxes: '981.57',
         deductions: '175.00',
-        net: '4248.63',
+        net: '4260.10',
       },
       // S002: gross 200000.00; the year's social-security base is used up in October (184500.00) → SOCSEC 0.00.
-      //   INCOME 62620.00 + MEDICARE 2900.00 = 65520.00; net = 200000.00 − 65520.00 = 134480.00
+      //   The year's wages go from 200000.00 to 400000.00: ADDMED = 200000.00 × 0.9 % = 1800.00.
+      //   INCOME 62620.00 + MEDICARE 2900.00 + ADDMED 1800.00 = 67320.00; net = 200000.00 − 67320.00 = 132680.00
       {
         employee_no: 'S002',
         regular_hours: '0.00',
@@ -187,11 +189,11 @@ describe('payroll.close_period', () => {
         salary_pay: '200000.00',
         gross: '200000.00',
         taxable: '200000.00',
-        taxes: '65520.00',
+        taxes: '67320.00',
         deductions: '0.00',
-        net: '134480.00',
+        net: '132680.00',
       },
-      // T001: week 26 Oct–1 Nov: 5 h regular; week 2–8 Nov: 48 h = 40 regular + 8 overtime; week 9–13 Nov: 40 regular.
+      // T001: week 26 Oct–1 Nov (ends in November, so paid now): 5 h regular; week 2–8 Nov: 48 h = 40 regular + 8 overtime; week 9–13 Nov: 40 regular.
       //   regular  = 85 h × 18.25 = 1551.25;  overtime = 8 h × 18.25 × 1.5 = 219.00;  gross = 1770.25
       //   401k 5 % = 88.5125 → 88.51 (pre-tax) → taxable = 1681.74
       //   INCOME   = (1681.74 − 1000.00) × 0.10 = 68.174 → 68.17
@@ -244,17 +246,37 @@ describe('payroll.close_period', () => {
         base: '1770.25',
         amount: '88.51',
       },
+      { kind: 'tax', code: 'ADDMED', quantity: null, rate: null, base: '0.00', amount: '0.00' },
       { kind: 'tax', code: 'INCOME', quantity: null, rate: null, base: '1681.74', amount: '68.17' },
       { kind: 'tax', code: 'MEDICARE', quantity: null, rate: null, base: '1770.25', amount: '25.67' },
       { kind: 'tax', code: 'SOCSEC', quantity: null, rate: null, base: '1770.25', amount: '109.76' },
+      // Employer taxes: not withheld; FUTA 1770.25 × 0.6 % = 10.6215 → 10.62, SUTA × 2.7 % = 47.79675 → 47.80.
+      {
+        kind: 'employer_tax',
+        code: 'ER_MEDICARE',
+        quantity: null,
+        rate: null,
+        base: '1770.25',
+        amount: '25.67',
+      },
+      {
+        kind: 'employer_tax',
+        code: 'ER_SOCSEC',
+        quantity: null,
+        rate: null,
+        base: '1770.25',
+        amount: '109.76',
+      },
+      { kind: 'employer_tax', code: 'FUTA', quantity: null, rate: null, base: '1770.25', amount: '10.62' },
+      { kind: 'employer_tax', code: 'SUTA', quantity: null, rate: null, base: '1770.25', amount: '47.80' },
     ]);
     const bank = await db.pool.query(
       `SELECT employee_no, routing, account, amount FROM payroll.bank_payments WHERE period = '2026-11' ORDER BY employee_no`,
     );
     // T003 has no bank details: paid by check, not in the bank file.
     expect(bank.rows).toEqual([
-      { employee_no: 'S001', routing: '021000021', account: '2345678', amount: '4248.63' },
-      { employee_no: 'S002', routing: '011000015', account: '99990000', amount: '134480.00' },
+      { employee_no: 'S001', routing: '021000021', account: '2345678', amount: '4260.10' },
+      { employee_no: 'S002', routing: '011000015', account: '99990000', amount: '132680.00' },
       { employee_no: 'T001', routing: '021000021', account: '1234567', amount: '1478.14' },
     ]);
   });
@@ -263,15 +285,24 @@ describe('payroll.close_period', () => {
     const { rows } = await db.pool.query(
       `SELECT account_code, debit, credit FROM payroll.journal WHERE period = '2026-11' ORDER BY line_no`,
     );
-    // Debit wages = gross 211186.92. Credits: net 143600.77; INCOME 68.17 + 578.67 + 62620.00 + 300.00 = 63566.84;
-    // SOCSEC 109.76 + 335.83 + 0.00 + 248.00 = 693.59; MEDICARE 25.67 + 78.54 + 2900.00 + 58.00 = 3062.21;
-    // RET401K 88.51; HEALTH 150.00; UNION 25.00. Credits sum to 211186.92.
+    // Debit wages = gross 211186.92. Credits: net 141812.24; INCOME 68.17 + 578.67 + 62620.00 + 300.00 = 63566.84;
+    // SOCSEC 109.76 + 326.53 + 0.00 + 248.00 = 684.29; MEDICARE 25.67 + 76.37 + 2900.00 + 58.00 = 3060.04;
+    // ADDMED 1800.00 (2160); RET401K 88.51; HEALTH 150.00; UNION 25.00.
+    // Employer taxes, debited to 6100: ER_SOCSEC 684.29 and ER_MEDICARE 3060.04 (as the employee's, credited with
+    // them to 2120 and 2130); FUTA (2140) S001 (7000.00 − 5266.67 in October) × 0.6 % = 10.39998 → 10.40 + T001 10.62
+    // + T003 24.00 + S002 0.00 = 45.02; SUTA (2150) S001 (9000.00 − 5266.67) × 2.7 % = 100.79991 → 100.80 + T001 47.80
+    // + T003 108.00 = 256.60. 6100 = 684.29 + 3060.04 + 45.02 + 256.60 = 4045.95.
+    // Debits 211186.92 + 4045.95 = 215232.87 = credits.
     expect(rows).toEqual([
       { account_code: '6000', debit: '211186.92', credit: '0.00' },
-      { account_code: '2100', debit: '0.00', credit: '143600.77' },
+      { account_code: '6100', debit: '4045.95', credit: '0.00' },
+      { account_code: '2100', debit: '0.00', credit: '141812.24' },
       { account_code: '2110', debit: '0.00', credit: '63566.84' },
-      { account_code: '2120', debit: '0.00', credit: '693.59' },
-      { account_code: '2130', debit: '0.00', credit: '3062.21' },
+      { account_code: '2120', debit: '0.00', credit: '1368.58' },
+      { account_code: '2130', debit: '0.00', credit: '6120.08' },
+      { account_code: '2140', debit: '0.00', credit: '45.02' },
+      { account_code: '2150', debit: '0.00', credit: '256.60' },
+      { account_code: '2160', debit: '0.00', credit: '1800.00' },
       { account_code: '2210', debit: '0.00', credit: '88.51' },
       { account_code: '2220', debit: '0.00', credit: '150.00' },
       { account_code: '2230', debit: '0.00', credit: '25.00' },
@@ -281,12 +312,14 @@ describe('payroll.close_period', () => {
              (SELECT sum(credit) FROM payroll.journal WHERE period = '2026-11') AS credits,
              (SELECT sum(gross) FROM payroll.register WHERE period = '2026-11') AS gross,
              (SELECT sum(taxes) + sum(deductions) + sum(net) FROM payroll.register WHERE period = '2026-11') AS withheld_and_net,
+             (SELECT sum(employer_taxes) FROM payroll.register WHERE period = '2026-11') AS employer_taxes,
              (SELECT count(*)::int FROM gl.journal_entries WHERE period = '2026-11' AND source = 'payroll') AS entries`);
     expect(check.rows[0]).toEqual({
-      debits: '211186.92',
-      credits: '211186.92',
+      debits: '215232.87',
+      credits: '215232.87',
       gross: '211186.92',
       withheld_and_net: '211186.92',
+      employer_taxes: '4045.95',
       entries: 1,
     });
   });
@@ -383,12 +416,12 @@ describe('payroll.close_period refusals', () => {
         ('T001', '2026-12-01', 1, 'E0006'), ('T003', '2026-12-01', 8, 'E0006');
       INSERT INTO payroll.employee_deductions (employee_no, deduction_code, effective_from, amount) VALUES
         ('T001', 'HEALTH', '2026-12-01', 150.00);`);
-    // T001: gross 1 h × 18.25 = 18.25; 401k 0.9125 → 0.91 + health 150.00 = 150.91; taxable max(18.25 − 150.91, 0) = 0
-    //   SOCSEC 18.25 × 0.062 = 1.1315 → 1.13; MEDICARE 18.25 × 0.0145 = 0.264625 → 0.26; taxes 1.39.
+    // T001: gross 1 h × 18.25 = 18.25; 401k 0.9125 → 0.91 + health 150.00 = 150.91; taxable max(18.25 − 150.91, 0) = 0;
+    //   FICA wages max(18.25 − 150.00 (Section 125), 0) = 0 → SOCSEC and MEDICARE 0.00; taxes 0.00.
     await expect(close('2026-12')).rejects.toMatchObject({
       code: 'ERP01',
       message:
-        'payroll period 2026-12 cannot close: net pay would be negative for T001 (gross 18.25, taxes 1.39, deductions 150.91)',
+        'payroll period 2026-12 cannot close: net pay would be negative for T001 (gross 18.25, taxes 0.00, deductions 150.91)',
     });
     expect(await count(`SELECT count(*) FROM payroll.runs WHERE period = '2026-12'`)).toBe(0);
   });

@@ -12,8 +12,9 @@ beforeAll(async () => {
     INSERT INTO sales.items (sku, description, uom, list_price, category) VALUES
       ('SKU-1001', 'Steel bolt M8', 'EA', 12.50, 'FASTENERS'),
       ('SKU-2002', 'Resin bin', 'EA', 7.99, 'STORAGE');
-    INSERT INTO inv.stock_movements (sku, quantity, reason, source_ref) VALUES
-      ('SKU-1001', 500, 'opening', 'count 2026-10-31'), ('SKU-2002', 40, 'opening', 'count 2026-10-31');`);
+    INSERT INTO inv.stock_movements (sku, moved_at, quantity, reason, unit_cost, source_ref) VALUES
+      ('SKU-1001', '2026-11-01', 500, 'opening', 7.25, 'count 2026-10-31'),
+      ('SKU-2002', '2026-11-01', 40, 'opening', 4.10, 'count 2026-10-31');`);
 });
 afterAll(async () => db?.drop());
 

@@ -528,11 +528,11 @@ describe('xlsx writer', () => {
     const r = await readXlsx(file, { sheet: 'Sheet1' });
     expect(r.columns).toEqual(columns);
     expect(r.rows).toEqual([
-      ["'=SUM(A1)", '-12.5', '42', '2026-11-30', '2026-11-30T10:15:00', 'true', '12345678901234567890.5'],
-      ["'-cmd", '1250.75', '-7', '1999-12-31', '2026-01-01T00:00:00.500', 'false', '0.1'],
-      ["'+1", null, null, null, null, null, null],
-      ["'@A1", 'NaN', '0', 'infinity', '2026-06-30T23:59:59', 'false', '1000000000000000000000'],
-      ["'\tx", '0', '1', '2026-02-28', '2026-02-28T12:00:00', 'true', '-0.5'],
+      ['=SUM(A1)', '-12.5', '42', '2026-11-30', '2026-11-30T10:15:00', 'true', '12345678901234567890.5'],
+      ['-cmd', '1250.75', '-7', '1999-12-31', '2026-01-01T00:00:00.500', 'false', '0.1'],
+      ['+1', null, null, null, null, null, null],
+      ['@A1', 'NaN', '0', 'infinity', '2026-06-30T23:59:59', 'false', '1000000000000000000000'],
+      ['\tx', '0', '1', '2026-02-28', '2026-02-28T12:00:00', 'true', '-0.5'],
       ['plain', '3', '4', '2026-03-01', '2026-03-01T06:00:00', 'true', '2'],
     ]);
     // What exceljs's own reader sees: real numbers, dates and booleans.
@@ -548,15 +548,17 @@ describe('xlsx writer', () => {
     expect(ws.views[0]).toMatchObject({ state: 'frozen', ySplit: 1 });
   });
 
-  it('neutralises formulas in the written XML while numbers stay numbers', async () => {
+  it('writes text exactly, as inline strings that are never formulas, while numbers stay numbers', async () => {
     const file = path.join(dir, 'inject.xlsx');
     await exportXlsx(file, columns, types, rows);
     const xml = await unzipPart(file, 'xl/worksheets/sheet1.xml');
     expect(xml).not.toMatch(/<f[ >]/);
-    expect(xml).toContain('<c r="A2" t="inlineStr"><is><r><t>&apos;=SUM(A1)</t></r></is></c>');
-    expect(xml).toContain('<t>&apos;-cmd</t>');
-    expect(xml).toContain('<t>&apos;+1</t>');
-    expect(xml).toContain('<t>&apos;@A1</t>');
+    // No leading ': an inline string is text to every spreadsheet; neutralising is CSV's business.
+    expect(xml).toContain('<c r="A2" t="inlineStr"><is><r><t>=SUM(A1)</t></r></is></c>');
+    expect(xml).toContain('<t>-cmd</t>');
+    expect(xml).toContain('<t>+1</t>');
+    expect(xml).toContain('<t>@A1</t>');
+    expect(xml).not.toContain('&apos;');
     expect(xml).toMatch(/<c r="B2" s="\d+"><v>-12.5<\/v><\/c>/);
     expect(xml).toMatch(/<c r="C3" s="\d+"><v>-7<\/v><\/c>/);
     expect(xml).toMatch(/<c r="F2" t="b"><v>1<\/v><\/c>/);
@@ -564,6 +566,29 @@ describe('xlsx writer', () => {
     expect(xml).toContain('<t>12345678901234567890.5</t>');
     expect(xml).toMatch(/<col min="1" max="1" width="\d+/);
     expect(xml).toContain('state="frozen"');
+  });
+
+  it('writes CR as _x000D_ and reads every _xHHHH_ escape back, so text with CR, controls and literal escapes survives', async () => {
+    const file = path.join(dir, 'cr.xlsx');
+    const texts = [
+      'cr\rhere',
+      'lf\nhere',
+      'crlf\r\nhere',
+      'bell\x07 tab\t',
+      'literal _x000D_ and _x005F_',
+      ' spaced ',
+    ];
+    await exportXlsx(
+      file,
+      ['note'],
+      ['text'],
+      texts.map((t) => [t]),
+    );
+    const xml = await unzipPart(file, 'xl/worksheets/sheet1.xml');
+    expect(xml).toContain('<t>cr_x000D_here</t>');
+    expect(xml).not.toContain('\r');
+    const r = await readXlsx(file);
+    expect(r.rows).toEqual(texts.map((t) => [t]));
   });
 
   it('continues on a new sheet when a sheet is full, and writes an empty export as a header', async () => {

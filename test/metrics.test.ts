@@ -1,4 +1,5 @@
-import { readdir, symlink } from 'node:fs/promises';
+import { readdir, readFile, symlink } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
 import path from 'node:path';
 import type { Queue } from 'bullmq';
 import Fastify from 'fastify';
@@ -155,7 +156,7 @@ describe('erp worker with ERP_HTTP_PORT', () => {
         const s = await scrape(`${base}/metrics`);
         return s.value('erp_runs_finished_total', { job: 'broken', status: 'failed' }) === 1 ? s : null;
       },
-      5000,
+      15_000,
       'the failed run to be counted',
     );
     expect(m.value('erp_runs_started_total', { job: 'items' })).toBe(3);
@@ -242,6 +243,32 @@ describe('registerHealthRoutes on a Fastify instance', () => {
     await queue.drain();
     await db.pool.query(`UPDATE runner.runs SET status = 'cancelled' WHERE id = ANY ($1)`, [ids]);
     await app.close();
+  });
+
+  it('the Grafana dashboard and the Prometheus rules in docs/ use only metrics erp exports', async () => {
+    const app = Fastify();
+    registerHealthRoutes(app, { pool: db.pool, redis, queue, home: home.dir, log });
+    const m = parseScrape((await app.inject({ method: 'GET', url: '/metrics' })).body);
+    await app.close();
+    const exported = new Set(m.families.map((f) => f.name));
+    const rules = parseYaml(await readFile('docs/prometheus-alerts.yaml', 'utf8')) as {
+      groups: { rules: { alert: string; expr: string }[] }[];
+    };
+    const dashboard = JSON.parse(await readFile('docs/grafana-dashboard.json', 'utf8')) as {
+      panels: { targets: { expr: string }[] }[];
+    };
+    const exprs = [
+      ...rules.groups.flatMap((g) => g.rules.map((r) => r.expr)),
+      ...dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr)),
+    ];
+    expect(exprs.length).toBeGreaterThan(20);
+    const used = new Set(
+      exprs.flatMap((e) =>
+        [...e.matchAll(/\b((?:erp|process)_[a-z_]+)/g)].map((x) => x[1]!.replace(/_(bucket|count|sum)$/, '')),
+      ),
+    );
+    expect([...used].filter((n) => !exported.has(n))).toEqual([]);
+    expect(used.size).toBeGreaterThan(15);
   });
 
   it('/readyz is 503 naming what is wrong: migrations behind, PostgreSQL unreachable', async () => {

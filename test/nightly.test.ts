@@ -7,6 +7,8 @@ import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { executeRun } from '../src/jobs/execute.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
 import { startWorker, type RunningWorker } from '../src/worker.js';
+import { modelOfFixtures } from './helpers/fixture-payroll.js';
+import { money } from './helpers/payroll-model.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { startSshd, type TestSshd } from './helpers/sshd.js';
 import { removeKeys, testPrefix, testQueue, waitFor } from './fixtures/jobs/runner.js';
@@ -32,7 +34,7 @@ beforeAll(async () => {
   }
   await mkdir('var/exports', { recursive: true });
   // The bank file is never overwritten: start without one from an earlier run.
-  await rm('var/exports/bank-payments-2026-11.csv', { force: true });
+  await rm('var/exports/bank-payments-2026-11.ach', { force: true });
   Object.assign(process.env, {
     ERP_SFTP_PORT: String(sshd.port),
     ERP_SFTP_USER: sshd.user,
@@ -139,7 +141,7 @@ describe('nightly job', () => {
       'employee-deductions.csv',
       'timesheets-2026-11.csv',
       'trial-balance-2026-11.xlsx',
-      expect.stringMatching(/^ar-aging-\d{4}-\d{2}-\d{2}\.csv$/),
+      'ar-aging-2026-11-30.csv', // named by its as_of, not by the day it ran
     ]);
   }, 120_000);
 
@@ -165,11 +167,20 @@ describe('nightly job', () => {
     expect(dry.error).toBeNull();
     expect(dry.status).toBe('succeeded');
     const [summary, register, journal] = dry.steps[0]!.sql!.results;
-    expect(summary!.rows[0]).toMatchObject({ period: '2026-11', employee_count: 59, total_net: '206210.25' });
+    // The fixtures' payroll (no opening year-to-date wages loaded here), computed independently.
+    const model = await modelOfFixtures(db.pool);
+    const total = (xs: string[]) => money(xs.reduce((a, x) => a + BigInt(x.replace('.', '')), 0n));
+    expect(summary!.rows[0]).toMatchObject({
+      period: '2026-11',
+      employee_count: 59,
+      total_net: total(model.map((m) => m.net)),
+    });
     expect(register!.rows).toHaveLength(59);
     const debits = journal!.rows.reduce((a, r) => a + Number(r.debit), 0);
     const credits = journal!.rows.reduce((a, r) => a + Number(r.credit), 0);
-    expect(debits.toFixed(2)).toBe('260732.34');
+    expect(debits.toFixed(2)).toBe(
+      total([...model.map((m) => m.gross), ...model.map((m) => m.totalEmployer)]),
+    );
     expect(credits.toFixed(2)).toBe(debits.toFixed(2));
     const nothing = await db.pool.query(
       `SELECT (SELECT count(*) FROM payroll.runs)::int AS runs, (SELECT count(*) FROM gl.journal_entries)::int AS entries`,
@@ -201,6 +212,11 @@ describe('nightly job', () => {
     );
     expect(once.rows[0]).toEqual({ runs: 1, payslips: 59 });
     expect((await stat('var/exports/payroll-register-2026-11.xlsx')).size).toBeGreaterThan(0);
-    expect((await stat('var/exports/bank-payments-2026-11.csv')).size).toBeGreaterThan(0);
+    // The NACHA bank file went out, and net pay payable was cleared by the disbursement step.
+    expect((await stat('var/exports/bank-payments-2026-11.ach')).size % 95).toBe(0);
+    const owed = await db.pool.query(
+      `SELECT coalesce(sum(credit - debit), 0) AS owed FROM gl.journal_lines WHERE account_code = '2100'`,
+    );
+    expect(owed.rows[0].owed).toBe('0.00');
   }, 120_000);
 });

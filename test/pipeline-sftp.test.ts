@@ -1,5 +1,4 @@
 import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadPipeline } from '../src/pipeline/definition.js';
@@ -132,19 +131,24 @@ describe('source sftp, server killed mid-transfer', () => {
     let body = 'emp,hours\n';
     for (let i = 0; i < rows; i++) body += `E${i}${pad},8.00\n`;
     await writeFile(path.join(sshd.root, 'inbox/hours-big.csv'), body);
-    const tmp = os.tmpdir();
+    // Downloads land in the run's own temporary directory, ERP_DATA_DIR/tmp/<run>/sftp-…/.
+    const tmpRoot = path.join(home.dir, 'var', 'tmp');
     let restarted: Promise<void> | undefined;
     const watch = setInterval(() => {
       void (async () => {
         if (restarted) return;
-        for (const d of await readdir(tmp).catch(() => [])) {
-          if (!d.startsWith('erp-sftp-')) continue;
-          for (const f of await readdir(path.join(tmp, d)).catch(() => [])) {
-            const size = await stat(path.join(tmp, d, f)).then(
-              (st) => st.size,
-              () => 0,
-            );
-            if (size > 1 << 20 && size < body.length) restarted ??= sshd.restart();
+        const dirs = (await readdir(tmpRoot).catch(() => [])).map((run) => path.join(tmpRoot, run));
+        for (const runDir of dirs) {
+          for (const d of await readdir(runDir).catch(() => [])) {
+            if (!d.startsWith('sftp-')) continue;
+            const tmp = runDir;
+            for (const f of await readdir(path.join(tmp, d)).catch(() => [])) {
+              const size = await stat(path.join(tmp, d, f)).then(
+                (st) => st.size,
+                () => 0,
+              );
+              if (size > 1 << 20 && size < body.length) restarted ??= sshd.restart();
+            }
           }
         }
       })();
@@ -159,6 +163,9 @@ describe('source sftp, server killed mid-transfer', () => {
     }
     const loaded = await db.pool.query('SELECT count(*)::int AS n, count(DISTINCT emp)::int AS d FROM hours');
     expect(loaded.rows[0]).toEqual({ n: rows, d: rows });
+    // Nothing of the download is left in the run's temporary directory.
+    for (const run of await readdir(tmpRoot).catch(() => []))
+      expect(await readdir(path.join(tmpRoot, run))).toEqual([]);
     expect(await remote('archive')).toContain('hours-big.csv');
   }, 120_000);
 });

@@ -78,12 +78,12 @@ afterAll(async () => {
   await home?.remove();
 });
 
-/** The file the job's last step (the bank file) writes for `period`, resolved from the definitions. */
+/** The file the job's bank file step writes for `period`, resolved from the definitions. */
 async function bankTarget(period: string): Promise<string> {
   const job = await loadJob(home.dir, 'payroll-close');
-  const last = job.config.steps.at(-1)!;
-  if (!('pipeline' in last)) throw new Error('payroll-close no longer ends with an export');
-  const def = await loadPipeline(home.dir, last.pipeline);
+  const bank = job.config.steps.find((s) => 'pipeline' in s && s.pipeline === 'bank-payments-export');
+  if (!bank || !('pipeline' in bank)) throw new Error('payroll-close no longer exports the bank file');
+  const def = await loadPipeline(home.dir, bank.pipeline);
   const sink = def.config.sink;
   if (sink.kind !== 'file') throw new Error(`${def.file}: the bank export no longer writes a local file`);
   const ctx = { home: home.dir, pool: db.pool, log: app.log, signal: new AbortController().signal };
@@ -149,7 +149,7 @@ describe('erp run --resume', () => {
     expect(again.stdout).toMatch(/closed/);
 
     const resumed = await erp(['run', '--resume', String(runId)]);
-    expect(resumed.stderr).toContain(`resuming run ${runId} (payroll-close) from step 3 of 3`);
+    expect(resumed.stderr).toContain(`resuming run ${runId} (payroll-close) from step 3 of 4`);
     expect(resumed.code).toBe(0);
     expect(resumed.stdout).toMatch(/succeeded/);
 
@@ -165,7 +165,11 @@ describe('erp run --resume', () => {
       'SELECT position, status FROM runner.run_steps WHERE run_id = $1 ORDER BY position',
       [runId],
     );
-    expect(after.rows.map((r) => r.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    expect(after.rows.map((r) => r.status)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+    // The last step disbursed the net pay the bank file pays: net pay payable is cleared.
+    expect(
+      await count(db.pool, `SELECT count(*) FROM gl.journal_entries WHERE source = 'payroll-disbursement'`),
+    ).toBe(1);
     // The close ran once: one completed payroll run, two payslips; the bank file has both of them.
     expect(await count(db.pool, `SELECT count(*) FROM payroll.runs WHERE period = '2026-11'`)).toBe(1);
     expect(await count(db.pool, 'SELECT count(*) FROM payroll.payslips')).toBe(2);

@@ -135,7 +135,7 @@ describe('file sink', () => {
     const parsed = fileSinkSchema.safeParse({ kind: 'file', dir: 'out', name: 'x-{month}.csv' });
     expect(parsed.success).toBe(false);
     expect(parsed.error?.issues[0]?.message).toMatch(
-      /unknown placeholder; allowed: \{date\}, \{period\}, \{run_id\}, \{ext\}/,
+      /unknown placeholder; allowed: \{date\}, \{period\}, \{as_of\}, \{run_id\}, \{ext\}/,
     );
     expect(fileSinkSchema.parse({ kind: 'file', dir: 'out', name: 'a.csv' }).overwrite).toBe(false);
   });

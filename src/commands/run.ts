@@ -1,6 +1,8 @@
 import type { QueueEvents } from 'bullmq';
 import { SingleBar } from 'cli-progress';
 import type { App } from '../app.js';
+import { definitionHashes } from '../audit/definitions.js';
+import { whileUnreachable } from '../db.js';
 import { describeError, UserError } from '../errors.js';
 import { requestCancel } from '../jobs/cancel.js';
 import { resolveParams, resolveRunnable, type Runnable } from '../jobs/definition.js';
@@ -104,6 +106,14 @@ export async function runCommand(
   // Every problem of the whole job, before anything is recorded (exit 2).
   await assertPreflight(app, runnable, params, { ...(opts.file ? { files: opts.file } : {}) });
   const plan = await planRun(app.home, runnable, params);
+  if (runnable.job.config.approval?.required && !opts.dryRun) {
+    const { requestApprovalCommand } = await import('./compliance.js');
+    return requestApprovalCommand(app, runnable, params, {
+      force: opts.force,
+      files: opts.file,
+      inline: opts.inline,
+    });
+  }
   return startRun(app, { runnable, params, files: opts.file, force: opts.force, plan, runId: null }, opts);
 }
 
@@ -158,6 +168,8 @@ interface StartingRun {
 async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): Promise<number> {
   const { runnable, params, files, plan } = start;
   opts = { ...opts, force: start.force };
+  // A new run records the SHA-256 of each definition it uses; a resumed one keeps its own.
+  const definitions = opts.dryRun || start.runId !== null ? [] : await definitionHashes(app.home, runnable);
   process.stderr.write(
     `plan: ${plan.map((s, i) => `${i + 1}. ${s.kind} ${s.name}`).join('; ')}${opts.dryRun ? ' (dry run)' : ''}\n`,
   );
@@ -180,6 +192,7 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
           trigger: 'cli --inline',
           force: opts.force,
           files,
+          definitions,
         });
       }
       const outcome = await withSigint((signal) =>
@@ -222,7 +235,8 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
     // report the first step before a listener started afterwards reads the stream.
     const since = opts.detach ? undefined : await lastEventIdOf(redis, queue);
     const runId =
-      start.runId ?? (await createQueuedRun(app.pool, runnable, params, { force: opts.force, files }))!;
+      start.runId ??
+      (await createQueuedRun(app.pool, runnable, params, { force: opts.force, files, definitions }))!;
     try {
       await enqueueRun(queue, runId, runnable, params, {
         force: opts.force,
@@ -246,7 +260,10 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
     events = createQueueEvents(eventsRedis, app.config.ERP_QUEUE_PREFIX, since);
     const steps = stepReporter();
     const status = await withSigint((signal) =>
-      followRun(app.pool, events!, runId, steps.update, signal, plan.length),
+      followRun(app.pool, events!, runId, steps.update, signal, plan.length, (message) => {
+        steps.stop();
+        process.stderr.write(`${message ?? 'the database is back; following'}\n`);
+      }),
     ).finally(steps.stop);
     if (status === 'detached') {
       if (opts.cancel) {
@@ -259,7 +276,7 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
       }
       return EXIT.cancelled;
     }
-    const detail = (await getRun(app.pool, runId))!;
+    const detail = (await whileUnreachable(() => getRun(app.pool, runId)))!;
     process.stdout.write(formatRunDetail(detail) + '\n');
     return exitCodeOf(status, detail.run.error_kind);
   } finally {

@@ -6,7 +6,7 @@ import type { AppContext } from '../pipeline/run.js';
 import { buildAck, judgeGroup, type GroupVerdict } from '../x12/ack.js';
 import { problem, X12Error, type X12Problem } from '../x12/errors.js';
 import { receiveInterchange } from '../x12/interchanges.js';
-import { loadInboundMapping, mapTransaction, type InboundMapping } from '../x12/mapping.js';
+import { describeField, loadInboundMapping, mapTransaction, type InboundMapping } from '../x12/mapping.js';
 import { findPartner } from '../x12/partner.js';
 import { applyFunctionalAck, readFunctionalAck } from '../x12/reconcile.js';
 import { splitX12 } from '../x12/splitter.js';
@@ -89,6 +89,8 @@ export interface InboundOptions {
   onSets?: (sets: number) => void;
   /** ISA09/GS04 of the acks. @defaultValue now */
   now?: Date;
+  /** The run, whose temporary directory (ERP_DATA_DIR/tmp/<run>) holds the downloads. */
+  runId?: number | null;
 }
 
 /** What an inbound run needs about the partner, prepared once. */
@@ -156,6 +158,12 @@ interface InterchangeState {
 }
 
 const usageName = (u: string): string => (u === 'P' ? 'production' : u === 'T' ? 'test' : 'information');
+
+/** The mapping's product id fields as messages quote them. */
+function productFieldsOf(mapping: InboundMapping): string {
+  const fields = (mapping.lines?.fields ?? []).filter((f) => f.kind === 'product');
+  return fields.map((f) => `${f.name} (${describeField(f)})`).join(' and ') || 'no product id field';
+}
 
 /** A database error about the data (class 22 data exception, 23 integrity): the set is rejected, not the file. */
 function isDataError(err: unknown): boolean {
@@ -274,6 +282,7 @@ export async function processInboundFile(
     const checked = await checkPurchaseOrder(client, partner.customer_no, set, mapped, {
       // A re-delivered interchange already loaded its POs; it is judged as it was the first time.
       checkDuplicatePo: x.loadable,
+      productFields: productFieldsOf(mapping),
     });
     set.problems.push(...checked.problems);
     if (set.problems.length > 0 || !x.loadable) return;

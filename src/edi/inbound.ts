@@ -1,7 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { makeTempIn, runTempDir } from '../run-temp.js';
 import { CancelledError } from '../errors.js';
 import { resolveEndpoint, type Partner } from '../partners.js';
 import type { AppContext } from '../pipeline/run.js';
@@ -100,7 +100,7 @@ export async function runInbound(
       return { ...out, busy: true };
     }
   }
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'erp-edi-'));
+  const tmp = await makeTempIn(runTempDir(app.dataDir, opts.runId), 'edi-');
   try {
     await withPartnerSftp(
       partner,

@@ -16,6 +16,14 @@ import type { Segment, TransactionSet } from '../x12/types.js';
  * taken from the item's list price.
  */
 
+/** "VN "123", BP "X-1"" — the (qualifier, id) pairs of a PO1, for messages. */
+function pairs(seg: Segment | undefined): string {
+  const e = seg?.elements ?? [];
+  const out: string[] = [];
+  for (let i = 6; i < e.length; i += 2) if (e[i]) out.push(`${e[i]} ${JSON.stringify(e[i + 1] ?? '')}`);
+  return out.join(', ') || 'none';
+}
+
 /** A line ready to insert. */
 export interface ResolvedLine {
   sku: string;
@@ -44,12 +52,6 @@ function positionOf(set: TransactionSet, tag: string, nth = 0): { seg: Segment; 
   return null;
 }
 
-/** Element number holding the product id whose qualifier (PO106, PO108, …) is `qualifier`. */
-function productIdElement(seg: Segment, qualifier: string): number | undefined {
-  for (let i = 6; i + 1 < seg.elements.length; i += 2) if (seg.elements[i] === qualifier) return i + 1;
-  return undefined;
-}
-
 /**
  * Checks a mapped 850 for `customerNo`: items exist and are active, quantities, units and prices
  * fit the order tables, the currency is a code, and (with `checkDuplicatePo`) the PO number has
@@ -61,7 +63,11 @@ export async function checkPurchaseOrder(
   customerNo: string,
   set: TransactionSet,
   mapped: MappedTransaction,
-  options: { checkDuplicatePo: boolean },
+  options: {
+    checkDuplicatePo: boolean;
+    /** How the mapping's product id fields read, for messages: `vendor_part (product id VP, VN or SK …)`. */
+    productFields: string;
+  },
 ): Promise<CheckedOrder> {
   const file = set.group.interchange.file;
   const problems: X12Problem[] = [];
@@ -145,7 +151,6 @@ export async function checkPurchaseOrder(
   const lines: ResolvedLine[] = [];
   mapped.lines.forEach((l, i) => {
     const n = i + 1;
-    const po1 = positionOf(set, 'PO1', i);
     const item = rows[i];
     const quantity = l.quantity ?? '';
     const qm = DECIMAL.exec(quantity);
@@ -194,26 +199,36 @@ export async function checkPurchaseOrder(
       }
     }
     if (!item?.sku || item.active === false) {
-      const ids = [
-        l.vendor_part ? `vendor part (VP) "${l.vendor_part}"` : null,
-        l.buyer_part ? `buyer part (BP) "${l.buyer_part}"` : null,
+      const ids = mapped.productIds[i] ?? {};
+      const found = [
+        l.vendor_part ? `vendor_part ${ids.vendor_part?.qualifier ?? ''} "${l.vendor_part}"` : null,
+        l.buyer_part ? `buyer_part ${ids.buyer_part?.qualifier ?? ''} "${l.buyer_part}"` : null,
       ].filter(Boolean);
-      const element = po1
-        ? (productIdElement(po1.seg, l.buyer_part ? 'BP' : 'VP') ?? productIdElement(po1.seg, 'VP'))
-        : undefined;
-      const value = l.buyer_part ?? l.vendor_part ?? null;
-      at(
-        'PO1',
-        i,
-        element,
-        item?.sku ? 'ITEM_INACTIVE' : 'ITEM_UNKNOWN',
-        value,
-        item?.sku
-          ? `line ${n}: item ${item.sku} is inactive; it cannot be ordered`
-          : ids.length === 0
-            ? `line ${n}: the line names no product (PO106/PO107 BP or PO108/PO109 VP); expected our sku or the customer's part number`
-            : `line ${n}: no item for ${ids.join(' or ')}: not a sku in sales.items and not a part number of customer ${customerNo} in sales.customer_items`,
-        { ak3: '8', ...(element !== undefined ? { ak4: '7' } : {}) },
+      const hit = ids.vendor_part ?? ids.buyer_part ?? null;
+      const anchor = mapped.lineAnchors[i];
+      // The id element found, else the first id of the pairs (PO107): where an id was expected.
+      const element = hit?.element ?? 7;
+      const value = l.vendor_part ?? l.buyer_part ?? anchor?.seg.elements[element] ?? '';
+      problems.push(
+        problem({
+          code: item?.sku ? 'ITEM_INACTIVE' : 'ITEM_UNKNOWN',
+          level: 'element',
+          business: true,
+          file,
+          segment: anchor?.seg.ordinal ?? set.segments[0]!.ordinal,
+          segmentId: 'PO1',
+          positionInSet: anchor?.position ?? 1,
+          element,
+          value,
+          text: `${where}: ${
+            item?.sku
+              ? `line ${n}: item ${item.sku} is inactive; it cannot be ordered`
+              : found.length === 0
+                ? `line ${n}: the line names no product: the mapping reads ${options.productFields} and the line's pairs hold ${pairs(anchor?.seg)}`
+                : `line ${n}: no item for ${found.join(' or ')}: not a sku in sales.items and not a part number of customer ${customerNo} in sales.customer_items`
+          }`,
+          ack: { ak3: '8', ak4: '7' },
+        }),
       );
       return;
     }

@@ -99,6 +99,7 @@ export async function runEdiStep(
     return { ...base, summary, lines, outbound: r };
   }
   const r = await runInbound(app, partner, {
+    runId: opts.runId,
     ...common,
     acksOnly: spec.direction === 'acks',
     ...(opts.onRows ? { onSets: opts.onRows } : {}),

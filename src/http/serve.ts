@@ -11,7 +11,7 @@ import { startHttpServer } from './health.js';
 export async function serveHealthIfConfigured(app: App, processName: string): Promise<() => Promise<void>> {
   const port = app.config.ERP_HTTP_PORT;
   if (port === undefined) return async () => undefined;
-  const redis = redisConnection(app.config.REDIS_URL, 'monitor');
+  const redis = redisConnection(app.config.REDIS_URL, 'service');
   const queue = createQueue(redis, app.config.ERP_QUEUE_PREFIX);
   try {
     const server = await startHttpServer(

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Queue } from 'bullmq';
+import { appendAudit } from '../audit/trail.js';
 import { UserError } from '../errors.js';
 import type { RunJobData } from '../queue.js';
 import { jobIdOf } from './job-id.js';
@@ -16,6 +17,8 @@ export async function requestCancel(
   pool: pg.Pool,
   runId: number,
   queue?: Queue<RunJobData>,
+  /** Who asks, for the audit trail. @defaultValue ERP_USER or the OS user */
+  actor?: string,
 ): Promise<'cancelled' | 'cancelling'> {
   const { rows } = await pool.query<{ status: string }>(
     `UPDATE runner.runs SET cancel_requested_at = now() WHERE id = $1 AND status IN ('queued', 'running') RETURNING status`,
@@ -29,6 +32,7 @@ export async function requestCancel(
         : `no run ${runId}`,
     );
   }
+  await appendAudit(pool, { action: 'run.cancel_requested', subject: `run:${runId}`, actor });
   await pool.query('SELECT pg_notify($1, $2)', [CANCEL_CHANNEL, String(runId)]);
   const queued = await pool.query(
     `UPDATE runner.runs SET status = 'cancelled', finished_at = now(), error = 'cancelled before it started'

@@ -88,6 +88,11 @@ export const scheduleSchema = z
     params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
     /** After the scheduler was down, ticks missed within this window run once each, in order. */
     catch_up: durationSchema.optional(),
+    /**
+     * Each tick's run must have succeeded within this long: the built-in alerts fire when it is
+     * missing, failed, or still running at the deadline.
+     */
+    deadline: durationSchema.optional(),
   })
   .strict();
 export type ScheduleSpec = z.infer<typeof scheduleSchema>;
@@ -116,6 +121,18 @@ export const jobSchema = z
     /** The run is cancelled when it takes longer. */
     timeout: durationSchema.optional(),
     schedules: z.array(scheduleSchema).default([]),
+    /** Segregation of duties: runs wait for `erp approve` by a second person (src/approvals/). */
+    approval: z
+      .object({
+        /** Runs wait, with their dry run attached, until approved or rejected. */
+        required: z.boolean(),
+        /** The approver must not be the person who requested the run. @defaultValue true */
+        distinct_from_requester: z.boolean().default(true),
+        /** A run not approved within this long is cancelled. @defaultValue never */
+        expires_after: durationSchema.optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type JobConfig = z.infer<typeof jobSchema>;

@@ -1,6 +1,15 @@
 import { access } from 'node:fs/promises';
+import { whileUnreachable } from '../db.js';
+import { removeRunTemp } from '../run-temp.js';
 import type pg from 'pg';
-import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
+import {
+  CancelledError,
+  describeError,
+  isPermanent,
+  RejectPolicyError,
+  TimeoutError,
+  UserError,
+} from '../errors.js';
 import { loadPipeline } from '../pipeline/definition.js';
 import { runPipeline, type AppContext, type PipelineResult } from '../pipeline/run.js';
 import { ediStepName, runEdiStep, type EdiStepResult, type EdiStepSpec } from '../edi/step.js';
@@ -151,7 +160,7 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
   const timeoutMs = opts.runnable.job.config.timeout;
   const timer = timeoutMs
     ? setTimeout(
-        () => controller.abort(new CancelledError(`timed out after ${timeoutMs / 1000} s`)),
+        () => controller.abort(new TimeoutError(`timed out after ${timeoutMs / 1000} s (the job's timeout)`)),
         timeoutMs,
       )
     : null;
@@ -290,40 +299,55 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
     const handedBack = err instanceof HandedBackError;
     const retry = handedBack || (!outcome.permanent && (opts.attemptsLeft ?? 0) > 0);
     outcome.status = cancelled ? 'cancelled' : retry ? 'retrying' : 'failed';
+    // The failure is often the database going away (a restart, a failover): its record waits for
+    // the database to come back rather than leave the run 'running'.
+    const waiting = (): void =>
+      app.log.warn({ runId }, 'the database is unreachable; waiting for it to record the failed attempt');
     if (current >= 0 && runId !== null) {
       const step = steps[current];
       if (step)
-        await recordStep(
-          app,
-          runId,
-          current + 1,
-          step,
-          cancelled ? 'cancelled' : 'failed',
-          undefined,
-          outcome.error,
+        await whileUnreachable(
+          () =>
+            recordStep(
+              app,
+              runId,
+              current + 1,
+              step,
+              cancelled ? 'cancelled' : 'failed',
+              undefined,
+              outcome.error ?? undefined,
+            ),
+          { onWait: waiting },
         );
     }
     if (runId !== null) {
-      if (retry) {
-        await app.pool.query(`UPDATE runner.runs SET status = 'queued', error = $2 WHERE id = $1`, [
-          runId,
-          handedBack ? outcome.error : `attempt failed, will retry: ${outcome.error}`,
-        ]);
-      } else {
-        await finishRun(
-          app.pool,
-          runId,
-          cancelled ? 'cancelled' : 'failed',
-          outcome.error,
-          outcome.errorKind,
-        );
-      }
+      await whileUnreachable(
+        async () => {
+          if (retry) {
+            await app.pool.query(`UPDATE runner.runs SET status = 'queued', error = $2 WHERE id = $1`, [
+              runId,
+              handedBack ? outcome.error : `attempt failed, will retry: ${outcome.error}`,
+            ]);
+          } else {
+            await finishRun(
+              app.pool,
+              runId,
+              cancelled ? 'cancelled' : 'failed',
+              outcome.error,
+              outcome.errorKind,
+            );
+          }
+        },
+        { onWait: waiting },
+      );
     }
     return outcome;
   } finally {
     clearTimeout(claimTimer);
     if (timer) clearTimeout(timer);
     await ownSession?.close().catch(() => undefined);
+    // This attempt's temporary files (downloads, spools) are of no use to the next one.
+    if (runId !== null) await removeRunTemp(app.dataDir, runId).catch(() => undefined);
   }
 }
 

@@ -1,5 +1,7 @@
 import type { QueueEvents } from 'bullmq';
 import type pg from 'pg';
+import { whileUnreachable } from '../db.js';
+import { describeError, isConnectionError } from '../errors.js';
 import { jobIdOf } from './job-id.js';
 import type { RunStatus } from '../runs.js';
 import type { RunProgress } from './execute.js';
@@ -27,7 +29,10 @@ export async function followRun(
   signal: AbortSignal,
   /** The number of steps of the run's plan. */
   stepCount: number,
+  /** Told when the database became unreachable (a line to show) and when it is back (null). */
+  onWait?: (message: string | null) => void,
 ): Promise<RunStatus | 'detached'> {
+  let waiting = false;
   const jobId = jobIdOf(runId);
   let settled = false;
   /** Positions of the steps whose end an event told. */
@@ -64,16 +69,30 @@ export async function followRun(
   try {
     for (;;) {
       if (signal.aborted) return 'detached';
-      const { rows } = await pool.query<{ status: RunStatus; attempts: number }>(
-        'SELECT status, attempts FROM runner.runs WHERE id = $1',
-        [runId],
-      );
+      let rows: { status: RunStatus; attempts: number }[];
+      try {
+        rows = (
+          await pool.query<{ status: RunStatus; attempts: number }>(
+            'SELECT status, attempts FROM runner.runs WHERE id = $1',
+            [runId],
+          )
+        ).rows;
+      } catch (err) {
+        // The run goes on without us (a worker executes it): a database restart is waited out.
+        if (!isConnectionError(err)) throw err;
+        if (!waiting) onWait?.(`waiting for the database (${describeError(err)})`);
+        waiting = true;
+        await pause(1000);
+        continue;
+      }
+      if (waiting) onWait?.(null);
+      waiting = false;
       const status = rows[0]?.status;
       if (status && FINAL.includes(status)) {
         // A run no worker started (cancelled while queued) sends no events.
         const deadline = Date.now() + SETTLE_MS;
         while (rows[0]!.attempts > 0 && !settled && Date.now() < deadline && !signal.aborted) await pause(20);
-        await tellUntold(pool, runId, stepCount, told, onProgress);
+        await whileUnreachable(() => tellUntold(pool, runId, stepCount, told, onProgress));
         return status;
       }
       await pause(300);

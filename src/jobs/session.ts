@@ -17,8 +17,10 @@ export const LIVENESS_LOCK_CLASS = 0x45525032;
  * - cancels: it LISTENs for `erp cancel` requests and hands each run id to `onCancel`.
  *
  * When its connection is lost (a server restart, a terminated backend), the lock went with it: the
- * session connects again, every `reconnectMs` until it can, under a new key. Runs claimed under the
- * old key count as abandoned, which they are: their own connections were lost the same way.
+ * session connects again, every `reconnectMs` until it can, and takes the same key again (a new one
+ * only if another process took it meanwhile). The runs in hand lost their own connections the same
+ * way; they fail as transient and are recorded by this process, which is alive: a reconciler must
+ * not count them as abandoned.
  */
 export interface RunnerSession {
   /** The liveness key runs claimed by this process record now. */
@@ -55,7 +57,9 @@ export async function openRunnerSession(
     }
     await c.connect();
     try {
-      key = await drawLivenessKey(c);
+      // After a lost connection the same key is taken again when free (it is, after a server
+      // restart): the runs this process still has in hand stay recognisably alive.
+      key = await drawLivenessKey(c, key || undefined);
       if (onCancel) await c.query(`LISTEN ${CANCEL_CHANNEL}`);
     } catch (err) {
       await c.end().catch(() => undefined);
@@ -121,9 +125,9 @@ export async function poolRunnerSession(pool: pg.Pool): Promise<RunnerSession> {
  * Takes the liveness lock on a random positive int4 key: another live process holding the same one
  * is all but impossible, and the try-lock tells; then it draws again.
  */
-async function drawLivenessKey(client: pg.ClientBase): Promise<number> {
-  for (;;) {
-    const key = randomInt(1, 2 ** 31 - 1);
+async function drawLivenessKey(client: pg.ClientBase, preferred?: number): Promise<number> {
+  for (let first = true; ; first = false) {
+    const key = first && preferred !== undefined ? preferred : randomInt(1, 2 ** 31 - 1);
     const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [
       LIVENESS_LOCK_CLASS,
       key,

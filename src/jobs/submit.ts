@@ -25,6 +25,8 @@ export interface SubmitOptions {
   scheduleTick?: string;
   force?: boolean;
   files?: string[];
+  /** The SHA-256 of each definition the run uses (src/audit/definitions.ts), recorded with it. */
+  definitions?: readonly unknown[];
 }
 
 /**
@@ -39,6 +41,12 @@ export async function createQueuedRun(
   opts: SubmitOptions = {},
   retried = false,
 ): Promise<number | null> {
+  // Fail closed: a job that needs approval is queued only by erp approve (src/approvals/).
+  if (runnable.job.config.approval?.required) {
+    throw new UserError(
+      `${runnable.name} requires approval: request it with erp run ${runnable.name} (without --inline), then another person runs erp approve <run>`,
+    );
+  }
   const lockKey = lockKeyOf(runnable.job, params);
   try {
     const id = await createRun(pool, {
@@ -51,6 +59,7 @@ export async function createQueuedRun(
       lockKey,
       scheduleTick: opts.scheduleTick ?? null,
       options: { ...(opts.force ? { force: true } : {}), ...(opts.files ? { files: opts.files } : {}) },
+      definitions: opts.definitions,
     });
     return id;
   } catch (err) {

@@ -1,5 +1,6 @@
 import { UserError } from '../errors.js';
 import { createCsvFormat } from '../stages/format-csv.js';
+import { createNachaFormat } from '../stages/format-nacha.js';
 import { createXlsxFormat } from '../stages/format-xlsx.js';
 import { FILE_SOURCES, type FormatConfig } from '../stages/registry.js';
 import { createFileSink } from '../stages/sink-file.js';
@@ -33,6 +34,8 @@ function buildFormat(config: FormatConfig): FormatReader & FormatWriter {
       return createCsvFormat(config);
     case 'xlsx':
       return createXlsxFormat(config);
+    case 'nacha':
+      return createNachaFormat(config);
   }
 }
 
@@ -60,6 +63,7 @@ export function buildExport(
     sink: fileSink,
     outputName: fileSink.outputName({
       period: params.period as string | undefined,
+      as_of: params.as_of as string | undefined,
       run_id: runId ?? 'dry-run',
       ext: format.extension,
     }),

@@ -2,6 +2,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { loadYamlFile } from '../config-file.js';
+import { expectSchema } from '../alerts/expect.js';
 import { UserError } from '../errors.js';
 import { FILE_SOURCES, formatSchema, sinkSchema, sourceSchema, TABLE_SINKS } from '../stages/registry.js';
 import { transformSchema } from '../stages/transform.js';
@@ -31,6 +32,8 @@ export const pipelineSchema = z
     transform: transformSchema.optional(),
     sink: sinkSchema,
     rejects: rejectPolicySchema.default({}),
+    /** When this pipeline's file is due and what it should look like; the built-in alerts watch it. */
+    expect: expectSchema.optional(),
   })
   .strict()
   .refine((p) => FILE_SOURCES.includes(p.source.kind) === TABLE_SINKS.includes(p.sink.kind), {

@@ -1,9 +1,7 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { pipeline as streamPipeline } from 'node:stream/promises';
-import { stringify } from 'csv-stringify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
@@ -11,6 +9,8 @@ import { finishRun, recordRunFile } from '../runs.js';
 import type { Cell, Reject, RowStep, SinkWriter, SourceFile, StageContext } from '../stages/types.js';
 import { buildExport, buildImport, isExport, type ImportStages } from './build.js';
 import { pipelineRun } from './pipeline-run.js';
+import { RejectReport } from './reject-report.js';
+import { runTempDir } from '../run-temp.js';
 import { runExport } from './export.js';
 import type { PipelineConfig, PipelineDefinition } from './definition.js';
 
@@ -128,6 +128,8 @@ export async function runPipeline(
   const stages = await buildImport(def, ctx, { files: opts.files });
   const dryRun = opts.dryRun ?? false;
   const { runId, ownRun } = await pipelineRun(app, def, opts);
+  // The stages read it when they need a temporary file, after this point.
+  ctx.tempDir = runTempDir(app.dataDir, runId);
   const result: PipelineResult = {
     runId,
     pipeline: def.name,
@@ -178,62 +180,6 @@ export async function hashFile(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** Collects a file's rejects: all of them into a CSV report, the first ones in memory. */
-class RejectCollector {
-  /** Reject entries (a row can have several). */
-  count = 0;
-  /** Rows the format itself refused (a wrong field count, an unclosed quote, an error cell), counted once per line. */
-  structural = 0;
-  private lastFormatLine: number | null | undefined = undefined;
-  readonly first: Reject[] = [];
-  private out: ReturnType<typeof stringify> | null = null;
-  private sink: WriteStream | null = null;
-  private pending: Promise<void> = Promise.resolve();
-
-  constructor(
-    private readonly reportPath: string | null,
-    private readonly keep: number,
-  ) {}
-
-  add = (r: Reject): void => {
-    this.count++;
-    if (this.first.length < this.keep) this.first.push(r);
-    if (this.reportPath === null) return;
-    if (this.out === null) {
-      const reportPath = this.reportPath;
-      // escape_formulas: a reject report is opened in spreadsheets, and its values come from partners.
-      this.out = stringify({
-        header: true,
-        columns: ['file', 'line', 'field', 'value', 'reason'],
-        escape_formulas: true,
-      });
-      this.pending = mkdir(path.dirname(reportPath), { recursive: true }).then(() => {
-        this.sink = createWriteStream(reportPath);
-        this.out!.pipe(this.sink);
-      });
-    }
-    this.out.write([r.file, r.line, r.field, r.value, r.reason]);
-  };
-
-  /** What the format stage reports: each refused row counts once, however many of its cells were bad. */
-  addFromFormat = (r: Reject): void => {
-    if (r.line === null || r.line !== this.lastFormatLine) this.structural++;
-    this.lastFormatLine = r.line;
-    this.add(r);
-  };
-
-  /** Flushes the report; returns its path, or null when there were no rejects. */
-  async close(): Promise<string | null> {
-    if (this.out === null) return null;
-    await this.pending;
-    this.out.end();
-    await new Promise<void>((resolve, reject) => {
-      this.sink!.on('finish', resolve).on('error', reject);
-    });
-    return this.reportPath;
-  }
-}
-
 interface FileRunOptions extends Omit<RunPipelineOptions, 'runId'> {
   dryRun: boolean;
   signal: AbortSignal;
@@ -281,7 +227,7 @@ async function runFile(
           String(opts.runId),
           `rejects-${index + 1}-${path.basename(file.name, path.extname(file.name))}.csv`,
         );
-  const rejects = new RejectCollector(reportPath, Math.max(app.rejectsInTable, SHOWN_REJECTS));
+  const rejects = new RejectReport(reportPath, Math.max(app.rejectsInTable, SHOWN_REJECTS));
   const result = failedFile(file.name, sha256);
   const record = async (db: pg.Pool | pg.PoolClient): Promise<void> => {
     if (opts.runId === null) return;
@@ -386,7 +332,9 @@ async function runFile(
     result.transient = !isPermanent(err);
     if (!(err instanceof UserError) && !(err instanceof CancelledError))
       app.log.debug({ err }, 'file failed');
-    result.rejectReport = await rejects.close().catch(() => null);
+    // A report that could not be written is removed rather than left half written.
+    if (rejects.failed) await rejects.discard().catch(() => undefined);
+    else result.rejectReport = await rejects.close().catch(() => null);
     await record(app.pool).catch((e: unknown) =>
       app.log.error({ err: e }, 'could not record the failed file'),
     );
@@ -407,7 +355,7 @@ async function streamRows(
   stages: ImportStages,
   file: SourceFile,
   index: number,
-  rejects: RejectCollector,
+  rejects: RejectReport,
   opts: FileRunOptions,
   client: pg.PoolClient | null,
   result: FileResult,
@@ -447,6 +395,8 @@ async function streamRows(
       result.rowsRead = rowsRead + rejects.structural;
       result.rowsRejected = rowsRejected + rejects.structural;
       checkCountPolicy(def.config.rejects, result.rowsRejected, file.name);
+      // Back-pressure from the reject report: however many rows are rejected, memory stays flat.
+      await rejects.ready();
       if (writer !== null && out.length > 0) await writer.write(out);
       opts.onProgress?.({
         file: file.name,

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { CsvTokenizer, type Field } from '../csv-tokenizer.js';
 import { UserError } from '../errors.js';
 import { createCsvWriter } from '../csv-writer.js';
+import { StrictDecoder } from '../text-decode.js';
 import { BatchBuffer } from './batch-buffer.js';
 import type { Batch, FormatReader, FormatWriter, RejectFn } from './types.js';
 
@@ -22,6 +23,11 @@ export const csvFormatSchema = z
     columns: z.array(z.string().min(1)).min(1).optional(),
     /** Text encoding of the file. A UTF-8 or UTF-16 byte-order mark is dropped. */
     encoding: z.enum(ENCODINGS).default('utf-8'),
+    /**
+     * A byte sequence that is not valid in `encoding`: `reject` rejects its row (naming the byte
+     * offset and the bytes); `replace` loads U+FFFD in its place. A NUL byte is always a reject.
+     */
+    on_invalid_encoding: z.enum(['reject', 'replace']).default('reject'),
     /** Lines to skip before the header (report titles and the like). */
     skip_lines: z.number().int().min(0).default(0),
     /** Export: prefix text that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR, LF) with `'`. */
@@ -73,17 +79,24 @@ async function* readCsv(
     quote: config.quote,
     maxRecordChars: config.max_record_chars,
   });
-  const decoder = new TextDecoder(config.encoding, { fatal: false });
+  const decoder = new StrictDecoder(config.encoding, config.on_invalid_encoding);
   let columns: string[] | null = config.header ? null : [...(config.columns ?? [])];
   let toSkip = config.skip_lines;
   const buffer = new BatchBuffer();
   const sink = {
-    record(fields: Field[], line: number): void {
+    record(fields: Field[], line: number, start: number): void {
       if (toSkip > 0) {
         toSkip--;
         return;
       }
+      // Only a record that may hold a bad byte is looked at: the decoder left marks to match.
+      const bad = decoder.pending ? decoder.check(fields, start) : null;
       if (columns === null) {
+        if (bad) {
+          throw new UserError(
+            `${fileName}, line ${line}: header column ${bad.field + 1} ("${bad.shown}"): ${bad.reason}`,
+          );
+        }
         columns = headerColumns(fields, config.columns, fileName, line);
         return;
       }
@@ -100,6 +113,10 @@ async function* readCsv(
         });
         return;
       }
+      if (bad) {
+        reject({ file: fileName, line, field: columns[bad.field]!, value: bad.shown, reason: bad.reason });
+        return;
+      }
       buffer.push(fields, line);
     },
     error(line: number, reason: string, text: string): void {
@@ -107,11 +124,11 @@ async function* readCsv(
     },
   };
   for await (const chunk of input) {
-    tokenizer.push(decoder.decode(chunk as Buffer, { stream: true }), sink);
+    tokenizer.push(decoder.decode(chunk as Buffer), sink);
     const batch = buffer.take(columns);
     if (batch) yield batch;
   }
-  tokenizer.push(decoder.decode(), sink);
+  tokenizer.push(decoder.end(), sink);
   tokenizer.end(sink);
   if (columns === null) throw new UserError(`${fileName}: the file is empty; expected a header line`);
   const batch = buffer.take(columns);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { csvFormatSchema } from './format-csv.js';
+import { nachaFormatSchema } from './format-nacha.js';
 import { xlsxFormatSchema } from './format-xlsx.js';
 import { fileSinkSchema } from './sink-file.js';
 import { postgresSinkSchema } from './sink-postgres.js';
@@ -17,7 +18,11 @@ export const sourceSchema = z.discriminatedUnion('kind', [
   sftpSourceSchema,
   postgresSourceSchema,
 ]);
-export const formatSchema = z.discriminatedUnion('kind', [csvFormatSchema, xlsxFormatSchema]);
+export const formatSchema = z.discriminatedUnion('kind', [
+  csvFormatSchema,
+  xlsxFormatSchema,
+  nachaFormatSchema,
+]);
 export const sinkSchema = z.discriminatedUnion('kind', [postgresSinkSchema, fileSinkSchema, sftpSinkSchema]);
 
 /** Source kinds that yield files (an import); the others yield rows (an export). */

@@ -22,7 +22,7 @@ import type { FileSink, StageContext } from './types.js';
  * followed by a rename, cannot race).
  */
 
-const PLACEHOLDERS = ['date', 'period', 'run_id', 'ext'] as const;
+const PLACEHOLDERS = ['date', 'period', 'as_of', 'run_id', 'ext'] as const;
 type Placeholder = (typeof PLACEHOLDERS)[number];
 
 /** `sink: { kind: file }` — where an export's file goes. */
@@ -33,7 +33,8 @@ export const fileSinkSchema = z
     dir: z.string().min(1),
     /**
      * File name template: `{date}` (the run's date, YYYY-MM-DD), `{period}` (the run's period
-     * parameter), `{run_id}`, `{ext}` (the format's extension), e.g. `trial-balance-{period}.{ext}`.
+     * parameter), `{as_of}` (the run's as_of parameter), `{run_id}`, `{ext}` (the format's extension),
+     * e.g. `trial-balance-{period}.{ext}`.
      */
     name: z
       .string()
@@ -52,6 +53,8 @@ export interface OutputNameValues {
   /** Defaults to today's local date. */
   date?: string;
   period?: string | number;
+  /** An as-of date parameter (reports as of a day name their file by it, not by the run's date). */
+  as_of?: string;
   run_id?: string | number;
   ext?: string;
 }

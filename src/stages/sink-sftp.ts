@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { makeTempIn } from '../run-temp.js';
 import { loadAnyPartner, resolveEndpoint } from '../partners.js';
 import { connectSftp, endSftp, uploadAtomic, withRetry } from '../sftp.js';
 import { checkOutputName, renderOutputName, type OutputNameValues } from './sink-file.js';
@@ -42,7 +43,9 @@ export function createSftpSink(
       const finalName = checkOutputName(name);
       const partner = await loadAnyPartner(ctx.home, config.partner);
       const endpoint = resolveEndpoint(partner);
-      const dir = await mkdtemp(path.join(tmpdir(), 'erp-out-'));
+      const dir = ctx.tempDir
+        ? await makeTempIn(ctx.tempDir, 'out-')
+        : await mkdtemp(path.join(tmpdir(), 'erp-out-'));
       const localPath = path.join(dir, finalName);
       const stream = createWriteStream(localPath);
       const finished = new Promise<void>((resolve, reject) =>

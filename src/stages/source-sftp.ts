@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { makeTempIn } from '../run-temp.js';
 import { loadAnyPartner, resolveEndpoint } from '../partners.js';
 import {
   connectSftp,
@@ -49,7 +50,9 @@ export function createSftpSource(config: SftpSourceConfig, ctx: StageContext): S
         signal: ctx.signal,
         log: ctx.log,
       };
-      const local = await mkdtemp(path.join(tmpdir(), 'erp-sftp-'));
+      const local = ctx.tempDir
+        ? await makeTempIn(ctx.tempDir, 'sftp-')
+        : await mkdtemp(path.join(tmpdir(), 'erp-sftp-'));
       let client: Sftp | null = null;
       const connected = async (): Promise<Sftp> =>
         (client ??= await connectSftp(endpoint, { log: ctx.log, signal: ctx.signal, partner: partner.name }));

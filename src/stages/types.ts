@@ -46,6 +46,11 @@ export interface StageContext {
   pool: pg.Pool;
   log: Logger;
   signal: AbortSignal;
+  /**
+   * The run's directory for temporary files (ERP_DATA_DIR/tmp/<run>, see src/run-temp.ts), set once
+   * the run is known; the system temp directory when unset.
+   */
+  tempDir?: string;
 }
 
 /** A file handed from a source to a format, readable from local disk. */

@@ -40,6 +40,11 @@ export interface X12Problem {
   element?: number;
   /** 1-based component position in a composite element. */
   component?: number;
+  /**
+   * A business rule of ours (unknown item, a value the mapping requires), not an X12 syntax error:
+   * the partner profile's `business_errors` decides whether it rejects the set.
+   */
+  business?: boolean;
   /** The offending value, when there is one. */
   value?: string;
   /** One sentence: file, segment number, what was found and what was expected. */
@@ -74,8 +79,25 @@ export function problem(fields: Omit<X12Problem, 'message'> & { text: string }):
   const { text, ...rest } = fields;
   return {
     ...rest,
-    message: `${where(rest.file, rest.segment, rest.segmentId, rest.element)}: ${text}`,
+    message: escapeControl(`${where(rest.file, rest.segment, rest.segmentId, rest.element)}: ${text}`),
   };
+}
+
+/**
+ * Control characters written visibly (`\n`, `\r`, `\t`, `\x1d`), so a message stays one line
+ * whatever bytes the file held.
+ */
+export function escapeControl(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f]/g, (c) =>
+    c === '\n'
+      ? '\\n'
+      : c === '\r'
+        ? '\\r'
+        : c === '\t'
+          ? '\\t'
+          : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
 }
 
 /** Shows a delimiter readably in messages: `'*'`, `LF`, `CR`, `TAB`, `0x1D`. */

@@ -1,4 +1,5 @@
 import { StringDecoder } from 'node:string_decoder';
+import { escapeBytes, StrictDecoder } from '../text-decode.js';
 import { ISA_LENGTH, parseIsa, type Delimiters } from './delimiters.js';
 import { EnvelopeReader } from './envelope.js';
 import { problem, showChar, X12Error } from './errors.js';
@@ -191,6 +192,28 @@ class Tokenizer {
 }
 
 /**
+ * A UTF-8 decoder that refuses bytes which are not UTF-8 rather than turning them into U+FFFD: an
+ * element's value would otherwise change silently. (NUL padding stays the tokenizer's business.)
+ */
+function strictUtf8(file: string): { write(b: Buffer): string; end(): string } {
+  const d = new StrictDecoder('utf-8');
+  const check = (text: string): string => {
+    const bad = d.takeInvalid();
+    if (bad === null) return text;
+    // The segment is not known at the decoding point; the byte offset is exact.
+    throw new X12Error({
+      code: 'INVALID_ENCODING',
+      level: 'interchange',
+      file,
+      segment: null,
+      message: `${file}, byte offset ${bad.byte}: invalid utf8 byte sequence ${escapeBytes(bad.raw)}; expected UTF-8 text (declare encoding latin1 for 8-bit files)`,
+      ack: { ta1: '024' },
+    });
+  };
+  return { write: (b) => check(d.decode(b)), end: () => check(d.end()) };
+}
+
+/**
  * Reads X12 from `input` (a Readable of bytes, or any iterable of Buffers or strings) and
  * yields one envelope event at a time: `isa`, `gs`, one `transaction` per ST..SE, `ge`, `iea`.
  * Structural problems are attached to the events (see {@link EnvelopeReader}); a bad ISA, text
@@ -208,7 +231,7 @@ export async function* splitX12(
   const o: Required<SplitOptions> = { ...SPLIT_DEFAULTS, ...options };
   const reader = new EnvelopeReader({ file: o.file, maxSegmentsPerSet: o.maxSegmentsPerSet });
   const tokenizer = new Tokenizer(o, reader);
-  const decoder = new StringDecoder(o.encoding);
+  const decoder = o.encoding === 'utf8' ? strictUtf8(o.file) : new StringDecoder(o.encoding);
   let bytes = 0;
   const out: X12Event[] = [];
   for await (const chunk of input) {

@@ -3,7 +3,7 @@
  * conversions between Excel's cell values (numbers, date serials, inline strings) and COPY-ready
  * text, in both directions.
  */
-import { NUMBER_TEXT, neutraliseFormula } from '../csv-writer.js';
+import { NUMBER_TEXT } from '../csv-writer.js';
 import type { Cell, ColumnType } from '../stages/types.js';
 import type { StylesInternals } from './lib.js';
 
@@ -13,6 +13,24 @@ export function unescapeOoxml(text: string): string {
   return text.includes('_x')
     ? text.replace(OOXML_ESCAPE, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)))
     : text;
+}
+
+/**
+ * Text as OOXML stores it: characters XML cannot hold, and CR (which an XML parser turns into LF),
+ * as `_xHHHH_`; an underscore that starts such a sequence is itself escaped (`_x005F_`), so text
+ * that happens to read `_x000D_` comes back as written.
+ */
+// Control characters are exactly what these patterns are for.
+/* eslint-disable no-control-regex */
+const OOXML_UNSAFE = /_(?=x[0-9A-Fa-f]{4}_)|[\x00-\x08\x0B\x0C\x0D\x0E-\x1F\uFFFE\uFFFF]/g;
+const OOXML_UNSAFE_TEST = /_x[0-9A-Fa-f]{4}_|[\x00-\x08\x0B\x0C\x0D\x0E-\x1F\uFFFE\uFFFF]/;
+/* eslint-enable no-control-regex */
+export function escapeOoxml(text: string): string {
+  if (!OOXML_UNSAFE_TEST.test(text)) return text;
+  return text.replace(
+    OOXML_UNSAFE,
+    (c) => `_x${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}_`,
+  );
 }
 
 /** How a cell's number format presents its number. */
@@ -162,7 +180,8 @@ const EXCEL_MIN_MS = Date.UTC(1900, 2, 1);
 const EXCEL_MAX_MS = Date.UTC(10000, 0, 1);
 
 /**
- * A value for exceljs: typed when the column type and the text agree, otherwise neutralised text.
+ * A value for exceljs: typed when the column type and the text agree, otherwise the exact text. An
+ * inline string is never evaluated, so text needs no formula neutralisation (that is CSV's).
  * Text goes out as a one-run rich text so exceljs writes a standard inline string
  * (`t="inlineStr"`, `<is><r><t>`); a plain string would become `t="str"`, the type of a formula's
  * string result.
@@ -171,7 +190,7 @@ export type XlsxValue = InlineText | number | boolean | Date | null;
 interface InlineText {
   richText: [{ text: string }];
 }
-export const inline = (text: string): InlineText => ({ richText: [{ text }] });
+export const inline = (text: string): InlineText => ({ richText: [{ text: escapeOoxml(text) }] });
 
 function toDate(ms: number): Date | null {
   return ms >= EXCEL_MIN_MS && ms < EXCEL_MAX_MS ? new Date(ms) : null;
@@ -219,5 +238,5 @@ export function xlsxValue(cell: Cell, type: ColumnType): XlsxValue {
     case 'text':
       break;
   }
-  return inline(neutraliseFormula(cell));
+  return inline(cell);
 }

@@ -5,7 +5,7 @@
  */
 import type { Writable } from 'node:stream';
 import type ExcelJS from 'exceljs';
-import { neutraliseFormula, untilDrained } from '../csv-writer.js';
+import { untilDrained } from '../csv-writer.js';
 import { UserError } from '../errors.js';
 import type { XlsxFormatConfig } from '../stages/format-xlsx.js';
 import type { Batch, ColumnType } from '../stages/types.js';
@@ -72,7 +72,7 @@ export async function writeXlsx(
     }));
     rowsOnSheet = 0;
     if (config.header) {
-      const header = ws.addRow(columns.map((c) => inline(neutraliseFormula(c))));
+      const header = ws.addRow(columns.map((c) => inline(c)));
       header.font = { bold: true };
       header.commit();
       rowsOnSheet = 1;
@@ -109,10 +109,10 @@ export async function writeXlsx(
             v !== null &&
             typeof v === 'object' &&
             'richText' in v &&
-            v.richText[0].text.length > EXCEL_MAX_TEXT
+            (row[i]?.length ?? 0) > EXCEL_MAX_TEXT
           ) {
             throw new UserError(
-              `xlsx export, row ${written + (pending?.length ?? 0) + 1}, column '${columns[i]}': ${v.richText[0].text.length} characters exceed Excel's limit of ${EXCEL_MAX_TEXT} per cell`,
+              `xlsx export, row ${written + (pending?.length ?? 0) + 1}, column '${columns[i]}': ${row[i]!.length} characters exceed Excel's limit of ${EXCEL_MAX_TEXT} per cell`,
             );
           }
           values[i] = v;

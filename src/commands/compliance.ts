@@ -1,0 +1,185 @@
+import { open } from 'node:fs/promises';
+import { finished } from 'node:stream/promises';
+import type { App } from '../app.js';
+import {
+  decideApproval,
+  pendingApprovals,
+  requestApproval,
+  type ApprovedRun,
+} from '../approvals/approvals.js';
+import { exportAudit, parseBound, type AuditExportFormat } from '../audit/export.js';
+import { verifyAudit } from '../audit/trail.js';
+import { describeError, UserError } from '../errors.js';
+import type { Runnable } from '../jobs/definition.js';
+import { executeRun } from '../jobs/execute.js';
+import { enqueueRun } from '../jobs/submit.js';
+import { formatOutcome, table } from '../report.js';
+import { finishRun } from '../runs.js';
+import { EXIT, exitCodeOf } from './exit.js';
+
+/**
+ * The compliance commands: a run that needs approval (`erp run` of such a job), `erp approve`,
+ * `erp reject`, `erp approvals`, and `erp audit verify|export`. Thin: the work is in src/approvals/
+ * and src/audit/.
+ */
+
+/**
+ * `erp run` of a job that requires approval: its dry run, then the run recorded as awaiting
+ * approval with the dry run attached. A dry run that fails is shown and nothing is recorded.
+ */
+export async function requestApprovalCommand(
+  app: App,
+  runnable: Runnable,
+  params: Record<string, string>,
+  opts: { force?: boolean; files?: string[]; inline?: boolean },
+): Promise<number> {
+  if (opts.inline) {
+    throw new UserError(
+      `${runnable.name} requires approval, so it cannot run --inline: run it without --inline to request approval`,
+    );
+  }
+  const outcome = await executeRun(app, {
+    runId: null,
+    runnable,
+    params,
+    dryRun: true,
+    ...(opts.force ? { force: true } : {}),
+    ...(opts.files ? { files: opts.files } : {}),
+    signal: new AbortController().signal,
+  });
+  const report = formatOutcome(runnable.name, params, outcome);
+  process.stdout.write(report + '\n');
+  if (outcome.status !== 'succeeded') {
+    process.stderr.write(`erp: the dry run of ${runnable.name} failed, so no approval was requested\n`);
+    return exitCodeOf(outcome.status, outcome.errorKind);
+  }
+  const { runId, expiresAt } = await requestApproval(app.pool, app.home, runnable, params, report, opts);
+  const approval = runnable.job.config.approval!;
+  process.stderr.write(
+    `run ${runId} awaits approval${approval.distinct_from_requester ? ' by someone other than you' : ''}` +
+      `${expiresAt ? ` until ${expiresAt.toISOString()}` : ''}: erp approve ${runId} (or erp reject ${runId})\n`,
+  );
+  process.stdout.write(`${runId}\n`);
+  return EXIT.ok;
+}
+
+function runIdOf(command: string, id: string): number {
+  if (!/^\d+$/.test(id)) throw new UserError(`usage: erp ${command} <run> (a run number)`);
+  return Number(id);
+}
+
+/** `erp approve <run>`: releases the run to the workers. */
+export async function approveCommand(app: App, id: string, reason?: string): Promise<number> {
+  const runId = runIdOf('approve', id);
+  const run = (await decideApproval(app.pool, app.home, runId, 'approve', undefined, reason))!;
+  await enqueue(app, run);
+  process.stdout.write(`run ${runId} approved and queued for the workers (erp runs show ${runId})\n`);
+  return EXIT.ok;
+}
+
+async function enqueue(app: App, run: ApprovedRun): Promise<void> {
+  const { connectRedis, createQueue, redisConnection } = await import('../queue.js');
+  const redis = redisConnection(app.config.REDIS_URL, 'producer');
+  const queue = createQueue(redis, app.config.ERP_QUEUE_PREFIX);
+  try {
+    await connectRedis(redis, app.config.REDIS_URL);
+    await enqueueRun(queue, run.runId, run.runnable, run.params, {
+      force: run.force,
+      ...(run.files ? { files: run.files } : {}),
+    });
+  } catch (err) {
+    await finishRun(app.pool, run.runId, 'failed', `could not enqueue: ${describeError(err)}`, 'infra');
+    throw err;
+  } finally {
+    await queue.close().catch(() => undefined);
+    redis.disconnect();
+  }
+}
+
+/** `erp reject <run>`: ends a run awaiting approval. */
+export async function rejectCommand(app: App, id: string, reason?: string): Promise<number> {
+  const runId = runIdOf('reject', id);
+  await decideApproval(app.pool, app.home, runId, 'reject', undefined, reason);
+  process.stdout.write(`run ${runId} rejected; it will not run\n`);
+  return EXIT.ok;
+}
+
+/** `erp approvals [--show]`: the runs awaiting approval, with their dry runs on request. */
+export async function approvalsCommand(app: App, show: boolean): Promise<number> {
+  const rows = await pendingApprovals(app.pool);
+  if (rows.length === 0) {
+    process.stdout.write('no runs await approval\n');
+    return EXIT.ok;
+  }
+  const when = (d: Date | null): string => (d ? d.toISOString().slice(0, 16).replace('T', ' ') : 'never');
+  process.stdout.write(
+    table(
+      ['RUN', 'JOB', 'PARAMS', 'REQUESTED BY', 'REQUESTED (UTC)', 'EXPIRES (UTC)'],
+      rows.map((r) => [
+        r.run_id,
+        r.name,
+        Object.entries(r.params)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' '),
+        r.requested_by,
+        when(r.requested_at),
+        when(r.expires_at),
+      ]),
+    ) + '\n',
+  );
+  if (show) {
+    for (const r of rows) process.stdout.write(`\nrun ${r.run_id}: dry run\n${r.dry_run}\n`);
+  }
+  return EXIT.ok;
+}
+
+/** Options of `erp audit`. */
+export interface AuditCommandOptions {
+  from?: string;
+  to?: string;
+  format?: string;
+  out?: string;
+}
+
+/** `erp audit verify` and `erp audit export --from --to [--format csv|jsonl] [--out F]`. */
+export async function auditCommand(
+  app: App,
+  action: string | undefined,
+  opts: AuditCommandOptions,
+): Promise<number> {
+  if (action === 'verify') {
+    const r = await verifyAudit(app.pool);
+    for (const p of r.problems) process.stderr.write(`erp audit: ${p}\n`);
+    const head = r.head ? `; head seq ${r.head.seq} hash ${r.head.hash}` : '';
+    if (r.problems.length > 0) {
+      process.stderr.write(`erp audit: the trail is NOT intact (${r.rows} rows checked${head})\n`);
+      return EXIT.failed;
+    }
+    process.stdout.write(`audit trail intact: ${r.rows} rows${head}\n`);
+    return EXIT.ok;
+  }
+  if (action === 'export') {
+    const format = (opts.format ?? 'csv') as AuditExportFormat;
+    if (format !== 'csv' && format !== 'jsonl')
+      throw new UserError(`--format '${opts.format}' is not known; use csv or jsonl`);
+    const from = parseBound('--from', opts.from, false);
+    const to = parseBound('--to', opts.to, true);
+    if (opts.out) {
+      // Never overwrites: an export handed to an auditor is not silently replaced.
+      const fh = await open(opts.out, 'wx').catch((err: NodeJS.ErrnoException) => {
+        throw new UserError(`--out ${opts.out}: cannot create it (${err.code ?? err.message})`);
+      });
+      const out = fh.createWriteStream();
+      const n = await exportAudit(app.pool, out, { from, to, format });
+      out.end();
+      await finished(out);
+      process.stderr.write(`wrote ${n} audit rows to ${opts.out}\n`);
+    } else {
+      await exportAudit(app.pool, process.stdout, { from, to, format });
+    }
+    return EXIT.ok;
+  }
+  throw new UserError(
+    `unknown action '${action ?? ''}'; use: erp audit verify, or erp audit export --from D --to D`,
+  );
+}

@@ -1,0 +1,268 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appendAudit, GENESIS, hashOf, verifyAudit, type AuditRow } from '../src/audit/trail.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { erp as runErp, killChildren, makeJobsHome, type Result } from './fixtures/jobs/runner.js';
+
+/**
+ * The audit trail on the real PostgreSQL: what erp appends, that PostgreSQL refuses changes, and
+ * that `erp audit verify` names a row edited, deleted or swapped behind its back (as a superuser
+ * disabling the trigger would), through the built CLI.
+ */
+
+let db: TestDatabase;
+let home: { dir: string; remove(): Promise<void> };
+const dbs: TestDatabase[] = [];
+
+const erp = (args: string[], env: Record<string, string> = {}, url = db.url): Promise<Result> =>
+  runErp(args, { DATABASE_URL: url, ERP_HOME: home.dir, ERP_USER: 'alice', ...env });
+
+beforeAll(async () => {
+  db = await createTestDatabase('audit');
+  await db.pool.query('CREATE TABLE public.items (sku text PRIMARY KEY, price numeric(10,2))');
+  home = await makeJobsHome({
+    'pipelines/items.yaml': `
+source: { kind: file, path: 'in/items.csv' }
+format: { kind: csv }
+validate:
+  fields:
+    sku: { type: string, required: true }
+    price: { type: decimal, precision: 10, scale: 2 }
+transform: { mapping: items }
+sink: { kind: postgres, table: public.items, mode: upsert, key: [sku] }
+`,
+    'mappings/items.yaml': 'columns:\n  sku: { trim: true }\n  price: {}\n',
+    'jobs/close.yaml': `
+params:
+  period: { type: period }
+steps:
+  - sql: jobs/close.sql
+  - pipeline: items
+`,
+    'sql/jobs/close.sql': "SELECT :'period' AS period;\n",
+    'in/items.csv': 'sku,price\nA,1.00\nB,2.50\n',
+  });
+});
+afterAll(async () => {
+  await killChildren();
+  for (const d of dbs) await d.drop();
+  await db.drop();
+  await home.remove();
+});
+
+async function rows(pool = db.pool): Promise<AuditRow[]> {
+  return (
+    await pool.query<AuditRow>(
+      `SELECT seq::text, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at, actor, host, action,
+         subject, detail::text AS detail, prev_hash, hash FROM audit.events ORDER BY seq`,
+    )
+  ).rows;
+}
+
+/** A database of its own holding a chain of `n` events, for tampering with. */
+async function chainOf(n: number): Promise<TestDatabase> {
+  const d = await createTestDatabase('audit_tamper');
+  dbs.push(d);
+  for (let i = 1; i <= n; i++) {
+    await appendAudit(d.pool, {
+      action: 'test.event',
+      subject: `thing:${i}`,
+      detail: { i, note: 'é "q"\n' },
+    });
+  }
+  return d;
+}
+
+/** Runs `sql` with the append-only triggers off, as a superuser tampering would. */
+async function tamper(d: TestDatabase, sql: string): Promise<void> {
+  const c = await d.pool.connect();
+  try {
+    await c.query(`BEGIN; SET LOCAL session_replication_role = replica; ${sql}; COMMIT`);
+  } finally {
+    c.release();
+  }
+}
+
+describe('audit trail', () => {
+  it('records runs requested, a --force reload, a cancel and the definitions each run used', async () => {
+    expect((await erp(['run', 'close', '--period', '2026-11', '--inline'])).code).toBe(0);
+    const forced = await erp(['run', 'items', '--inline', '--force'], { ERP_USER: 'bob' });
+    expect(forced.code).toBe(0);
+    const detached = await erp(['run', 'items', '--detach', '--force'], {
+      ERP_QUEUE_PREFIX: `test-audit-${process.pid}`,
+    });
+    const queuedId = detached.stdout.trim();
+    expect(queuedId).toMatch(/^\d+$/);
+    expect((await erp(['cancel', queuedId], { ERP_USER: 'carol' })).code).toBe(0);
+
+    const trail = await rows();
+    expect(trail.map((r) => [r.actor, r.action, r.subject])).toEqual([
+      ['alice', 'run.requested', 'run:1'],
+      ['bob', 'run.requested', 'run:2'],
+      ['bob', 'file.force_reload', 'run:2'],
+      ['alice', 'run.requested', `run:${queuedId}`],
+      ['carol', 'run.cancel_requested', `run:${queuedId}`],
+    ]);
+    expect(JSON.parse(trail[1]!.detail)).toMatchObject({ name: 'items', options: { force: true } });
+    expect(JSON.parse(trail[2]!.detail)).toMatchObject({
+      pipeline: 'items',
+      previous_run: 1,
+      file: 'in/items.csv',
+    });
+
+    // Each definition's SHA-256, as the file is now, in the run record and in `erp runs show`.
+    const sha = async (rel: string): Promise<string> =>
+      createHash('sha256')
+        .update(await readFile(path.join(home.dir, rel)))
+        .digest('hex');
+    const show = await erp(['runs', 'show', '1']);
+    expect(show.code).toBe(0);
+    for (const rel of [
+      'jobs/close.yaml',
+      'sql/jobs/close.sql',
+      'pipelines/items.yaml',
+      'mappings/items.yaml',
+    ]) {
+      expect(show.stdout).toContain(`${rel}  ${await sha(rel)}`);
+    }
+    expect(JSON.parse(trail[0]!.detail).definitions).toHaveLength(4);
+
+    const verify = await erp(['audit', 'verify']);
+    expect(verify.stderr).toBe('');
+    expect(verify.stdout).toBe(`audit trail intact: 5 rows; head seq 5 hash ${trail[4]!.hash}\n`);
+    expect(verify.code).toBe(0);
+  });
+
+  it('hashes the same payload in PostgreSQL and in Node, chained from 64 zeros', async () => {
+    const trail = await rows();
+    expect(trail[0]!.prev_hash).toBe(GENESIS);
+    for (let i = 0; i < trail.length; i++) {
+      expect(hashOf(trail[i]!)).toBe(trail[i]!.hash);
+      if (i > 0) expect(trail[i]!.prev_hash).toBe(trail[i - 1]!.hash);
+    }
+  });
+
+  it('is refused UPDATE, DELETE and TRUNCATE, even for its owner', async () => {
+    for (const sql of [
+      "UPDATE audit.events SET actor = 'mallory' WHERE seq = 1",
+      'DELETE FROM audit.events WHERE seq = 1',
+      'TRUNCATE audit.events',
+    ]) {
+      await expect(db.pool.query(sql)).rejects.toThrow(/audit.events is append-only/);
+    }
+    const grants = await db.pool.query<{ p: string }>(
+      `SELECT privilege_type AS p FROM information_schema.role_table_grants
+       WHERE table_schema = 'audit' AND table_name = 'events' AND grantee = 'erp_app' ORDER BY 1`,
+    );
+    expect(grants.rows.map((r) => r.p)).toEqual(['INSERT', 'SELECT']);
+  });
+
+  it('keeps one total chain under concurrent appends', async () => {
+    const d = await chainOf(0);
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        appendAudit(d.pool, { action: 'test.concurrent', subject: `n:${i}` }),
+      ),
+    );
+    // Pages of 7 rows: the walk carries the chain across pages.
+    const r = await verifyAudit(d.pool, 50, 7);
+    expect(r).toMatchObject({ rows: 40, problems: [] });
+    expect(r.head?.seq).toBe('40');
+  });
+
+  it('names a row edited in SQL', async () => {
+    const d = await chainOf(6);
+    expect((await erp(['audit', 'verify'], {}, d.url)).code).toBe(0);
+    await tamper(d, "UPDATE audit.events SET actor = 'mallory' WHERE seq = 3");
+    const r = await erp(['audit', 'verify'], {}, d.url);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      'erp audit: seq 3 (test.event thing:3): its content does not match its hash — the row was edited\n',
+    );
+    expect(r.stderr).toMatch(/the trail is NOT intact \(6 rows checked; head seq 6/);
+  });
+
+  it('names a row edited with its hash recomputed: the next row no longer links to it', async () => {
+    const d = await chainOf(5);
+    await tamper(
+      d,
+      `UPDATE audit.events SET detail = '{"i": 2}', hash = encode(sha256(convert_to(audit.payload(seq, at, actor, host,
+         action, subject, '{"i": 2}'::jsonb, prev_hash), 'UTF8')), 'hex') WHERE seq = 2`,
+    );
+    const r = await erp(['audit', 'verify'], {}, d.url);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      'erp audit: seq 3 (test.event thing:3): its previous hash is not the hash of seq 2',
+    );
+  });
+
+  it('names a row deleted in SQL', async () => {
+    const d = await chainOf(6);
+    await tamper(d, 'DELETE FROM audit.events WHERE seq = 4');
+    const r = await erp(['audit', 'verify'], {}, d.url);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('erp audit: seq 4 missing: deleted (the chain goes from seq 3 to 5)\n');
+    expect(r.stderr).toContain('seq 5 (test.event thing:5): its previous hash is not the hash of seq 3');
+  });
+
+  it('names rows swapped in SQL', async () => {
+    const d = await chainOf(6);
+    await tamper(d, 'UPDATE audit.events SET seq = -seq WHERE seq IN (2, 3)');
+    await tamper(d, 'UPDATE audit.events SET seq = CASE seq WHEN -2 THEN 3 ELSE 2 END WHERE seq < 0');
+    const r = await erp(['audit', 'verify'], {}, d.url);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      'erp audit: seq 2 (test.event thing:3): the row written as seq 3 is here — rows were reordered\n',
+    );
+    expect(r.stderr).toContain(
+      'erp audit: seq 3 (test.event thing:2): the row written as seq 2 is here — rows were reordered\n',
+    );
+  });
+
+  it('exports a date range as CSV or JSON lines that an auditor can re-check', async () => {
+    const d = await chainOf(3);
+    await tamper(d, "UPDATE audit.events SET at = '2026-10-31 23:59:59.5+00' WHERE seq = 1");
+    await tamper(d, "UPDATE audit.events SET at = '2026-11-30 23:59:59+00' WHERE seq = 2");
+    await tamper(d, "UPDATE audit.events SET at = '2026-12-01 00:00:00+00' WHERE seq = 3");
+    const jsonl = await erp(
+      ['audit', 'export', '--from', '2026-11-01', '--to', '2026-11-30', '--format', 'jsonl'],
+      {},
+      d.url,
+    );
+    expect(jsonl.code).toBe(0);
+    const lines = jsonl.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as AuditRow);
+    expect(lines.map((l) => l.seq)).toEqual(['2']);
+    expect(lines[0]).toMatchObject({
+      at: '2026-11-30T23:59:59.000000Z',
+      action: 'test.event',
+      subject: 'thing:2',
+    });
+    // The export carries everything the hash covers: recomputing it shows this row was changed.
+    expect(hashOf(lines[0]!)).not.toBe(lines[0]!.hash);
+
+    const e = await chainOf(2);
+    const out = path.join(home.dir, 'audit.csv');
+    const csv = await erp(
+      ['audit', 'export', '--from', '2000-01-01', '--to', '2999-12-31', '--out', out],
+      {},
+      e.url,
+    );
+    expect(csv.code).toBe(0);
+    expect(csv.stderr).toBe(`wrote 2 audit rows to ${out}\n`);
+    const text = await readFile(out, 'utf8');
+    expect(text.split('\n')[0]).toBe('seq,at,actor,host,action,subject,detail,prev_hash,hash');
+    expect(text).toContain(`,${GENESIS},`);
+    const again = await erp(['audit', 'export', '--out', out], {}, e.url);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toBe(`erp: --out ${out}: cannot create it (EEXIST)\n`);
+    const bad = await erp(['audit', 'export', '--from', '2026-13-01'], {}, e.url);
+    expect(bad.stderr).toBe(
+      "erp: --from '2026-13-01' is not a date: expected YYYY-MM-DD or an ISO 8601 timestamp\n",
+    );
+  });
+});
