@@ -303,7 +303,13 @@ cli
           const limit = Number(Array.isArray(opts.limit) ? opts.limit[0] : opts.limit);
           if (!Number.isInteger(limit) || limit < 1)
             throw new UserError('--limit expects a positive whole number');
-          const rows = await listRuns(app.pool, { name: opts.job?.[0], status: opts.status?.[0], limit });
+          const status = opts.status?.[0];
+          const statuses = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+          if ((opts.status?.length ?? 0) > 1 || (status !== undefined && !statuses.includes(status)))
+            throw new UserError(
+              `--status expects one of ${statuses.join(', ')}; got ${opts.status!.join(', ')}`,
+            );
+          const rows = await listRuns(app.pool, { name: opts.job?.[0], status, limit });
           process.stdout.write(formatRuns(rows) + '\n');
           return EXIT.ok;
         }

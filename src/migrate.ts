@@ -16,7 +16,16 @@ const FILE = /^(\d{6})_([a-z0-9_]+)\.sql$/;
 
 /** Reads the numbered migrations in `dir`, in order; refuses duplicate numbers. */
 export async function readMigrations(dir: string): Promise<Migration[]> {
-  const names = (await readdir(dir)).filter((n) => n.endsWith('.sql') && /^\d/.test(n)).sort();
+  const names = (
+    await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      throw new UserError(
+        `no migrations directory ${dir}: run erp from the project directory, or set ERP_HOME to it`,
+      );
+    })
+  )
+    .filter((n) => n.endsWith('.sql') && /^\d/.test(n))
+    .sort();
   const out: Migration[] = [];
   for (const name of names) {
     const m = FILE.exec(name);

@@ -101,6 +101,16 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
 
   const process = async (job: Job<RunJobData>, token?: string): Promise<{ status: string }> => {
     const stored = await storedRunOf(pool, app.home, job.data);
+    const firstDelivery =
+      !job.data.resume && job.attemptsStarted <= 1 && job.attemptsMade === 0 && job.stalledCounter === 0;
+    // The job is checked again here: time passed since it was queued (an export's file may have
+    // appeared, a table gone). The steps an earlier attempt finished are not checked.
+    const problems = await preflight(pool, runApp.home, stored, firstDelivery);
+    if (problems) {
+      await finishRun(pool, stored.runId, 'failed', problems, 'user');
+      trackRun(stored.runnable.name).finish('failed');
+      throw new UnrecoverableError(problems);
+    }
     const controller = new AbortController();
     controllers.set(stored.runId, controller);
     let lastSent = 0;
@@ -131,15 +141,6 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
       send(p);
     };
     try {
-      const firstDelivery =
-        !job.data.resume && job.attemptsStarted <= 1 && job.attemptsMade === 0 && job.stalledCounter === 0;
-      // The job is checked again here: time passed since it was queued (an export's file may have
-      // appeared, a table gone). The steps an earlier attempt finished are not checked.
-      const problems = await preflight(pool, runApp.home, stored, firstDelivery);
-      if (problems) {
-        await finishRun(pool, stored.runId, 'failed', problems, 'user');
-        throw new UnrecoverableError(problems);
-      }
       const outcome = await executeRun(runApp, {
         runId: stored.runId,
         runnable: stored.runnable,
@@ -151,8 +152,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
         attemptsLeft: (job.opts.attempts ?? 1) - job.attemptsMade - 1,
         onProgress: report,
         liveness: session.key,
-        firstDelivery:
-          !job.data.resume && job.attemptsStarted <= 1 && job.attemptsMade === 0 && job.stalledCounter === 0,
+        firstDelivery,
       });
       finalStatus = outcome.status;
       if (outcome.status === 'succeeded') return { status: 'succeeded' };
@@ -170,7 +170,6 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
     }
   };
 
-  setWorkerConcurrency(concurrency);
   /** The run's preflight problems as its error, or null to go. */
   const preflight = async (
     db: typeof pool,
@@ -193,6 +192,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
     return problems.length > 0 ? new PreflightError(stored.runnable.name, problems).message : null;
   };
 
+  setWorkerConcurrency(concurrency);
   const worker = new Worker<RunJobData>(QUEUE_NAME, process, {
     connection,
     prefix: app.config.ERP_QUEUE_PREFIX,

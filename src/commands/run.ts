@@ -36,12 +36,20 @@ export function parseParams(
   period: string[] | undefined,
 ): Record<string, string> {
   const out: Record<string, string> = {};
+  // A parameter given twice with two values is refused: which one was meant cannot be guessed.
+  const set = (name: string, value: string, as: string): void => {
+    if (Object.hasOwn(out, name) && out[name] !== value)
+      throw new UserError(
+        `${name} is given twice (${out[name]} and ${value}, the second as ${as}); give it once`,
+      );
+    out[name] = value;
+  };
   for (const p of param ?? []) {
     const eq = p.indexOf('=');
     if (eq <= 0) throw new UserError(`--param expects name=value, got '${p}'`);
-    out[p.slice(0, eq)] = p.slice(eq + 1);
+    set(p.slice(0, eq), p.slice(eq + 1), `--param ${p}`);
   }
-  if (period?.[0] !== undefined) out.period = String(period[0]);
+  for (const p of period ?? []) set('period', String(p), `--period ${p}`);
   return out;
 }
 

@@ -238,8 +238,12 @@ export async function resolveRunnable(home: string, name: string): Promise<Runna
       },
     };
   }
+  const none =
+    jobs.length + pipelines.length === 0
+      ? ` — no jobs/ or pipelines/ under ${path.resolve(home)}: run erp from the project directory, or set ERP_HOME to it`
+      : '';
   throw new UserError(
-    `unknown job or pipeline '${name}'; jobs: ${jobs.join(', ') || '(none)'}; pipelines: ${pipelines.join(', ') || '(none)'}`,
+    `unknown job or pipeline '${name}'; jobs: ${jobs.join(', ') || '(none)'}; pipelines: ${pipelines.join(', ') || '(none)'}${none}`,
   );
 }
 

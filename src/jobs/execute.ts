@@ -404,7 +404,11 @@ async function runStep(
   if (result.status === 'cancelled') throw new CancelledError();
   if (result.status === 'failed') {
     const failed = result.files.filter((f) => f.status === 'failed');
-    const message = `pipeline ${step.name}: ${result.error ?? 'failed'}`;
+    // Each failed file named with its own message (which may name it already).
+    const why = failed.map((f) =>
+      f.message?.includes(f.file) ? f.message : `${f.file}: ${f.message ?? 'failed'}`,
+    );
+    const message = `pipeline ${step.name}: ${why.length > 0 ? why.join('; ') : (result.error ?? 'failed')}`;
     if (failed.some((f) => f.policyExceeded)) throw new RejectPolicyError(message);
     if (failed.length === 0 && result.transient) throw new Error(message);
     if (failed.length === 0 || failed.some((f) => !f.transient)) throw new UserError(message, 1);

@@ -1,0 +1,132 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseYaml } from '../src/config-file.js';
+import { jobSchema, resolveParams, resolveRunnable } from '../src/jobs/definition.js';
+import { parseParams } from '../src/commands/run.js';
+import { pipelineSchema } from '../src/pipeline/definition.js';
+import { mappingFileSchema } from '../src/stages/transform.js';
+import { partnerSchema } from '../src/partners.js';
+import { inboundMappingSchema } from '../src/x12/mapping.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+
+/**
+ * The docs' examples against the product: every fenced YAML snippet of README.md and docs/*.md is
+ * schema-checked as the pipeline, mapping or job it is (and a pipeline's table must exist in the
+ * migrated database); every `erp …` command in a fenced block must name a real command, and a
+ * `run`/`validate` a real job or pipeline of this repository with parameters it accepts.
+ *
+ * A snippet that is illustrative only is preceded by the line `<!-- docs-test: illustrative -->`.
+ */
+
+const ILLUSTRATIVE = '<!-- docs-test: illustrative -->';
+const COMMANDS = [
+  'migrate',
+  'list',
+  'schema',
+  'validate',
+  'run',
+  'worker',
+  'scheduler',
+  'schedules',
+  'cancel',
+  'runs',
+  'edi',
+  'console',
+];
+
+interface Block {
+  file: string;
+  line: number;
+  lang: string;
+  text: string;
+}
+
+async function blocks(): Promise<Block[]> {
+  const files = [
+    'README.md',
+    ...(await readdir('docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`),
+  ];
+  const out: Block[] = [];
+  for (const file of files) {
+    const lines = (await readFile(file, 'utf8')).split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      const open = /^```(\w*)/.exec(lines[i]!);
+      if (!open) continue;
+      const start = i;
+      const body: string[] = [];
+      for (i++; i < lines.length && !lines[i]!.startsWith('```'); i++) body.push(lines[i]!);
+      if (lines[start - 1]?.trim() === ILLUSTRATIVE) continue;
+      out.push({ file, line: start + 1, lang: open[1]!, text: body.join('\n') });
+    }
+  }
+  return out;
+}
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase('docs');
+});
+afterAll(async () => db?.drop());
+
+describe('docs examples', () => {
+  it('every YAML snippet is a valid pipeline, mapping or job, on tables that exist', async () => {
+    const problems: string[] = [];
+    for (const b of (await blocks()).filter((x) => x.lang === 'yaml')) {
+      const where = `${b.file}:${b.line}`;
+      try {
+        if (/^steps:/m.test(b.text)) parseYaml(where, b.text, jobSchema);
+        else if (/^name: [A-Z]/m.test(b.text)) parseYaml(where, b.text, partnerSchema);
+        else if (/^transaction_set: '850'/m.test(b.text)) parseYaml(where, b.text, inboundMappingSchema);
+        else if (/^columns:/m.test(b.text)) parseYaml(where, b.text, mappingFileSchema);
+        else if (/^source:/m.test(b.text)) {
+          const p = parseYaml(where, b.text, pipelineSchema);
+          if (p.sink.kind === 'postgres') {
+            const { rows } = await db.pool.query('SELECT to_regclass($1) AS t', [p.sink.table]);
+            if (!rows[0].t) problems.push(`${where}: table ${p.sink.table} does not exist`);
+          }
+          if (p.source.kind === 'postgres' && p.source.query) {
+            await readFile(p.source.query).catch(() =>
+              problems.push(`${where}: no query file ${p.source.kind === 'postgres' ? p.source.query : ''}`),
+            );
+          }
+        } else
+          problems.push(
+            `${where}: a YAML snippet that is no pipeline, mapping or job (mark it ${ILLUSTRATIVE})`,
+          );
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('every erp command names a real command, job or pipeline, with parameters it accepts', async () => {
+    const problems: string[] = [];
+    for (const b of await blocks()) {
+      for (const [k, raw] of b.text.split('\n').entries()) {
+        const m = /^\s*(?:\$ )?erp (.*)$/.exec(raw);
+        if (!m) continue;
+        const where = `${b.file}:${b.line + k + 1}`;
+        const args = m[1]!
+          .replace(/\s+#.*$/, '')
+          .trim()
+          .split(/\s+/);
+        const [cmd, name] = args;
+        if (!COMMANDS.includes(cmd!)) {
+          problems.push(`${where}: unknown command '${cmd}'`);
+          continue;
+        }
+        if ((cmd !== 'run' && cmd !== 'validate') || !name || !/^[a-z0-9][a-z0-9_-]*$/.test(name)) continue;
+        try {
+          const runnable = await resolveRunnable('.', name);
+          const opt = (flag: string): string[] =>
+            args.flatMap((a, i) => (a === flag && args[i + 1] ? [args[i + 1]!] : []));
+          resolveParams(runnable.job, parseParams(opt('--param'), opt('--period')));
+        } catch (err) {
+          problems.push(`${where}: ${(err as Error).message}`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+});
