@@ -382,7 +382,8 @@ describe('export: postgres → xlsx / csv → file, read back', () => {
         'tab\there, line\nbreak, back\\slash',
         '0.1',
       ],
-      ['2', "'=SUM(A1)", '1250.75', '3', '2026-11-01', null, 'false', null, '1000000000000000000000'],
+      // XLSX text is exact: an inline string is never evaluated, so no leading quote (CSV has one).
+      ['2', '=SUM(A1)', '1250.75', '3', '2026-11-01', null, 'false', null, '1000000000000000000000'],
       ['3', '5000', null, null, null, null, null, null, null],
     ]);
   });
