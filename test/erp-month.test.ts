@@ -45,7 +45,11 @@ beforeAll(async () => {
   for (const dir of ['pipelines', 'jobs', 'mappings', 'fixtures'])
     await symlink(path.resolve(dir), path.join(home.dir, dir));
   await mkdir(path.join(home.dir, 'var', 'exports'), { recursive: true });
-  app = createApp({ ...process.env, DATABASE_URL: db.url, ERP_HOME: home.dir }, pino({ level: 'silent' }));
+  // The fixtures are a link out of the home: their real directory is declared as an input root.
+  app = createApp(
+    { ...process.env, DATABASE_URL: db.url, ERP_HOME: home.dir, ERP_INPUT_DIRS: path.resolve('fixtures') },
+    pino({ level: 'silent' }),
+  );
 }, 60_000);
 afterAll(async () => {
   await app?.close();
