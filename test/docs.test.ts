@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseYaml } from '../src/config-file.js';
@@ -19,20 +20,10 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
  */
 
 const ILLUSTRATIVE = '<!-- docs-test: illustrative -->';
-const COMMANDS = [
-  'migrate',
-  'list',
-  'schema',
-  'validate',
-  'run',
-  'worker',
-  'scheduler',
-  'schedules',
-  'cancel',
-  'runs',
-  'edi',
-  'console',
-];
+/** The commands `src/cli.ts` declares, read from its source so a new command needs no list here. */
+const COMMANDS = [...readFileSync('src/cli.ts', 'utf8').matchAll(/\.command\(\s*['"]([a-z][a-z-]*)/g)].map(
+  (m) => m[1]!,
+);
 
 interface Block {
   file: string;
