@@ -196,6 +196,31 @@ describe.skipIf(!HAVE_CHROMIUM)('erp console in chromium', { timeout: 120_000 },
     await screenshot(page, 'overview');
   });
 
+  it('lists the open alerts on the overview, escaped, and not the resolved ones', async () => {
+    const open = await one<{ id: string }>(
+      `INSERT INTO runner.alerts (rule, subject, message, opened_at)
+       VALUES ('expected_file', 'items 2026-11-30', $1, '2026-11-30T23:15:00Z') RETURNING id`,
+      [`items-bad.csv expected by 23:00, not arrived ${XSS}`],
+    );
+    const resolved = await one<{ id: string }>(
+      `INSERT INTO runner.alerts (rule, subject, message, resolved_at)
+       VALUES ('job_failed', 'nightly', 'nightly failed', now()) RETURNING id`,
+    );
+    const { page, errors } = await newPage();
+    await logIn(page, base, 'vera', PASSWORDS.vera);
+    const cells = await page.locator(`tr[data-alert="${open.id}"] td`).allTextContents();
+    expect(cells).toEqual([
+      'expected_file',
+      'items 2026-11-30',
+      '2026-11-30 23:15:00',
+      `items-bad.csv expected by 23:00, not arrived ${XSS}`,
+    ]);
+    expect(await page.locator(`tr[data-alert="${resolved.id}"]`).count()).toBe(0);
+    expect(await page.evaluate(() => (globalThis as { __xss?: number }).__xss)).toBeUndefined();
+    expect(errors).toEqual([]);
+    await db.pool.query('DELETE FROM runner.alerts WHERE id = ANY($1)', [[open.id, resolved.id]]);
+  });
+
   it('opens the rejects, shows the <script> value as inert text, and downloads the report as CSV and XLSX', async () => {
     const { page, errors } = await newPage();
     const violations: string[] = [];

@@ -2,6 +2,7 @@ import type { App } from '../app.js';
 import { sendNotice } from '../alerts/channels.js';
 import { requireAlerts } from '../alerts/definition.js';
 import { checkAlerts } from '../alerts/engine.js';
+import { listAlerts } from '../alerts/list.js';
 import { UserError } from '../errors.js';
 import { table } from '../report.js';
 import { EXIT } from './exit.js';
@@ -17,19 +18,7 @@ export async function alertsCommand(
   arg: string | undefined,
 ): Promise<number> {
   if (action === undefined || action === 'list') {
-    const { rows } = await app.pool.query<{
-      id: string;
-      rule: string;
-      subject: string;
-      message: string;
-      opened_at: Date;
-      resolved_at: Date | null;
-      notices: number;
-    }>(
-      `SELECT id, rule, subject, message, opened_at, resolved_at, notices FROM runner.alerts
-        WHERE resolved_at IS NULL OR resolved_at > now() - interval '7 days'
-        ORDER BY resolved_at IS NULL DESC, opened_at DESC LIMIT 100`,
-    );
+    const rows = await listAlerts(app.pool, { resolvedWithinDays: 7 });
     const when = (d: Date | null): string => (d ? d.toISOString().slice(0, 16).replace('T', ' ') : '');
     process.stdout.write(
       (rows.length === 0

@@ -6,6 +6,7 @@ import { duration, html, oneLine, query, when, type Safe } from '../html.js';
 import { page } from '../layout.js';
 import { findRuns, history, overview, type RunFilter } from '../queries.js';
 import type { RunRow } from '../../runs.js';
+import { listAlerts, type AlertRow } from '../../alerts/list.js';
 
 /** The overview ("last night at a glance") and the runs list. */
 
@@ -61,6 +62,32 @@ export function runsTable(rows: RunRow[]): Safe {
   </table>`;
 }
 
+/** Open alerts (those `erp alerts` lists as open), including files expected but not arrived. */
+function alertsTable(rows: AlertRow[]): Safe {
+  if (rows.length === 0) return html`<p class="note">No open alerts.</p>`;
+  return html`<table class="alerts">
+    <thead>
+      <tr>
+        <th>Rule</th>
+        <th>Subject</th>
+        <th>Since (UTC)</th>
+        <th>Message</th>
+      </tr>
+    </thead>
+    <tbody>
+      ${rows.map(
+        (a) =>
+          html`<tr data-alert="${a.id}">
+            <td>${a.rule}</td>
+            <td>${a.subject}</td>
+            <td>${when(a.opened_at)}</td>
+            <td class="error-line">${oneLine(a.message)}</td>
+          </tr>`,
+      )}
+    </tbody>
+  </table>`;
+}
+
 async function queueState(ctx: ConsoleContext): Promise<Safe> {
   if (!ctx.queue) return html`<p class="note">Queue: Redis is not reachable from the console.</p>`;
   try {
@@ -89,7 +116,11 @@ export function registerRunsPages(app: FastifyInstance, ctx: ConsoleContext): vo
   app.get('/', async (req, reply) => {
     const q = req.query as Record<string, string | undefined>;
     const since = dateParam(q.since, 'since') ?? new Date(Date.now() - 24 * 3600_000);
-    const [o, queue] = await Promise.all([overview(ctx.pool, since), queueState(ctx)]);
+    const [o, queue, alerts] = await Promise.all([
+      overview(ctx.pool, since),
+      queueState(ctx),
+      listAlerts(ctx.pool),
+    ]);
     const body = html` <form method="get" action="/" class="filters">
         <label
           >Since (UTC) <input name="since" value="${when(since).replace(' ', 'T').slice(0, 16)}"
@@ -122,11 +153,8 @@ export function registerRunsPages(app: FastifyInstance, ctx: ConsoleContext): vo
         ${queue}
       </section>
       <section>
-        <h2>Alerts and expected files</h2>
-        <p class="note">
-          Not shown on this page yet: open alerts (runner.alerts, including files expected but not arrived)
-          are counted on /metrics.
-        </p>
+        <h2>Open alerts</h2>
+        ${alertsTable(alerts)}
       </section>`;
     return reply.type('text/html; charset=utf-8').send(page(req, ctx.assets, 'Overview', body));
   });
