@@ -43,7 +43,11 @@ export function installLastResort(opts: {
   };
 }
 
-/** Marks `runs` (if still running) as an attempt that failed for a transient reason, on a connection of its own. */
+/**
+ * Marks `runs` (if still running) as an attempt that failed for a transient reason, on a connection
+ * of its own. A run in hand may still say 'queued': a first SQL step claims its run only once it
+ * outlasts a moment (runner.claim_run), so a crash before that finds it unclaimed.
+ */
 async function markRunsRetryable(databaseUrl: string, runs: number[], why: string): Promise<void> {
   if (runs.length === 0) return;
   const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5000 });
@@ -53,7 +57,8 @@ async function markRunsRetryable(databaseUrl: string, runs: number[], why: strin
     const error = `attempt failed, will retry: the worker crashed (${why})`;
     await client.query(
       `WITH runs AS (
-         UPDATE runner.runs SET status = 'queued', error = $2 WHERE id = ANY($1::bigint[]) AND status = 'running'
+         UPDATE runner.runs SET status = 'queued', error = $2
+         WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')
          RETURNING id)
        UPDATE runner.run_steps SET status = 'failed', finished_at = now(), error = $2
        WHERE status = 'running' AND run_id IN (SELECT id FROM runs)`,
