@@ -43,6 +43,9 @@ export function installLastResort(opts: {
   };
 }
 
+/** Longer than a deferred claim can take to be sent (100 ms after its step starts) and to land. */
+const LATE_CLAIM_MS = 1000;
+
 /**
  * Marks `runs` (if still running) as an attempt that failed for a transient reason, on a connection
  * of its own. A run in hand may still say 'queued': a first SQL step claims its run only once it
@@ -55,15 +58,21 @@ async function markRunsRetryable(databaseUrl: string, runs: number[], why: strin
   await client.connect();
   try {
     const error = `attempt failed, will retry: the worker crashed (${why})`;
-    await client.query(
-      `WITH runs AS (
+    const mark = (): Promise<unknown> =>
+      client.query(
+        `WITH runs AS (
          UPDATE runner.runs SET status = 'queued', error = $2
          WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')
          RETURNING id)
        UPDATE runner.run_steps SET status = 'failed', finished_at = now(), error = $2
        WHERE status = 'running' AND run_id IN (SELECT id FROM runs)`,
-      [runs, error],
-    );
+        [runs, error],
+      );
+    await mark();
+    // That claim may still be on its way: its timer fires while this runs (the event loop goes on),
+    // and a claim marks the run running again. Once it has landed, the mark is made again.
+    await new Promise((resolve) => setTimeout(resolve, LATE_CLAIM_MS));
+    await mark();
   } finally {
     await client.end().catch(() => undefined);
   }
