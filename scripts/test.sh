@@ -16,10 +16,8 @@ mkdir -p var
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json=var/test-results.json "$@" || status=$?
 # The chaos suite kills and restarts servers of its own (PostgreSQL cluster, Redis); without them it
-# says so and skips. Not run when the command names test files of its own, and for now only with
-# ERP_CHAOS=1: four of its nine scenarios (PostgreSQL restart mid-COPY and mid-step, the inline run's
-# outage record, the last-resort handler's record) still fail or flake, see CHANGELOG.
-if [ $# -eq 0 ] && [ "${ERP_CHAOS:-0}" = 1 ]; then
+# says so and skips. Not run when the command names test files of its own.
+if [ $# -eq 0 ]; then
   npx vitest run --config vitest.chaos.config.ts || status=$?
 fi
 # One plain closing line for any reader of the log: "N passed, N failed".

@@ -49,6 +49,8 @@ const TRANSIENT_SQLSTATE = /^(08|40|53|55|57|58)/;
  */
 export function isPermanent(err: unknown): boolean {
   if (err instanceof UserError || err instanceof CancelledError || err instanceof TimeoutError) return true;
+  // Before the SQLSTATE test: a lost socket's EPIPE has five capitals too, and is no SQLSTATE.
+  if (isConnectionError(err)) return false;
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return !TRANSIENT_SQLSTATE.test(code);
   return false;

@@ -43,7 +43,14 @@ export function installLastResort(opts: {
   };
 }
 
-/** Marks `runs` (if still running) as an attempt that failed for a transient reason, on a connection of its own. */
+/** Longer than a deferred claim can take to be sent (100 ms after its step starts) and to land. */
+const LATE_CLAIM_MS = 1000;
+
+/**
+ * Marks `runs` (if still running) as an attempt that failed for a transient reason, on a connection
+ * of its own. A run in hand may still say 'queued': a first SQL step claims its run only once it
+ * outlasts a moment (runner.claim_run), so a crash before that finds it unclaimed.
+ */
 async function markRunsRetryable(databaseUrl: string, runs: number[], why: string): Promise<void> {
   if (runs.length === 0) return;
   const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5000 });
@@ -51,14 +58,21 @@ async function markRunsRetryable(databaseUrl: string, runs: number[], why: strin
   await client.connect();
   try {
     const error = `attempt failed, will retry: the worker crashed (${why})`;
-    await client.query(
-      `WITH runs AS (
-         UPDATE runner.runs SET status = 'queued', error = $2 WHERE id = ANY($1::bigint[]) AND status = 'running'
+    const mark = (): Promise<unknown> =>
+      client.query(
+        `WITH runs AS (
+         UPDATE runner.runs SET status = 'queued', error = $2
+         WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')
          RETURNING id)
        UPDATE runner.run_steps SET status = 'failed', finished_at = now(), error = $2
        WHERE status = 'running' AND run_id IN (SELECT id FROM runs)`,
-      [runs, error],
-    );
+        [runs, error],
+      );
+    await mark();
+    // That claim may still be on its way: its timer fires while this runs (the event loop goes on),
+    // and a claim marks the run running again. Once it has landed, the mark is made again.
+    await new Promise((resolve) => setTimeout(resolve, LATE_CLAIM_MS));
+    await mark();
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -270,7 +270,14 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
     // A failure is recorded only once the run is claimed (so it records the attempt), and after the
     // claim landed (else the claim could mark the run running again).
     const claimed = runId === null || claimedByCommit ? claiming : claimNow();
-    const claim = await claimed?.catch(() => null);
+    let claim = await claimed?.catch(() => null);
+    // The claim was cut off with the step (the database restarted before it landed): the attempt is
+    // still one, so it is claimed once the database is back, else a retry would not count it.
+    if (claim === null && runId !== null && !claimedByCommit)
+      claim = await whileUnreachable(() => claimRun(app, runId, liveness!, steps[0]), {
+        onWait: () =>
+          app.log.warn({ runId }, 'the database is unreachable; waiting for it to record the attempt'),
+      }).catch(() => null);
     if (claim && 'final' in claim) {
       Object.assign(outcome, claim.final);
       return outcome;
