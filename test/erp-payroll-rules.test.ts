@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { runPipeline } from '../src/pipeline/run.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { registerAsModel } from './helpers/fixture-payroll.js';
 import { makeHome, testApp } from './helpers/home.js';
 import {
   money,
@@ -92,35 +93,7 @@ afterAll(async () => {
 
 const ytd = new Map<string, ModelYtd>();
 
-async function slipsOf(period: string): Promise<ModelSlip[]> {
-  const { rows: slips } = await db.pool.query(
-    `SELECT employee_no, regular_hours, overtime_hours, gross, taxable, fica_wages, taxes, employer_taxes, net
-       FROM payroll.register WHERE period = $1 ORDER BY employee_no`,
-    [period],
-  );
-  const { rows: lines } = await db.pool.query(
-    `SELECT employee_no, kind, code, amount FROM payroll.register_lines WHERE period = $1`,
-    [period],
-  );
-  const of = (no: string, kind: string) =>
-    Object.fromEntries(
-      lines.filter((l) => l.employee_no === no && l.kind === kind).map((l) => [l.code, l.amount]),
-    );
-  return slips.map((s) => ({
-    no: s.employee_no,
-    regularHours: s.regular_hours,
-    overtimeHours: s.overtime_hours,
-    gross: s.gross,
-    taxable: s.taxable,
-    fica: s.fica_wages,
-    taxes: of(s.employee_no, 'tax'),
-    employer: of(s.employee_no, 'employer_tax'),
-    deductions: of(s.employee_no, 'deduction'),
-    totalTaxes: s.taxes,
-    totalEmployer: s.employer_taxes,
-    net: s.net,
-  }));
-}
+const slipsOf = (period: string): Promise<ModelSlip[]> => registerAsModel(db.pool, period);
 
 describe('payroll rules against an independent computation', () => {
   it('loads opening year-to-date wages through the opening-ytd pipeline', async () => {
