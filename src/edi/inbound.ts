@@ -181,30 +181,12 @@ async function settle(
   remote: { name: string; path: string; marker?: string },
   r: InboundFileResult,
 ): Promise<void> {
-  if (r.ack) {
-    r.ackPath = await uploadAtomic(
-      sftp,
-      Readable.from([Buffer.from(r.ack.text)]),
-      endpoint.outbox,
-      r.ack.name,
-    );
-  }
-  if (r.ta1) {
-    r.ta1Path = await uploadAtomic(
-      sftp,
-      Readable.from([Buffer.from(r.ta1.text)]),
-      endpoint.outbox,
-      r.ta1.name,
-    );
-  }
-  if (r.poAck) {
-    r.poAckPath = await uploadAtomic(
-      sftp,
-      Readable.from([Buffer.from(r.poAck.text)]),
-      endpoint.outbox,
-      r.poAck.name,
-    );
-  }
+  // The 997/999, the TA1 and the 855, each uploaded atomically to the partner's outbox.
+  const upload = (doc: { name: string; text: string }) =>
+    uploadAtomic(sftp, Readable.from([Buffer.from(doc.text)]), endpoint.outbox, doc.name);
+  if (r.ack) r.ackPath = await upload(r.ack);
+  if (r.ta1) r.ta1Path = await upload(r.ta1);
+  if (r.poAck) r.poAckPath = await upload(r.poAck);
   const bad = r.status === 'failed' || r.status === 'rejected';
   if (bad) {
     const moved = await moveToError(sftp, remote.path, endpoint.error, remote.name, errorReport(partner, r));
