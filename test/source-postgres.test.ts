@@ -6,7 +6,7 @@ import pg from 'pg';
 import pino from 'pino';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCsvWriter } from '../src/csv-writer.js';
+import { createCsvWriter } from '../src/csv/writer.js';
 import { CancelledError, UserError } from '../src/errors.js';
 import { bindNamedParams } from '../src/sql-params.js';
 import { createXlsxFormat, xlsxFormatSchema } from '../src/stages/format-xlsx.js';
