@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { createApp, type App } from './app.js';
 import { describeError, RejectPolicyError, UserError } from './errors.js';
 import { redactUrls } from './log.js';
-import { migrate } from './migrate.js';
+import { migrate } from './db/migrate.js';
 import { loadPipeline, pipelineSchema } from './pipeline/definition.js';
 import { runPipeline, type Progress } from './pipeline/run.js';
 import { formatPipelineResult, formatRunDetail, formatRuns, table } from './report.js';

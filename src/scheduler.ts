@@ -4,7 +4,7 @@ import cron from 'node-cron';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
-import { whileUnreachable } from './db.js';
+import { whileUnreachable } from './db/pool.js';
 import { describeError, UserError } from './errors.js';
 import { startReconciler } from './jobs/reconcile.js';
 import {

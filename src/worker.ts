@@ -5,7 +5,7 @@ import { storedRunOf, type StoredRun } from './jobs/load-run.js';
 import { preflight as checkRun, PreflightError } from './jobs/preflight.js';
 import { finishRun } from './runs.js';
 import { openRunnerSession, type RunnerSession } from './jobs/session.js';
-import { createPool } from './db.js';
+import { createPool } from './db/pool.js';
 import { setWorkerConcurrency, trackRun } from './metrics.js';
 import { describeError } from './errors.js';
 import { sweepRunTemps } from './run-temp.js';

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type pg from 'pg';
 import { appendAudit } from '../audit/trail.js';
 import { definitionHashes, type DefinitionHash } from '../audit/definitions.js';
-import { withTransaction } from '../db.js';
+import { withTransaction } from '../db/pool.js';
 import { UserError } from '../errors.js';
 import { lockKeyOf, resolveRunnable, type Runnable } from '../jobs/definition.js';
 import { createRun, currentUser } from '../runs.js';

@@ -2,7 +2,7 @@ import type { QueueEvents } from 'bullmq';
 import { SingleBar } from 'cli-progress';
 import type { App } from '../app.js';
 import { definitionHashes } from '../audit/definitions.js';
-import { whileUnreachable } from '../db.js';
+import { whileUnreachable } from '../db/pool.js';
 import { describeError, UserError } from '../errors.js';
 import { requestCancel } from '../jobs/cancel.js';
 import { resolveParams, resolveRunnable, type Runnable } from '../jobs/definition.js';

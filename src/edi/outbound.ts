@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import type pg from 'pg';
-import { withTransaction } from '../db.js';
+import { withTransaction } from '../db/pool.js';
 import { CancelledError, UserError } from '../errors.js';
 import { resolveEndpoint, type Partner, type PartnerDirs } from '../partners.js';
 import type { AppContext } from '../pipeline/run.js';

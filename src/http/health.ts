@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import { runnerRegistry } from '../metrics.js';
 import { stateRegistry } from '../metrics-state.js';
-import { readMigrations } from '../migrate.js';
+import { readMigrations } from '../db/migrate.js';
 
 /**
  * /metrics, /healthz and /readyz for every long-running process: `erp worker` and `erp scheduler`

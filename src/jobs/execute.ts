@@ -1,5 +1,5 @@
 import { access } from 'node:fs/promises';
-import { whileUnreachable } from '../db.js';
+import { whileUnreachable } from '../db/pool.js';
 import { removeRunTemp } from '../run-temp.js';
 import type pg from 'pg';
 import {

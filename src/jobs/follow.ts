@@ -1,6 +1,6 @@
 import type { QueueEvents } from 'bullmq';
 import type pg from 'pg';
-import { whileUnreachable } from '../db.js';
+import { whileUnreachable } from '../db/pool.js';
 import { describeError, isConnectionError } from '../errors.js';
 import { jobIdOf } from './job-id.js';
 import type { RunStatus } from '../runs.js';
