@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import { loadYamlFile, yamlLineOf } from '../config-file.js';
+import { loadYamlFile, yamlLineOf } from '../config/yaml.js';
 import { quoteIdent, splitQualified } from '../db/pool.js';
 import { describeError, UserError } from '../errors.js';
 import { loadAnyPartner, resolveEndpoint } from '../partners.js';

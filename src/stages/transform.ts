@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { loadYamlFile } from '../config-file.js';
+import { loadYamlFile } from '../config/yaml.js';
 import { quoteIdent, quoteQualified } from '../db/pool.js';
 import { UserError } from '../errors.js';
 import type { Cell, RejectFn, RowStep, StageContext } from './types.js';
