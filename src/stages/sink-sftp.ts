@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { makeTempIn } from '../run-temp.js';
+import { makeTempIn } from '../runs/temp.js';
 import { loadAnyPartner, resolveEndpoint } from '../partners.js';
 import { connectSftp, endSftp, uploadAtomic, withRetry } from '../sftp.js';
 import { checkOutputName, renderOutputName, type OutputNameValues } from './sink-file.js';

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { makeTempIn } from '../run-temp.js';
+import { makeTempIn } from '../runs/temp.js';
 import { loadAnyPartner, resolveEndpoint } from '../partners.js';
 import {
   connectSftp,
