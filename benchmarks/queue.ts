@@ -15,8 +15,8 @@ import { resolveRunnable } from '../src/jobs/definition.js';
 import { openRunnerSession } from '../src/jobs/session.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
 import { migrate } from '../src/db/migrate.js';
-import { createQueue, redisConnection } from '../src/queue.js';
-import { startWorker } from '../src/worker.js';
+import { createQueue, redisConnection } from '../src/runner/queue.js';
+import { startWorker } from '../src/runner/worker.js';
 
 /**
  * Queue overhead: trivial jobs through erp's worker path against BullMQ's own Worker with a no-op

@@ -10,7 +10,7 @@ import { registerHealthRoutes } from '../src/http/health.js';
 import { createPool } from '../src/db/pool.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
-import type { RunJobData } from '../src/queue.js';
+import type { RunJobData } from '../src/runner/queue.js';
 import {
   freePort,
   killChildren,

@@ -78,7 +78,7 @@ export async function approveCommand(app: App, id: string, reason?: string): Pro
 }
 
 async function enqueue(app: App, run: ApprovedRun): Promise<void> {
-  const { connectRedis, createQueue, redisConnection } = await import('../queue.js');
+  const { connectRedis, createQueue, redisConnection } = await import('../runner/queue.js');
   const redis = redisConnection(app.config.REDIS_URL, 'producer');
   const queue = createQueue(redis, app.config.ERP_QUEUE_PREFIX);
   try {

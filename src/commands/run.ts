@@ -224,7 +224,7 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
 
   // Redis and BullMQ load only when a run is queued: an inline run or a dry run never needs them.
   const { connectRedis, createQueue, createQueueEvents, lastEventIdOf, redisConnection } =
-    await import('../queue.js');
+    await import('../runner/queue.js');
   const redis = redisConnection(app.config.REDIS_URL, 'producer');
   const queue = createQueue(redis, app.config.ERP_QUEUE_PREFIX);
   let events: QueueEvents | null = null;

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
-import type { RunJobData } from '../queue.js';
+import type { RunJobData } from '../runner/queue.js';
 import { finishRun } from '../runs/history.js';
 import { resolveRunnable } from './definition.js';
 import { jobIdOf } from './job-id.js';
