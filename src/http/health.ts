@@ -5,8 +5,8 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
-import { runnerRegistry } from '../metrics.js';
-import { stateRegistry } from '../metrics-state.js';
+import { runnerRegistry } from '../metrics/counters.js';
+import { stateRegistry } from '../metrics/state.js';
 import { readMigrations } from '../db/migrate.js';
 
 /**
@@ -16,8 +16,8 @@ import { readMigrations } from '../db/migrate.js';
  *
  *   /healthz  the process is alive (answers without touching anything)
  *   /readyz   PostgreSQL and Redis answer and the database's migrations match sql/ — 503 otherwise
- *   /metrics  Prometheus text: this process's counters (src/metrics.ts) and the shared state read
- *             at scrape time (src/metrics-state.ts)
+ *   /metrics  Prometheus text: this process's counters (src/metrics/counters.ts) and the shared state read
+ *             at scrape time (src/metrics/state.ts)
  */
 export interface HealthDeps {
   pool: pg.Pool;

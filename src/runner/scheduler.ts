@@ -17,7 +17,7 @@ import {
 import { definitionHashes } from '../audit/definitions.js';
 import { formatProblem, preflight } from '../jobs/preflight.js';
 import { createQueuedRun, enqueueRun, LockHeldError } from '../jobs/submit.js';
-import { recordMissedTick, recordTick } from '../metrics.js';
+import { recordMissedTick, recordTick } from '../metrics/counters.js';
 import type { RunJobData } from './queue.js';
 
 /**

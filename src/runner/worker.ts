@@ -6,7 +6,7 @@ import { preflight as checkRun, PreflightError } from '../jobs/preflight.js';
 import { finishRun } from '../runs/history.js';
 import { openRunnerSession, type RunnerSession } from '../jobs/session.js';
 import { createPool } from '../db/pool.js';
-import { setWorkerConcurrency, trackRun } from '../metrics.js';
+import { setWorkerConcurrency, trackRun } from '../metrics/counters.js';
 import { describeError } from '../errors.js';
 import { sweepRunTemps } from '../runs/temp.js';
 import { startReconciler } from '../jobs/reconcile.js';
