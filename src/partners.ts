@@ -9,7 +9,7 @@ import {
   sftpRetrySchema,
   type SftpEndpoint,
   type SftpEndpointInput,
-} from './sftp-endpoint.js';
+} from './sftp/endpoint.js';
 import { x12ProfileSchema } from './x12/partner.js';
 
 /**

@@ -6,7 +6,7 @@ import { withTransaction } from '../db/pool.js';
 import { CancelledError, UserError } from '../errors.js';
 import { resolveEndpoint, type Partner, type PartnerDirs } from '../partners.js';
 import type { AppContext } from '../pipeline/run.js';
-import { resolveInside, uploadAtomic, type Sftp } from '../sftp.js';
+import { resolveInside, uploadAtomic, type Sftp } from '../sftp/index.js';
 import { recordOutbound } from '../x12/interchanges.js';
 import {
   buildOutbound,

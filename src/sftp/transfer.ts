@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { FileEntryWithStats } from 'ssh2';
 import type SftpClient from 'ssh2-sftp-client';
 import { CancelledError, UserError, describeError } from '../errors.js';
-import type { SftpReady } from '../sftp-endpoint.js';
+import type { SftpReady } from './endpoint.js';
 import { recordTransfer } from '../metrics/counters.js';
 import { SFTP_STATUS, label, partnerOf, session, wrap, type Sftp } from './connect.js';
 import { picomatch, resolveInside, safeRemoteName } from './names.js';

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { makeTempIn } from '../runs/temp.js';
 import { loadAnyPartner, resolveEndpoint } from '../partners.js';
-import { connectSftp, endSftp, uploadAtomic, withRetry } from '../sftp.js';
+import { connectSftp, endSftp, uploadAtomic, withRetry } from '../sftp/index.js';
 import { checkOutputName, renderOutputName, type OutputNameValues } from './sink-file.js';
 import type { FileSink, StageContext } from './types.js';
 

@@ -13,7 +13,7 @@ import {
   moveToError,
   withRetry,
   type Sftp,
-} from '../sftp.js';
+} from '../sftp/index.js';
 import type { FileOutcome, Source, SourceFile, StageContext } from './types.js';
 
 /**
