@@ -6,7 +6,7 @@ import { jobSchema, resolveParams, resolveRunnable } from '../src/jobs/definitio
 import { parseParams } from '../src/commands/run.js';
 import { pipelineSchema } from '../src/pipeline/definition.js';
 import { mappingFileSchema } from '../src/stages/transform.js';
-import { partnerSchema } from '../src/partners.js';
+import { partnerSchema } from '../src/partners/profile.js';
 import { inboundMappingSchema } from '../src/x12/mapping.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 

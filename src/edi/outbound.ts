@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import type pg from 'pg';
 import { withTransaction } from '../db/pool.js';
 import { CancelledError, UserError } from '../errors.js';
-import { resolveEndpoint, type Partner, type PartnerDirs } from '../partners.js';
+import { resolveEndpoint, type Partner, type PartnerDirs } from '../partners/profile.js';
 import type { AppContext } from '../pipeline/run.js';
 import { resolveInside, uploadAtomic, type Sftp } from '../sftp/index.js';
 import { recordOutbound } from '../x12/interchanges.js';

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Partner } from '../partners.js';
+import type { Partner } from '../partners/profile.js';
 import { overdueInterchanges, type OverdueInterchange } from '../x12/interchanges.js';
 
 /**

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import type { Partner } from '../partners.js';
+import type { Partner } from '../partners/profile.js';
 import type { SftpEndpoint } from '../sftp/endpoint.js';
 import { connectSftp, endSftp, withRetry, type Sftp } from '../sftp/index.js';
 import { allocateControlNumbers, type ControlNumbers } from '../x12/control-numbers.js';

@@ -14,7 +14,7 @@ import { loadPipeline } from '../pipeline/definition.js';
 import { runPipeline, type AppContext, type PipelineResult } from '../pipeline/run.js';
 import { ediStepName, runEdiStep, type EdiStepResult, type EdiStepSpec } from '../edi/step.js';
 import { recordPipeline } from '../metrics/counters.js';
-import { loadPartner } from '../partners.js';
+import { loadPartner } from '../partners/profile.js';
 import { errorKindOf, finishRun, type ErrorKind } from '../runs/history.js';
 import { claimRun, detailOf, finalOutcome, recordStep, stepSucceededSql, type Claim } from './run-record.js';
 import { loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { loadYamlFile, yamlLineOf } from '../config/yaml.js';
 import { quoteIdent, splitQualified } from '../db/pool.js';
 import { describeError, UserError } from '../errors.js';
-import { loadAnyPartner, resolveEndpoint } from '../partners.js';
+import { loadAnyPartner, resolveEndpoint } from '../partners/profile.js';
 import { loadPipeline, type PipelineDefinition } from '../pipeline/definition.js';
 import { bindNamedParams } from '../db/sql-params.js';
 import { renderOutputName } from '../stages/sink-file.js';

@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Gauge, Registry } from 'prom-client';
-import { loadPartners } from '../partners.js';
+import { loadPartners } from '../partners/profile.js';
 import { overdueInterchanges } from '../x12/interchanges.js';
 
 /**

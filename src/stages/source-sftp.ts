@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { makeTempIn } from '../runs/temp.js';
-import { loadAnyPartner, resolveEndpoint } from '../partners.js';
+import { loadAnyPartner, resolveEndpoint } from '../partners/profile.js';
 import {
   connectSftp,
   downloadVerified,

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { describeError } from '../../errors.js';
 import { ediStatus } from '../../edi/status.js';
-import { listPartnerNames, loadAnyPartner, type AnyPartner, type Partner } from '../../partners.js';
+import { listPartnerNames, loadAnyPartner, type AnyPartner, type Partner } from '../../partners/profile.js';
 import { latestTick, loadSchedules, nextTicks, tickId, ticksBetween } from '../../runner/scheduler.js';
 import { requireRole } from '../auth.js';
 import type { ConsoleContext } from '../context.js';
