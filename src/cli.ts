@@ -10,7 +10,7 @@ import { redactUrls } from './log.js';
 import { migrate } from './db/migrate.js';
 import { loadPipeline, pipelineSchema } from './pipeline/definition.js';
 import { runPipeline, type Progress } from './pipeline/run.js';
-import { formatPipelineResult, formatRunDetail, formatRuns, table } from './report.js';
+import { formatPipelineResult, formatRunDetail, formatRuns, table } from './commands/report.js';
 import { EXIT, exitCodeOf, withSigint, wouldExitLine } from './commands/exit.js';
 import type { EdiCommandOptions } from './commands/edi.js';
 import type { RunCommandOptions } from './commands/run.js';

@@ -13,7 +13,7 @@ import { describeError, UserError } from '../errors.js';
 import type { Runnable } from '../jobs/definition.js';
 import { executeRun } from '../jobs/execute.js';
 import { enqueueRun } from '../jobs/submit.js';
-import { formatOutcome, table } from '../report.js';
+import { formatOutcome, table } from './report.js';
 import { finishRun } from '../runs/history.js';
 import { EXIT, exitCodeOf } from './exit.js';
 

@@ -3,7 +3,7 @@ import { listExceptions, reprocessHeld } from '../edi/exceptions.js';
 import { samplesDir, testPartner } from '../edi/harness.js';
 import { UserError } from '../errors.js';
 import { listPartnerNames, loadPartner } from '../partners/profile.js';
-import { table } from '../report.js';
+import { table } from './report.js';
 import type { EdiCommandOptions } from './edi.js';
 import { EXIT } from './exit.js';
 

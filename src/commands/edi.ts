@@ -3,7 +3,7 @@ import { ediStatus, type EdiStatus } from '../edi/status.js';
 import { runEdiStep, type EdiStepSpec } from '../edi/step.js';
 import { UserError } from '../errors.js';
 import { listPartnerNames, loadPartner, loadPartners } from '../partners/profile.js';
-import { table } from '../report.js';
+import { table } from './report.js';
 import { EXIT } from './exit.js';
 
 /**

@@ -12,7 +12,7 @@ import { reopenRun } from '../jobs/resume.js';
 import { followRun } from '../jobs/follow.js';
 import { openRunnerSession } from '../jobs/session.js';
 import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
-import { formatOutcome, formatRunDetail } from '../report.js';
+import { formatOutcome, formatRunDetail } from './report.js';
 import { finishRun, getRun } from '../runs/history.js';
 import { EXIT, exitCodeOf, withSigint, wouldExitLine } from './exit.js';
 
