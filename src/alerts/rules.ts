@@ -4,7 +4,7 @@ import type pg from 'pg';
 import { listJobNames, loadJob } from '../jobs/definition.js';
 import { loadPartners } from '../partners/profile.js';
 import { listPipelineNames, loadPipeline } from '../pipeline/definition.js';
-import { overdueInterchanges } from '../x12/interchanges.js';
+import { overdueInterchanges } from '../edi/interchanges.js';
 import type { AlertsConfig, RuleName } from './definition.js';
 import { expectedPeriod, type ExpectSpec } from './expect.js';
 

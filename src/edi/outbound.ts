@@ -7,7 +7,7 @@ import { CancelledError, UserError } from '../errors.js';
 import { resolveEndpoint, type Partner, type PartnerDirs } from '../partners/profile.js';
 import type { AppContext } from '../pipeline/run.js';
 import { resolveInside, uploadAtomic, type Sftp } from '../sftp/index.js';
-import { recordOutbound } from '../x12/interchanges.js';
+import { recordOutbound } from './interchanges.js';
 import {
   buildOutbound,
   buildTransactionBody,
