@@ -214,7 +214,8 @@ cli
   .action(() =>
     withApp(async (app) => {
       const stopping = untilSignal();
-      const { checkEvictionPolicy, connectRedis, createQueue, redisConnection } = await import('./runner/queue.js');
+      const { checkEvictionPolicy, connectRedis, createQueue, redisConnection } =
+        await import('./runner/queue.js');
       const { startScheduler } = await import('./runner/scheduler.js');
       const redis = redisConnection(app.config.REDIS_URL, 'service');
       await connectRedis(redis, app.config.REDIS_URL).catch((err: unknown) => {

@@ -5,7 +5,14 @@ import { makeTempIn, runTempDir } from '../runs/temp.js';
 import { CancelledError } from '../errors.js';
 import { resolveEndpoint, type Partner } from '../partners/profile.js';
 import type { AppContext } from '../pipeline/run.js';
-import { downloadVerified, listReady, moveRemote, moveToError, uploadAtomic, type Sftp } from '../sftp/index.js';
+import {
+  downloadVerified,
+  listReady,
+  moveRemote,
+  moveToError,
+  uploadAtomic,
+  type Sftp,
+} from '../sftp/index.js';
 import {
   prepareInbound,
   processInboundFile,
