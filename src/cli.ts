@@ -18,7 +18,7 @@ import type { UsersCommandOptions } from './commands/users.js';
 import { requestCancel } from './jobs/cancel.js';
 import { jobSchema } from './jobs/definition.js';
 import { alertsSchema } from './alerts/definition.js';
-import { getRun, listRuns } from './runs/history.js';
+import { getRun, listRuns } from './runs/store/runs.js';
 import { mappingFileSchema } from './stages/transform.js';
 
 /**

@@ -5,7 +5,7 @@ import { definitionHashes, type DefinitionHash } from '../audit/definitions.js';
 import { withTransaction } from '../db/pool.js';
 import { UserError } from '../errors.js';
 import { lockKeyOf, resolveRunnable, type Runnable } from '../jobs/definition.js';
-import { createRun, currentUser } from '../runs/history.js';
+import { createRun, currentUser } from '../runs/store/runs.js';
 
 /**
  * Approvals (segregation of duties). A job with `approval: { required: true }` is not queued when

@@ -14,7 +14,7 @@ import type { Runnable } from '../jobs/definition.js';
 import { executeRun } from '../jobs/execute.js';
 import { enqueueRun } from '../jobs/submit.js';
 import { formatOutcome, table } from './report.js';
-import { finishRun } from '../runs/history.js';
+import { finishRun } from '../runs/store/runs.js';
 import { EXIT, exitCodeOf } from './exit.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { ErrorKind } from '../runs/history.js';
+import type { ErrorKind } from '../runs/store/runs.js';
 
 /**
  * Exit codes of the `erp` command:

@@ -1,6 +1,6 @@
 import type { RunOutcome } from '../jobs/execute.js';
 import type { PipelineResult } from '../pipeline/run.js';
-import type { RunDetail, RunRow } from '../runs/history.js';
+import type { RunDetail, RunRow } from '../runs/store/runs.js';
 
 /**
  * Plain-text rendering of results for operators. Everything here returns strings; the CLI decides

@@ -13,7 +13,7 @@ import { followRun } from '../jobs/follow.js';
 import { openRunnerSession } from '../jobs/session.js';
 import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
 import { formatOutcome, formatRunDetail } from './report.js';
-import { finishRun, getRun } from '../runs/history.js';
+import { finishRun, getRun } from '../runs/store/runs.js';
 import { EXIT, exitCodeOf, withSigint, wouldExitLine } from './exit.js';
 
 /** Options of `erp run`. */

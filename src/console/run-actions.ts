@@ -5,7 +5,7 @@ import { requestCancel } from '../jobs/cancel.js';
 import { resolveParams, resolveRunnable, type Runnable } from '../jobs/definition.js';
 import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
 import type { RunJobData } from '../runner/queue.js';
-import { finishRun } from '../runs/history.js';
+import { finishRun } from '../runs/store/runs.js';
 import { recordAction } from './actions.js';
 
 /**

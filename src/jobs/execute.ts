@@ -15,7 +15,7 @@ import { runPipeline, type AppContext, type PipelineResult } from '../pipeline/r
 import { ediStepName, runEdiStep, type EdiStepResult, type EdiStepSpec } from '../edi/step.js';
 import { recordPipeline } from '../metrics/counters.js';
 import { loadPartner } from '../partners/profile.js';
-import { errorKindOf, finishRun, type ErrorKind } from '../runs/history.js';
+import { errorKindOf, finishRun, type ErrorKind } from '../runs/store/runs.js';
 import { claimRun, detailOf, finalOutcome, recordStep, stepSucceededSql, type Claim } from './run-record.js';
 import { loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';
 import { runSqlStep, sqlFilePath, type SqlStepOptions, type SqlStepResult } from './sql-step.js';

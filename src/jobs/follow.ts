@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { whileUnreachable } from '../db/pool.js';
 import { describeError, isConnectionError } from '../errors.js';
 import { jobIdOf } from './job-id.js';
-import type { RunStatus } from '../runs/history.js';
+import type { RunStatus } from '../runs/store/runs.js';
 import type { RunProgress } from './execute.js';
 
 const FINAL: RunStatus[] = ['succeeded', 'failed', 'cancelled'];

@@ -4,7 +4,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import type { RunJobData } from '../runner/queue.js';
-import { finishRun } from '../runs/history.js';
+import { finishRun } from '../runs/store/runs.js';
 import { resolveRunnable } from './definition.js';
 import { jobIdOf } from './job-id.js';
 import { LIVENESS_LOCK_CLASS } from './session.js';

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Queue } from 'bullmq';
 import { UserError } from '../errors.js';
-import { createRun, currentUser } from '../runs/history.js';
+import { createRun, currentUser } from '../runs/store/runs.js';
 import type { RunJobData } from '../runner/queue.js';
 import { jobIdOf } from './job-id.js';
 import { lockKeyOf, type Runnable } from './definition.js';

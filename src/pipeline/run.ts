@@ -5,7 +5,7 @@ import { pipeline as streamPipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
-import { finishRun, recordRunFile } from '../runs/history.js';
+import { finishRun, recordRunFile } from '../runs/store/runs.js';
 import type { Cell, Reject, RowStep, SinkWriter, SourceFile, StageContext } from '../stages/types.js';
 import { buildExport, buildImport, isExport, type ImportStages } from './build.js';
 import { pipelineRun } from './pipeline-run.js';

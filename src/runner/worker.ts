@@ -3,7 +3,7 @@ import type { App } from '../app.js';
 import { executeRun, HandedBackError, type RunProgress } from '../jobs/execute.js';
 import { storedRunOf, type StoredRun } from '../jobs/load-run.js';
 import { preflight as checkRun, PreflightError } from '../jobs/preflight.js';
-import { finishRun } from '../runs/history.js';
+import { finishRun } from '../runs/store/runs.js';
 import { openRunnerSession, type RunnerSession } from '../jobs/session.js';
 import { createPool } from '../db/pool.js';
 import { setWorkerConcurrency, trackRun } from '../metrics/counters.js';
