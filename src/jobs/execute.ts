@@ -15,7 +15,7 @@ import { runPipeline, type AppContext, type PipelineResult } from '../pipeline/r
 import { ediStepName, runEdiStep, type EdiStepResult, type EdiStepSpec } from '../edi/step.js';
 import { recordPipeline } from '../metrics/counters.js';
 import { loadPartner } from '../partners/profile.js';
-import { errorKindOf, finishRun, type ErrorKind } from '../runs/store/runs.js';
+import { errorKindOf, finishRun, requeueRun, type ErrorKind } from '../runs/store/runs.js';
 import { claimRun, detailOf, finalOutcome, recordStep, stepSucceededSql, type Claim } from './run-record.js';
 import { loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';
 import { runSqlStep, sqlFilePath, type SqlStepOptions, type SqlStepResult } from './sql-step.js';
@@ -331,10 +331,11 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
       await whileUnreachable(
         async () => {
           if (retry) {
-            await app.pool.query(`UPDATE runner.runs SET status = 'queued', error = $2 WHERE id = $1`, [
+            await requeueRun(
+              app.pool,
               runId,
               handedBack ? outcome.error : `attempt failed, will retry: ${outcome.error}`,
-            ]);
+            );
           } else {
             await finishRun(
               app.pool,

@@ -3,7 +3,8 @@ import type pg from 'pg';
 import { whileUnreachable } from '../db/pool.js';
 import { describeError, isConnectionError } from '../errors.js';
 import { jobIdOf } from './job-id.js';
-import type { RunStatus } from '../runs/store/runs.js';
+import { runState, type RunStatus } from '../runs/store/runs.js';
+import { endedStepsOf } from '../runs/store/steps.js';
 import type { RunProgress } from './execute.js';
 
 const FINAL: RunStatus[] = ['succeeded', 'failed', 'cancelled'];
@@ -71,12 +72,8 @@ export async function followRun(
       if (signal.aborted) return 'detached';
       let rows: { status: RunStatus; attempts: number }[];
       try {
-        rows = (
-          await pool.query<{ status: RunStatus; attempts: number }>(
-            'SELECT status, attempts FROM runner.runs WHERE id = $1',
-            [runId],
-          )
-        ).rows;
+        const state = await runState(pool, runId);
+        rows = state ? [state] : [];
       } catch (err) {
         // The run goes on without us (a worker executes it): a database restart is waited out.
         if (!isConnectionError(err)) throw err;
@@ -112,18 +109,15 @@ async function tellUntold(
   told: Set<number>,
   onProgress: (p: RunProgress) => void,
 ): Promise<void> {
-  const { rows } = await pool.query<{
-    position: number;
-    kind: RunProgress['kind'];
-    name: string;
-    status: RunProgress['state'];
-  }>(
-    `SELECT position, kind, name, status FROM runner.run_steps
-     WHERE run_id = $1 AND status IN ('succeeded', 'failed', 'skipped', 'cancelled') ORDER BY position`,
-    [runId],
-  );
-  for (const r of rows) {
+  for (const r of await endedStepsOf(pool, runId)) {
     if (!told.has(r.position))
-      onProgress({ runId, step: r.position, steps, kind: r.kind, name: r.name, state: r.status });
+      onProgress({
+        runId,
+        step: r.position,
+        steps,
+        kind: r.kind as RunProgress['kind'],
+        name: r.name,
+        state: r.status as RunProgress['state'],
+      });
   }
 }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { UserError } from '../errors.js';
+import { runSpec } from '../runs/store/runs.js';
 import type { RunJobData } from '../runner/queue.js';
 import { resolveRunnable, type Runnable } from './definition.js';
 
@@ -13,12 +14,7 @@ export interface StoredRun {
 
 /** Reads what a worker needs to execute a queued run from its row in runner.runs. */
 export async function loadStoredRun(pool: pg.Pool, home: string, runId: number): Promise<StoredRun> {
-  const { rows } = await pool.query<{
-    name: string;
-    params: Record<string, string>;
-    options: { force?: boolean; files?: string[] };
-  }>('SELECT name, params, options FROM runner.runs WHERE id = $1', [runId]);
-  const row = rows[0];
+  const row = await runSpec(pool, runId);
   if (!row) throw new UserError(`no run ${runId} in runner.runs`);
   return storedRun(home, { ...row.options, runId, name: row.name, params: row.params });
 }

@@ -4,7 +4,13 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import type { RunJobData } from '../runner/queue.js';
-import { finishRun } from '../runs/store/runs.js';
+import {
+  failQueuedRun,
+  failStaleInlineRuns,
+  finishRun,
+  queuedRunsOlderThan,
+  releaseAbandonedRuns,
+} from '../runs/store/runs.js';
 import { resolveRunnable } from './definition.js';
 import { jobIdOf } from './job-id.js';
 import { LIVENESS_LOCK_CLASS } from './session.js';
@@ -54,23 +60,10 @@ const ABANDONED_INLINE =
 /** One pass of the reconciler. */
 export async function reconcileRuns(ctx: ReconcileContext): Promise<ReconcileResult> {
   const result: ReconcileResult = { abandoned: [], requeued: [], failed: [] };
-  const { rows: abandoned } = await ctx.pool.query<{ id: number; status: string }>(
-    `WITH dead AS (
-       UPDATE runner.runs AS runs
-       SET status = CASE WHEN trigger = $3 THEN 'failed' ELSE 'queued' END,
-           finished_at = CASE WHEN trigger = $3 THEN now() END,
-           error_kind = CASE WHEN trigger = $3 THEN 'infra' END,
-           error = CASE WHEN trigger = $3 THEN $4 ELSE $5 END
-       WHERE status = 'running' AND liveness_key IS NOT NULL AND NOT EXISTS (
-         SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
-           AND classid = $1::int::oid AND objid = runs.liveness_key::oid AND objsubid = 2)
-       RETURNING id, status),
-     steps AS (
-       UPDATE runner.run_steps SET status = 'failed', finished_at = now(), error = $2
-       WHERE status = 'running' AND run_id IN (SELECT id FROM dead))
-     SELECT id::int, status FROM dead`,
-    [LIVENESS_LOCK_CLASS, ABANDONED_INLINE, INLINE_TRIGGER, ABANDONED_INLINE, ABANDONED_QUEUED],
-  );
+  const abandoned = await releaseAbandonedRuns(ctx.pool, LIVENESS_LOCK_CLASS, INLINE_TRIGGER, {
+    inline: ABANDONED_INLINE,
+    queued: ABANDONED_QUEUED,
+  });
   for (const r of abandoned) {
     result.abandoned.push(r.id);
     ctx.log.warn(
@@ -80,23 +73,9 @@ export async function reconcileRuns(ctx: ReconcileContext): Promise<ReconcileRes
   }
 
   // An inline run is claimed the moment it is created; one still queued after a minute lost its process.
-  await ctx.pool.query(
-    `UPDATE runner.runs SET status = 'failed', finished_at = now(), error_kind = 'infra', error = $2
-     WHERE status = 'queued' AND trigger = $1 AND created_at < now() - interval '1 minute'`,
-    [INLINE_TRIGGER, ABANDONED_INLINE],
-  );
+  await failStaleInlineRuns(ctx.pool, INLINE_TRIGGER, ABANDONED_INLINE);
 
-  const { rows: queued } = await ctx.pool.query<{
-    id: number;
-    name: string;
-    params: Record<string, string>;
-    options: { force?: boolean; files?: string[] };
-  }>(
-    `SELECT id::int, name, params, options FROM runner.runs
-     WHERE status = 'queued' AND trigger <> $1 AND NOT dry_run AND created_at < now() - $2::interval
-     ORDER BY id`,
-    [INLINE_TRIGGER, ENQUEUE_GRACE],
-  );
+  const queued = await queuedRunsOlderThan(ctx.pool, INLINE_TRIGGER, ENQUEUE_GRACE);
   if (queued.length === 0) return result;
   const pipe = ctx.redis.pipeline();
   for (const r of queued) {
@@ -112,12 +91,7 @@ export async function reconcileRuns(ctx: ReconcileContext): Promise<ReconcileRes
     if (exists && failedAt !== null) {
       const job = await ctx.queue.getJob(jobIdOf(run.id));
       const why = `BullMQ gave up on it: ${job?.failedReason ?? 'failed'}`;
-      const { rowCount } = await ctx.pool.query(
-        `UPDATE runner.runs SET status = 'failed', finished_at = now(), error_kind = 'infra', error = $2
-         WHERE id = $1 AND status = 'queued'`,
-        [run.id, why],
-      );
-      if (rowCount) {
+      if (await failQueuedRun(ctx.pool, run.id, why)) {
         result.failed.push(run.id);
         ctx.log.warn({ runId: run.id }, `run ${run.id} failed: ${why}`);
       }

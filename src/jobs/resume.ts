@@ -1,10 +1,10 @@
-import { hostname } from 'node:os';
 import type pg from 'pg';
 import { UserError } from '../errors.js';
-import { currentUser } from '../runs/store/runs.js';
+import { currentUser, reopenRunRecord, runHoldingLock, runState } from '../runs/store/runs.js';
+import { stepsOf } from '../runs/store/steps.js';
 import { flattenSteps, type FlatStep } from './execute.js';
 import { loadStoredRun, type StoredRun } from './load-run.js';
-import { abandon, lockHeldError, lockHolder } from './submit.js';
+import { abandon, lockHeldError } from './submit.js';
 
 /**
  * `erp run --resume <run>`: a run that failed (or was cancelled) after some of its steps committed
@@ -35,11 +35,8 @@ export async function reopenRun(
   /** Checks the remaining steps (the preflight) before the run is touched; throws to refuse. */
   check: (run: ResumedRun) => Promise<void> = async () => undefined,
 ): Promise<ResumedRun> {
-  const { rows } = await pool.query<{ status: string; lock_key: string | null }>(
-    'SELECT status, lock_key FROM runner.runs WHERE id = $1',
-    [runId],
-  );
-  const row = rows[0];
+  const state = await runState(pool, runId);
+  const row = state && { status: state.status as string, lock_key: state.lock_key };
   if (!row) throw new UserError(`no run ${runId}; erp runs lists the recent runs`);
   // A run whose process died still says 'running' until someone notices; this is the moment.
   if (row.status === 'running' && (await abandon(pool, runId))) row.status = 'failed';
@@ -50,12 +47,8 @@ export async function reopenRun(
     );
   const stored = await loadStoredRun(pool, home, runId);
   const steps = await flattenSteps(home, stored.runnable.job, stored.params);
-  const recorded = await pool.query<{ position: number; kind: string; name: string; status: string }>(
-    'SELECT position, kind, name, status FROM runner.run_steps WHERE run_id = $1 ORDER BY position',
-    [runId],
-  );
   const done: number[] = [];
-  for (const r of recorded.rows) {
+  for (const r of await stepsOf(pool, runId)) {
     if (r.status !== 'succeeded') continue;
     const now = steps[r.position - 1];
     // The definition changed since the run: positions no longer mean the same steps.
@@ -69,20 +62,12 @@ export async function reopenRun(
     throw new UserError(`run ${runId}: every step succeeded already; there is nothing to resume`);
   await check({ ...stored, steps, done });
   try {
-    const reopened = await pool.query(
-      `UPDATE runner.runs SET status = 'queued', finished_at = NULL, error = NULL, error_kind = NULL,
-         cancel_requested_at = NULL,
-         options = options || jsonb_build_object('resumed', coalesce(options->'resumed', '[]'::jsonb)
-           || jsonb_build_array(jsonb_build_object('by', $2::text, 'host', $3::text, 'at', now(), 'from_step', $4::int)))
-       WHERE id = $1 AND status IN ('failed', 'cancelled')`,
-      [runId, currentUser(), hostname(), firstNotDone(steps.length, done)],
-    );
-    if (reopened.rowCount === 0)
+    if (!(await reopenRunRecord(pool, runId, currentUser(), firstNotDone(steps.length, done))))
       throw new UserError(`run ${runId} changed while it was being resumed; try again`);
   } catch (err) {
     const e = err as { code?: string; constraint?: string };
     if (e.code === '23505' && e.constraint === 'runs_lock_held')
-      throw lockHeldError(stored.runnable, stored.params, await lockHolder(pool, row.lock_key));
+      throw lockHeldError(stored.runnable, stored.params, await runHoldingLock(pool, row.lock_key));
     throw err;
   }
   return { ...stored, steps, done };

@@ -1,8 +1,12 @@
-import { hostname } from 'node:os';
 import type pg from 'pg';
 import { ediStepDetail } from '../edi/step.js';
 import type { AppContext } from '../pipeline/run.js';
-import type { ErrorKind } from '../runs/store/runs.js';
+import { runState } from '../runs/store/runs.js';
+import {
+  claimRunRow,
+  recordStepState,
+  stepSucceededSql as stepSucceededStatement,
+} from '../runs/store/steps.js';
 import type { FlatStep, RunOutcome, StepOutcome } from './execute.js';
 
 /**
@@ -59,11 +63,7 @@ export async function claimRun(
   liveness: number,
   first: FlatStep | undefined,
 ): Promise<Claim | { final: Partial<RunOutcome> }> {
-  const { rows } = await app.pool.query<{ cancel: boolean; done: number[]; first_recorded: boolean }>(
-    'SELECT cancel, done, first_recorded FROM runner.claim_run($1, $2, $3, $4, $5, $6)',
-    [runId, hostname(), process.pid, liveness, first?.kind ?? null, first?.name ?? null],
-  );
-  const claimed = rows[0];
+  const claimed = await claimRunRow(app.pool, runId, liveness, first);
   if (claimed)
     return { cancelRequested: claimed.cancel, done: claimed.done, firstStepRecorded: claimed.first_recorded };
   return {
@@ -77,12 +77,7 @@ export async function finalOutcome(
   runId: number,
   why: string,
 ): Promise<Partial<RunOutcome>> {
-  const { rows } = await app.pool.query<{
-    status: string;
-    error: string | null;
-    error_kind: ErrorKind | null;
-  }>('SELECT status, error, error_kind FROM runner.runs WHERE id = $1', [runId]);
-  const row = rows[0];
+  const row = await runState(app.pool, runId);
   const status = row?.status === 'succeeded' || row?.status === 'failed' ? row.status : 'cancelled';
   return {
     status,
@@ -106,14 +101,7 @@ export function stepSucceededSql(
   /** Claim the run with this commit, for the process holding this liveness key. */
   by: { liveness: number } | null,
 ): string {
-  const int = (n: number): string => {
-    if (!Number.isSafeInteger(n)) throw new Error(`not an integer: ${n}`);
-    return String(n);
-  };
-  const text = (v: string | undefined): string => (v === undefined ? 'NULL' : client.escapeLiteral(v));
-  return `SELECT runner.step_succeeded(${int(runId)}, ${int(position)}, ${text(outcome.kind)}, ${text(outcome.name)},
-    ${text(JSON.stringify(detailOf(outcome)))}::jsonb, ${next ? int(next.position) : 'NULL'}, ${text(next?.step.kind)},
-    ${text(next?.step.name)}${by ? `, ${text(hostname())}, ${int(process.pid)}, ${int(by.liveness)}` : ''})`;
+  return stepSucceededStatement(client, runId, position, outcome, detailOf(outcome), next, by);
 }
 
 export async function recordStep(
@@ -127,17 +115,5 @@ export async function recordStep(
 ): Promise<boolean> {
   if (runId === null) return false;
   // Returns whether the run's cancel was requested, in the same round trip.
-  const { rows } = await app.pool.query<{ cancel: boolean }>(
-    `WITH step AS (
-       INSERT INTO runner.run_steps (run_id, position, kind, name, status, started_at, detail, error)
-       VALUES ($1, $2, $3, $4, $5, now(), coalesce($6::jsonb, '{}'::jsonb), $7)
-       ON CONFLICT (run_id, position) DO UPDATE SET status = EXCLUDED.status, error = EXCLUDED.error,
-         detail = coalesce($6::jsonb, runner.run_steps.detail),
-         started_at = CASE WHEN EXCLUDED.status = 'running' THEN now() ELSE runner.run_steps.started_at END,
-         finished_at = CASE WHEN EXCLUDED.status = 'running' THEN NULL ELSE now() END
-       RETURNING run_id)
-     SELECT cancel_requested_at IS NOT NULL AS cancel FROM runner.runs WHERE id = (SELECT run_id FROM step)`,
-    [runId, position, step.kind, step.name, status, detail ? JSON.stringify(detail) : null, error ?? null],
-  );
-  return rows[0]?.cancel ?? false;
+  return recordStepState(app.pool, runId, position, step, status, detail, error);
 }

@@ -1,7 +1,13 @@
 import type pg from 'pg';
 import type { Queue } from 'bullmq';
 import { UserError } from '../errors.js';
-import { createRun, currentUser } from '../runs/store/runs.js';
+import {
+  createRun,
+  currentUser,
+  failAbandonedRun,
+  runHoldingLock,
+  type LockHolder,
+} from '../runs/store/runs.js';
 import type { RunJobData } from '../runner/queue.js';
 import { jobIdOf } from './job-id.js';
 import { lockKeyOf, type Runnable } from './definition.js';
@@ -66,7 +72,7 @@ export async function createQueuedRun(
     const e = err as { code?: string; constraint?: string };
     if (e.code === '23505' && e.constraint === 'runs_schedule_tick') return null;
     if (e.code === '23505' && e.constraint === 'runs_lock_held') {
-      const h = await lockHolder(pool, lockKey);
+      const h = await runHoldingLock(pool, lockKey);
       if (h && h.status === 'running' && !retried && (await abandon(pool, h.id))) {
         return createQueuedRun(pool, runnable, params, opts, true);
       }
@@ -74,24 +80,6 @@ export async function createQueuedRun(
     }
     throw err;
   }
-}
-
-interface LockHolder {
-  id: number;
-  status: string;
-  requested_by: string;
-  host: string;
-  created_at: Date;
-}
-
-/** The queued or running run holding a lock key, if any. */
-export async function lockHolder(pool: pg.Pool, lockKey: string | null): Promise<LockHolder | undefined> {
-  const { rows } = await pool.query<LockHolder>(
-    `SELECT id::int, status, requested_by, host, created_at FROM runner.runs
-     WHERE lock_key = $1 AND status IN ('queued', 'running') LIMIT 1`,
-    [lockKey],
-  );
-  return rows[0];
 }
 
 /** The refusal naming the run that holds the lock, and how to wait for it or cancel it. */
@@ -120,22 +108,12 @@ export function lockHeldError(
  */
 export async function abandon(pool: pg.Pool, runId: number): Promise<boolean> {
   // Its step that was running is failed with it: nothing runs it any more.
-  const { rowCount } = await pool.query(
-    `WITH run AS (
-       UPDATE runner.runs AS runs SET status = 'failed', finished_at = now(), error_kind = 'infra',
-       error = 'abandoned: the process running it stopped without finishing (its open transaction was rolled back)'
-     WHERE id = $1 AND status = 'running'
-       AND (liveness_key IS NULL OR NOT EXISTS (
-         SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
-           AND classid = $2::int::oid AND objid = runs.liveness_key::oid AND objsubid = 2))
-       RETURNING id, error),
-     steps AS (
-       UPDATE runner.run_steps SET status = 'failed', finished_at = now(), error = (SELECT error FROM run)
-       WHERE run_id = (SELECT id FROM run) AND status = 'running')
-     SELECT id FROM run`,
-    [runId, LIVENESS_LOCK_CLASS],
+  return failAbandonedRun(
+    pool,
+    runId,
+    LIVENESS_LOCK_CLASS,
+    'abandoned: the process running it stopped without finishing (its open transaction was rolled back)',
   );
-  return (rowCount ?? 0) > 0;
 }
 
 /** Puts a recorded run on the queue; the BullMQ job id is derived from the run id, so this is idempotent. */

@@ -1,5 +1,6 @@
 import { describeError, isPermanent } from '../errors.js';
-import { finishRun, recordRunFile } from '../runs/store/runs.js';
+import { addRunCounts, recordRunFile } from '../runs/store/files.js';
+import { finishRun } from '../runs/store/runs.js';
 import type { Batch, FileSink, FormatWriter, RecordSource } from '../stages/types.js';
 import type { PipelineDefinition } from './definition.js';
 import { pipelineRun } from './pipeline-run.js';
@@ -105,10 +106,7 @@ export async function runExport(
       },
       [],
     );
-    await app.pool.query(
-      `UPDATE runner.runs SET rows_read = rows_read + $2, rows_loaded = rows_loaded + $3 WHERE id = $1`,
-      [runId, file.rowsRead, file.rowsLoaded],
-    );
+    await addRunCounts(app.pool, runId, { rowsRead: file.rowsRead, rowsLoaded: file.rowsLoaded });
     if (ownRun) await finishRun(app.pool, runId, result.status, result.error);
   }
   return result;

@@ -5,7 +5,8 @@ import { pipeline as streamPipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
-import { finishRun, recordRunFile } from '../runs/store/runs.js';
+import { addRunCounts, enterLedger, ledgerEntry, recordRunFile, setLedgerRows } from '../runs/store/files.js';
+import { finishRun } from '../runs/store/runs.js';
 import type { Cell, Reject, RowStep, SinkWriter, SourceFile, StageContext } from '../stages/types.js';
 import { buildExport, buildImport, isExport, type ImportStages } from './build.js';
 import { pipelineRun } from './pipeline-run.js';
@@ -261,32 +262,24 @@ async function runFile(
     );
     // The run's counters move with the file's record (in the file's transaction when it loads),
     // so a crash after a commit leaves them right.
-    await db.query(
-      `UPDATE runner.runs SET rows_read = rows_read + $2, rows_loaded = rows_loaded + $3, rows_rejected = rows_rejected + $4,
-         files_loaded = files_loaded + $5, files_skipped = files_skipped + $6 WHERE id = $1`,
-      [
-        opts.runId,
-        result.rowsRead,
-        result.rowsLoaded,
-        result.rowsRejected,
-        result.status === 'loaded' ? 1 : 0,
-        result.status === 'skipped' ? 1 : 0,
-      ],
-    );
+    await addRunCounts(db, opts.runId, {
+      rowsRead: result.rowsRead,
+      rowsLoaded: result.rowsLoaded,
+      rowsRejected: result.rowsRejected,
+      filesLoaded: result.status === 'loaded' ? 1 : 0,
+      filesSkipped: result.status === 'skipped' ? 1 : 0,
+    });
   };
 
   if (opts.dryRun) {
-    const previous = await app.pool.query<{ run_id: string; loaded_at: Date }>(
-      'SELECT run_id, loaded_at FROM runner.ingested_files WHERE pipeline = $1 AND sha256 = $2',
-      [def.name, sha256],
-    );
+    const previous = await ledgerEntry(app.pool, def.name, sha256);
     try {
       await streamRows(app, def, stages, file, index, rejects, opts, null, result);
       // The whole policy, as a real run applies it: the rate is known only at the end of the file.
       checkRatePolicy(def.config.rejects, result.rowsRejected, result.rowsRead, file.name);
       result.status = 'validated';
-      if (previous.rows[0] && !opts.force) {
-        result.message = `already loaded by run ${previous.rows[0].run_id}: a real run would skip it (--force loads it again)`;
+      if (previous && !opts.force) {
+        result.message = `already loaded by run ${previous.run_id}: a real run would skip it (--force loads it again)`;
       }
     } catch (err) {
       result.message = describeError(err);
@@ -300,19 +293,14 @@ async function runFile(
   let released = false;
   try {
     await client.query('BEGIN');
-    const ledger = await client.query(
-      `INSERT INTO runner.ingested_files (pipeline, sha256, file, size_bytes, run_id, rows_loaded)
-       VALUES ($1, $2, $3, $4, $5, 0)
-       ON CONFLICT (pipeline, sha256) DO ${opts.force ? 'UPDATE SET file = EXCLUDED.file, run_id = EXCLUDED.run_id, loaded_at = now()' : 'NOTHING'}`,
-      [def.name, sha256, file.name, file.size, opts.runId],
+    const entered = await enterLedger(
+      client,
+      { pipeline: def.name, sha256, file: file.name, size: file.size, runId: opts.runId },
+      opts.force ?? false,
     );
-    if (ledger.rowCount === 0) {
+    if (!entered) {
       await client.query('ROLLBACK');
-      const prev = await client.query<{ run_id: string; loaded_at: Date; file: string }>(
-        'SELECT run_id, loaded_at, file FROM runner.ingested_files WHERE pipeline = $1 AND sha256 = $2',
-        [def.name, sha256],
-      );
-      const p = prev.rows[0];
+      const p = await ledgerEntry(client, def.name, sha256);
       result.status = 'skipped';
       result.message = p
         ? `already loaded by run ${p.run_id} on ${p.loaded_at.toISOString()} (as ${p.file}); skipped — use --force to load it again`
@@ -325,10 +313,7 @@ async function runFile(
     checkRatePolicy(def.config.rejects, result.rowsRejected, result.rowsRead, file.name);
     result.rejectReport = await rejects.close();
     result.status = 'loaded';
-    await client.query(
-      'UPDATE runner.ingested_files SET rows_loaded = $3 WHERE pipeline = $1 AND sha256 = $2',
-      [def.name, sha256, result.rowsLoaded],
-    );
+    await setLedgerRows(client, def.name, sha256, result.rowsLoaded);
     await record(client);
     await client.query('COMMIT');
   } catch (err) {

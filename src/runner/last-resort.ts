@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
+import { requeueRunsInHand } from '../runs/store/runs.js';
 
 /**
  * The worker's last resort. Every client, pool, stream and socket has its own error path; an
@@ -58,16 +59,7 @@ async function markRunsRetryable(databaseUrl: string, runs: number[], why: strin
   await client.connect();
   try {
     const error = `attempt failed, will retry: the worker crashed (${why})`;
-    const mark = (): Promise<unknown> =>
-      client.query(
-        `WITH runs AS (
-         UPDATE runner.runs SET status = 'queued', error = $2
-         WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')
-         RETURNING id)
-       UPDATE runner.run_steps SET status = 'failed', finished_at = now(), error = $2
-       WHERE status = 'running' AND run_id IN (SELECT id FROM runs)`,
-        [runs, error],
-      );
+    const mark = (): Promise<void> => requeueRunsInHand(client, runs, error);
     await mark();
     // That claim may still be on its way: its timer fires while this runs (the event loop goes on),
     // and a claim marks the run running again. Once it has landed, the mark is made again.

@@ -18,6 +18,7 @@ import { definitionHashes } from '../audit/definitions.js';
 import { formatProblem, preflight } from '../jobs/preflight.js';
 import { createQueuedRun, enqueueRun, LockHeldError } from '../jobs/submit.js';
 import { recordMissedTick, recordTick } from '../metrics/counters.js';
+import { lastRunOfSchedule, runState } from '../runs/store/runs.js';
 import type { RunJobData } from './queue.js';
 
 /**
@@ -191,10 +192,8 @@ export async function fireTick(
 /** Resolves once run `runId` is no longer queued or running, or `signal` aborts. */
 async function untilRunEnds(pool: pg.Pool, runId: number, signal?: AbortSignal): Promise<void> {
   while (!signal?.aborted) {
-    const { rows } = await pool.query<{ status: string }>('SELECT status FROM runner.runs WHERE id = $1', [
-      runId,
-    ]);
-    if (rows[0]?.status !== 'queued' && rows[0]?.status !== 'running') return;
+    const status = (await runState(pool, runId))?.status;
+    if (status !== 'queued' && status !== 'running') return;
     await new Promise<void>((resolve) => {
       // Removed after each pause: a listener per poll left on the signal piles up (MaxListenersExceededWarning).
       const onAbort = (): void => (clearTimeout(t), resolve());
@@ -337,11 +336,7 @@ export async function describeSchedules(
   const entries = await loadSchedules(home);
   const out = [];
   for (const e of entries) {
-    const { rows } = await pool.query<{ id: number; status: string; created_at: Date }>(
-      `SELECT id::int, status, created_at FROM runner.runs WHERE schedule_tick LIKE $1 ORDER BY id DESC LIMIT 1`,
-      [`${e.job.name}#${e.index}@%`],
-    );
-    const last = rows[0];
+    const last = await lastRunOfSchedule(pool, e.job.name, e.index);
     out.push({
       job: e.job.name,
       index: e.index,

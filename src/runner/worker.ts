@@ -4,6 +4,7 @@ import { executeRun, HandedBackError, type RunProgress } from '../jobs/execute.j
 import { storedRunOf, type StoredRun } from '../jobs/load-run.js';
 import { preflight as checkRun, PreflightError } from '../jobs/preflight.js';
 import { finishRun } from '../runs/store/runs.js';
+import { succeededPositions } from '../runs/store/steps.js';
 import { openRunnerSession, type RunnerSession } from '../jobs/session.js';
 import { createPool } from '../db/pool.js';
 import { setWorkerConcurrency, trackRun } from '../metrics/counters.js';
@@ -177,14 +178,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
     stored: StoredRun,
     firstDelivery: boolean,
   ): Promise<string | null> => {
-    const done = firstDelivery
-      ? []
-      : (
-          await db.query<{ position: number }>(
-            `SELECT position FROM runner.run_steps WHERE run_id = $1 AND status = 'succeeded'`,
-            [stored.runId],
-          )
-        ).rows.map((r) => r.position);
+    const done = firstDelivery ? [] : await succeededPositions(db, stored.runId);
     const problems = await checkRun({ home, pool: db }, stored.runnable, stored.params, {
       skip: done,
       ...(stored.files ? { files: stored.files } : {}),

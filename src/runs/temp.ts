@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { liveRunIds } from './store/runs.js';
 
 /**
  * A run's temporary files (SFTP downloads, files spooled before an upload) live under
@@ -36,11 +37,7 @@ export async function sweepRunTemps(pool: pg.Pool, dataDir: string, log: Logger)
   const names = await readdir(root).catch(() => [] as string[]);
   if (names.length === 0) return [];
   const ids = names.filter((n) => /^\d+$/.test(n)).map(Number);
-  const { rows } = await pool.query<{ id: number }>(
-    `SELECT id::int FROM runner.runs WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')`,
-    [ids],
-  );
-  const live = new Set(rows.map((r) => String(r.id)));
+  const live = new Set((await liveRunIds(pool, ids)).map(String));
   const removed: string[] = [];
   for (const name of names) {
     const pid = /^pid-(\d+)$/.exec(name)?.[1];

@@ -1,7 +1,6 @@
 import { hostname, userInfo } from 'node:os';
-import type pg from 'pg';
 import { CancelledError, isPermanent, RejectPolicyError, TimeoutError } from '../../errors.js';
-import type { Reject } from '../../stages/types.js';
+import type { Db } from './db.js';
 
 /**
  * The run history: every run, from the CLI, a worker or a schedule, is recorded in runner.runs and
@@ -36,7 +35,7 @@ export function currentUser(): string {
   }
 }
 
-export async function createRun(db: pg.Pool | pg.PoolClient, run: NewRun): Promise<number> {
+export async function createRun(db: Db, run: NewRun): Promise<number> {
   const status = run.status ?? 'running';
   const { rows } = await db.query<{ id: string }>(
     `INSERT INTO runner.runs (kind, name, params, status, dry_run, requested_by, host, pid, trigger, lock_key, started_at,
@@ -64,7 +63,7 @@ export async function createRun(db: pg.Pool | pg.PoolClient, run: NewRun): Promi
 
 /** Marks a run finished; its counters were moved file by file as files committed. */
 export async function finishRun(
-  db: pg.Pool | pg.PoolClient,
+  db: Db,
   id: number,
   status: RunStatus,
   error?: string | null,
@@ -85,64 +84,6 @@ export function errorKindOf(err: unknown): ErrorKind {
   if (err instanceof CancelledError) return 'cancelled';
   if (err instanceof TimeoutError) return 'timeout';
   return isPermanent(err) ? 'user' : 'infra';
-}
-
-export interface RunFileRecord {
-  runId: number;
-  pipeline: string;
-  file: string;
-  sha256: string | null;
-  size: number | null;
-  status: 'loaded' | 'skipped' | 'failed' | 'validated';
-  rowsRead: number;
-  rowsLoaded: number;
-  rowsRejected: number;
-  rejectReport: string | null;
-  message: string | null;
-}
-
-/** Records a file's outcome and its first rejects; returns the run_files id. */
-export async function recordRunFile(
-  db: pg.Pool | pg.PoolClient,
-  f: RunFileRecord,
-  rejects: readonly Reject[],
-): Promise<number> {
-  const { rows } = await db.query<{ id: string }>(
-    `INSERT INTO runner.run_files (run_id, pipeline, file, sha256, size_bytes, status, rows_read, rows_loaded,
-       rows_rejected, reject_report, message)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
-    [
-      f.runId,
-      f.pipeline,
-      f.file,
-      f.sha256,
-      f.size,
-      f.status,
-      f.rowsRead,
-      f.rowsLoaded,
-      f.rowsRejected,
-      f.rejectReport,
-      f.message,
-    ],
-  );
-  const fileId = Number(rows[0]!.id);
-  if (rejects.length > 0) {
-    await db.query(
-      `INSERT INTO runner.rejects (run_id, run_file_id, file, line, field, value, reason)
-       SELECT $1, $2, r.file, r.line, r.field, r.value, r.reason
-       FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[]) AS r(file, line, field, value, reason)`,
-      [
-        f.runId,
-        fileId,
-        rejects.map((r) => r.file),
-        rejects.map((r) => r.line),
-        rejects.map((r) => r.field),
-        rejects.map((r) => (r.value === null ? null : r.value.slice(0, 1000))),
-        rejects.map((r) => r.reason),
-      ],
-    );
-  }
-  return fileId;
 }
 
 export interface RunRow {
@@ -171,7 +112,7 @@ const RUN_COLUMNS = `id::int, kind, name, status, dry_run, params, requested_by,
   finished_at, rows_read::int, rows_loaded::int, rows_rejected::int, files_loaded, files_skipped, error, error_kind`;
 
 export async function listRuns(
-  db: pg.Pool,
+  db: Db,
   filter: { name?: string; status?: string; limit?: number } = {},
 ): Promise<RunRow[]> {
   const { rows } = await db.query<RunRow>(
@@ -211,7 +152,7 @@ export interface RunDetail {
   }[];
 }
 
-export async function getRun(db: pg.Pool, id: number, rejectLimit = 20): Promise<RunDetail | null> {
+export async function getRun(db: Db, id: number, rejectLimit = 20): Promise<RunDetail | null> {
   const run = (await db.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM runner.runs WHERE id = $1`, [id])).rows[0];
   if (!run) return null;
   const steps = (
@@ -234,4 +175,222 @@ export async function getRun(db: pg.Pool, id: number, rejectLimit = 20): Promise
     )
   ).rows;
   return { run, steps, files, rejects };
+}
+
+/** What a run was asked to do: what the worker needs to execute it again. */
+export interface RunSpec {
+  name: string;
+  params: Record<string, string>;
+  options: { force?: boolean; files?: string[] };
+}
+
+export async function runSpec(db: Db, id: number): Promise<RunSpec | undefined> {
+  const { rows } = await db.query<RunSpec>('SELECT name, params, options FROM runner.runs WHERE id = $1', [
+    id,
+  ]);
+  return rows[0];
+}
+
+/** Where a run stands. */
+export interface RunState {
+  status: RunStatus;
+  attempts: number;
+  lock_key: string | null;
+  error: string | null;
+  error_kind: ErrorKind | null;
+}
+
+export async function runState(db: Db, id: number): Promise<RunState | undefined> {
+  const { rows } = await db.query<RunState>(
+    'SELECT status, attempts, lock_key, error, error_kind FROM runner.runs WHERE id = $1',
+    [id],
+  );
+  return rows[0];
+}
+
+/** Puts a run whose attempt failed back to queued, saying why; its next attempt claims it again. */
+export async function requeueRun(db: Db, id: number, error: string | null): Promise<void> {
+  await db.query(`UPDATE runner.runs SET status = 'queued', error = $2 WHERE id = $1`, [id, error]);
+}
+
+/** Asks a queued or running run to stop; false when it is neither. */
+export async function requestRunCancel(db: Db, id: number): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE runner.runs SET cancel_requested_at = now() WHERE id = $1 AND status IN ('queued', 'running')`,
+    [id],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/** Cancels a run no worker started yet; false when one has. */
+export async function cancelQueuedRun(db: Db, id: number): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE runner.runs SET status = 'cancelled', finished_at = now(), error = 'cancelled before it started'
+     WHERE id = $1 AND status = 'queued'`,
+    [id],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/**
+ * Queues a failed or cancelled run again for its remaining steps, noting who resumed it from which
+ * step; false when it is no longer failed or cancelled.
+ */
+export async function reopenRunRecord(db: Db, id: number, by: string, fromStep: number): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE runner.runs SET status = 'queued', finished_at = NULL, error = NULL, error_kind = NULL,
+       cancel_requested_at = NULL,
+       options = options || jsonb_build_object('resumed', coalesce(options->'resumed', '[]'::jsonb)
+         || jsonb_build_array(jsonb_build_object('by', $2::text, 'host', $3::text, 'at', now(), 'from_step', $4::int)))
+     WHERE id = $1 AND status IN ('failed', 'cancelled')`,
+    [id, by, hostname(), fromStep],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/** The queued or running run holding a lock key, if any. */
+export interface LockHolder {
+  id: number;
+  status: string;
+  requested_by: string;
+  host: string;
+  created_at: Date;
+}
+
+export async function runHoldingLock(db: Db, lockKey: string | null): Promise<LockHolder | undefined> {
+  const { rows } = await db.query<LockHolder>(
+    `SELECT id::int, status, requested_by, host, created_at FROM runner.runs
+     WHERE lock_key = $1 AND status IN ('queued', 'running') LIMIT 1`,
+    [lockKey],
+  );
+  return rows[0];
+}
+
+/** The condition "no process holds run `runs`' liveness lock" (lock class $lockClass). */
+const LIVENESS_GONE = (lockClass: string): string =>
+  `NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+     AND classid = ${lockClass}::int::oid AND objid = runs.liveness_key::oid AND objsubid = 2)`;
+
+/**
+ * Fails a 'running' run whose process is gone (its liveness lock is free), with the step it was
+ * running; true when it did.
+ */
+export async function failAbandonedRun(
+  db: Db,
+  id: number,
+  lockClass: number,
+  error: string,
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `WITH run AS (
+       UPDATE runner.runs AS runs SET status = 'failed', finished_at = now(), error_kind = 'infra', error = $3
+       WHERE id = $1 AND status = 'running' AND (liveness_key IS NULL OR ${LIVENESS_GONE('$2')})
+       RETURNING id, error),
+     steps AS (
+       UPDATE runner.run_steps SET status = 'failed', finished_at = now(), error = (SELECT error FROM run)
+       WHERE run_id = (SELECT id FROM run) AND status = 'running')
+     SELECT id FROM run`,
+    [id, lockClass, error],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/**
+ * Every 'running' run whose process is gone: an inline run (`inlineTrigger`) fails, a queued one
+ * is queued again; the step each was running fails. Returns the runs and their new status.
+ */
+export async function releaseAbandonedRuns(
+  db: Db,
+  lockClass: number,
+  inlineTrigger: string,
+  errors: { inline: string; queued: string },
+): Promise<{ id: number; status: string }[]> {
+  const { rows } = await db.query<{ id: number; status: string }>(
+    `WITH dead AS (
+       UPDATE runner.runs AS runs
+       SET status = CASE WHEN trigger = $2 THEN 'failed' ELSE 'queued' END,
+           finished_at = CASE WHEN trigger = $2 THEN now() END,
+           error_kind = CASE WHEN trigger = $2 THEN 'infra' END,
+           error = CASE WHEN trigger = $2 THEN $3 ELSE $4 END
+       WHERE status = 'running' AND liveness_key IS NOT NULL AND ${LIVENESS_GONE('$1')}
+       RETURNING id, status),
+     steps AS (
+       UPDATE runner.run_steps SET status = 'failed', finished_at = now(), error = $3
+       WHERE status = 'running' AND run_id IN (SELECT id FROM dead))
+     SELECT id::int, status FROM dead`,
+    [lockClass, inlineTrigger, errors.inline, errors.queued],
+  );
+  return rows;
+}
+
+/** Fails the inline runs still queued after a minute: the process that created them is gone. */
+export async function failStaleInlineRuns(db: Db, inlineTrigger: string, error: string): Promise<void> {
+  await db.query(
+    `UPDATE runner.runs SET status = 'failed', finished_at = now(), error_kind = 'infra', error = $2
+     WHERE status = 'queued' AND trigger = $1 AND created_at < now() - interval '1 minute'`,
+    [inlineTrigger, error],
+  );
+}
+
+/** Queued runs meant for the queue (not inline, not dry runs) created longer than `grace` ago. */
+export async function queuedRunsOlderThan(
+  db: Db,
+  inlineTrigger: string,
+  grace: string,
+): Promise<(RunSpec & { id: number })[]> {
+  const { rows } = await db.query<RunSpec & { id: number }>(
+    `SELECT id::int, name, params, options FROM runner.runs
+     WHERE status = 'queued' AND trigger <> $1 AND NOT dry_run AND created_at < now() - $2::interval
+     ORDER BY id`,
+    [inlineTrigger, grace],
+  );
+  return rows;
+}
+
+/** Fails a run that is still queued (its queue gave up on it); true when it did. */
+export async function failQueuedRun(db: Db, id: number, error: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE runner.runs SET status = 'failed', finished_at = now(), error_kind = 'infra', error = $2
+     WHERE id = $1 AND status = 'queued'`,
+    [id, error],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/**
+ * Marks runs in hand (if still queued or running) as an attempt that failed and will be retried,
+ * with the step each was running.
+ */
+export async function requeueRunsInHand(db: Db, ids: number[], error: string): Promise<void> {
+  await db.query(
+    `WITH runs AS (
+       UPDATE runner.runs SET status = 'queued', error = $2
+       WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')
+       RETURNING id)
+     UPDATE runner.run_steps SET status = 'failed', finished_at = now(), error = $2
+     WHERE status = 'running' AND run_id IN (SELECT id FROM runs)`,
+    [ids, error],
+  );
+}
+
+/** Which of these runs are still queued or running. */
+export async function liveRunIds(db: Db, ids: number[]): Promise<number[]> {
+  const { rows } = await db.query<{ id: number }>(
+    `SELECT id::int FROM runner.runs WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')`,
+    [ids],
+  );
+  return rows.map((r) => r.id);
+}
+
+/** The latest run a schedule created (its ticks are named `<job>#<index>@<time>`). */
+export async function lastRunOfSchedule(
+  db: Db,
+  job: string,
+  index: number,
+): Promise<{ id: number; status: string; created_at: Date } | undefined> {
+  const { rows } = await db.query<{ id: number; status: string; created_at: Date }>(
+    `SELECT id::int, status, created_at FROM runner.runs WHERE schedule_tick LIKE $1 ORDER BY id DESC LIMIT 1`,
+    [`${job}#${index}@%`],
+  );
+  return rows[0];
 }

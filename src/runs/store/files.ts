@@ -1,0 +1,123 @@
+/**
+ * runner.run_files and runner.rejects (what happened to each file of a run, and its first
+ * rejects), and runner.ingested_files, the ledger that makes a file's content load once per
+ * pipeline.
+ */
+import type { Reject } from '../../stages/types.js';
+import type { Db } from './db.js';
+
+export interface RunFileRecord {
+  runId: number;
+  pipeline: string;
+  file: string;
+  sha256: string | null;
+  size: number | null;
+  status: 'loaded' | 'skipped' | 'failed' | 'validated';
+  rowsRead: number;
+  rowsLoaded: number;
+  rowsRejected: number;
+  rejectReport: string | null;
+  message: string | null;
+}
+
+/** Records a file's outcome and its first rejects; returns the run_files id. */
+export async function recordRunFile(db: Db, f: RunFileRecord, rejects: readonly Reject[]): Promise<number> {
+  const { rows } = await db.query<{ id: string }>(
+    `INSERT INTO runner.run_files (run_id, pipeline, file, sha256, size_bytes, status, rows_read, rows_loaded,
+       rows_rejected, reject_report, message)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
+    [
+      f.runId,
+      f.pipeline,
+      f.file,
+      f.sha256,
+      f.size,
+      f.status,
+      f.rowsRead,
+      f.rowsLoaded,
+      f.rowsRejected,
+      f.rejectReport,
+      f.message,
+    ],
+  );
+  const fileId = Number(rows[0]!.id);
+  if (rejects.length > 0) {
+    await db.query(
+      `INSERT INTO runner.rejects (run_id, run_file_id, file, line, field, value, reason)
+       SELECT $1, $2, r.file, r.line, r.field, r.value, r.reason
+       FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[]) AS r(file, line, field, value, reason)`,
+      [
+        f.runId,
+        fileId,
+        rejects.map((r) => r.file),
+        rejects.map((r) => r.line),
+        rejects.map((r) => r.field),
+        rejects.map((r) => (r.value === null ? null : r.value.slice(0, 1000))),
+        rejects.map((r) => r.reason),
+      ],
+    );
+  }
+  return fileId;
+}
+
+/** Adds a file's rows and outcome to its run's counters (with the file's record, in its transaction). */
+export async function addRunCounts(
+  db: Db,
+  runId: number,
+  n: {
+    rowsRead: number;
+    rowsLoaded: number;
+    rowsRejected?: number;
+    filesLoaded?: number;
+    filesSkipped?: number;
+  },
+): Promise<void> {
+  await db.query(
+    `UPDATE runner.runs SET rows_read = rows_read + $2, rows_loaded = rows_loaded + $3, rows_rejected = rows_rejected + $4,
+       files_loaded = files_loaded + $5, files_skipped = files_skipped + $6 WHERE id = $1`,
+    [runId, n.rowsRead, n.rowsLoaded, n.rowsRejected ?? 0, n.filesLoaded ?? 0, n.filesSkipped ?? 0],
+  );
+}
+
+/** The ledger's row for a file's content: which run loaded it, when, under which name. */
+export interface LedgerRow {
+  run_id: string;
+  loaded_at: Date;
+  file: string;
+}
+
+/** The run that loaded this content into this pipeline before, if any. */
+export async function ledgerEntry(db: Db, pipeline: string, sha256: string): Promise<LedgerRow | undefined> {
+  const { rows } = await db.query<LedgerRow>(
+    'SELECT run_id, loaded_at, file FROM runner.ingested_files WHERE pipeline = $1 AND sha256 = $2',
+    [pipeline, sha256],
+  );
+  return rows[0];
+}
+
+/**
+ * Enters a file's content in the ledger, in the transaction that loads it; false when it is there
+ * already (loaded before). With `force` the entry is taken over by this run instead.
+ */
+export async function enterLedger(
+  db: Db,
+  f: { pipeline: string; sha256: string; file: string; size: number; runId: number | null },
+  force: boolean,
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `INSERT INTO runner.ingested_files (pipeline, sha256, file, size_bytes, run_id, rows_loaded)
+     VALUES ($1, $2, $3, $4, $5, 0)
+     ON CONFLICT (pipeline, sha256) DO ${force ? 'UPDATE SET file = EXCLUDED.file, run_id = EXCLUDED.run_id, loaded_at = now()' : 'NOTHING'}`,
+    [f.pipeline, f.sha256, f.file, f.size, f.runId],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/** The rows a ledger entry's load committed. */
+export async function setLedgerRows(db: Db, pipeline: string, sha256: string, rows: number): Promise<void> {
+  await db.query('UPDATE runner.ingested_files SET rows_loaded = $3 WHERE pipeline = $1 AND sha256 = $2', [
+    pipeline,
+    sha256,
+    rows,
+  ]);
+}
