@@ -1,6 +1,13 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
+import {
+  alertsWithNoticeDue,
+  markAlertNotified,
+  markResolutionNotified,
+  resolveClearedAlerts,
+  upsertAlert,
+} from '../runs/store/alerts.js';
 import { sendNotice, type Notice } from './channels.js';
 import { loadAlerts, RULES, type AlertsConfig, type RuleName } from './definition.js';
 import { evaluateRules, type Condition, type RuleContext } from './rules.js';
@@ -33,17 +40,6 @@ export interface CheckResult {
 
 /** Advisory lock key of "a process is doing an alerts round". */
 const ROUND_LOCK = 0x41_4c_52_54;
-
-interface AlertRow {
-  id: string;
-  rule: RuleName;
-  subject: string;
-  message: string;
-  opened_at: Date;
-  resolved_at: Date | null;
-  notified_at: Date | null;
-  notices: number;
-}
 
 export async function checkAlerts(
   ctx: CheckContext,
@@ -79,25 +75,11 @@ async function record(
   result: CheckResult,
 ): Promise<void> {
   for (const c of conditions) {
-    const { rows } = await client.query<{ inserted: boolean }>(
-      `INSERT INTO runner.alerts (rule, subject, message, opened_at, last_seen_at) VALUES ($1, $2, $3, $4, $4)
-       ON CONFLICT (rule, subject) WHERE resolved_at IS NULL
-       DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at, message = EXCLUDED.message
-       RETURNING (xmax = 0) AS inserted`,
-      [c.rule, c.subject, c.message, now],
-    );
-    if (rows[0]?.inserted) result.opened++;
+    if (await upsertAlert(client, c, now)) result.opened++;
   }
   // An enabled rule's open alert whose condition is gone has cleared.
   const enabled = RULES.filter((r) => config.rules[r].enabled);
-  const { rowCount } = await client.query(
-    `UPDATE runner.alerts a SET resolved_at = $1
-      WHERE a.resolved_at IS NULL AND a.rule = ANY ($2::text[])
-        AND NOT EXISTS (SELECT 1 FROM unnest($3::text[], $4::text[]) AS c (rule, subject)
-                         WHERE c.rule = a.rule AND c.subject = a.subject)`,
-    [now, enabled, conditions.map((c) => c.rule), conditions.map((c) => c.subject)],
-  );
-  result.resolved += rowCount ?? 0;
+  result.resolved += await resolveClearedAlerts(client, now, enabled, conditions);
 }
 
 async function notify(
@@ -107,24 +89,15 @@ async function notify(
   now: Date,
   result: CheckResult,
 ): Promise<void> {
-  const { rows } = await client.query<AlertRow & { due: 'open' | 'repeat' | 'resolved' }>(
-    `SELECT id, rule, subject, message, opened_at, resolved_at, notified_at, notices,
-            CASE WHEN resolved_at IS NOT NULL THEN 'resolved' WHEN notices = 0 THEN 'open' ELSE 'repeat' END AS due
-       FROM runner.alerts
-      WHERE (resolved_at IS NULL AND (notified_at IS NULL OR notified_at <= $1))
-         OR (resolved_at IS NOT NULL AND resolved_notified_at IS NULL)
-      ORDER BY id`,
-    [now],
-  );
-  for (const a of rows) {
-    const rule = config.rules[a.rule] ?? { send_to: undefined, repeat: undefined };
+  for (const a of await alertsWithNoticeDue(client, now)) {
+    const rule = config.rules[a.rule as RuleName] ?? { send_to: undefined, repeat: undefined };
     if (a.due === 'repeat') {
       const every = rule.repeat ?? config.repeat;
       if (every === 0 || now.getTime() - a.notified_at!.getTime() < every) continue;
     }
     if (a.due === 'resolved' && a.notices === 0) {
       // Never announced (its delivery kept failing): nothing to take back.
-      await client.query('UPDATE runner.alerts SET resolved_notified_at = $2 WHERE id = $1', [a.id, now]);
+      await markResolutionNotified(client, a.id, now);
       continue;
     }
     const notice: Notice = {
@@ -150,13 +123,8 @@ async function notify(
       }
     }
     if (!delivered) continue;
-    if (a.due === 'resolved')
-      await client.query('UPDATE runner.alerts SET resolved_notified_at = $2 WHERE id = $1', [a.id, now]);
-    else
-      await client.query('UPDATE runner.alerts SET notified_at = $2, notices = notices + 1 WHERE id = $1', [
-        a.id,
-        now,
-      ]);
+    if (a.due === 'resolved') await markResolutionNotified(client, a.id, now);
+    else await markAlertNotified(client, a.id, now);
   }
 }
 

@@ -5,6 +5,15 @@ import { listJobNames, loadJob } from '../jobs/definition.js';
 import { loadPartners } from '../partners/profile.js';
 import { listPipelineNames, loadPipeline } from '../pipeline/definition.js';
 import { overdueInterchanges } from '../edi/interchanges.js';
+import {
+  failedFilesOf,
+  filesArrived,
+  firstRejectsOf,
+  latestFinishedRuns,
+  medianLoadedSize,
+  queuedSince,
+  runOfTick,
+} from '../runs/store/monitoring.js';
 import type { AlertsConfig, RuleName } from './definition.js';
 import { expectedPeriod, type ExpectSpec } from './expect.js';
 
@@ -33,42 +42,15 @@ const iso = (d: Date): string => d.toISOString().replace('.000Z', 'Z');
 
 /** The last finished run of each job or pipeline failed: its error, first rejects and reject report. */
 async function runFailed(ctx: RuleContext): Promise<Condition[]> {
-  const { rows } = await ctx.pool.query<{
-    id: string;
-    name: string;
-    status: string;
-    error: string | null;
-    finished_at: Date;
-  }>(
-    `SELECT DISTINCT ON (name) id, name, status, error, finished_at FROM runner.runs
-      WHERE status IN ('succeeded', 'failed') AND NOT dry_run AND finished_at IS NOT NULL
-      ORDER BY name, finished_at DESC, id DESC`,
-  );
+  const rows = await latestFinishedRuns(ctx.pool);
   const out: Condition[] = [];
   for (const r of rows.filter((x) => x.status === 'failed')) {
     const lines = [
       `run ${r.id} of ${r.name} failed at ${iso(r.finished_at)}: ${r.error ?? 'no error recorded'}`,
     ];
-    const files = await ctx.pool.query<{
-      file: string;
-      message: string | null;
-      reject_report: string | null;
-      id: string;
-    }>(
-      `SELECT id, file, message, reject_report FROM runner.run_files WHERE run_id = $1 AND status = 'failed' ORDER BY id`,
-      [r.id],
-    );
-    for (const f of files.rows) {
+    for (const f of await failedFilesOf(ctx.pool, r.id)) {
       lines.push(`file ${f.file}: ${f.message ?? 'failed'}`);
-      const rejects = await ctx.pool.query<{
-        line: string | null;
-        field: string | null;
-        value: string | null;
-        reason: string;
-      }>(`SELECT line, field, value, reason FROM runner.rejects WHERE run_file_id = $1 ORDER BY id LIMIT 5`, [
-        f.id,
-      ]);
-      for (const j of rejects.rows)
+      for (const j of await firstRejectsOf(ctx.pool, f.id, 5))
         lines.push(
           `  line ${j.line ?? '?'}${j.field ? `, field ${j.field}` : ''}${j.value !== null ? `: value "${j.value}"` : ''}: ${j.reason}`,
         );
@@ -94,11 +76,7 @@ async function scheduleLate(ctx: RuleContext, now: Date): Promise<Condition[]> {
         .prev()
         .toDate();
       const due = new Date(tick.getTime() + s.deadline);
-      const { rows } = await ctx.pool.query<{ id: string; status: string; error: string | null }>(
-        `SELECT id, status, error FROM runner.runs WHERE schedule_tick = $1 ORDER BY id DESC LIMIT 1`,
-        [`${job.name}#${index}@${tick.toISOString()}`],
-      );
-      const run = rows[0];
+      const run = await runOfTick(ctx.pool, `${job.name}#${index}@${tick.toISOString()}`);
       if (run?.status === 'succeeded') continue;
       const what = !run
         ? 'no run was started for it (missed: is erp scheduler running?)'
@@ -132,22 +110,7 @@ async function pipelineFiles(
   now: Date,
 ): Promise<Condition[]> {
   const { from, deadline } = expectedPeriod(spec, now);
-  const { rows } = await ctx.pool.query<{
-    file: string;
-    status: string;
-    sha256: string | null;
-    size: string | null;
-    rows_loaded: string;
-    earlier: Date | null;
-  }>(
-    `SELECT f.file, f.status, f.sha256, f.size_bytes AS size, f.rows_loaded,
-            (SELECT min(e.loaded_at) FROM runner.ingested_files e WHERE e.pipeline = f.pipeline AND e.sha256 = f.sha256) AS earlier
-       FROM runner.run_files f JOIN runner.runs r ON r.id = f.run_id
-      WHERE f.pipeline = $1 AND f.finished_at > $2 AND f.finished_at <= $3 AND NOT r.dry_run
-        AND f.status IN ('loaded', 'skipped')
-      ORDER BY f.id`,
-    [pipeline, from, now],
-  );
+  const rows = await filesArrived(ctx.pool, pipeline, from, now);
   const loaded = rows.filter((r) => r.status === 'loaded');
   const where = `pipeline ${pipeline} (due ${spec.cron}${spec.within ? ` + ${spec.within / 60_000} min` : ''})`;
   if (loaded.length === 0) {
@@ -168,13 +131,7 @@ async function pipelineFiles(
       },
     ];
   }
-  const { rows: usual } = await ctx.pool.query<{ median: number | null }>(
-    `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY size_bytes)::float8 AS median FROM (
-       SELECT size_bytes FROM runner.run_files WHERE pipeline = $1 AND status = 'loaded' AND finished_at <= $2
-        ORDER BY finished_at DESC LIMIT 10) s`,
-    [pipeline, from],
-  );
-  const median = usual[0]?.median ?? null;
+  const median = await medianLoadedSize(ctx.pool, pipeline, from);
   const small: string[] = [];
   for (const f of loaded) {
     const size = f.size === null ? null : Number(f.size);
@@ -236,17 +193,14 @@ async function inboundHeld(ctx: RuleContext): Promise<Condition[]> {
 /** Runs queued longer than `afterMs` while no worker is connected to the queue. */
 async function noWorker(ctx: RuleContext, now: Date, afterMs: number): Promise<Condition[]> {
   if (!ctx.queue) return [];
-  const { rows } = await ctx.pool.query<{ n: number; oldest: Date | null }>(
-    `SELECT count(*)::int AS n, min(created_at) AS oldest FROM runner.runs WHERE status = 'queued' AND created_at <= $1`,
-    [new Date(now.getTime() - afterMs)],
-  );
-  if (!rows[0] || rows[0].n === 0) return [];
+  const queued = await queuedSince(ctx.pool, new Date(now.getTime() - afterMs));
+  if (queued.n === 0) return [];
   if ((await ctx.queue.getWorkers()).length > 0) return [];
   return [
     {
       rule: 'no_worker',
       subject: 'queue',
-      message: `${rows[0].n} run(s) queued for over ${Math.round(afterMs / 60_000)} min (oldest since ${iso(rows[0].oldest!)}) and no erp worker is connected`,
+      message: `${queued.n} run(s) queued for over ${Math.round(afterMs / 60_000)} min (oldest since ${iso(queued.oldest!)}) and no erp worker is connected`,
     },
   ];
 }

@@ -1,10 +1,19 @@
-import { hostname } from 'node:os';
 import type pg from 'pg';
 import { appendAudit } from '../audit/trail.js';
 import { definitionHashes, type DefinitionHash } from '../audit/definitions.js';
 import { withTransaction } from '../db/pool.js';
 import { UserError } from '../errors.js';
 import { lockKeyOf, resolveRunnable, type Runnable } from '../jobs/definition.js';
+import {
+  awaitingApproval,
+  cancelRejectedRun,
+  expireApprovalRecords,
+  insertApproval,
+  lockRunForDecision,
+  queueApprovedRun,
+  recordDecision,
+  type PendingApproval,
+} from '../runs/store/approvals.js';
 import { createRun, currentUser } from '../runs/store/runs.js';
 
 /**
@@ -50,22 +59,18 @@ export async function requestApproval(
       options: { ...(opts.force ? { force: true } : {}), ...(opts.files ? { files: opts.files } : {}) },
       definitions,
     });
-    const { rows } = await client.query<{ expires_at: Date | null }>(
-      `INSERT INTO runner.approvals (run_id, distinct_from_requester, expires_at, dry_run)
-       VALUES ($1, $2, now() + $3 * interval '1 millisecond', $4) RETURNING expires_at`,
-      [runId, approval.distinct_from_requester, approval.expires_after ?? null, dryRun],
-    );
-    return { runId, expiresAt: rows[0]!.expires_at };
+    const expiresAt = await insertApproval(client, runId, {
+      distinctFromRequester: approval.distinct_from_requester,
+      expiresAfterMs: approval.expires_after ?? null,
+      dryRun,
+    });
+    return { runId, expiresAt };
   });
 }
 
 /** Cancels every run whose approval expired; returns how many. */
 export async function expireApprovals(pool: pg.Pool): Promise<number> {
-  const { rows } = await pool.query<{ n: number }>('SELECT runner.expire_approvals($1, $2) AS n', [
-    currentUser(),
-    hostname(),
-  ]);
-  return rows[0]!.n;
+  return expireApprovalRecords(pool, currentUser());
 }
 
 /** A run approved: what the caller needs to put it on the queue. */
@@ -75,18 +80,6 @@ export interface ApprovedRun {
   params: Record<string, string>;
   force: boolean;
   files?: string[];
-}
-
-interface PendingRow {
-  status: string;
-  name: string;
-  requested_by: string;
-  params: Record<string, string>;
-  options: { force?: boolean; files?: string[] };
-  definitions: DefinitionHash[];
-  distinct_from_requester: boolean | null;
-  decision: string | null;
-  expired: boolean | null;
 }
 
 /**
@@ -106,14 +99,7 @@ export async function decideApproval(
   await expireApprovals(pool);
   let refusal: string | null = null;
   const approved = await withTransaction(pool, async (client) => {
-    const { rows } = await client.query<PendingRow>(
-      `SELECT r.status, r.name, r.requested_by, r.params, r.options, r.definitions,
-         a.distinct_from_requester, a.decision, a.expires_at <= now() AS expired
-       FROM runner.runs r LEFT JOIN runner.approvals a ON a.run_id = r.id
-       WHERE r.id = $1 FOR UPDATE OF r`,
-      [runId],
-    );
-    const row = rows[0];
+    const row = await lockRunForDecision(client, runId);
     if (!row) throw new UserError(`no run ${runId}`);
     if (row.distinct_from_requester === null)
       throw new UserError(`run ${runId} (${row.name}) does not need approval`);
@@ -125,16 +111,8 @@ export async function decideApproval(
     const audit = (action: string, detail: Record<string, unknown> = {}): Promise<number> =>
       appendAudit(client, { actor, action, subject: `run:${runId}`, detail });
     if (decision === 'reject') {
-      await client.query(
-        `UPDATE runner.approvals SET decision = 'rejected', decided_by = $2, decided_at = now(), reason = $3
-         WHERE run_id = $1`,
-        [runId, actor, reason ?? null],
-      );
-      await client.query(
-        `UPDATE runner.runs SET status = 'cancelled', finished_at = now(), error_kind = 'cancelled', error = $2
-         WHERE id = $1`,
-        [runId, `rejected by ${actor}${reason ? `: ${reason}` : ''}`],
-      );
+      await recordDecision(client, runId, 'rejected', actor, reason ?? null);
+      await cancelRejectedRun(client, runId, `rejected by ${actor}${reason ? `: ${reason}` : ''}`);
       await audit('run.rejected', reason ? { reason } : {});
       return null;
     }
@@ -151,13 +129,9 @@ export async function decideApproval(
       await audit('run.approval_refused', { why: 'definitions changed', changed });
       return null;
     }
-    await client.query(
-      `UPDATE runner.approvals SET decision = 'approved', decided_by = $2, decided_at = now(), reason = $3
-       WHERE run_id = $1`,
-      [runId, actor, reason ?? null],
-    );
+    await recordDecision(client, runId, 'approved', actor, reason ?? null);
     try {
-      await client.query(`UPDATE runner.runs SET status = 'queued' WHERE id = $1`, [runId]);
+      await queueApprovedRun(client, runId);
     } catch (err) {
       const e = err as { code?: string; constraint?: string };
       if (e.code === '23505' && e.constraint === 'runs_lock_held')
@@ -190,26 +164,8 @@ function changedDefinitions(then: DefinitionHash[], now: DefinitionHash[]): stri
   return out;
 }
 
-/** A run awaiting approval, for `erp approvals`. */
-export interface PendingApproval {
-  run_id: number;
-  name: string;
-  params: Record<string, string>;
-  requested_by: string;
-  requested_at: Date;
-  expires_at: Date | null;
-  distinct_from_requester: boolean;
-  dry_run: string;
-}
-
 /** The runs awaiting approval (expired ones are ended first), oldest first. */
 export async function pendingApprovals(pool: pg.Pool): Promise<PendingApproval[]> {
   await expireApprovals(pool);
-  const { rows } = await pool.query<PendingApproval>(
-    `SELECT a.run_id::int, r.name, r.params, r.requested_by, a.requested_at, a.expires_at,
-       a.distinct_from_requester, a.dry_run
-     FROM runner.approvals a JOIN runner.runs r ON r.id = a.run_id
-     WHERE r.status = 'awaiting_approval' ORDER BY a.run_id`,
-  );
-  return rows;
+  return awaitingApproval(pool);
 }

@@ -1,26 +1,12 @@
 import type pg from 'pg';
-import type { DefinitionHash } from './definitions.js';
+import { complianceOf } from '../runs/store/approvals.js';
 
 /**
  * The compliance lines of `erp runs show <id>`: the SHA-256 of each definition the run used, and
  * its approval (who decided, when), under the run's usual detail.
  */
 export async function formatRunCompliance(pool: pg.Pool, runId: number): Promise<string> {
-  const { rows } = await pool.query<{
-    definitions: DefinitionHash[];
-    decision: string | null;
-    decided_by: string | null;
-    decided_at: Date | null;
-    expires_at: Date | null;
-    has_approval: boolean;
-    reason: string | null;
-  }>(
-    `SELECT r.definitions, a.decision, a.decided_by, a.decided_at, a.expires_at, a.run_id IS NOT NULL AS has_approval,
-       a.reason
-     FROM runner.runs r LEFT JOIN runner.approvals a ON a.run_id = r.id WHERE r.id = $1`,
-    [runId],
-  );
-  const row = rows[0];
+  const row = await complianceOf(pool, runId);
   if (!row) return '';
   const out: string[] = [];
   if (row.has_approval) {

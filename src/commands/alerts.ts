@@ -2,7 +2,7 @@ import type { App } from '../app.js';
 import { sendNotice } from '../alerts/channels.js';
 import { requireAlerts } from '../alerts/definition.js';
 import { checkAlerts } from '../alerts/engine.js';
-import { listAlerts } from '../alerts/list.js';
+import { listAlerts } from '../runs/store/alerts.js';
 import { UserError } from '../errors.js';
 import { table } from './report.js';
 import { EXIT } from './exit.js';

@@ -1,5 +1,5 @@
 import { html, type Safe } from './html.js';
-import type { HistoryPoint } from './queries.js';
+import type { HistoryPoint } from '../runs/store/console.js';
 
 /**
  * A job's last runs as two small bar charts, duration and rows, rendered server-side as inline

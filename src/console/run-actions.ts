@@ -5,7 +5,8 @@ import { requestCancel } from '../jobs/cancel.js';
 import { resolveParams, resolveRunnable, type Runnable } from '../jobs/definition.js';
 import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
 import type { RunJobData } from '../runner/queue.js';
-import { finishRun } from '../runs/store/runs.js';
+import { runFile } from '../runs/store/files.js';
+import { finishRun, runSpec } from '../runs/store/runs.js';
 import { recordAction } from './actions.js';
 
 /**
@@ -44,13 +45,9 @@ async function runRecord(
   pool: pg.Pool,
   id: number,
 ): Promise<{ name: string; params: Record<string, string>; options: { force?: boolean; files?: string[] } }> {
-  const { rows } = await pool.query<{
-    name: string;
-    params: Record<string, string>;
-    options: { force?: boolean; files?: string[] };
-  }>('SELECT name, params, options FROM runner.runs WHERE id = $1', [id]);
-  if (!rows[0]) throw new UserError(`no run ${id}`);
-  return rows[0];
+  const spec = await runSpec(pool, id);
+  if (!spec) throw new UserError(`no run ${id}`);
+  return spec;
 }
 
 /** `erp cancel <id>`. */
@@ -86,11 +83,7 @@ export async function rerun(a: Actor, runId: number): Promise<number> {
 
 /** `erp run <pipeline> --file <file> --force` for one file of a run. */
 export async function reloadFile(a: Actor, runId: number, runFileId: number): Promise<number> {
-  const { rows } = await a.pool.query<{ pipeline: string; file: string }>(
-    'SELECT pipeline, file FROM runner.run_files WHERE id = $1 AND run_id = $2',
-    [runFileId, runId],
-  );
-  const f = rows[0];
+  const f = await runFile(a.pool, runId, runFileId);
   if (!f) throw new UserError(`run ${runId} has no file ${runFileId}`);
   const runnable = await resolveRunnable(a.home, f.pipeline);
   const params = resolveParams(runnable.job, {});

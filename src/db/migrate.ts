@@ -97,3 +97,9 @@ export async function migrate(pool: pg.Pool, dir: string): Promise<MigrateResult
     client.release();
   }
 }
+
+/** The latest migration applied to the database (0 when none is). */
+export async function appliedMigration(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ id: number | null }>(`SELECT max(id) AS id FROM runner.migrations`);
+  return rows[0]?.id ?? 0;
+}

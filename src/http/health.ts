@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import { runnerRegistry } from '../metrics/counters.js';
 import { stateRegistry } from '../metrics/state.js';
-import { readMigrations } from '../db/migrate.js';
+import { appliedMigration, readMigrations } from '../db/migrate.js';
 
 /**
  * /metrics, /healthz and /readyz for every long-running process: `erp worker` and `erp scheduler`
@@ -78,10 +78,7 @@ export function registerHealthRoutes(app: FastifyInstance, deps: HealthDeps): vo
         : []),
       check('migrations', async () => {
         const want = await expectedMigration();
-        const { rows } = await deps.pool.query<{ id: number | null }>(
-          `SELECT max(id) AS id FROM runner.migrations`,
-        );
-        const have = rows[0]?.id ?? 0;
+        const have = await appliedMigration(deps.pool);
         if (have < want) throw new Error(`database at migration ${have}, sql/ has ${want}: run erp migrate`);
         return `ok (${have})`;
       }),

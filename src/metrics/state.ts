@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import { Gauge, Registry } from 'prom-client';
 import { loadPartners } from '../partners/profile.js';
 import { overdueInterchanges } from '../edi/interchanges.js';
+import { openAlertCounts } from '../runs/store/alerts.js';
+import { activeRunCounts, lastSuccesses, oldestQueuedAge } from '../runs/store/monitoring.js';
 
 /**
  * Metrics read at scrape time from the shared state every process sees — PostgreSQL (runs, EDI,
@@ -61,10 +63,7 @@ export function stateRegistry(sources: StateSources): Registry {
     registers: [registry],
     async collect() {
       await quietly('the oldest queued run', async () => {
-        const { rows } = await pool.query<{ age: number | null }>(
-          `SELECT extract(epoch FROM now() - min(created_at))::float8 AS age FROM runner.runs WHERE status = 'queued'`,
-        );
-        this.set(rows[0]?.age ?? 0);
+        this.set((await oldestQueuedAge(pool)) ?? 0);
       });
     },
   });
@@ -75,11 +74,7 @@ export function stateRegistry(sources: StateSources): Registry {
     registers: [registry],
     async collect() {
       await quietly('the active runs', async () => {
-        const { rows } = await pool.query<{ status: string; n: number }>(
-          `SELECT s.status, count(r.id)::int AS n FROM unnest(ARRAY['queued', 'running']) AS s (status)
-             LEFT JOIN runner.runs r ON r.status = s.status GROUP BY s.status`,
-        );
-        for (const r of rows) this.set({ status: r.status }, r.n);
+        for (const r of await activeRunCounts(pool)) this.set({ status: r.status }, r.n);
       });
     },
   });
@@ -90,10 +85,7 @@ export function stateRegistry(sources: StateSources): Registry {
     registers: [registry],
     async collect() {
       await quietly('the last successes', async () => {
-        const { rows } = await pool.query<{ name: string; at: number }>(
-          `SELECT name, extract(epoch FROM max(finished_at))::float8 AS at FROM runner.runs
-            WHERE status = 'succeeded' AND NOT dry_run GROUP BY name`,
-        );
+        const rows = await lastSuccesses(pool);
         this.reset();
         for (const r of rows) this.set({ job: r.name }, r.at);
       });
@@ -137,9 +129,7 @@ export function stateRegistry(sources: StateSources): Registry {
     registers: [registry],
     async collect() {
       await quietly('the open alerts', async () => {
-        const { rows } = await pool.query<{ rule: string; n: number }>(
-          `SELECT rule, count(*)::int AS n FROM runner.alerts WHERE resolved_at IS NULL GROUP BY rule`,
-        );
+        const rows = await openAlertCounts(pool);
         this.reset();
         for (const r of rows) this.set({ rule: r.rule }, r.n);
       });

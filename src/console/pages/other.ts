@@ -7,7 +7,7 @@ import { requireRole } from '../auth.js';
 import type { ConsoleContext } from '../context.js';
 import { html, oneLine, query, when, type Safe } from '../html.js';
 import { page, postForm, can } from '../layout.js';
-import { findFiles, ticksWithRuns } from '../queries.js';
+import { findFiles, ticksWithRuns } from '../../runs/store/console.js';
 import { triggerNow } from '../run-actions.js';
 
 /** Schedules, partners and EDI, and the file ledger. */

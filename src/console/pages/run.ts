@@ -9,7 +9,8 @@ import { historyChart } from '../chart.js';
 import type { ConsoleContext } from '../context.js';
 import { duration, html, when } from '../html.js';
 import { can, page, postForm } from '../layout.js';
-import { history, runDetail, runSnapshot } from '../queries.js';
+import { runFile } from '../../runs/store/files.js';
+import { history, runDetail, runSnapshot } from '../../runs/store/console.js';
 import { reportPath, writeRejectsXlsx } from '../reject-report.js';
 import { cancelRun, reloadFile, rerun, type Actor } from '../run-actions.js';
 
@@ -36,11 +37,10 @@ function actor(ctx: ConsoleContext, req: FastifyRequest): Actor {
 async function download(ctx: ConsoleContext, req: FastifyRequest, reply: FastifyReply, kind: 'csv' | 'xlsx') {
   const runId = idParam(req);
   const fileId = idParam(req, 'file');
-  const { rows } = await ctx.pool.query<{ reject_report: string | null; file: string }>(
-    'SELECT reject_report, file FROM runner.run_files WHERE id = $1 AND run_id = $2',
-    [fileId, runId],
+  const report = await reportPath(
+    ctx.dataDir,
+    (await runFile(ctx.pool, runId, fileId))?.reject_report ?? null,
   );
-  const report = await reportPath(ctx.dataDir, rows[0]?.reject_report ?? null);
   if (!report) throw new HttpError(404, 'this file has no reject report');
   const base = `run-${runId}-${path.basename(report, '.csv')}`.replace(/[^A-Za-z0-9._-]/g, '_');
   if (kind === 'csv') {

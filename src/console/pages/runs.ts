@@ -4,9 +4,9 @@ import { historyChart } from '../chart.js';
 import type { ConsoleContext } from '../context.js';
 import { duration, html, oneLine, query, when, type Safe } from '../html.js';
 import { page } from '../layout.js';
-import { findRuns, history, overview, type RunFilter } from '../queries.js';
+import { findRuns, history, overview, type RunFilter } from '../../runs/store/console.js';
 import type { RunRow } from '../../runs/store/runs.js';
-import { listAlerts, type AlertRow } from '../../alerts/list.js';
+import { listAlerts, type AlertRow } from '../../runs/store/alerts.js';
 
 /** The overview ("last night at a glance") and the runs list. */
 

@@ -121,3 +121,18 @@ export async function setLedgerRows(db: Db, pipeline: string, sha256: string, ro
     rows,
   ]);
 }
+
+/** One file of a run, as the console offers it for download or reload. */
+export interface RunFileRef {
+  pipeline: string;
+  file: string;
+  reject_report: string | null;
+}
+
+export async function runFile(db: Db, runId: number, runFileId: number): Promise<RunFileRef | undefined> {
+  const { rows } = await db.query<RunFileRef>(
+    'SELECT pipeline, file, reject_report FROM runner.run_files WHERE id = $1 AND run_id = $2',
+    [runFileId, runId],
+  );
+  return rows[0];
+}

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { RunRow } from '../runs/store/runs.js';
+import type { RunRow } from './runs.js';
 
 /**
  * The console's read queries. Lists page backwards by id (keyset, `before`), never by OFFSET, and
