@@ -15,6 +15,7 @@ import {
   type PendingApproval,
 } from '../runs/store/approvals.js';
 import { createRun, currentUser } from '../runs/store/runs.js';
+import { SQLSTATE } from '../db/sqlstate.js';
 
 /**
  * Approvals (segregation of duties). A job with `approval: { required: true }` is not queued when
@@ -134,7 +135,7 @@ export async function decideApproval(
       await queueApprovedRun(client, runId);
     } catch (err) {
       const e = err as { code?: string; constraint?: string };
-      if (e.code === '23505' && e.constraint === 'runs_lock_held')
+      if (e.code === SQLSTATE.UNIQUE_VIOLATION && e.constraint === 'runs_lock_held')
         throw new UserError(
           `run ${runId}: another run of ${row.name} with the same lock is queued or running; approve it when that one ends`,
           4,

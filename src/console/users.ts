@@ -1,6 +1,7 @@
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import type pg from 'pg';
 import { UserError } from '../errors.js';
+import { SQLSTATE } from '../db/sqlstate.js';
 
 /**
  * Console users in PostgreSQL (console.users). Passwords are hashed with scrypt from node:crypto;
@@ -90,7 +91,8 @@ export async function addUser(db: pg.Pool, name: string, role: Role, password: s
       hash,
     ]);
   } catch (err) {
-    if ((err as { code?: string }).code === '23505') throw new UserError(`user ${name} exists already`);
+    if ((err as { code?: string }).code === SQLSTATE.UNIQUE_VIOLATION)
+      throw new UserError(`user ${name} exists already`);
     throw err;
   }
 }

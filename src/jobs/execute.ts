@@ -20,6 +20,7 @@ import { claimRun, detailOf, finalOutcome, recordStep, stepSucceededSql, type Cl
 import { loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';
 import { runSqlStep, sqlFilePath, type SqlStepOptions, type SqlStepResult } from './sql-step.js';
 import { poolRunnerSession } from './session.js';
+import { SQLSTATE } from '../db/sqlstate.js';
 
 /**
  * Executes a run's steps in order. The worker and `erp run --inline` both call {@link executeRun};
@@ -284,15 +285,15 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
     }
     const code = (caught as { code?: unknown } | null)?.code;
     // runner.step_succeeded refused: the run was finished elsewhere; its record is not ours to touch.
-    if (code === 'ERP02' && runId !== null) {
+    if (code === SQLSTATE.NOT_OURS && runId !== null) {
       Object.assign(outcome, await finalOutcome(app, runId, describeError(caught)));
       return outcome;
     }
     // An aborted signal says why: a plain abort is a cancellation; a timeout or a worker handing the
-    // run back carries its own error. A cancel seen as the step committed (ERP03) is a cancellation.
+    // run back carries its own error. A cancel seen as the step committed (SQLSTATE.CANCELLED_AT_COMMIT) is a cancellation.
     const reason: unknown = signal.aborted ? signal.reason : undefined;
     const err = !signal.aborted
-      ? code === 'ERP03'
+      ? code === SQLSTATE.CANCELLED_AT_COMMIT
         ? new CancelledError()
         : caught
       : reason instanceof Error && reason.name !== 'AbortError'

@@ -5,6 +5,7 @@ import { stepsOf } from '../runs/store/steps.js';
 import { flattenSteps, type FlatStep } from './execute.js';
 import { loadStoredRun, type StoredRun } from './load-run.js';
 import { abandon, lockHeldError } from './submit.js';
+import { SQLSTATE } from '../db/sqlstate.js';
 
 /**
  * `erp run --resume <run>`: a run that failed (or was cancelled) after some of its steps committed
@@ -66,7 +67,7 @@ export async function reopenRun(
       throw new UserError(`run ${runId} changed while it was being resumed; try again`);
   } catch (err) {
     const e = err as { code?: string; constraint?: string };
-    if (e.code === '23505' && e.constraint === 'runs_lock_held')
+    if (e.code === SQLSTATE.UNIQUE_VIOLATION && e.constraint === 'runs_lock_held')
       throw lockHeldError(stored.runnable, stored.params, await runHoldingLock(pool, row.lock_key));
     throw err;
   }

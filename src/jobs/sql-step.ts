@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { CancelledError, UserError } from '../errors.js';
 import { FileCache } from '../config/file-cache.js';
 import { bindNamedParams } from '../db/sql-params.js';
+import { SQLSTATE } from '../db/sqlstate.js';
 
 /** One statement's result: its command tag and rows (at most {@link MAX_ROWS}). */
 export interface StatementResult {
@@ -112,8 +113,14 @@ export async function runSqlStep(
     if (err instanceof UserError || err instanceof CancelledError) throw err;
     const pgErr = err as { code?: string; message: string; where?: string };
     // The runner's own refusal from commitWith (the run no longer runs here) is not the file's error.
-    if (committing && opts.commitWith && (!pgErr.code || /^ERP0[23]$/.test(pgErr.code))) throw err;
-    if (pgErr.code === 'P0001' || pgErr.code === 'ERP01') throw new UserError(`sql/${ref}: ${pgErr.message}`);
+    if (
+      committing &&
+      opts.commitWith &&
+      (!pgErr.code || pgErr.code === SQLSTATE.NOT_OURS || pgErr.code === SQLSTATE.CANCELLED_AT_COMMIT)
+    )
+      throw err;
+    if (pgErr.code === SQLSTATE.RAISE_EXCEPTION || pgErr.code === SQLSTATE.REFUSED)
+      throw new UserError(`sql/${ref}: ${pgErr.message}`);
     throw Object.assign(new Error(`sql/${ref}: ${pgErr.message}`), { code: pgErr.code });
   } finally {
     opts.signal.removeEventListener('abort', cancel);

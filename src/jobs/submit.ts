@@ -12,6 +12,7 @@ import type { RunJobData } from '../runner/queue.js';
 import { jobIdOf } from './job-id.js';
 import { lockKeyOf, type Runnable } from './definition.js';
 import { LIVENESS_LOCK_CLASS } from './session.js';
+import { SQLSTATE } from '../db/sqlstate.js';
 
 /** Another run holds the lock this run needs. */
 export class LockHeldError extends UserError {
@@ -70,8 +71,8 @@ export async function createQueuedRun(
     return id;
   } catch (err) {
     const e = err as { code?: string; constraint?: string };
-    if (e.code === '23505' && e.constraint === 'runs_schedule_tick') return null;
-    if (e.code === '23505' && e.constraint === 'runs_lock_held') {
+    if (e.code === SQLSTATE.UNIQUE_VIOLATION && e.constraint === 'runs_schedule_tick') return null;
+    if (e.code === SQLSTATE.UNIQUE_VIOLATION && e.constraint === 'runs_lock_held') {
       const h = await runHoldingLock(pool, lockKey);
       if (h && h.status === 'running' && !retried && (await abandon(pool, h.id))) {
         return createQueuedRun(pool, runnable, params, opts, true);
