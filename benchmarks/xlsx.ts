@@ -15,7 +15,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ExcelJS from 'exceljs';
-import { createXlsxFormat, xlsxFormatSchema } from '../src/stages/format-xlsx.js';
+import { createXlsxFormat } from '../src/stages/format-xlsx.js';
+import { xlsxFormatSchema } from '../src/xlsx/options.js';
 
 /** Result of one comparison. */
 export interface XlsxBenchResult {

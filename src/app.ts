@@ -5,7 +5,20 @@ import { loadConfig, type Config } from './config/env.js';
 import { createPool } from './db/pool.js';
 import { inputRootsOf } from './config/input-roots.js';
 import { createLogger } from './log.js';
-import type { AppContext } from './pipeline/run.js';
+
+/** What pipelines, jobs and EDI steps run with: the pool, the logger and the project's directories. */
+export interface AppContext {
+  pool: pg.Pool;
+  log: Logger;
+  /** Project root. */
+  home: string;
+  /** Where reject reports and other run artefacts go. */
+  dataDir: string;
+  /** Rejects kept per file in runner.rejects. */
+  rejectsInTable: number;
+  /** Directories input files may come from besides `home` (ERP_INPUT_DIRS, resolved). */
+  inputDirs?: readonly string[];
+}
 
 /** Everything a command or a worker needs, built once per process from the environment. */
 export interface App extends AppContext {

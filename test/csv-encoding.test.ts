@@ -2,7 +2,8 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadPipeline } from '../src/pipeline/definition.js';
-import { runPipeline, type FileResult } from '../src/pipeline/run.js';
+import { runPipeline } from '../src/pipeline/run.js';
+import { type FileResult } from '../src/pipeline/result.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { makeHome, testApp } from './helpers/home.js';
 

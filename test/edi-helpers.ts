@@ -8,7 +8,7 @@ import pgCopy from 'pg-copy-streams';
 import { pino } from 'pino';
 import { expect } from 'vitest';
 import { loadPartner, type Partner } from '../src/partners/profile.js';
-import type { AppContext } from '../src/pipeline/run.js';
+import type { AppContext } from '../src/app.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { startSshd, type TestSshd } from './helpers/sshd.js';
 

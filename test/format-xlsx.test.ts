@@ -7,7 +7,8 @@ import { promisify } from 'node:util';
 import ExcelJS from 'exceljs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError, UserError } from '../src/errors.js';
-import { createXlsxFormat, xlsxFormatSchema, type XlsxFormatConfig } from '../src/stages/format-xlsx.js';
+import { createXlsxFormat } from '../src/stages/format-xlsx.js';
+import { xlsxFormatSchema, type XlsxFormatConfig } from '../src/xlsx/options.js';
 import type { Batch, Cell, ColumnType, Reject } from '../src/stages/types.js';
 import { classifyNumberFormat, columnLetter, excelSerialToIso, plainNumber } from '../src/xlsx/cells.js';
 

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCsvWriter } from '../src/csv/writer.js';
 import { CancelledError, UserError } from '../src/errors.js';
 import { bindNamedParams } from '../src/db/sql-params.js';
-import { createXlsxFormat, xlsxFormatSchema } from '../src/stages/format-xlsx.js';
+import { createXlsxFormat } from '../src/stages/format-xlsx.js';
+import { xlsxFormatSchema } from '../src/xlsx/options.js';
 import { createFileSink, fileSinkSchema } from '../src/stages/sink-file.js';
 import {
   columnTypeOf,

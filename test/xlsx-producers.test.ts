@@ -3,7 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createXlsxFormat, xlsxFormatSchema } from '../src/stages/format-xlsx.js';
+import { createXlsxFormat } from '../src/stages/format-xlsx.js';
+import { xlsxFormatSchema } from '../src/xlsx/options.js';
 import type { Cell } from '../src/stages/types.js';
 import { workbookParts, writeZip } from './helpers/zip.js';
 

@@ -4,8 +4,17 @@ import { samplesDir, testPartner } from '../edi/harness.js';
 import { UserError } from '../errors.js';
 import { listPartnerNames, loadPartner } from '../partners/profile.js';
 import { table } from './report.js';
-import type { EdiCommandOptions } from './edi.js';
 import { EXIT } from './exit.js';
+
+/** Options of `erp edi`. */
+export interface EdiCommandOptions {
+  partner?: string[];
+  limit?: string[] | string;
+  direction?: string[];
+  transactionSet?: string[] | string;
+  /** `erp edi test --update`: write the expected files. */
+  update?: boolean;
+}
 
 /**
  * `erp edi test <partner> [--update]`: the partner's samples through split, validate and map,

@@ -5,6 +5,7 @@ import { UserError } from '../errors.js';
 import { listPartnerNames, loadPartner, loadPartners } from '../partners/profile.js';
 import { table } from './report.js';
 import { EXIT } from './exit.js';
+import type { EdiCommandOptions } from './edi-harness.js';
 
 /**
  * `erp edi status`: outbound interchanges waiting for their 997/999 longer than the partner's
@@ -15,16 +16,6 @@ import { EXIT } from './exit.js';
  * file; nothing is written, uploaded or moved. Real runs go through `erp run edi-inbound` /
  * `erp run edi-outbound`, which record them.
  */
-
-/** Options of `erp edi`. */
-export interface EdiCommandOptions {
-  partner?: string[];
-  limit?: string[] | string;
-  direction?: string[];
-  transactionSet?: string[] | string;
-  /** `erp edi test --update`: write the expected files. */
-  update?: boolean;
-}
 
 const when = (d: Date): string => d.toISOString().replace('T', ' ').slice(0, 16);
 

@@ -1,5 +1,5 @@
-import type { RunOutcome } from '../jobs/execute.js';
-import type { PipelineResult } from '../pipeline/run.js';
+import type { RunOutcome } from '../jobs/types.js';
+import type { PipelineResult } from '../pipeline/result.js';
 import type { RunDetail, RunRow } from '../runs/store/runs.js';
 
 /**

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { parse } from 'csv-parse';
-import { xlsxFormatSchema } from '../stages/format-xlsx.js';
+import { xlsxFormatSchema } from '../xlsx/options.js';
 import type { Batch } from '../stages/types.js';
 import { writeXlsx } from '../xlsx/write.js';
 

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { AppContext } from '../pipeline/run.js';
+import type { AppContext } from '../app.js';
 import type { Partner } from '../partners/profile.js';
 import type { X12Problem } from '../x12/errors.js';
 import { describeField, loadInboundMapping, mapTransaction } from '../x12/mapping.js';

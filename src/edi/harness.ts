@@ -2,14 +2,10 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Partner } from '../partners/profile.js';
-import type { AppContext } from '../pipeline/run.js';
+import type { AppContext } from '../app.js';
 import type { InboundMapping } from '../x12/mapping.js';
-import {
-  prepareInbound,
-  processInboundFile,
-  type InboundFileResult,
-  type MappedOrder,
-} from './inbound-file.js';
+import { prepareInbound, processInboundFile } from './inbound-file.js';
+import { type InboundFileResult, type MappedOrder } from './inbound-types.js';
 import { ControlNumberSource } from './transport.js';
 
 /**

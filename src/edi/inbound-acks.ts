@@ -3,7 +3,7 @@ import { buildAck, buildTa1, ta1For } from '../x12/ack.js';
 import type { X12Problem } from '../x12/errors.js';
 import { recordOutbound } from './interchanges.js';
 import { buildPoAcks, type LineStatus, type PoAckInput } from '../x12/po-ack.js';
-import type { InboundContext, InboundFileResult, InboundOptions } from './inbound-file.js';
+import type { InboundContext, InboundFileResult, InboundOptions } from './inbound-types.js';
 import type { InboundProcessor, PoAckRequest } from './inbound-processor.js';
 
 /**

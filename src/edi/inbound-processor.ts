@@ -14,7 +14,7 @@ import { findPartner } from '../x12/partner.js';
 import { applyFunctionalAck, readFunctionalAck } from './reconcile.js';
 import type { GeEvent, GroupHeader, IeaEvent, InterchangeHeader, TransactionSet } from '../x12/types.js';
 import { holdOrder } from './exceptions.js';
-import type { InboundContext, InboundFileResult, InboundOptions } from './inbound-file.js';
+import type { InboundContext, InboundFileResult, InboundOptions } from './inbound-types.js';
 import { insertPurchaseOrder } from './orders.js';
 import { checkPurchaseOrder, type CheckedOrder } from './po-check.js';
 

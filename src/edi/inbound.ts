@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { makeTempIn, runTempDir } from '../runs/temp.js';
 import { CancelledError } from '../errors.js';
 import { resolveEndpoint, type Partner } from '../partners/profile.js';
-import type { AppContext } from '../pipeline/run.js';
+import type { AppContext } from '../app.js';
 import {
   downloadVerified,
   listReady,
@@ -13,15 +13,12 @@ import {
   uploadAtomic,
   type Sftp,
 } from '../sftp/index.js';
-import {
-  prepareInbound,
-  processInboundFile,
-  type InboundFileResult,
-  type InboundOptions,
-} from './inbound-file.js';
+import { prepareInbound, processInboundFile } from './inbound-file.js';
+import { type InboundFileResult, type InboundOptions } from './inbound-types.js';
 import { previewSegments, withPartnerSftp } from './transport.js';
 
 export * from './inbound-file.js';
+export * from './inbound-types.js';
 
 /**
  * Inbound EDI for one partner: their 850s become sales orders, every functional group gets our

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { withTransaction } from '../db/pool.js';
 import { CancelledError, UserError } from '../errors.js';
 import { resolveEndpoint, type Partner, type PartnerDirs } from '../partners/profile.js';
-import type { AppContext } from '../pipeline/run.js';
+import type { AppContext } from '../app.js';
 import { resolveInside, uploadAtomic, type Sftp } from '../sftp/index.js';
 import { recordOutbound } from './interchanges.js';
 import {

@@ -1,5 +1,5 @@
 import { loadPartner } from '../partners/profile.js';
-import type { AppContext } from '../pipeline/run.js';
+import type { AppContext } from '../app.js';
 import { describeInboundFile, runInbound, type InboundRunResult } from './inbound.js';
 import { describeOutboundFile, runOutbound, type OutboundRunResult, type OutboundSet } from './outbound.js';
 

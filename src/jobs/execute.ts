@@ -11,40 +11,18 @@ import {
   UserError,
 } from '../errors.js';
 import { loadPipeline } from '../pipeline/definition.js';
-import { runPipeline, type AppContext, type PipelineResult } from '../pipeline/run.js';
-import { ediStepName, runEdiStep, type EdiStepResult, type EdiStepSpec } from '../edi/step.js';
+import { runPipeline } from '../pipeline/run.js';
+import { type AppContext } from '../app.js';
+import { ediStepName, runEdiStep, type EdiStepSpec } from '../edi/step.js';
 import { recordPipeline } from '../metrics/counters.js';
 import { loadPartner } from '../partners/profile.js';
-import { errorKindOf, finishRun, requeueRun, type ErrorKind } from '../runs/store/runs.js';
+import { errorKindOf, finishRun, requeueRun } from '../runs/store/runs.js';
 import { claimRun, detailOf, finalOutcome, recordStep, stepSucceededSql, type Claim } from './run-record.js';
 import { loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';
 import { runSqlStep, sqlFilePath, type SqlStepOptions, type SqlStepResult } from './sql-step.js';
 import { poolRunnerSession } from './session.js';
 import { SQLSTATE } from '../db/sqlstate.js';
-
-/**
- * Executes a run's steps in order. The worker and `erp run --inline` both call {@link executeRun};
- * the CLI never has logic of its own.
- *
- *   run (queued) ──► running ──► step 1 ──► step 2 ──► … ──► succeeded
- *                        │            └─ fails ─┬─ transient, attempts left ──► queued (retried)
- *                        │                      └─ permanent or last attempt ─► failed
- *                        └─ cancel requested / signal ──────────────────────► cancelled
- *
- * A retried run skips the steps that already succeeded; a pipeline step re-run skips the files
- * its earlier attempt committed (the ledger), so nothing is loaded twice.
- */
-
-export interface RunProgress {
-  runId: number | null;
-  step: number;
-  steps: number;
-  kind: FlatStep['kind'];
-  name: string;
-  state: 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
-  rows?: number;
-  message?: string;
-}
+import type { FlatStep, RunOutcome, RunProgress, StepOutcome } from './types.js';
 
 export interface ExecuteOptions {
   /** The run row, or null for a dry run that records nothing. */
@@ -69,35 +47,6 @@ export interface ExecuteOptions {
    */
   liveness?: number;
   onProgress?: (p: RunProgress) => void;
-}
-
-export interface StepOutcome {
-  kind: FlatStep['kind'];
-  name: string;
-  status: 'succeeded' | 'failed' | 'skipped';
-  pipeline?: PipelineResult;
-  sql?: SqlStepResult;
-  edi?: EdiStepResult;
-  error?: string;
-}
-
-export interface RunOutcome {
-  runId: number | null;
-  status: 'succeeded' | 'failed' | 'cancelled' | 'retrying';
-  steps: StepOutcome[];
-  error: string | null;
-  /** The failure cannot be fixed by retrying. */
-  permanent: boolean;
-  errorKind: ErrorKind | null;
-}
-
-export interface FlatStep {
-  kind: 'pipeline' | 'sql' | 'edi';
-  name: string;
-  params: Record<string, string>;
-  files?: string[];
-  /** The partner and direction of an `edi` step. */
-  edi?: EdiStepSpec;
 }
 
 /** Expands nested jobs into one ordered list of pipeline, SQL and EDI steps. */

@@ -5,7 +5,7 @@ import { describeError, isConnectionError } from '../errors.js';
 import { jobIdOf } from './job-id.js';
 import { runState, type RunStatus } from '../runs/store/runs.js';
 import { endedStepsOf } from '../runs/store/steps.js';
-import type { RunProgress } from './execute.js';
+import type { RunProgress } from './types.js';
 
 const FINAL: RunStatus[] = ['succeeded', 'failed', 'cancelled'];
 

@@ -12,7 +12,8 @@ import { renderOutputName } from '../stages/sink-file.js';
 import { resolveParams as resolveQueryParams } from '../stages/source-postgres.js';
 import { mappingFileSchema, type MappingFile } from '../stages/transform.js';
 import { createValidate } from '../stages/validate.js';
-import { flattenSteps, type FlatStep } from './execute.js';
+import { flattenSteps } from './execute.js';
+import { type FlatStep } from './types.js';
 import type { Runnable } from './definition.js';
 import { sqlFilePath } from './sql-step.js';
 

@@ -1,13 +1,13 @@
 import type pg from 'pg';
 import { ediStepDetail } from '../edi/step.js';
-import type { AppContext } from '../pipeline/run.js';
+import type { AppContext } from '../app.js';
 import { runState } from '../runs/store/runs.js';
 import {
   claimRunRow,
   recordStepState,
   stepSucceededSql as stepSucceededStatement,
 } from '../runs/store/steps.js';
-import type { FlatStep, RunOutcome, StepOutcome } from './execute.js';
+import type { FlatStep, RunOutcome, StepOutcome } from './types.js';
 
 /**
  * A run's records as the runner writes them while it executes: the claim, a step's running and

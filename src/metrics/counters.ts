@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { PipelineResult } from '../pipeline/run.js';
+import type { PipelineResult } from '../pipeline/result.js';
 
 /**
  * The process's Prometheus metrics that the runner counts as it works (runs, steps, rows, files,

@@ -4,7 +4,9 @@ import { finishRun } from '../runs/store/runs.js';
 import type { Batch, FileSink, FormatWriter, RecordSource } from '../stages/types.js';
 import type { PipelineDefinition } from './definition.js';
 import { pipelineRun } from './pipeline-run.js';
-import { failedFile, type AppContext, type PipelineResult, type RunPipelineOptions } from './run.js';
+import { type RunPipelineOptions } from './pipeline-run.js';
+import { failedFile, type PipelineResult } from './result.js';
+import { type AppContext } from '../app.js';
 
 /**
  * Runs an export pipeline: a query's rows streamed through a format writer into a file sink.

@@ -1,6 +1,31 @@
 import { createRun } from '../runs/store/runs.js';
 import type { PipelineDefinition } from './definition.js';
-import type { AppContext, RunPipelineOptions } from './run.js';
+import type { AppContext } from '../app.js';
+
+/** How a pipeline runs: `erp run`'s options, or a job step's. */
+export interface RunPipelineOptions {
+  /** Files replacing the source's listing (`--file`). */
+  files?: string[];
+  /** Parse, validate and transform everything; write nothing. */
+  dryRun?: boolean;
+  /** Load a file even if its content was loaded before. */
+  force?: boolean;
+  signal?: AbortSignal;
+  requestedBy?: string;
+  trigger?: string;
+  params?: Record<string, unknown>;
+  /** An existing run (a job's) to attach the files to; otherwise a run is created. */
+  runId?: number;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface Progress {
+  file: string;
+  fileIndex: number;
+  bytesRead: number;
+  bytesTotal: number;
+  rowsRead: number;
+}
 
 /**
  * The run a pipeline's files are recorded under: the job's run when it runs as a job step, a run

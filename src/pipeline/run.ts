@@ -1,20 +1,3 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import path from 'node:path';
-import { pipeline as streamPipeline } from 'node:stream/promises';
-import type pg from 'pg';
-import type { Logger } from 'pino';
-import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
-import { addRunCounts, enterLedger, ledgerEntry, recordRunFile, setLedgerRows } from '../runs/store/files.js';
-import { finishRun } from '../runs/store/runs.js';
-import type { Cell, Reject, RowStep, SinkWriter, SourceFile, StageContext } from '../stages/types.js';
-import { buildExport, buildImport, isExport, type ImportStages } from './build.js';
-import { pipelineRun } from './pipeline-run.js';
-import { RejectReport } from './reject-report.js';
-import { runTempDir } from '../runs/temp.js';
-import { runExport } from './export.js';
-import type { PipelineConfig, PipelineDefinition } from './definition.js';
-
 /**
  * Runs an import pipeline: for each file, one transaction holding the rows, the ledger row and the
  * file's run record.
@@ -27,92 +10,24 @@ import type { PipelineConfig, PipelineDefinition } from './definition.js';
  * transaction that PostgreSQL rolls back when the connection drops. Either way no row of the file
  * is visible, and the ledger does not hold it, so the next run loads it.
  */
-
-export interface AppContext {
-  pool: pg.Pool;
-  log: Logger;
-  /** Project root. */
-  home: string;
-  /** Where reject reports and other run artefacts go. */
-  dataDir: string;
-  /** Rejects kept per file in runner.rejects. */
-  rejectsInTable: number;
-  /** Directories input files may come from besides `home` (ERP_INPUT_DIRS, resolved). */
-  inputDirs?: readonly string[];
-}
-
-export interface RunPipelineOptions {
-  /** Files replacing the source's listing (`--file`). */
-  files?: string[];
-  /** Parse, validate and transform everything; write nothing. */
-  dryRun?: boolean;
-  /** Load a file even if its content was loaded before. */
-  force?: boolean;
-  signal?: AbortSignal;
-  requestedBy?: string;
-  trigger?: string;
-  params?: Record<string, unknown>;
-  /** An existing run (a job's) to attach the files to; otherwise a run is created. */
-  runId?: number;
-  onProgress?: (p: Progress) => void;
-}
-
-export interface Progress {
-  file: string;
-  fileIndex: number;
-  bytesRead: number;
-  bytesTotal: number;
-  rowsRead: number;
-}
-
-export interface FileResult {
-  file: string;
-  status: 'loaded' | 'skipped' | 'failed' | 'validated';
-  sha256: string;
-  rowsRead: number;
-  rowsLoaded: number;
-  rowsRejected: number;
-  /** CSV with every reject of the file, when there were any. */
-  rejectReport: string | null;
-  /** The first rejects, for display. */
-  rejects: Reject[];
-  message: string | null;
-  /** The file failed because it broke its reject policy (max_rejects / max_reject_rate). */
-  policyExceeded: boolean;
-  /** The file failed for a reason a retry may fix (connection lost, lock timeout). */
-  transient: boolean;
-}
-
-/** A file's result before anything happened to it: failed, until its load says otherwise. */
-export function failedFile(file: string, sha256: string): FileResult {
-  return {
-    file,
-    status: 'failed',
-    sha256,
-    rowsRead: 0,
-    rowsLoaded: 0,
-    rowsRejected: 0,
-    rejectReport: null,
-    rejects: [],
-    message: null,
-    policyExceeded: false,
-    transient: false,
-  };
-}
-
-export interface PipelineResult {
-  runId: number | null;
-  pipeline: string;
-  dryRun: boolean;
-  status: 'succeeded' | 'failed' | 'cancelled';
-  files: FileResult[];
-  rowsRead: number;
-  rowsLoaded: number;
-  rowsRejected: number;
-  error: string | null;
-  /** The pipeline failed outside any file for a reason a retry may fix (the database went away). */
-  transient?: boolean;
-}
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { pipeline as streamPipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
+import { addRunCounts, enterLedger, ledgerEntry, recordRunFile, setLedgerRows } from '../runs/store/files.js';
+import { finishRun } from '../runs/store/runs.js';
+import type { Cell, Reject, RowStep, SinkWriter, SourceFile, StageContext } from '../stages/types.js';
+import { buildExport, buildImport, isExport, type ImportStages } from './build.js';
+import { pipelineRun } from './pipeline-run.js';
+import { RejectReport } from './reject-report.js';
+import { runTempDir } from '../runs/temp.js';
+import type { AppContext } from '../app.js';
+import { runExport } from './export.js';
+import type { PipelineConfig, PipelineDefinition } from './definition.js';
+import { failedFile, type FileResult, type PipelineResult } from './result.js';
+import type { RunPipelineOptions } from './pipeline-run.js';
 
 const SHOWN_REJECTS = 20;
 

@@ -1,6 +1,7 @@
 import { Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { App } from '../app.js';
-import { executeRun, HandedBackError, type RunProgress } from '../jobs/execute.js';
+import { executeRun, HandedBackError } from '../jobs/execute.js';
+import { type RunProgress } from '../jobs/types.js';
 import { storedRunOf, type StoredRun } from '../jobs/load-run.js';
 import { preflight as checkRun, PreflightError } from '../jobs/preflight.js';
 import { finishRun } from '../runs/store/runs.js';

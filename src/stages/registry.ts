@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { csvFormatSchema } from './format-csv.js';
 import { nachaFormatSchema } from './format-nacha.js';
-import { xlsxFormatSchema } from './format-xlsx.js';
+import { xlsxFormatSchema } from '../xlsx/options.js';
 import { fileSinkSchema } from './sink-file.js';
 import { postgresSinkSchema } from './sink-postgres.js';
 import { sftpSinkSchema } from './sink-sftp.js';

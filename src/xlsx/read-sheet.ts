@@ -4,7 +4,7 @@
  * into batches, bad rows rejected; the header row names the columns.
  */
 import { UserError } from '../errors.js';
-import type { XlsxFormatConfig } from '../stages/format-xlsx.js';
+import type { XlsxFormatConfig } from './options.js';
 import { BatchBuffer } from '../stages/batch-buffer.js';
 import type { Batch, Cell, RejectFn } from '../stages/types.js';
 import {

@@ -16,7 +16,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { UserError } from '../errors.js';
-import type { XlsxFormatConfig } from '../stages/format-xlsx.js';
+import type { XlsxFormatConfig } from './options.js';
 import type { Batch, RejectFn } from '../stages/types.js';
 import { findSheet, readWorkbookInfo } from './parts.js';
 import { readSheet } from './read-sheet.js';

@@ -7,7 +7,7 @@ import type { Writable } from 'node:stream';
 import type ExcelJS from 'exceljs';
 import { untilDrained } from '../csv/writer.js';
 import { UserError } from '../errors.js';
-import type { XlsxFormatConfig } from '../stages/format-xlsx.js';
+import type { XlsxFormatConfig } from './options.js';
 import type { Batch, ColumnType } from '../stages/types.js';
 import { inline, xlsxValue, type XlsxValue } from './cells.js';
 import { excel } from './lib.js';

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import type { AppContext } from '../../src/pipeline/run.js';
+import type { AppContext } from '../../src/app.js';
 import type { TestDatabase } from './db.js';
 
 /** A project home of the test's own: the given files (path → content), and sql/ from the repository. */
