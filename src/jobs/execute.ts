@@ -17,7 +17,8 @@ import { ediStepName, runEdiStep, type EdiStepSpec } from '../edi/step.js';
 import { recordPipeline } from '../metrics/counters.js';
 import { loadPartner } from '../partners/profile.js';
 import { errorKindOf, finishRun, requeueRun } from '../runs/store/runs.js';
-import { claimRun, detailOf, finalOutcome, recordStep, stepSucceededSql, type Claim } from './run-record.js';
+import { detailOf, finalOutcome, recordStep, stepSucceededSql } from './run-record.js';
+import { RunClaim } from './claim.js';
 import { loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';
 import { runSqlStep, sqlFilePath, type SqlStepOptions, type SqlStepResult } from './sql-step.js';
 import { poolRunnerSession } from './session.js';
@@ -122,43 +123,27 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
   const ownSession = runId !== null && opts.liveness === undefined ? await poolRunnerSession(app.pool) : null;
   const liveness = opts.liveness ?? ownSession?.key ?? null;
   let steps: FlatStep[] = [];
-  // The run's claim (runner.claim_run): made at once, or, for a first delivery's first SQL step, once
-  // the step outlasts CLAIM_AFTER_MS; a step done sooner claims the run with its own commit.
-  let claiming: Promise<Claim | { final: Partial<RunOutcome> }> | null = null;
-  let claimTimer: NodeJS.Timeout | undefined;
-  let claimedByCommit = false;
-  const claimNow = (): Promise<Claim | { final: Partial<RunOutcome> }> => {
-    clearTimeout(claimTimer);
-    if (!claiming) {
-      claiming = claimRun(app, runId!, liveness!, steps[0]);
-      // Settled on every path (the catch below waits for it), so never an unhandled rejection.
-      claiming.catch(() => undefined);
-    }
-    return claiming;
-  };
+  // The run's claim (src/jobs/claim.ts): made at once, or, for a first delivery's first SQL step,
+  // once the step outlasts CLAIM_AFTER_MS; a step done sooner claims the run with its own commit.
+  const claim = runId !== null ? new RunClaim(app, runId, liveness!, () => steps[0]) : null;
   try {
     steps = await flattenSteps(app.home, opts.runnable.job, opts.params);
-    /** The position of the step whose record as running exists already. */
-    let recordedRunning: number | null = null;
-    if (runId !== null) {
+    if (claim) {
       if (opts.firstDelivery && steps[0]?.kind === 'sql' && !opts.dryRun) {
         // The step runs at once; it commits only after the claim, if one was made, said the run is
-        // ours, or claims the run itself (commitWith below). Either records it as running.
-        claimTimer = setTimeout(() => void claimNow(), CLAIM_AFTER_MS);
-        recordedRunning = 1;
+        // ours, or claims the run itself (commitWith below).
+        claim.deferFor(CLAIM_AFTER_MS);
       } else {
-        const claim = await claimNow();
-        if ('final' in claim) {
-          Object.assign(outcome, claim.final);
+        const answer = await claim.now();
+        if ('final' in answer) {
+          Object.assign(outcome, answer.final);
           return outcome;
         }
-        if (claim.cancelRequested) throw new CancelledError();
-        for (const position of claim.done) done.add(position);
-        if (claim.firstStepRecorded) recordedRunning = 1;
+        if (answer.cancelRequested) throw new CancelledError();
+        for (const position of answer.done) done.add(position);
+        claim.landed(answer);
       }
     }
-    /** Whether the run's success was committed with its last step. */
-    let finished = false;
     for (let i = 0; i < steps.length; i++) {
       current = i;
       const step = steps[i]!;
@@ -170,22 +155,16 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
       }
       if (signal.aborted) throw signal.reason ?? new CancelledError();
       // Recording the step as running also tells whether a cancel was asked for meanwhile.
-      if (recordedRunning !== i + 1 && (await recordStep(app, runId, i + 1, step, 'running')))
+      if (!claim?.isRecordedRunning(i + 1) && (await recordStep(app, runId, i + 1, step, 'running')))
         throw new CancelledError();
       opts.onProgress?.({ ...base, state: 'running' });
       const nextAt = steps.findIndex((_, k) => k > i && !done.has(k + 1));
       // A SQL step of a recorded run commits its success (and the run's, if it is the last) with its work.
       const next = nextAt < 0 ? null : { position: nextAt + 1, step: steps[nextAt]! };
       const commitWith =
-        runId !== null && step.kind === 'sql' && !opts.dryRun
+        claim && runId !== null && step.kind === 'sql' && !opts.dryRun
           ? async (sql: SqlStepResult, client: pg.PoolClient): Promise<string> => {
-              clearTimeout(claimTimer);
-              if (claiming) {
-                const claim = await claiming;
-                if ('final' in claim) throw new NotOursError();
-                if (claim.cancelRequested) throw new CancelledError();
-              }
-              const by = claiming || claimedByCommit ? null : { liveness: liveness! };
+              const by = await claim.commitClaim();
               return stepSucceededSql(
                 client,
                 runId,
@@ -200,13 +179,10 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
         opts.onProgress?.({ ...base, state: 'running', rows }),
       );
       outcome.steps.push(result);
-      if (commitWith) {
-        // The run's claim (if not made yet), the next step's running record or the run's success
-        // went in with this one's success.
-        claimedByCommit = true;
-        finished = next === null;
-        recordedRunning = next?.position ?? null;
-      } else await recordStep(app, runId, i + 1, step, 'succeeded', detailOf(result));
+      // The run's claim (if not made yet), the next step's running record or the run's success
+      // went in with this one's success.
+      if (commitWith) claim!.committed(next);
+      else await recordStep(app, runId, i + 1, step, 'succeeded', detailOf(result));
       opts.onProgress?.({
         ...base,
         state: 'succeeded',
@@ -214,22 +190,16 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
         ...(result.edi ? { message: result.edi.summary } : {}),
       });
     }
-    if (runId !== null && !finished) await finishRun(app.pool, runId, 'succeeded');
+    if (runId !== null && !claim?.finished) await finishRun(app.pool, runId, 'succeeded');
     return outcome;
   } catch (caught) {
     // A failure is recorded only once the run is claimed (so it records the attempt), and after the
     // claim landed (else the claim could mark the run running again).
-    const claimed = runId === null || claimedByCommit ? claiming : claimNow();
-    let claim = await claimed?.catch(() => null);
-    // The claim was cut off with the step (the database restarted before it landed): the attempt is
-    // still one, so it is claimed once the database is back, else a retry would not count it.
-    if (claim === null && runId !== null && !claimedByCommit)
-      claim = await whileUnreachable(() => claimRun(app, runId, liveness!, steps[0]), {
-        onWait: () =>
-          app.log.warn({ runId }, 'the database is unreachable; waiting for it to record the attempt'),
-      }).catch(() => null);
-    if (claim && 'final' in claim) {
-      Object.assign(outcome, claim.final);
+    const answer = await claim?.forFailure(() =>
+      app.log.warn({ runId }, 'the database is unreachable; waiting for it to record the attempt'),
+    );
+    if (answer && 'final' in answer) {
+      Object.assign(outcome, answer.final);
       return outcome;
     }
     const code = (caught as { code?: unknown } | null)?.code;
@@ -301,7 +271,7 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
     }
     return outcome;
   } finally {
-    clearTimeout(claimTimer);
+    claim?.stop();
     if (timer) clearTimeout(timer);
     await ownSession?.close().catch(() => undefined);
     // This attempt's temporary files (downloads, spools) are of no use to the next one.
@@ -314,11 +284,6 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
  * a step done sooner claims the run with its own commit.
  */
 const CLAIM_AFTER_MS = 100;
-
-/** The run's claim found it no longer queued or running: its record is final and not ours. */
-class NotOursError extends Error {
-  override name = 'NotOursError';
-}
 
 /** A worker shutting down stopped the run and hands it back to the queue; another worker runs it. */
 export class HandedBackError extends Error {
