@@ -1,3 +1,8 @@
+/**
+ * The process logger (pino). Errors are logged under one key, `err`, as the Error itself:
+ * `log.warn({ err }, 'what failed')`. Its serializer keeps the type, code, message and stack, with
+ * URL passwords redacted (a driver's message may carry a connection string).
+ */
 import { pino, type DestinationStream, type Logger } from 'pino';
 
 /** Keys whose values never reach a log line, at any depth we log. */
@@ -23,6 +28,16 @@ export function redactUrls(text: string): string {
     .replace(/([?&;\s](?:password|pass|pwd|passwd)=)[^&\s]*/gi, '$1***');
 }
 
+/** pino's `err` serializer, with URL passwords redacted from the message and the stack. */
+export function serializeErr(err: unknown): unknown {
+  if (!(err instanceof Error)) return typeof err === 'string' ? redactUrls(err) : err;
+  const out = pino.stdSerializers.err(err) as unknown as Record<string, unknown>;
+  for (const key of ['message', 'stack'] as const) {
+    if (typeof out[key] === 'string') out[key] = redactUrls(out[key]);
+  }
+  return out;
+}
+
 /**
  * Creates the process logger: JSON lines when stderr is not a TTY, pino-pretty when it is.
  * Logs go to stderr so that command output on stdout stays machine-readable.
@@ -36,6 +51,7 @@ export function createLogger(
   const options = {
     level,
     redact: { paths: REDACT_PATHS, censor: '***' },
+    serializers: { err: serializeErr },
     formatters: {
       log(obj: Record<string, unknown>) {
         for (const [k, v] of Object.entries(obj)) {

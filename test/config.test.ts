@@ -104,4 +104,27 @@ describe('logging', () => {
       'redis://:***@127.0.0.1:6379 and sftp://u:***@h',
     );
   });
+
+  it('logs an error under err with its type, code and message, and no URL password', () => {
+    let out = '';
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        out += chunk.toString();
+        cb();
+      },
+    });
+    const log = createLogger('info', false, sink);
+    const err = Object.assign(new Error('connect ECONNREFUSED postgres://app:hunter2@db:5432/erp'), {
+      code: 'ECONNREFUSED',
+    });
+    log.warn({ err }, 'database unreachable');
+    const line = JSON.parse(out) as { err: { type: string; code: string; message: string; stack: string } };
+    expect(line.err).toMatchObject({
+      type: 'Error',
+      code: 'ECONNREFUSED',
+      message: 'connect ECONNREFUSED postgres://app:***@db:5432/erp',
+    });
+    expect(line.err.stack).toContain('postgres://app:***@db');
+    expect(out).not.toContain('hunter2');
+  });
 });

@@ -142,7 +142,7 @@ export function startAlertRounds(ctx: CheckContext, everyMs = ALERT_ROUND_MS): (
       const config = await loadAlerts(ctx.home);
       if (config) await checkAlerts(ctx, config);
     } catch (err) {
-      ctx.log.error({ err: describeError(err) }, 'alerts round failed');
+      ctx.log.error({ err }, 'alerts round failed');
     }
   };
   const timer = setInterval(() => {

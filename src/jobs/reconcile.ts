@@ -125,8 +125,7 @@ export function startReconciler(
   const pass = (): Promise<void> => {
     running = reconcileRuns(ctx).then(
       () => undefined,
-      (err: unknown) =>
-        ctx.log.warn({ err: describeError(err) }, 'run reconciliation failed; retrying later'),
+      (err: unknown) => ctx.log.warn({ err }, 'run reconciliation failed; retrying later'),
     );
     return running;
   };

@@ -29,7 +29,7 @@ export function stateRegistry(sources: StateSources): Registry {
     try {
       await fn();
     } catch (err) {
-      log.debug({ err: (err as Error).message }, `metrics: could not read ${what}`);
+      log.debug({ err }, `metrics: could not read ${what}`);
     }
   };
 

@@ -22,15 +22,12 @@ export function installLastResort(opts: {
     if (handling) return;
     handling = true;
     const runs = opts.runsInHand();
-    opts.log.fatal(
-      { err: describeError(err), stack: err instanceof Error ? err.stack : undefined, runs },
-      'uncaught error: handing the runs in hand back and exiting',
-    );
+    opts.log.fatal({ err, runs }, 'uncaught error: handing the runs in hand back and exiting');
     // A process in an unknown state gets a few seconds to write these records, no more.
     const hard = setTimeout(() => process.exit(opts.exitCode), 10_000);
     hard.unref();
     void markRunsRetryable(opts.databaseUrl, runs, describeError(err))
-      .catch((e: unknown) => opts.log.error({ err: describeError(e) }, 'could not record the runs in hand'))
+      .catch((e: unknown) => opts.log.error({ err: e }, 'could not record the runs in hand'))
       .finally(() => {
         opts.log.flush?.();
         process.exit(opts.exitCode);

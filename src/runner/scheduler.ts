@@ -5,7 +5,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { whileUnreachable } from '../db/pool.js';
-import { describeError, UserError } from '../errors.js';
+import { UserError } from '../errors.js';
 import { startReconciler } from '../jobs/reconcile.js';
 import {
   listJobNames,
@@ -129,7 +129,7 @@ export async function fireTick(
   const untilReachable = {
     onWait: (err: unknown) =>
       ctx.log.warn(
-        { job: entry.job.name, tick: at.toISOString(), err: describeError(err) },
+        { job: entry.job.name, tick: at.toISOString(), err },
         'the database is unreachable; the tick waits for it',
       ),
   };
@@ -161,7 +161,7 @@ export async function fireTick(
       } catch (err) {
         // The run is recorded as queued: a reconciler puts it on the queue once Redis is back.
         ctx.log.warn(
-          { job: entry.job.name, runId, err: describeError(err) },
+          { job: entry.job.name, runId, err },
           'could not put the run on the queue now; it is queued again when Redis is back',
         );
         return runId;
@@ -275,7 +275,7 @@ export async function startScheduler(ctx: SchedulerContext): Promise<RunningSche
   const stopping = new AbortController();
   const lanes: Lanes = new Map();
   const caughtUp = catchUp(ctx, entries, new Date(), stopping.signal, lanes).catch((err: unknown) => {
-    ctx.log.error({ err: (err as Error).message }, 'could not make up missed ticks');
+    ctx.log.error({ err }, 'could not make up missed ticks');
     return [];
   });
   const tasks = entries.map((entry) =>
@@ -294,10 +294,7 @@ export async function startScheduler(ctx: SchedulerContext): Promise<RunningSche
             )
           : fireTick(ctx, entry, at);
         await fire.catch((err: unknown) =>
-          ctx.log.error(
-            { job: entry.job.name, err: (err as Error).message },
-            'could not submit a scheduled run',
-          ),
+          ctx.log.error({ job: entry.job.name, err }, 'could not submit a scheduled run'),
         );
       },
       { timezone: entry.schedule.timezone, name: `${entry.job.name}#${entry.index}`, noOverlap: false },

@@ -9,7 +9,6 @@ import { succeededPositions } from '../runs/store/steps.js';
 import { openRunnerSession, type RunnerSession } from '../jobs/session.js';
 import { createPool } from '../db/pool.js';
 import { setWorkerConcurrency, trackRun } from '../metrics/counters.js';
-import { describeError } from '../errors.js';
 import { sweepRunTemps } from '../runs/temp.js';
 import { startReconciler } from '../jobs/reconcile.js';
 import {
@@ -98,7 +97,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
 
   // Temporary files a killed worker left behind (a partial download) go, unless their run is still on.
   await sweepRunTemps(pool, app.dataDir, app.log).catch((err: unknown) =>
-    app.log.warn({ err: describeError(err) }, 'could not sweep the temporary files of dead runs'),
+    app.log.warn({ err }, 'could not sweep the temporary files of dead runs'),
   );
 
   const process = async (job: Job<RunJobData>, token?: string): Promise<{ status: string }> => {
@@ -196,10 +195,8 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
     stalledInterval: opts.stalledInterval ?? app.config.ERP_WORKER_STALLED_MS,
     maxStalledCount: MAX_STALLED,
   });
-  worker.on('error', (err) => app.log.error({ err: err.message }, 'worker error'));
-  worker.on('failed', (job, err) =>
-    app.log.info({ runId: job?.data.runId, error: err.message }, 'run attempt failed'),
-  );
+  worker.on('error', (err) => app.log.error({ err }, 'worker error'));
+  worker.on('failed', (job, err) => app.log.info({ runId: job?.data.runId, err }, 'run attempt failed'));
   worker.on('stalled', (jobId) => {
     // BullMQ moves a stalled job back to the waiting list either way; past MAX_STALLED it fails it
     // when a worker takes it next, without running it. Say which.

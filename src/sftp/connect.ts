@@ -182,7 +182,7 @@ export async function connectSftp(endpoint: SftpEndpoint, opts: ConnectOptions):
   const { default: Client } = await import('ssh2-sftp-client');
   const client = new Client(where, {
     // Errors after connect surface through the failing call; these only trace the connection's end.
-    error: (err) => log.debug({ endpoint: where, err: describeError(err) }, 'SFTP connection error'),
+    error: (err) => log.debug({ endpoint: where, err }, 'SFTP connection error'),
     end: () => log.debug({ endpoint: where }, 'SFTP connection ended'),
     close: () => log.debug({ endpoint: where }, 'SFTP connection closed'),
   });
@@ -214,7 +214,7 @@ export async function connectSftp(endpoint: SftpEndpoint, opts: ConnectOptions):
     const markClosed = (): void => void closed.add(session);
     // An unhandled 'error' on the session would crash the process; the failing call reports it.
     session.on('error', (err: Error) => {
-      log.debug({ endpoint: where, err: describeError(err) }, 'SFTP session error');
+      log.debug({ endpoint: where, err }, 'SFTP session error');
       markClosed();
     });
     session.once('end', markClosed);
@@ -302,10 +302,7 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
       const delayMs = Math.round(
         Math.min(maxDelay, opts.baseDelayMs * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5),
       );
-      opts.log?.warn(
-        { what: opts.what, attempt, attempts, delayMs, err: describeError(err) },
-        'SFTP transient error; retrying',
-      );
+      opts.log?.warn({ what: opts.what, attempt, attempts, delayMs, err }, 'SFTP transient error; retrying');
       try {
         await sleep(delayMs, undefined, opts.signal ? { signal: opts.signal } : {});
       } catch {

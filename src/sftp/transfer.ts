@@ -104,7 +104,7 @@ export async function listReady(
       try {
         safeRemoteName(e.name);
       } catch (err) {
-        opts.log?.warn({ endpoint: label(client), dir, err: describeError(err) }, 'SFTP file skipped');
+        opts.log?.warn({ endpoint: label(client), dir, err }, 'SFTP file skipped');
         continue;
       }
       out.set(e.name, e);
