@@ -96,8 +96,10 @@ export async function planRun(
   return steps;
 }
 
-export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise<RunOutcome> {
+export async function executeRun(context: AppContext, opts: ExecuteOptions): Promise<RunOutcome> {
   const { runId } = opts;
+  // Every line logged while the run executes (its steps, their files, their stages) names the run.
+  const app: AppContext = { ...context, log: context.log.child({ runId, job: opts.runnable.name }) };
   const outcome: RunOutcome = {
     runId,
     status: 'succeeded',
@@ -175,9 +177,12 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
               );
             }
           : undefined;
-      const result = await runStep(app, step, opts, signal, commitWith, (rows) =>
+      const stepApp = { ...app, log: app.log.child({ step: step.name, position: i + 1 }) };
+      stepApp.log.debug({ kind: step.kind }, 'step running');
+      const result = await runStep(stepApp, step, opts, signal, commitWith, (rows) =>
         opts.onProgress?.({ ...base, state: 'running', rows }),
       );
+      stepApp.log.debug({ kind: step.kind }, 'step succeeded');
       outcome.steps.push(result);
       // The run's claim (if not made yet), the next step's running record or the run's success
       // went in with this one's success.
@@ -196,7 +201,7 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
     // A failure is recorded only once the run is claimed (so it records the attempt), and after the
     // claim landed (else the claim could mark the run running again).
     const answer = await claim?.forFailure(() =>
-      app.log.warn({ runId }, 'the database is unreachable; waiting for it to record the attempt'),
+      app.log.warn('the database is unreachable; waiting for it to record the attempt'),
     );
     if (answer && 'final' in answer) {
       Object.assign(outcome, answer.final);
@@ -226,10 +231,14 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
     const handedBack = err instanceof HandedBackError;
     const retry = handedBack || (!outcome.permanent && (opts.attemptsLeft ?? 0) > 0);
     outcome.status = cancelled ? 'cancelled' : retry ? 'retrying' : 'failed';
+    app.log.debug(
+      { status: outcome.status, step: steps[current]?.name, position: current + 1, err },
+      'run attempt ended',
+    );
     // The failure is often the database going away (a restart, a failover): its record waits for
     // the database to come back rather than leave the run 'running'.
     const waiting = (): void =>
-      app.log.warn({ runId }, 'the database is unreachable; waiting for it to record the failed attempt');
+      app.log.warn('the database is unreachable; waiting for it to record the failed attempt');
     if (current >= 0 && runId !== null) {
       const step = steps[current];
       if (step)

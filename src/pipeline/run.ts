@@ -33,10 +33,11 @@ const SHOWN_REJECTS = 20;
 
 /** Runs `def` and returns what happened to each file. Throws only for errors before any file starts. */
 export async function runPipeline(
-  app: AppContext,
+  context: AppContext,
   def: PipelineDefinition,
   opts: RunPipelineOptions = {},
 ): Promise<PipelineResult> {
+  let app = context;
   const signal = opts.signal ?? new AbortController().signal;
   const ctx: StageContext = {
     home: app.home,
@@ -54,6 +55,9 @@ export async function runPipeline(
   const stages = await buildImport(def, ctx, { files: opts.files });
   const dryRun = opts.dryRun ?? false;
   const { runId, ownRun } = await pipelineRun(app, def, opts);
+  // Its lines name the pipeline, and the run when it is the pipeline's own (a job's names it already).
+  app = { ...app, log: app.log.child(ownRun ? { runId, pipeline: def.name } : { pipeline: def.name }) };
+  ctx.log = app.log;
   // The stages read it when they need a temporary file, after this point.
   ctx.tempDir = runTempDir(app.dataDir, runId);
   const result: PipelineResult = {
@@ -72,6 +76,17 @@ export async function runPipeline(
     for await (const file of stages.source.files()) {
       if (signal.aborted) throw new CancelledError();
       const r = await runFile(app, def, stages, file, index++, { ...opts, dryRun, signal, runId });
+      app.log.debug(
+        {
+          file: r.file,
+          status: r.status,
+          rowsRead: r.rowsRead,
+          rowsLoaded: r.rowsLoaded,
+          rowsRejected: r.rowsRejected,
+          message: r.message,
+        },
+        `file ${r.status}`,
+      );
       result.files.push(r);
       result.rowsRead += r.rowsRead;
       result.rowsLoaded += r.rowsLoaded;
@@ -81,7 +96,7 @@ export async function runPipeline(
         result.error ??= r.message;
       }
     }
-    if (result.files.length === 0) app.log.warn({ pipeline: def.name }, 'no input files found');
+    if (result.files.length === 0) app.log.warn('no input files found');
   } catch (err) {
     result.status = err instanceof CancelledError ? 'cancelled' : 'failed';
     result.error = describeError(err);
@@ -136,13 +151,14 @@ function checkRatePolicy(
 }
 
 async function runFile(
-  app: AppContext,
+  context: AppContext,
   def: PipelineDefinition,
   stages: ImportStages,
   file: SourceFile,
   index: number,
   opts: FileRunOptions,
 ): Promise<FileResult> {
+  const app: AppContext = { ...context, log: context.log.child({ file: file.name }) };
   // An SFTP download hashed the bytes as they arrived; a local file is hashed here.
   const sha256 = file.sha256 ?? (await hashFile(file.path));
   const reportPath =
