@@ -14,7 +14,8 @@ import {
   recordDecision,
   type PendingApproval,
 } from '../runs/store/approvals.js';
-import { createRun, currentUser } from '../runs/store/runs.js';
+import { createRun } from '../runs/store/runs.js';
+import { currentUser } from '../config/env.js';
 import { SQLSTATE } from '../db/sqlstate.js';
 
 /**

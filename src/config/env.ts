@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
 
@@ -47,11 +48,30 @@ export const configSchema = z.object({
    * `:`; a file anywhere else is refused before it is opened.
    */
   ERP_INPUT_DIRS: z.string().default(''),
+  /**
+   * Who this process acts for in the audit trail (runs, approvals, cancels); unset: the OS user.
+   * Bind it to the database login on shared hosts (docs/compliance.md).
+   */
+  ERP_USER: z.string().trim().min(1).optional(),
   /** Rows kept per file in the erp.rejects table; the CSV report always has them all. */
   ERP_REJECTS_IN_TABLE: z.coerce.number().int().min(0).default(1000),
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/**
+ * Who is running this process, for the audit trail: ERP_USER as the schema reads it (an empty or
+ * blank value counts as unset), else the OS user.
+ */
+export function currentUser(env: NodeJS.ProcessEnv = process.env): string {
+  const declared = configSchema.shape.ERP_USER.safeParse(env.ERP_USER);
+  if (declared.success && declared.data !== undefined) return declared.data;
+  try {
+    return userInfo().username;
+  } catch {
+    return 'unknown';
+  }
+}
 
 /**
  * Checks a connection URL's form, so a malformed one is one line naming the variable (exit 2)

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { UserError } from '../errors.js';
-import { currentUser, reopenRunRecord, runHoldingLock, runState } from '../runs/store/runs.js';
+import { reopenRunRecord, runHoldingLock, runState } from '../runs/store/runs.js';
+import { currentUser } from '../config/env.js';
 import { stepsOf } from '../runs/store/steps.js';
 import { flattenSteps } from './execute.js';
 import { type FlatStep } from './types.js';

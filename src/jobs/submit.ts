@@ -1,13 +1,8 @@
 import type pg from 'pg';
 import type { Queue } from 'bullmq';
 import { UserError } from '../errors.js';
-import {
-  createRun,
-  currentUser,
-  failAbandonedRun,
-  runHoldingLock,
-  type LockHolder,
-} from '../runs/store/runs.js';
+import { createRun, failAbandonedRun, runHoldingLock, type LockHolder } from '../runs/store/runs.js';
+import { currentUser } from '../config/env.js';
 import type { RunJobData } from '../runner/queue.js';
 import { jobIdOf } from './job-id.js';
 import { lockKeyOf, type Runnable } from './definition.js';

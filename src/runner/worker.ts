@@ -39,7 +39,7 @@ export interface WorkerOptions {
   lockDuration?: number;
   /** How often stalled runs are looked for, in ms. @defaultValue ERP_WORKER_STALLED_MS (30000) */
   stalledInterval?: number;
-  /** On close, how long the runs in hand may take to finish before they are handed back, in ms. @defaultValue 30000 */
+  /** On close, how long the runs in hand may take to finish before they are handed back, in ms. @defaultValue ERP_SHUTDOWN_GRACE_MS (30000) */
   graceMs?: number;
 }
 
@@ -100,7 +100,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
     app.log.warn({ err }, 'could not sweep the temporary files of dead runs'),
   );
 
-  const process = async (job: Job<RunJobData>, token?: string): Promise<{ status: string }> => {
+  const runJob = async (job: Job<RunJobData>, token?: string): Promise<{ status: string }> => {
     const stored = await storedRunOf(pool, app.home, job.data);
     const firstDelivery =
       !job.data.resume && job.attemptsStarted <= 1 && job.attemptsMade === 0 && job.stalledCounter === 0;
@@ -187,7 +187,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
   };
 
   setWorkerConcurrency(concurrency);
-  const worker = new Worker<RunJobData>(QUEUE_NAME, process, {
+  const worker = new Worker<RunJobData>(QUEUE_NAME, runJob, {
     connection,
     prefix: app.config.ERP_QUEUE_PREFIX,
     concurrency,
@@ -220,7 +220,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
     worker,
     runsInHand: () => [...controllers.keys()],
     async close() {
-      const grace = opts.graceMs ?? 30_000;
+      const grace = opts.graceMs ?? app.config.ERP_SHUTDOWN_GRACE_MS;
       const closing = worker.close();
       const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), grace).unref());
       if ((await Promise.race([closing.then(() => 'closed' as const), timer])) === 'timeout') {

@@ -1,5 +1,6 @@
-import { hostname, userInfo } from 'node:os';
+import { hostname } from 'node:os';
 import { CancelledError, isPermanent, RejectPolicyError, TimeoutError } from '../../errors.js';
+import { currentUser } from '../../config/env.js';
 import type { Db } from './db.js';
 
 /**
@@ -24,15 +25,6 @@ export interface NewRun {
   options?: Record<string, unknown>;
   /** The SHA-256 of each definition the run uses (src/audit/definitions.ts). */
   definitions?: readonly unknown[];
-}
-
-/** Who is running this process, for the audit trail. */
-export function currentUser(): string {
-  try {
-    return process.env.ERP_USER ?? userInfo().username;
-  } catch {
-    return 'unknown';
-  }
 }
 
 export async function createRun(db: Db, run: NewRun): Promise<number> {
