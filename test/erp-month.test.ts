@@ -1,4 +1,5 @@
 import { mkdir, readFile, symlink } from 'node:fs/promises';
+import { parse } from 'csv-parse/sync';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -225,5 +226,19 @@ describe('a month of activity', () => {
     expect(file.effectiveDate).toBe('261201');
     expect(file.serviceClass).toBe('220');
     expect(file.originator).toEqual({ destination: '091000019', companyId: '1234567890', odfi: '09100001' });
+  });
+
+  it('keeps the CSV bank file as an option: the same payments as the NACHA entries', async () => {
+    await run('bank-payments-csv-export', { period: '2026-11' });
+    const rows = parse(await readFile(path.join(home.dir, 'var/exports/bank-payments-2026-11.csv'), 'utf8'), {
+      columns: true,
+    }) as Record<string, string>[];
+    const nacha = validateNacha(
+      await readFile(path.join(home.dir, 'var/exports/bank-payments-2026-11.ach'), 'utf8'),
+    );
+    expect(Object.keys(rows[0]!)).toEqual(['employee_no', 'name', 'routing', 'account', 'amount']);
+    expect(
+      rows.map((r) => [r.employee_no, r.routing, r.account, Math.round(Number(r.amount) * 100)]),
+    ).toEqual(nacha.entries.map((e) => [e.id, e.routing, e.account, e.cents]));
   });
 });
