@@ -6,7 +6,7 @@ import { runInbound } from '../src/edi/inbound.js';
 import { runOutbound, type OutboundRunResult } from '../src/edi/outbound.js';
 import { shipNoticeMapping } from '../src/edi/ship-notice.js';
 import { ediStatus } from '../src/edi/status.js';
-import type { Partner } from '../src/partners.js';
+import type { Partner } from '../src/partners/profile.js';
 import { loadOutboundMapping } from '../src/x12/outbound.js';
 import { HOME, parseStrict, segs, startEdiWorld, type EdiWorld } from './edi-helpers.js';
 import { checkHierarchy, gs1CheckDigit } from './helpers/hl-check.js';

@@ -1,5 +1,5 @@
 import { UserError } from '../errors.js';
-import type { Partner } from '../partners.js';
+import type { Partner } from '../partners/profile.js';
 import type { FieldValue, OutboundDocument, OutboundMapping } from '../x12/outbound.js';
 import type { ShipNoticeRequirement } from '../x12/partner.js';
 

@@ -14,7 +14,7 @@ const CREDIT = ['22', '32'];
 const DEBIT = ['27', '37'];
 
 /**
- * A NACHA PPD validator written from the record layout, not from src/nacha.ts: record lengths and
+ * A NACHA PPD validator written from the record layout, not from src/nacha/: record lengths and
  * order, blocking, counts, entry hash, debit and credit totals, service class against the entries,
  * routing check digits and Federal Reserve prefixes, trace numbers.
  */
