@@ -50,11 +50,11 @@ export function shipNoticeProblem(partner: Partner, doc: OutboundDocument, label
     if (empty(doc.header[field]))
       return `${label}: ${need} is missing (${column}) for the 856 ${segment}; ${why}`;
   }
-  if (rules.require.includes('sscc') || rules.hierarchy === 'S-O-P-I') {
+  // Requiring sscc needs S-O-P-I (the profile schema says so), where every line must be in a carton.
+  if (rules.hierarchy === 'S-O-P-I') {
     const i = doc.lines.findIndex((l) => empty(l.sscc));
     if (i !== -1) {
-      const why2 = rules.hierarchy === 'S-O-P-I' ? `partner ${partner.name}'s hierarchy is S-O-P-I` : why;
-      return `${label}, line ${i + 1} (${String(doc.lines[i]!.sku ?? doc.lines[i]!.buyer_part)}): sscc is missing — the line is in no carton (sales.shipment_lines.package_no) for the 856 MAN*GM; ${why2}`;
+      return `${label}, line ${i + 1} (${String(doc.lines[i]!.sku ?? doc.lines[i]!.buyer_part)}): sscc is missing — the line is in no carton (sales.shipment_lines.package_no) for the 856 MAN*GM; partner ${partner.name}'s hierarchy is S-O-P-I`;
     }
   }
   return null;

@@ -75,7 +75,11 @@ export const shipNoticeSchema = z
     /** What an 856 must carry; a shipment lacking one is not sent. @defaultValue [] */
     require: z.array(z.enum(SHIP_NOTICE_REQUIREMENTS)).default([]),
   })
-  .strict();
+  .strict()
+  .refine((n) => n.hierarchy === 'S-O-P-I' || !n.require.includes('sscc'), {
+    message: 'sscc is sent on the pack level (MAN*GM): require it with hierarchy S-O-P-I',
+    path: ['require'],
+  });
 
 /** A trading partner's X12 profile; see the module comment for an example. */
 export const x12ProfileSchema = z

@@ -64,6 +64,9 @@ describe('x12ProfileSchema', () => {
     expect(bad(`version: '004010'\nship_notice: { require: [pallet_count] }\n`)).toContain(
       'ship_notice.require',
     );
+    expect(bad(`version: '004010'\nship_notice: { hierarchy: S-O-I, require: [sscc] }\n`)).toContain(
+      'ship_notice.require: sscc is sent on the pack level (MAN*GM): require it with hierarchy S-O-P-I',
+    );
   });
 
   it('ship_notice: S-O-I and nothing required unless the partner says otherwise', () => {
