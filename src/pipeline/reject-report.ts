@@ -5,6 +5,7 @@ import path from 'node:path';
 import { stringify, type Stringifier } from 'csv-stringify';
 import { UserError } from '../errors.js';
 import type { Reject } from '../stages/types.js';
+import { neutraliseFormula } from '../csv/writer.js';
 
 /**
  * A file's rejects: all of them into a CSV report, the first ones in memory.
@@ -39,7 +40,10 @@ export class RejectReport {
     if (this.first.length < this.keep) this.first.push(r);
     if (this.reportPath === null || this.failure) return;
     if (this.out === null) this.open(this.reportPath);
-    this.out!.write([r.file, r.line, r.field, r.value, r.reason]);
+    // A reject report is opened in spreadsheets, and its values come from partners: text is
+    // neutralised by the CSV writer's one policy (csv/writer.ts), which also covers a leading line
+    // feed and the full-width forms csv-stringify's escape_formulas lets through.
+    this.out!.write([r.file, r.line, r.field, r.value, r.reason].map(safeCell));
   };
 
   /** What the format stage reports: each refused row counts once, however many of its cells were bad. */
@@ -50,12 +54,7 @@ export class RejectReport {
   };
 
   private open(reportPath: string): void {
-    // escape_formulas: a reject report is opened in spreadsheets, and its values come from partners.
-    const out = stringify({
-      header: true,
-      columns: ['file', 'line', 'field', 'value', 'reason'],
-      escape_formulas: true,
-    });
+    const out = stringify({ header: true, columns: ['file', 'line', 'field', 'value', 'reason'] });
     this.out = out;
     out.on('error', (err: Error) => this.fail(err));
     this.opened = mkdir(path.dirname(reportPath), { recursive: true }).then(
@@ -154,4 +153,9 @@ export class RejectReportError extends UserError {
       1,
     );
   }
+}
+
+/** A report cell as written: text neutralised against spreadsheet formulas, numbers and nulls as they are. */
+function safeCell(v: string | number | null): string | number | null {
+  return typeof v === 'string' ? neutraliseFormula(v) : v;
 }
