@@ -1,12 +1,11 @@
-import { UserError, describeError } from '../errors.js';
-import { redactUrls } from '../log.js';
-import type { Channel } from './definition.js';
-
 /**
  * Delivery of one notice to one channel: a webhook (JSON POST; Slack's `{ text }` body on request)
  * or an e-mail over SMTP with nodemailer. URLs and credentials come from the environment variable
  * the channel names and never reach an error message or a log line.
  */
+import { UserError, describeError } from '../errors.js';
+import { redactUrls } from '../log.js';
+import type { Channel } from './definition.js';
 
 /** What goes out: an alert opening, repeating while open, resolving, or a test. */
 export interface Notice {

@@ -1,10 +1,3 @@
-import { access } from 'node:fs/promises';
-import path from 'node:path';
-import { z } from 'zod';
-import { loadYamlFile } from '../config/yaml.js';
-import { UserError } from '../errors.js';
-import { alertDurationSchema } from './expect.js';
-
 /**
  * `alerts.yaml` in the project home: where the built-in alerts go and how often an open one is
  * repeated. Secrets (webhook URLs, SMTP credentials) never live in the file: each channel names the
@@ -21,6 +14,12 @@ import { alertDurationSchema } from './expect.js';
  *   ack_overdue: { send_to: [ops-mail] }
  * ```
  */
+import { access } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { loadYamlFile } from '../config/yaml.js';
+import { UserError } from '../errors.js';
+import { alertDurationSchema } from './expect.js';
 
 const ENV_NAME = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name such as ERP_SMTP_URL');
 const CHANNEL_NAME = /^[a-z0-9][a-z0-9_-]*$/;

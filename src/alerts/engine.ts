@@ -1,3 +1,14 @@
+/**
+ * One round of the built-in alerts: evaluate the rules at `now`, record in runner.alerts what
+ * opened and what cleared, and send what is due.
+ *
+ *   condition seen, none open ──► INSERT (opened) ──► notice "open"
+ *   condition still holds     ──► last_seen_at     ──► notice "repeat" once per `repeat` interval
+ *   condition gone            ──► resolved_at      ──► notice "resolved" (if the opening one went out)
+ *
+ * A session advisory lock lets one process at a time do a round, so several schedulers send each
+ * notice once. A notice that cannot be delivered is tried again next round.
+ */
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
@@ -11,18 +22,6 @@ import {
 import { sendNotice, type Notice } from './channels.js';
 import { loadAlerts, RULES, type AlertsConfig, type RuleName } from './definition.js';
 import { evaluateRules, type Condition, type RuleContext } from './rules.js';
-
-/**
- * One round of the built-in alerts: evaluate the rules at `now`, record in runner.alerts what
- * opened and what cleared, and send what is due.
- *
- *   condition seen, none open ──► INSERT (opened) ──► notice "open"
- *   condition still holds     ──► last_seen_at     ──► notice "repeat" once per `repeat` interval
- *   condition gone            ──► resolved_at      ──► notice "resolved" (if the opening one went out)
- *
- * A session advisory lock lets one process at a time do a round, so several schedulers send each
- * notice once. A notice that cannot be delivered is tried again next round.
- */
 
 export interface CheckContext extends RuleContext {
   log: Logger;

@@ -1,6 +1,3 @@
-import { CronExpressionParser } from 'cron-parser';
-import { z } from 'zod';
-
 /**
  * `expect:` on a pipeline or a partner: when its file is due, and what it should look like. The
  * built-in alerts (src/alerts/rules.ts) fire when the file has not arrived by the deadline, when it
@@ -9,6 +6,8 @@ import { z } from 'zod';
  *
  *   tick (cron) ──── within ────► deadline: no file loaded since the previous deadline → alert
  */
+import { CronExpressionParser } from 'cron-parser';
+import { z } from 'zod';
 
 /** A duration like 90s, 30m, 2h or 1d, in ms. */
 export const alertDurationSchema = z

@@ -1,3 +1,9 @@
+/**
+ * The built-in rules: each returns the conditions that hold at `now`, one per subject (a job, a
+ * schedule, a pipeline, an interchange). src/alerts/engine.ts opens an alert for a new condition
+ * and resolves the alert whose condition no longer holds. Every time comparison uses `now`, never
+ * the database's clock, so tests drive the clock.
+ */
 import type { Queue } from 'bullmq';
 import { CronExpressionParser } from 'cron-parser';
 import type pg from 'pg';
@@ -16,13 +22,6 @@ import {
 } from '../runs/store/monitoring.js';
 import type { AlertsConfig, RuleName } from './definition.js';
 import { expectedPeriod, type ExpectSpec } from './expect.js';
-
-/**
- * The built-in rules: each returns the conditions that hold at `now`, one per subject (a job, a
- * schedule, a pipeline, an interchange). src/alerts/engine.ts opens an alert for a new condition
- * and resolves the alert whose condition no longer holds. Every time comparison uses `now`, never
- * the database's clock, so tests drive the clock.
- */
 
 /** One condition that holds. */
 export interface Condition {

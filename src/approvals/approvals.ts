@@ -1,3 +1,14 @@
+/**
+ * Approvals (segregation of duties). A job with `approval: { required: true }` is not queued when
+ * requested: its run is recorded as awaiting_approval with its dry run attached (runner.approvals,
+ * sql/000191). A second person's `erp approve` queues it for the workers; `erp reject` cancels it;
+ * an approval that waits past `expires_after` is cancelled (runner.expire_approvals).
+ *
+ *   erp run ─► dry run ─► run awaiting_approval + approvals row ─┬─ approve (other user) ─► queued ─► worker
+ *                                                                ├─ reject ─► cancelled
+ *                                                                └─ expires ─► cancelled
+ * Every step is an audit row, written in the same transaction as the state it records.
+ */
 import type pg from 'pg';
 import { appendAudit } from '../audit/trail.js';
 import { definitionHashes, type DefinitionHash } from '../audit/definitions.js';
@@ -17,18 +28,6 @@ import {
 import { createRun } from '../runs/store/runs.js';
 import { currentUser } from '../config/env.js';
 import { SQLSTATE } from '../db/sqlstate.js';
-
-/**
- * Approvals (segregation of duties). A job with `approval: { required: true }` is not queued when
- * requested: its run is recorded as awaiting_approval with its dry run attached (runner.approvals,
- * sql/000191). A second person's `erp approve` queues it for the workers; `erp reject` cancels it;
- * an approval that waits past `expires_after` is cancelled (runner.expire_approvals).
- *
- *   erp run ─► dry run ─► run awaiting_approval + approvals row ─┬─ approve (other user) ─► queued ─► worker
- *                                                                ├─ reject ─► cancelled
- *                                                                └─ expires ─► cancelled
- * Every step is an audit row, written in the same transaction as the state it records.
- */
 
 /** The approver was refused: exit code 5. */
 export class ApprovalRefusedError extends UserError {

@@ -1,8 +1,3 @@
-import { createHash } from 'node:crypto';
-import { hostname } from 'node:os';
-import type pg from 'pg';
-import { currentUser } from '../config/env.js';
-
 /**
  * The audit trail, audit.events (sql/000190): append-only, each row chained to the previous one.
  *
@@ -12,6 +7,10 @@ import { currentUser } from '../config/env.js';
  * PostgreSQL refuses UPDATE, DELETE and TRUNCATE on the table (a trigger), so changing a row takes
  * a superuser disabling the trigger; what such a person changes, `verifyAudit` finds.
  */
+import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
+import type pg from 'pg';
+import { currentUser } from '../config/env.js';
 
 /** The first row's previous hash. */
 export const GENESIS = '0'.repeat(64);

@@ -1,3 +1,8 @@
+/**
+ * The compliance commands: a run that needs approval (`erp run` of such a job), `erp approve`,
+ * `erp reject`, `erp approvals`, and `erp audit verify|export`. Thin: the work is in src/approvals/
+ * and src/audit/.
+ */
 import { open } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import type { App } from '../app.js';
@@ -16,12 +21,6 @@ import { enqueueRun } from '../jobs/submit.js';
 import { formatOutcome, table } from './report.js';
 import { finishRun } from '../runs/store/runs.js';
 import { EXIT, exitCodeOf } from './exit.js';
-
-/**
- * The compliance commands: a run that needs approval (`erp run` of such a job), `erp approve`,
- * `erp reject`, `erp approvals`, and `erp audit verify|export`. Thin: the work is in src/approvals/
- * and src/audit/.
- */
 
 /**
  * `erp run` of a job that requires approval: its dry run, then the run recorded as awaiting

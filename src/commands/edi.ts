@@ -1,12 +1,3 @@
-import type { App } from '../app.js';
-import { ediStatus, type EdiStatus } from '../edi/status.js';
-import { runEdiStep, type EdiStepSpec } from '../edi/step.js';
-import { UserError } from '../errors.js';
-import { listPartnerNames, loadPartner, loadPartners } from '../partners/profile.js';
-import { table } from './report.js';
-import { EXIT } from './exit.js';
-import type { EdiCommandOptions } from './edi-harness.js';
-
 /**
  * `erp edi status`: outbound interchanges waiting for their 997/999 longer than the partner's
  * `ack_overdue_hours`, files committed but not yet delivered, and the recent interchanges.
@@ -16,6 +7,14 @@ import type { EdiCommandOptions } from './edi-harness.js';
  * file; nothing is written, uploaded or moved. Real runs go through `erp run edi-inbound` /
  * `erp run edi-outbound`, which record them.
  */
+import type { App } from '../app.js';
+import { ediStatus, type EdiStatus } from '../edi/status.js';
+import { runEdiStep, type EdiStepSpec } from '../edi/step.js';
+import { UserError } from '../errors.js';
+import { listPartnerNames, loadPartner, loadPartners } from '../partners/profile.js';
+import { table } from './report.js';
+import { EXIT } from './exit.js';
+import type { EdiCommandOptions } from './edi-harness.js';
 
 const when = (d: Date): string => d.toISOString().replace('T', ' ').slice(0, 16);
 

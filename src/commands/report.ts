@@ -1,11 +1,10 @@
-import type { RunOutcome } from '../jobs/types.js';
-import type { PipelineResult } from '../pipeline/result.js';
-import type { RunDetail, RunRow } from '../runs/store/runs.js';
-
 /**
  * Plain-text rendering of results for operators. Everything here returns strings; the CLI decides
  * where they go.
  */
+import type { RunOutcome } from '../jobs/types.js';
+import type { PipelineResult } from '../pipeline/result.js';
+import type { RunDetail, RunRow } from '../runs/store/runs.js';
 
 /** Pads columns of a text table. */
 export function table(header: string[], rows: (string | number | null)[][]): string {

@@ -1,12 +1,3 @@
-import { createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { loadYamlFile } from '../config/yaml.js';
-import { UserError } from '../errors.js';
-import type { PipelineDefinition } from '../pipeline/definition.js';
-import { mappingFileSchema } from '../stages/transform.js';
-import type { FormatReader, Reject, RejectFn, RowStep } from '../stages/types.js';
-
 /**
  * Sensitive fields (`sensitive: true` on a validate field or a mapping column): their values never
  * reach a reject report, runner.rejects, the console, a log line or an error message. Every reject
@@ -22,6 +13,14 @@ import type { FormatReader, Reject, RejectFn, RowStep } from '../stages/types.js
  * it. A structural reject (a row the format could not split) carries the raw line, which holds
  * the sensitive columns too: its value is withheld the same way as a whole.
  */
+import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { loadYamlFile } from '../config/yaml.js';
+import { UserError } from '../errors.js';
+import type { PipelineDefinition } from '../pipeline/definition.js';
+import { mappingFileSchema } from '../stages/transform.js';
+import type { FormatReader, Reject, RejectFn, RowStep } from '../stages/types.js';
 
 /** Where the redaction key comes from: ERP_REDACT_KEY, or the file named by ERP_REDACT_KEY_FILE. */
 export function loadRedactKey(env: NodeJS.ProcessEnv = process.env): Buffer | null {

@@ -1,12 +1,11 @@
-import { realpath } from 'node:fs/promises';
-import path from 'node:path';
-import { UserError } from '../errors.js';
-
 /**
  * Input files come only from where they may: the project home and the directories listed in
  * ERP_INPUT_DIRS. A path is checked after resolving `..` and symbolic links, before the file is
  * opened, so `--file ../../etc/shadow` (or a link to it) is refused without reading a byte of it.
  */
+import { realpath } from 'node:fs/promises';
+import path from 'node:path';
+import { UserError } from '../errors.js';
 
 /** The allowed roots: `home`, then each `:`-separated entry of `inputDirs` (relative to `home`). */
 export function inputRootsOf(home: string, inputDirs: string): string[] {

@@ -1,9 +1,8 @@
-import type pg from 'pg';
-
 /**
  * The record of console actions. Every state-changing thing the console does goes through
  * {@link recordAction}, the one place to redirect when the audit trail moves (a hash chain, say).
  */
+import type pg from 'pg';
 
 /** One console action: who did what, when, from which address, to which run. */
 export interface ConsoleAction {

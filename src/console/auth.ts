@@ -1,3 +1,10 @@
+/**
+ * Who is asking, and may they: the session cookie (or a trusted proxy header, when configured)
+ * on every request; a CSRF token on every state-changing one; the login form with its throttle.
+ *
+ *   request ─► onRequest: security headers, session from cookie ─► none: /login (GET) or 401
+ *           ─► preHandler (POST…): _csrf field or X-CSRF-Token header = the session's ─► else 403
+ */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type pg from 'pg';
 import { recordAction } from './actions.js';
@@ -18,14 +25,6 @@ import {
   type ThrottlePolicy,
 } from './sessions.js';
 import { DUMMY_HASH, findUser, verifyPassword, type Role } from './users.js';
-
-/**
- * Who is asking, and may they: the session cookie (or a trusted proxy header, when configured)
- * on every request; a CSRF token on every state-changing one; the login form with its throttle.
- *
- *   request ─► onRequest: security headers, session from cookie ─► none: /login (GET) or 401
- *           ─► preHandler (POST…): _csrf field or X-CSRF-Token header = the session's ─► else 403
- */
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -1,11 +1,10 @@
-import { html, type Safe } from './html.js';
-import type { HistoryPoint } from '../runs/store/console.js';
-
 /**
  * A job's last runs as two small bar charts, duration and rows, rendered server-side as inline
  * SVG: no chart library, no script, and it obeys the page's Content Security Policy (presentation
  * attributes, not style). A failed run's bar is red; each bar's title names the run.
  */
+import { html, type Safe } from './html.js';
+import type { HistoryPoint } from '../runs/store/console.js';
 
 const W = 320;
 const H = 64;

@@ -1,15 +1,14 @@
+/**
+ * The page frame every console page shares, and the static assets it links: a stylesheet and one
+ * small script, read once from `assets/` beside this module (copied to dist/ by `npm run build`)
+ * and served by the console itself with a content hash in the URL. No CDN, no inline script.
+ */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { FastifyRequest } from 'fastify';
 import { html, type Part, type Safe } from './html.js';
 import type { Role } from './users.js';
-
-/**
- * The page frame every console page shares, and the static assets it links: a stylesheet and one
- * small script, read once from `assets/` beside this module (copied to dist/ by `npm run build`)
- * and served by the console itself with a content hash in the URL. No CDN, no inline script.
- */
 
 /** An asset served at /assets/NAME. */
 export interface Asset {

@@ -1,3 +1,8 @@
+/**
+ * A file's full reject report, as the runner wrote it (CSV beside the run, under the data
+ * directory), served as is or converted to XLSX on the fly: CSV → csv-parse → exceljs's streaming
+ * writer → the response, in batches, waiting for the response to drain. Memory stays flat.
+ */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -6,12 +11,6 @@ import { parse } from 'csv-parse';
 import { xlsxFormatSchema } from '../xlsx/options.js';
 import type { Batch } from '../stages/types.js';
 import { writeXlsx } from '../xlsx/write.js';
-
-/**
- * A file's full reject report, as the runner wrote it (CSV beside the run, under the data
- * directory), served as is or converted to XLSX on the fly: CSV → csv-parse → exceljs's streaming
- * writer → the response, in batches, waiting for the response to drain. Memory stays flat.
- */
 
 const COLUMNS = ['file', 'line', 'field', 'value', 'reason'] as const;
 const BATCH_ROWS = 1000;

@@ -1,3 +1,7 @@
+/**
+ * What an operator does from the console: cancel, rerun, reload a file, trigger a schedule's job.
+ * Each calls the functions `erp cancel` and `erp run` call, and is recorded by recordAction.
+ */
 import type { Queue } from 'bullmq';
 import type pg from 'pg';
 import { describeError, UserError } from '../errors.js';
@@ -8,11 +12,6 @@ import type { RunJobData } from '../runner/queue.js';
 import { runFile } from '../runs/store/files.js';
 import { finishRun, runSpec } from '../runs/store/runs.js';
 import { recordAction } from './actions.js';
-
-/**
- * What an operator does from the console: cancel, rerun, reload a file, trigger a schedule's job.
- * Each calls the functions `erp cancel` and `erp run` call, and is recorded by recordAction.
- */
 
 /** Who acts, from where, and the queue new runs go on (null when Redis is not configured or down). */
 export interface Actor {

@@ -1,3 +1,7 @@
+/**
+ * The console's Fastify server: auth and CSRF (auth.ts), the assets, the pages, bull-board.
+ * `erp console` builds it with buildConsole and listens; the tests build it the same way.
+ */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Queue, QueueEvents } from 'bullmq';
 import type pg from 'pg';
@@ -16,11 +20,6 @@ import { registerRunPage } from './pages/run.js';
 import { registerRunsPages } from './pages/runs.js';
 import { mountQueueBoard } from './queue-board.js';
 import type { ThrottlePolicy } from './sessions.js';
-
-/**
- * The console's Fastify server: auth and CSRF (auth.ts), the assets, the pages, bull-board.
- * `erp console` builds it with buildConsole and listens; the tests build it the same way.
- */
 
 export interface ConsoleOptions {
   pool: pg.Pool;

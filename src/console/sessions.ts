@@ -1,12 +1,11 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type pg from 'pg';
-import type { Role } from './users.js';
-
 /**
  * Console sessions (console.sessions) and login throttling (console.login_failures), both in
  * PostgreSQL so that several console processes behind one proxy agree. The cookie holds a random
  * token; the table holds its SHA-256, the user, the session's CSRF token and its expiry.
  */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type pg from 'pg';
+import type { Role } from './users.js';
 
 /** A signed-in user, as a request sees it. */
 export interface Session {

@@ -1,13 +1,12 @@
-import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import type pg from 'pg';
-import { UserError } from '../errors.js';
-import { SQLSTATE } from '../db/sqlstate.js';
-
 /**
  * Console users in PostgreSQL (console.users). Passwords are hashed with scrypt from node:crypto;
  * there is no default user and no default password: the first admin is made with
  * `erp users add NAME --role admin`.
  */
+import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import type pg from 'pg';
+import { UserError } from '../errors.js';
+import { SQLSTATE } from '../db/sqlstate.js';
 
 /** What a user may do: viewer reads; operator also cancels, reruns, reloads, triggers; admin also users and queue. */
 export type Role = 'viewer' | 'operator' | 'admin';

@@ -1,10 +1,3 @@
-import { once } from 'node:events';
-import type { Writable } from 'node:stream';
-import { finished } from 'node:stream/promises';
-import { stringify } from 'csv-stringify/sync';
-import { z } from 'zod';
-import type { Batch, Cell, ColumnType, FormatWriter } from '../stages/types.js';
-
 /**
  * CSV export: batches → csv-stringify (one synchronous call per batch) → `out`, waiting for 'drain'.
  *
@@ -19,6 +12,12 @@ import type { Batch, Cell, ColumnType, FormatWriter } from '../stages/types.js';
  * NULL is written as an empty field and an empty string as `""`, the convention PostgreSQL's CSV
  * COPY uses, so an export reads back the same.
  */
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { stringify } from 'csv-stringify/sync';
+import { z } from 'zod';
+import type { Batch, Cell, ColumnType, FormatWriter } from '../stages/types.js';
 
 /** Options of the CSV writer; the same keys as `format: { kind: csv }` plus the export-only ones. */
 export const csvWriterOptionsSchema = z.object({

@@ -1,5 +1,3 @@
-import { UserError } from '../errors.js';
-
 /**
  * psql-style named parameters in SQL text:
  *
@@ -12,6 +10,7 @@ import { UserError } from '../errors.js';
  * psql's bare `:name` (raw text substitution) is not supported, because it is an injection hole:
  * using it with a given parameter's name is an error that says which form to use.
  */
+import { UserError } from '../errors.js';
 
 /** Quotes a value as an SQL string literal, e.g. pg's `escapeLiteral`. */
 export type EscapeFn = (value: string) => string;

@@ -1,12 +1,3 @@
-import type pg from 'pg';
-import type { AppContext } from '../app.js';
-import type { Partner } from '../partners/profile.js';
-import type { X12Problem } from '../x12/errors.js';
-import { describeField, loadInboundMapping, mapTransaction } from '../x12/mapping.js';
-import type { Segment, TransactionSet } from '../x12/types.js';
-import { insertPurchaseOrder } from './orders.js';
-import { checkPurchaseOrder } from './po-check.js';
-
 /**
  * The exception list: purchase orders that are valid X12 but failed a business rule, held because
  * the partner profile says `business_errors: hold` (their 997 accepted them).
@@ -17,6 +8,14 @@ import { checkPurchaseOrder } from './po-check.js';
  *                             map + check again ─ clean: insert the order, status loaded (once)
  *                                              └ still failing: problems updated, stays held
  */
+import type pg from 'pg';
+import type { AppContext } from '../app.js';
+import type { Partner } from '../partners/profile.js';
+import type { X12Problem } from '../x12/errors.js';
+import { describeField, loadInboundMapping, mapTransaction } from '../x12/mapping.js';
+import type { Segment, TransactionSet } from '../x12/types.js';
+import { insertPurchaseOrder } from './orders.js';
+import { checkPurchaseOrder } from './po-check.js';
 
 /** Where a held order came from. */
 export interface HoldSource {

@@ -1,13 +1,3 @@
-import { createHash } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import type { Partner } from '../partners/profile.js';
-import type { AppContext } from '../app.js';
-import type { InboundMapping } from '../x12/mapping.js';
-import { prepareInbound, processInboundFile } from './inbound-file.js';
-import { type InboundFileResult, type MappedOrder } from './inbound-types.js';
-import { ControlNumberSource } from './transport.js';
-
 /**
  * The partner test harness: `erp edi test <partner> [--update]`.
  *
@@ -20,6 +10,15 @@ import { ControlNumberSource } from './transport.js';
  * numbers counted from 1 and a fixed date; nothing is written, uploaded or moved. The result is
  * compared with the expected files; `--update` writes them instead.
  */
+import { createHash } from 'node:crypto';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Partner } from '../partners/profile.js';
+import type { AppContext } from '../app.js';
+import type { InboundMapping } from '../x12/mapping.js';
+import { prepareInbound, processInboundFile } from './inbound-file.js';
+import { type InboundFileResult, type MappedOrder } from './inbound-types.js';
+import { ControlNumberSource } from './transport.js';
 
 /** The fixed date of the harness's acks. */
 export const HARNESS_NOW = new Date('2026-01-01T00:00:00Z');

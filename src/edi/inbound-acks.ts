@@ -1,11 +1,3 @@
-import type pg from 'pg';
-import { buildAck, buildTa1, ta1For } from '../x12/ack.js';
-import type { X12Problem } from '../x12/errors.js';
-import { recordOutbound } from './interchanges.js';
-import { buildPoAcks, type LineStatus, type PoAckInput } from '../x12/po-ack.js';
-import type { InboundContext, InboundFileResult, InboundOptions } from './inbound-types.js';
-import type { InboundProcessor, PoAckRequest } from './inbound-processor.js';
-
 /**
  * What goes back for one inbound file:
  *
@@ -15,6 +7,13 @@ import type { InboundProcessor, PoAckRequest } from './inbound-processor.js';
  *     ISA ─ GS PR ─ 855 per purchase order ─ GE ─ IEA, recorded as an outbound interchange
  *       (so the partner's 997 for it is reconciled like any other)
  */
+import type pg from 'pg';
+import { buildAck, buildTa1, ta1For } from '../x12/ack.js';
+import type { X12Problem } from '../x12/errors.js';
+import { recordOutbound } from './interchanges.js';
+import { buildPoAcks, type LineStatus, type PoAckInput } from '../x12/po-ack.js';
+import type { InboundContext, InboundFileResult, InboundOptions } from './inbound-types.js';
+import type { InboundProcessor, PoAckRequest } from './inbound-processor.js';
 
 /**
  * One 997/999 file for the whole inbound file, and the 855s. `forced` problems (a fatal error)

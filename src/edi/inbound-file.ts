@@ -1,3 +1,12 @@
+/**
+ * One inbound file, in one transaction (see src/edi/inbound.ts for the whole run):
+ *
+ *   BEGIN ─ splitX12 events ──► InboundProcessor (inbound-processor.ts): one method per event
+ *   acks: one 997/999 interchange per inbound interchange (with a TA1 when asked for or when the
+ *         envelope is bad), 855s when the profile acknowledges business errors (inbound-acks.ts)
+ *   unused segments counted per partner
+ *   COMMIT (ROLLBACK in a dry run)
+ */
 import { createReadStream } from 'node:fs';
 import { CancelledError, UserError } from '../errors.js';
 import type { Partner } from '../partners/profile.js';
@@ -9,16 +18,6 @@ import { buildFileAcks, recordUnused } from './inbound-acks.js';
 import type { InboundContext, InboundFileResult, InboundOptions } from './inbound-types.js';
 import { InboundProcessor, NotAnAckFile } from './inbound-processor.js';
 import { ControlNumberSource } from './transport.js';
-
-/**
- * One inbound file, in one transaction (see src/edi/inbound.ts for the whole run):
- *
- *   BEGIN ─ splitX12 events ──► InboundProcessor (inbound-processor.ts): one method per event
- *   acks: one 997/999 interchange per inbound interchange (with a TA1 when asked for or when the
- *         envelope is bad), 855s when the profile acknowledges business errors (inbound-acks.ts)
- *   unused segments counted per partner
- *   COMMIT (ROLLBACK in a dry run)
- */
 
 /** Loads the 850 mapping and checks the partner's customer; a problem here fails the run, not a file. */
 export async function prepareInbound(

@@ -1,3 +1,17 @@
+/**
+ * One inbound file's events, one method per splitter event (the caller owns the transaction):
+ *
+ *   isa ─ findPartner, receive_interchange (duplicate?), SAVEPOINT interchange
+ *   gs  ─ SAVEPOINT group
+ *   transaction ─ FA: apply the partner's 997/999 to our outbound interchange
+ *               └ 850: map (structure + elements) ─ check (business rules) ─ by business_errors:
+ *                      reject (997 R) | hold (edi.held_orders) | acknowledge (load good lines, 855) ─ insert
+ *   ge  ─ ROLLBACK TO the group when it has envelope problems
+ *   iea ─ ROLLBACK TO the interchange when it has problems; reused ISA13 with other content → held;
+ *         record groups and sets as judged (judgeGroup)
+ *
+ * The savepoints keep the database equal to the ack: exactly the sets it accepts are loaded.
+ */
 import { createHash, type Hash } from 'node:crypto';
 import type pg from 'pg';
 import { describeError } from '../errors.js';
@@ -17,21 +31,6 @@ import { holdOrder } from './exceptions.js';
 import type { InboundContext, InboundFileResult, InboundOptions } from './inbound-types.js';
 import { insertPurchaseOrder } from './orders.js';
 import { checkPurchaseOrder, type CheckedOrder } from './po-check.js';
-
-/**
- * One inbound file's events, one method per splitter event (the caller owns the transaction):
- *
- *   isa ─ findPartner, receive_interchange (duplicate?), SAVEPOINT interchange
- *   gs  ─ SAVEPOINT group
- *   transaction ─ FA: apply the partner's 997/999 to our outbound interchange
- *               └ 850: map (structure + elements) ─ check (business rules) ─ by business_errors:
- *                      reject (997 R) | hold (edi.held_orders) | acknowledge (load good lines, 855) ─ insert
- *   ge  ─ ROLLBACK TO the group when it has envelope problems
- *   iea ─ ROLLBACK TO the interchange when it has problems; reused ISA13 with other content → held;
- *         record groups and sets as judged (judgeGroup)
- *
- * The savepoints keep the database equal to the ack: exactly the sets it accepts are loaded.
- */
 
 /** Per ST02: what the ack and the ledger need about an 850. */
 export interface DocState {

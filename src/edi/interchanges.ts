@@ -1,6 +1,3 @@
-import type pg from 'pg';
-import type { Queryable } from './control-numbers.js';
-
 /**
  * The interchange ledger (`edi.interchanges`, `edi.groups`, `edi.transaction_sets`):
  *
@@ -8,6 +5,8 @@ import type { Queryable } from './control-numbers.js';
  *   outbound: recordOutbound     → 'sent'                     (applyFunctionalAck → 'accepted' | 'rejected_by_partner')
  *             overdueInterchanges: 'sent' longer than the partner's ack_overdue_hours
  */
+import type pg from 'pg';
+import type { Queryable } from './control-numbers.js';
 
 /** What {@link receiveInterchange} records about an inbound file. */
 export interface InboundReceipt {

@@ -1,3 +1,18 @@
+/**
+ * Outbound EDI for one partner: 810 invoices and 856 ship notices for the partner's customer.
+ *
+ *   BEGIN ─ select unsent documents (FOR UPDATE SKIP LOCKED, at most max_documents_per_file)
+ *         ─ check each against the mapping and, for an 856, the partner's x12.ship_notice rules
+ *           (a document that cannot be written is reported, skipped, and takes no control number)
+ *         ─ control numbers (allocateControlNumbers: committed on their own, never handed out twice)
+ *         ─ build the interchange (mappings/x12/810-out.yaml, 856-out.yaml)
+ *         ─ record it 'sent' + edi.sent_invoices / sent_shipments + its text (edi.outbound_files)
+ *   COMMIT ─► uploadAtomic to the partner's outbox ─► delivered_at
+ *
+ * A document is sent once: the link row's primary key and the row lock guarantee it across
+ * concurrent workers. A file committed but not uploaded (the upload failed, the worker died) is
+ * delivered by the next run from its recorded text, with the same name and control numbers.
+ */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -19,22 +34,6 @@ import { outputFormat, usageIndicator } from '../x12/partner.js';
 import { serializeSegment, X12FormatError } from '../x12/writer.js';
 import { shipNoticeMapping, shipNoticeProblem } from './ship-notice.js';
 import { ControlNumberSource, previewSegments, withPartnerSftp } from './transport.js';
-
-/**
- * Outbound EDI for one partner: 810 invoices and 856 ship notices for the partner's customer.
- *
- *   BEGIN ─ select unsent documents (FOR UPDATE SKIP LOCKED, at most max_documents_per_file)
- *         ─ check each against the mapping and, for an 856, the partner's x12.ship_notice rules
- *           (a document that cannot be written is reported, skipped, and takes no control number)
- *         ─ control numbers (allocateControlNumbers: committed on their own, never handed out twice)
- *         ─ build the interchange (mappings/x12/810-out.yaml, 856-out.yaml)
- *         ─ record it 'sent' + edi.sent_invoices / sent_shipments + its text (edi.outbound_files)
- *   COMMIT ─► uploadAtomic to the partner's outbox ─► delivered_at
- *
- * A document is sent once: the link row's primary key and the row lock guarantee it across
- * concurrent workers. A file committed but not uploaded (the upload failed, the worker died) is
- * delivered by the next run from its recorded text, with the same name and control numbers.
- */
 
 /** The transaction sets erp writes. */
 export const OUTBOUND_SETS = ['810', '856'] as const;

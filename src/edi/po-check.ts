@@ -1,9 +1,3 @@
-import type pg from 'pg';
-import { problem, type X12Problem } from '../x12/errors.js';
-import type { PlacedSegment } from '../x12/loops.js';
-import type { MappedTransaction } from '../x12/mapping.js';
-import type { Segment, TransactionSet } from '../x12/types.js';
-
 /**
  * The business checks of a mapped 850 against the ERP, one method per segment they are about:
  *
@@ -15,6 +9,11 @@ import type { Segment, TransactionSet } from '../x12/types.js';
  * profile's `business_errors` decides whether it is rejected, held or acknowledged line by line.
  * Each names the segment and element and carries AK3/AK4 codes for the `reject` case.
  */
+import type pg from 'pg';
+import { problem, type X12Problem } from '../x12/errors.js';
+import type { PlacedSegment } from '../x12/loops.js';
+import type { MappedTransaction } from '../x12/mapping.js';
+import type { Segment, TransactionSet } from '../x12/types.js';
 
 /** A line ready to insert. */
 export interface ResolvedLine {

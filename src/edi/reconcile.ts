@@ -1,8 +1,3 @@
-import { problem, X12Error, type X12Problem } from '../x12/errors.js';
-import type { Queryable } from './control-numbers.js';
-import { splitX12, type SplitOptions } from '../x12/splitter.js';
-import { component, el, type Segment, type TransactionSet } from '../x12/types.js';
-
 /**
  * Reading a partner's 997/999 about what we sent.
  *
@@ -11,6 +6,10 @@ import { component, el, type Segment, type TransactionSet } from '../x12/types.j
  *                                          └─ applyFunctionalAck ──► edi.apply_functional_ack(…)  (status of our
  *                                                                     outbound interchange, groups and sets)
  */
+import { problem, X12Error, type X12Problem } from '../x12/errors.js';
+import type { Queryable } from './control-numbers.js';
+import { splitX12, type SplitOptions } from '../x12/splitter.js';
+import { component, el, type Segment, type TransactionSet } from '../x12/types.js';
 
 /** One acknowledged transaction set of ours (an AK2 loop). */
 export interface AckedSet {

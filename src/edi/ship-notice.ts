@@ -1,8 +1,3 @@
-import { UserError } from '../errors.js';
-import type { Partner } from '../partners/profile.js';
-import type { FieldValue, OutboundDocument, OutboundMapping } from '../x12/outbound.js';
-import type { ShipNoticeRequirement } from '../x12/partner.js';
-
 /**
  * A partner's 856 rules (`x12.ship_notice` of its profile) applied to the outbound mapping and to
  * each shipment before anything is numbered or sent:
@@ -11,6 +6,10 @@ import type { ShipNoticeRequirement } from '../x12/partner.js';
  *                                                 ──hierarchy S-O-P-I──► S, O, P, I
  *   shipment ──require [bill_of_lading, carrier, …]──► the first thing missing, named with its column
  */
+import { UserError } from '../errors.js';
+import type { Partner } from '../partners/profile.js';
+import type { FieldValue, OutboundDocument, OutboundMapping } from '../x12/outbound.js';
+import type { ShipNoticeRequirement } from '../x12/partner.js';
 
 /** The mapping with only the partner's levels; a {@link UserError} names a level the mapping lacks. */
 export function shipNoticeMapping(partner: Partner, mapping: OutboundMapping): OutboundMapping {

@@ -1,12 +1,11 @@
-import type pg from 'pg';
-import type { Partner } from '../partners/profile.js';
-import { overdueInterchanges, type OverdueInterchange } from './interchanges.js';
-
 /**
  * What `erp edi status` shows: outbound interchanges whose 997/999 is overdue (each partner's
  * `ack_overdue_hours`), files committed as sent but not yet delivered, inbound files that could
  * not be read, and recent interchanges.
  */
+import type pg from 'pg';
+import type { Partner } from '../partners/profile.js';
+import { overdueInterchanges, type OverdueInterchange } from './interchanges.js';
 
 /** One recent interchange, in either direction. */
 export interface RecentInterchange {

@@ -1,8 +1,3 @@
-import { loadPartner } from '../partners/profile.js';
-import type { AppContext } from '../app.js';
-import { describeInboundFile, runInbound, type InboundRunResult } from './inbound.js';
-import { describeOutboundFile, runOutbound, type OutboundRunResult, type OutboundSet } from './outbound.js';
-
 /**
  * The `edi` job step: `{ edi: inbound | outbound | acks, partner: NAME, transaction_set?: 810 | 856 }`.
  *
@@ -12,6 +7,10 @@ import { describeOutboundFile, runOutbound, type OutboundRunResult, type Outboun
  *
  * The worker and `erp run --inline` call {@link runEdiStep} through src/jobs/execute.ts.
  */
+import { loadPartner } from '../partners/profile.js';
+import type { AppContext } from '../app.js';
+import { describeInboundFile, runInbound, type InboundRunResult } from './inbound.js';
+import { describeOutboundFile, runOutbound, type OutboundRunResult, type OutboundSet } from './outbound.js';
 
 /** A flattened `edi` step. */
 export interface EdiStepSpec {

@@ -1,3 +1,7 @@
+/**
+ * What inbound and outbound share: a connection to the partner's SFTP server, and control numbers
+ * (allocated for real, or only looked at in a dry run).
+ */
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Partner } from '../partners/profile.js';
@@ -5,11 +9,6 @@ import type { SftpEndpoint } from '../sftp/endpoint.js';
 import { connectSftp, endSftp, withRetry, type Sftp } from '../sftp/index.js';
 import { allocateControlNumbers, type ControlNumbers } from './control-numbers.js';
 import { MAX_CONTROL_NUMBER } from '../x12/writer.js';
-
-/**
- * What inbound and outbound share: a connection to the partner's SFTP server, and control numbers
- * (allocated for real, or only looked at in a dry run).
- */
 
 /** Connects to the partner (retrying transient network errors), runs `fn`, always disconnects. */
 export async function withPartnerSftp<T>(

@@ -1,3 +1,7 @@
+/**
+ * A named ERP job, `jobs/<name>.yaml`: typed parameters, ordered steps (pipelines, SQL files,
+ * other jobs), a lock scope, retries, a timeout and schedules.
+ */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
@@ -5,11 +9,6 @@ import { loadYamlFile } from '../config/yaml.js';
 import { FileCache } from '../config/file-cache.js';
 import { UserError } from '../errors.js';
 import { listPipelineNames, loadPipeline } from '../pipeline/definition.js';
-
-/**
- * A named ERP job, `jobs/<name>.yaml`: typed parameters, ordered steps (pipelines, SQL files,
- * other jobs), a lock scope, retries, a timeout and schedules.
- */
 
 export const paramSchema = z
   .object({

@@ -1,3 +1,16 @@
+/**
+ * Preflight: the whole job checked before a run is recorded (`erp run`), before a worker starts
+ * its steps, before the scheduler submits a tick, and by `erp list` and `erp validate`.
+ *
+ *   job ──► steps flattened ──► per step: definition, mapping file, date formats, patterns,
+ *                                          identifiers, catalogue (table, columns, upsert index),
+ *                                          :params of SQL files and queries, partner variables,
+ *                                          export target (directory writable, file not there)
+ *       ──► every problem found, each naming file, line and key
+ *
+ * It checks what the run would check, earlier and all at once: the run's own checks stay, since
+ * a file can still appear, or a table go, between the preflight and the step.
+ */
 import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -16,20 +29,6 @@ import { flattenSteps } from './execute.js';
 import { type FlatStep } from './types.js';
 import type { Runnable } from './definition.js';
 import { sqlFilePath } from './sql-step.js';
-
-/**
- * Preflight: the whole job checked before a run is recorded (`erp run`), before a worker starts
- * its steps, before the scheduler submits a tick, and by `erp list` and `erp validate`.
- *
- *   job ──► steps flattened ──► per step: definition, mapping file, date formats, patterns,
- *                                          identifiers, catalogue (table, columns, upsert index),
- *                                          :params of SQL files and queries, partner variables,
- *                                          export target (directory writable, file not there)
- *       ──► every problem found, each naming file, line and key
- *
- * It checks what the run would check, earlier and all at once: the run's own checks stay, since
- * a file can still appear, or a table go, between the preflight and the step.
- */
 
 /** One problem: where (file, line, key) and what is wrong. */
 export interface Problem {

@@ -1,3 +1,14 @@
+/**
+ * PostgreSQL is the source of truth for runs; Redis only carries them. The reconciler, run by every
+ * worker and scheduler on start and every ERP_RECONCILE_MS, repairs what an outage or a crash left:
+ *
+ *   runner.runs 'running', owner's liveness lock gone ──► queued again (a queued run) or failed (an inline run)
+ *   runner.runs 'queued', no BullMQ job in Redis      ──► enqueued again (Redis restarted empty, an enqueue lost)
+ *   runner.runs 'queued', BullMQ job failed            ──► failed (BullMQ gave up: it stalled too often)
+ *
+ * Every step is idempotent (a run's BullMQ job id is derived from its id), so several reconcilers
+ * running at once do no harm.
+ */
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
@@ -15,18 +26,6 @@ import { resolveRunnable } from './definition.js';
 import { jobIdOf } from './job-id.js';
 import { LIVENESS_LOCK_CLASS } from './session.js';
 import { enqueueRun } from './submit.js';
-
-/**
- * PostgreSQL is the source of truth for runs; Redis only carries them. The reconciler, run by every
- * worker and scheduler on start and every ERP_RECONCILE_MS, repairs what an outage or a crash left:
- *
- *   runner.runs 'running', owner's liveness lock gone ──► queued again (a queued run) or failed (an inline run)
- *   runner.runs 'queued', no BullMQ job in Redis      ──► enqueued again (Redis restarted empty, an enqueue lost)
- *   runner.runs 'queued', BullMQ job failed            ──► failed (BullMQ gave up: it stalled too often)
- *
- * Every step is idempotent (a run's BullMQ job id is derived from its id), so several reconcilers
- * running at once do no harm.
- */
 
 /** The trigger of a run executed by `erp run --inline`: no BullMQ job carries it. */
 export const INLINE_TRIGGER = 'cli --inline';

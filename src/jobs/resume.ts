@@ -1,14 +1,3 @@
-import type pg from 'pg';
-import { UserError } from '../errors.js';
-import { reopenRunRecord, runHoldingLock, runState } from '../runs/store/runs.js';
-import { currentUser } from '../config/env.js';
-import { stepsOf } from '../runs/store/steps.js';
-import { flattenSteps } from './execute.js';
-import { type FlatStep } from './types.js';
-import { loadStoredRun, type StoredRun } from './load-run.js';
-import { abandon, lockHeldError } from './submit.js';
-import { SQLSTATE } from '../db/sqlstate.js';
-
 /**
  * `erp run --resume <run>`: a run that failed (or was cancelled) after some of its steps committed
  * is finished in place.
@@ -22,6 +11,16 @@ import { SQLSTATE } from '../db/sqlstate.js';
  * skipped: the run continues from its failed step with its own recorded parameters and options,
  * in its own history (same run id, one more attempt).
  */
+import type pg from 'pg';
+import { UserError } from '../errors.js';
+import { reopenRunRecord, runHoldingLock, runState } from '../runs/store/runs.js';
+import { currentUser } from '../config/env.js';
+import { stepsOf } from '../runs/store/steps.js';
+import { flattenSteps } from './execute.js';
+import { type FlatStep } from './types.js';
+import { loadStoredRun, type StoredRun } from './load-run.js';
+import { abandon, lockHeldError } from './submit.js';
+import { SQLSTATE } from '../db/sqlstate.js';
 
 /** A run reopened for its remaining steps. */
 export interface ResumedRun extends StoredRun {

@@ -1,3 +1,8 @@
+/**
+ * A run's records as the runner writes them while it executes: the claim, a step's running and
+ * final states, a SQL step's success committed with its work, and a run that turned out not to be
+ * ours. sql/000008 holds the two functions they call (runner.claim_run, runner.step_succeeded).
+ */
 import type pg from 'pg';
 import { ediStepDetail } from '../edi/step.js';
 import type { AppContext } from '../app.js';
@@ -8,12 +13,6 @@ import {
   stepSucceededSql as stepSucceededStatement,
 } from '../runs/store/steps.js';
 import type { FlatStep, RunOutcome, StepOutcome } from './types.js';
-
-/**
- * A run's records as the runner writes them while it executes: the claim, a step's running and
- * final states, a SQL step's success committed with its work, and a run that turned out not to be
- * ours. sql/000008 holds the two functions they call (runner.claim_run, runner.step_succeeded).
- */
 
 /** What a step's record keeps of its outcome (runner.run_steps.detail). */
 export function detailOf(s: StepOutcome): Record<string, unknown> {

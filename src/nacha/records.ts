@@ -1,5 +1,3 @@
-import { UserError } from '../errors.js';
-
 /**
  * NACHA (ACH) file records for a PPD credit batch: the file a US bank takes for direct deposit.
  *
@@ -14,6 +12,7 @@ import { UserError } from '../errors.js';
  * ASCII, left-justified and space-filled. The entry hash is the sum of the entries' 8-digit RDFI
  * routing numbers, its last 10 digits.
  */
+import { UserError } from '../errors.js';
 
 /** Who sends the file and from which bank: the originator's identity, from configuration. */
 export interface NachaOriginator {

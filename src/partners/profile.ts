@@ -1,17 +1,3 @@
-import { readdir } from 'node:fs/promises';
-import path from 'node:path';
-import { z } from 'zod';
-import { loadYamlFile } from '../config/yaml.js';
-import { UserError } from '../errors.js';
-import {
-  sftpEndpointSchema,
-  sftpReadySchema,
-  sftpRetrySchema,
-  type SftpEndpoint,
-  type SftpEndpointInput,
-} from '../sftp/endpoint.js';
-import { x12ProfileSchema } from '../x12/partner.js';
-
 /**
  * Trading partners, declared once in `partners/<NAME>.yaml`:
  *
@@ -36,6 +22,19 @@ import { x12ProfileSchema } from '../x12/partner.js';
  * the key or the path) and public host key fingerprints. Environment values are read when the
  * partner is connected to ({@link resolveEndpoint}), so a job can be planned without them.
  */
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { loadYamlFile } from '../config/yaml.js';
+import { UserError } from '../errors.js';
+import {
+  sftpEndpointSchema,
+  sftpReadySchema,
+  sftpRetrySchema,
+  type SftpEndpoint,
+  type SftpEndpointInput,
+} from '../sftp/endpoint.js';
+import { x12ProfileSchema } from '../x12/partner.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const envName = z.string().regex(ENV_NAME, 'expected an environment variable name (letters, digits and _)');

@@ -1,3 +1,11 @@
+/**
+ * `erp scheduler`: fires the schedules declared in jobs/ with node-cron.
+ *
+ * Every tick has an identity — job, schedule index and the tick's time — stored with its run under
+ * a unique index. Several schedulers running at once (for availability) all try to submit the tick
+ * and exactly one run results; the others find the tick taken and do nothing. On start, ticks
+ * missed within a schedule's `catch_up` window are submitted once each, oldest first.
+ */
 import type { Queue } from 'bullmq';
 import { CronExpressionParser } from 'cron-parser';
 import cron from 'node-cron';
@@ -20,15 +28,6 @@ import { createQueuedRun, enqueueRun, LockHeldError } from '../jobs/submit.js';
 import { recordMissedTick, recordTick } from '../metrics/counters.js';
 import { lastRunOfSchedule, runState } from '../runs/store/runs.js';
 import type { RunJobData } from './queue.js';
-
-/**
- * `erp scheduler`: fires the schedules declared in jobs/ with node-cron.
- *
- * Every tick has an identity — job, schedule index and the tick's time — stored with its run under
- * a unique index. Several schedulers running at once (for availability) all try to submit the tick
- * and exactly one run results; the others find the tick taken and do nothing. On start, ticks
- * missed within a schedule's `catch_up` window are submitted once each, oldest first.
- */
 
 export interface ScheduleEntry {
   job: JobDefinition;

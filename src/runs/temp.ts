@@ -1,9 +1,3 @@
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
-import path from 'node:path';
-import type pg from 'pg';
-import type { Logger } from 'pino';
-import { liveRunIds } from './store/runs.js';
-
 /**
  * A run's temporary files (SFTP downloads, files spooled before an upload) live under
  * `ERP_DATA_DIR/tmp/<run id>` (`tmp/pid-<pid>` for a dry run, which has no id), never in the system
@@ -11,6 +5,11 @@ import { liveRunIds } from './store/runs.js';
  * and a worker starting sweeps those of runs no process executes any more (a worker killed
  * mid-download leaves its partial file behind).
  */
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { liveRunIds } from './store/runs.js';
 
 /** The directory of a run's temporary files (not created). */
 export function runTempDir(dataDir: string, runId: number | null | undefined): string {

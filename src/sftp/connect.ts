@@ -1,3 +1,10 @@
+/**
+ * Connections and their errors: {@link connectSftp} (private key reading, pinned host keys),
+ * {@link endSftp} and {@link withSftp}; the per-client state the transfers read (the raw SFTP
+ * session, the log label, whether the session has closed); the classification of transient
+ * network errors, {@link withRetry} that retries them, and the wrapping of errors into messages
+ * that name the endpoint and the operation.
+ */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -6,14 +13,6 @@ import type { SFTPWrapper } from 'ssh2';
 import type SftpClient from 'ssh2-sftp-client';
 import { CancelledError, UserError, describeError } from '../errors.js';
 import type { SftpEndpoint } from './endpoint.js';
-
-/**
- * Connections and their errors: {@link connectSftp} (private key reading, pinned host keys),
- * {@link endSftp} and {@link withSftp}; the per-client state the transfers read (the raw SFTP
- * session, the log label, whether the session has closed); the classification of transient
- * network errors, {@link withRetry} that retries them, and the wrapping of errors into messages
- * that name the endpoint and the operation.
- */
 
 /** The client type every SFTP function takes; create it with {@link connectSftp}. */
 export type Sftp = SftpClient;

@@ -1,5 +1,3 @@
-import { z } from 'zod';
-
 /**
  * An SFTP partner endpoint as declared in configuration (YAML, snake_case keys):
  *
@@ -17,6 +15,7 @@ import { z } from 'zod';
  * Secrets never live in the config: only the path of the key file or the name of the environment
  * variable that holds it.
  */
+import { z } from 'zod';
 
 /** OpenSSH's SHA-256 fingerprint form: `SHA256:` then 43 base64 characters (the padding dropped). */
 const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;

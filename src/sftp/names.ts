@@ -1,13 +1,12 @@
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { UserError } from '../errors.js';
-
 /**
  * Remote names are untrusted: this module holds the checks every remote name and path passes
  * before use ({@link safeRemoteName} for base names, {@link resolveInside} for joining a name to a
  * directory, both refusing control characters) and the glob matcher that `listReady` applies
  * to listed names.
  */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { UserError } from '../errors.js';
 
 // picomatch is tinyglobby's matcher (same globs as local file sources); it ships no types, hence require.
 type Matcher = (name: string) => boolean;

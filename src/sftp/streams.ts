@@ -1,13 +1,12 @@
-import { Readable, Writable } from 'node:stream';
-import type { SFTPWrapper } from 'ssh2';
-import { closed } from './connect.js';
-
 /**
  * Pipelined transfers on the raw SFTP session: single requests that fail at once when the session
  * has closed ({@link request}, {@link openRemote}), and the {@link RemoteReader} and
  * {@link RemoteWriter} streams that keep several reads or writes in flight, bounded so memory
  * stays flat.
  */
+import { Readable, Writable } from 'node:stream';
+import type { SFTPWrapper } from 'ssh2';
+import { closed } from './connect.js';
 
 // Requests in flight per transfer, and their sizes: 16 reads of 248 KiB (under OpenSSH's 255 KiB
 // read limit) keep ssh2's 2 MiB channel window full with 4 MiB of buffers; smaller reads cost more

@@ -1,3 +1,10 @@
+/**
+ * The file operations on a connected client: {@link listReady} finds the finished files of a
+ * directory, {@link downloadVerified} fetches one through a temporary file with its size checked
+ * and its SHA-256 computed, {@link uploadAtomic} puts one in place under a temporary name then a
+ * rename, and {@link moveRemote} and {@link moveToError} archive or reject a fetched file without
+ * ever replacing another.
+ */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
@@ -14,14 +21,6 @@ import { recordTransfer } from '../metrics/counters.js';
 import { SFTP_STATUS, label, partnerOf, session, wrap, type Sftp } from './connect.js';
 import { picomatch, resolveInside, safeRemoteName } from './names.js';
 import { RemoteReader, RemoteWriter, openRemote, request } from './streams.js';
-
-/**
- * The file operations on a connected client: {@link listReady} finds the finished files of a
- * directory, {@link downloadVerified} fetches one through a temporary file with its size checked
- * and its SHA-256 computed, {@link uploadAtomic} puts one in place under a temporary name then a
- * rename, and {@link moveRemote} and {@link moveToError} archive or reject a fetched file without
- * ever replacing another.
- */
 
 /** A remote file that is ready to fetch. */
 export interface RemoteFile {

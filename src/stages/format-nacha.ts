@@ -1,3 +1,13 @@
+/**
+ * `format: { kind: nacha }` — an export's rows as a NACHA PPD credit file (src/nacha/records.ts), one batch:
+ *
+ *   rows (routing, account, account_type, amount, id, name, effective_date) ──► 1, 5, 6…, 8, 9, 9999… fill
+ *
+ * Entries are written as rows arrive (back-pressure respected); the batch and file controls follow
+ * the last row. A row a bank would refuse (routing number, account, amount) stops the export with
+ * one line naming the row, so no file with a bad entry is ever written. With `offset`, the batch ends
+ * with one debit to the company's account for the total of the credits (a balanced file).
+ */
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -16,17 +26,6 @@ import {
   type NachaOriginator,
 } from '../nacha/records.js';
 import type { Batch, Cell, ColumnType, FormatReader, FormatWriter } from './types.js';
-
-/**
- * `format: { kind: nacha }` — an export's rows as a NACHA PPD credit file (src/nacha/records.ts), one batch:
- *
- *   rows (routing, account, account_type, amount, id, name, effective_date) ──► 1, 5, 6…, 8, 9, 9999… fill
- *
- * Entries are written as rows arrive (back-pressure respected); the batch and file controls follow
- * the last row. A row a bank would refuse (routing number, account, amount) stops the export with
- * one line naming the row, so no file with a bad entry is ever written. With `offset`, the batch ends
- * with one debit to the company's account for the total of the credits (a balanced file).
- */
 
 /** The company's own account, debited for the total of the credits in a balanced file. */
 export const nachaOffsetSchema = z

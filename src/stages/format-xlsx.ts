@@ -1,8 +1,3 @@
-import { readXlsx } from '../xlsx/read.js';
-import { writeXlsx } from '../xlsx/write.js';
-import type { XlsxFormatConfig } from '../xlsx/options.js';
-import type { FormatReader, FormatWriter } from './types.js';
-
 /**
  * `format: { kind: xlsx }` — Excel workbooks, read and written as streams.
  *
@@ -24,6 +19,10 @@ import type { FormatReader, FormatWriter } from './types.js';
  * The code is in src/xlsx/: read.ts, zip.ts, parts.ts, shared.ts and read-sheet.ts (reading),
  * write.ts (writing), cells.ts (cell and number conversions), lib.ts (exceljs for writing, SAX plumbing).
  */
+import { readXlsx } from '../xlsx/read.js';
+import { writeXlsx } from '../xlsx/write.js';
+import type { XlsxFormatConfig } from '../xlsx/options.js';
+import type { FormatReader, FormatWriter } from './types.js';
 
 /** Creates the XLSX reader and writer for a pipeline. */
 export function createXlsxFormat(config: XlsxFormatConfig): FormatReader & FormatWriter {

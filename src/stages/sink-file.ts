@@ -1,13 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
-import { link, open, rename, stat, unlink } from 'node:fs/promises';
-import path from 'node:path';
-import { finished } from 'node:stream/promises';
-import { z } from 'zod';
-import { UserError } from '../errors.js';
-import type { FileSink, StageContext } from './types.js';
-
 /**
  * `sink: { kind: file }` — an export written atomically into a local directory.
  *
@@ -21,6 +11,15 @@ import type { FileSink, StageContext } from './types.js';
  * `overwrite` an existing file is never replaced, even by a concurrent run (link, unlike a check
  * followed by a rename, cannot race).
  */
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { link, open, rename, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { finished } from 'node:stream/promises';
+import { z } from 'zod';
+import { UserError } from '../errors.js';
+import type { FileSink, StageContext } from './types.js';
 
 const PLACEHOLDERS = ['date', 'period', 'as_of', 'run_id', 'ext'] as const;
 type Placeholder = (typeof PLACEHOLDERS)[number];

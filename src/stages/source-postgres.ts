@@ -1,12 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
-import { z } from 'zod';
-import { CancelledError, UserError } from '../errors.js';
-import { bindNamedParams } from '../db/sql-params.js';
-import type { Batch, Cell, ColumnType, RecordSource, StageContext } from './types.js';
-
 /**
  * `source: { kind: postgres }` — an export's rows from a query.
  *
@@ -18,6 +9,14 @@ import type { Batch, Cell, ColumnType, RecordSource, StageContext } from './type
  * parsing. pg-copy-streams pauses the socket while the consumer is busy, so memory stays flat
  * however many rows the query returns. The query runs in a READ ONLY transaction with ISO dates.
  */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { z } from 'zod';
+import { CancelledError, UserError } from '../errors.js';
+import { bindNamedParams } from '../db/sql-params.js';
+import type { Batch, Cell, ColumnType, RecordSource, StageContext } from './types.js';
 
 const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

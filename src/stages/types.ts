@@ -1,7 +1,3 @@
-import type { Readable, Writable } from 'node:stream';
-import type pg from 'pg';
-import type { Logger } from 'pino';
-
 /**
  * The stage model. A pipeline is
  *
@@ -12,6 +8,9 @@ import type { Logger } from 'pino';
  * Rows travel in batches of arrays (not objects): a row is the list of its cells in column order,
  * which keeps the per-row cost of a load close to the cost of tokenizing it.
  */
+import type { Readable, Writable } from 'node:stream';
+import type pg from 'pg';
+import type { Logger } from 'pino';
 
 /** A cell: text as read (or normalised by validation), or null. */
 export type Cell = string | null;

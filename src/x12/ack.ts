@@ -1,8 +1,3 @@
-import type { X12Problem } from './errors.js';
-import { isaVersion, outputFormat, usageIndicator, type X12Profile } from './partner.js';
-import type { GeEvent, InterchangeHeader, SetSummary } from './types.js';
-import { InterchangeWriter, serializeSegment, type OutputFormat, type SegmentValues } from './writer.js';
-
 /**
  * Functional acknowledgments (997 for 004010, 999 for 005010) for inbound functional groups.
  *
@@ -16,6 +11,10 @@ import { InterchangeWriter, serializeSegment, type OutputFormat, type SegmentVal
  * {@link judgeGroup} is the single rule for what is accepted: a loader should load exactly the
  * sets it marks accepted, so the acknowledgment and the database always agree.
  */
+import type { X12Problem } from './errors.js';
+import { isaVersion, outputFormat, usageIndicator, type X12Profile } from './partner.js';
+import type { GeEvent, InterchangeHeader, SetSummary } from './types.js';
+import { InterchangeWriter, serializeSegment, type OutputFormat, type SegmentValues } from './writer.js';
 
 /** What the ack says about one transaction set. */
 export interface SetVerdict {

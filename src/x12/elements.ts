@@ -1,8 +1,3 @@
-import type { Delimiters } from './delimiters.js';
-import { problem, type X12Problem } from './errors.js';
-import type { ElementDef, SegmentDef, SyntaxNote } from './structure.js';
-import type { Segment } from './types.js';
-
 /**
  * Element-level checks of one segment against its definition — what a 997 AK4 / 999 IK4 reports:
  *
@@ -13,6 +8,10 @@ import type { Segment } from './types.js';
  * Each problem names the segment, the element, the bad value and what was expected; its AK3 code
  * is 8 (segment has data element errors), so every AK3 it produces carries its AK4.
  */
+import type { Delimiters } from './delimiters.js';
+import { problem, type X12Problem } from './errors.js';
+import type { ElementDef, SegmentDef, SyntaxNote } from './structure.js';
+import type { Segment } from './types.js';
 
 /** Where the segment sits, for the problems. */
 export interface ElementContext {

@@ -1,15 +1,3 @@
-import type { ParsedIsa } from './delimiters.js';
-import { problem, X12Error, type AckCodes, type X12Problem } from './errors.js';
-import {
-  el,
-  type GroupHeader,
-  type InterchangeHeader,
-  type Segment,
-  type SetSummary,
-  type TransactionSet,
-  type X12Event,
-} from './types.js';
-
 /**
  * Envelope validation: turns a flat stream of segments into envelope events and checks, as it
  * goes, that
@@ -24,6 +12,17 @@ import {
  *
  *   state:  outside ──ISA──► interchange ──GS──► group ──ST──► set ──SE──► group ──GE──► interchange ──IEA──► outside
  */
+import type { ParsedIsa } from './delimiters.js';
+import { problem, X12Error, type AckCodes, type X12Problem } from './errors.js';
+import {
+  el,
+  type GroupHeader,
+  type InterchangeHeader,
+  type Segment,
+  type SetSummary,
+  type TransactionSet,
+  type X12Event,
+} from './types.js';
 
 /** Options of {@link EnvelopeReader}. */
 export interface EnvelopeOptions {

@@ -1,7 +1,3 @@
-import { problem, type X12Problem } from './errors.js';
-import type { LoopDef, SetStructure } from './structure.js';
-import type { Segment, TransactionSet } from './types.js';
-
 /**
  * Reads a transaction set into its loops, following the set's declared structure:
  *
@@ -14,6 +10,9 @@ import type { Segment, TransactionSet } from './types.js';
  * This is how X12 itself delimits loops: a PO1 loop ends at the next PO1 or at the first segment
  * that cannot belong to it — never at a stop-list, so an AMT or N1 inside a line stays in the line.
  */
+import { problem, type X12Problem } from './errors.js';
+import type { LoopDef, SetStructure } from './structure.js';
+import type { Segment, TransactionSet } from './types.js';
 
 /** A segment with its position in the set (ST = 1). */
 export interface PlacedSegment {

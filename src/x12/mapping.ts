@@ -1,13 +1,3 @@
-import path from 'node:path';
-import { z } from 'zod';
-import { loadYamlFile } from '../config/yaml.js';
-import { UserError } from '../errors.js';
-import { problem, type X12Problem } from './errors.js';
-import { flatten, type LoopNode, type PlacedSegment } from './loops.js';
-import type { SetStructure } from './structure.js';
-import { X12_TYPES, type TransactionSet, type X12Type } from './types.js';
-import { STRUCTURES, validateSet } from './validate.js';
-
 /**
  * Inbound mapping: one transaction set → `{ header, lines }` of named text fields.
  *
@@ -28,6 +18,15 @@ import { STRUCTURES, validateSet } from './validate.js';
  * structure (src/x12/validate.ts): those problems are X12 syntax errors. A value the mapping
  * requires but X12 does not is a business problem (`business: true`).
  */
+import path from 'node:path';
+import { z } from 'zod';
+import { loadYamlFile } from '../config/yaml.js';
+import { UserError } from '../errors.js';
+import { problem, type X12Problem } from './errors.js';
+import { flatten, type LoopNode, type PlacedSegment } from './loops.js';
+import type { SetStructure } from './structure.js';
+import { X12_TYPES, type TransactionSet, type X12Type } from './types.js';
+import { STRUCTURES, validateSet } from './validate.js';
 
 const PATH =
   /^(?:([A-Z][A-Z0-9]{1,2})\[(?:(\*)|([A-Z][A-Z0-9]{1,2})(\d{2})=([^\]]+))\]\.)?([A-Z][A-Z0-9]{1,2})(\d{2})(?:-(\d{1,2}))?$/;

@@ -1,3 +1,16 @@
+/**
+ * Outbound documents (810 invoices, 856 ship notices, …) from plain objects through a mapping file.
+ *
+ *   { header, lines[] } ──mappings/x12/810-out.yaml──► ST  header segments
+ *                                                          line segments × lines          (810: IT1, PID…)
+ *                                                       or HL loops S → O → I             (856)
+ *                                                          summary segments               (TDS, CTT…)
+ *                                                      SE (counted by the writer)
+ *
+ * A segment is written when its `when` field has a value; without `when`, when any of its
+ * field elements has a value, or always if it has only constants and computed values.
+ * Field values are looked up in the line (or the HL group's first line), then in the header.
+ */
 import { once } from 'node:events';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
@@ -16,20 +29,6 @@ import {
   type ElementValue,
   type SegmentValues,
 } from './writer.js';
-
-/**
- * Outbound documents (810 invoices, 856 ship notices, …) from plain objects through a mapping file.
- *
- *   { header, lines[] } ──mappings/x12/810-out.yaml──► ST  header segments
- *                                                          line segments × lines          (810: IT1, PID…)
- *                                                       or HL loops S → O → I             (856)
- *                                                          summary segments               (TDS, CTT…)
- *                                                      SE (counted by the writer)
- *
- * A segment is written when its `when` field has a value; without `when`, when any of its
- * field elements has a value, or always if it has only constants and computed values.
- * Field values are looked up in the line (or the HL group's first line), then in the header.
- */
 
 const TAG = /^[A-Z][A-Z0-9]{1,2}$/;
 const ELEMENT_KEY = /^([A-Z][A-Z0-9]{1,2})(\d{2})(?:-(\d{1,2}))?$/;

@@ -1,9 +1,3 @@
-import { z } from 'zod';
-import { delimiterProblems, type Delimiters } from './delimiters.js';
-import { problem, X12Error } from './errors.js';
-import type { InterchangeHeader } from './types.js';
-import type { OutputFormat } from './writer.js';
-
 /**
  * A trading partner's X12 profile: the `x12:` section of a partner definition (YAML, snake_case).
  *
@@ -20,6 +14,11 @@ import type { OutputFormat } from './writer.js';
  * ack_overdue_hours: 24
  * ```
  */
+import { z } from 'zod';
+import { delimiterProblems, type Delimiters } from './delimiters.js';
+import { problem, X12Error } from './errors.js';
+import type { InterchangeHeader } from './types.js';
+import type { OutputFormat } from './writer.js';
 
 const SET_ID = z.string().regex(/^\d{3}$/, 'a 3-digit transaction set id such as 850');
 

@@ -1,9 +1,3 @@
-import type { AckControlNumbers } from './ack.js';
-import type { MappedTransaction } from './mapping.js';
-import { isaVersion, outputFormat, usageIndicator, type X12Profile } from './partner.js';
-import type { InterchangeHeader } from './types.js';
-import { InterchangeWriter, type SegmentValues } from './writer.js';
-
 /**
  * 855 purchase order acknowledgments, for partners whose profile says `business_errors:
  * acknowledge`: one interchange, one PR group, one 855 per acknowledged 850.
@@ -13,6 +7,11 @@ import { InterchangeWriter, type SegmentValues } from './writer.js';
  *   ACK  IA accepted | IP accepted, price changed (from our list price) | IR rejected, quantity, unit
  *   CTT  number of PO1 lines
  */
+import type { AckControlNumbers } from './ack.js';
+import type { MappedTransaction } from './mapping.js';
+import { isaVersion, outputFormat, usageIndicator, type X12Profile } from './partner.js';
+import type { InterchangeHeader } from './types.js';
+import { InterchangeWriter, type SegmentValues } from './writer.js';
 
 /** Status of one line in the 855. */
 export type LineStatus = 'accepted' | 'changed' | 'rejected';

@@ -1,10 +1,3 @@
-import { StringDecoder } from 'node:string_decoder';
-import { escapeBytes, StrictDecoder } from '../csv/text-decode.js';
-import { ISA_LENGTH, parseIsa, type Delimiters } from './delimiters.js';
-import { EnvelopeReader } from './envelope.js';
-import { problem, showChar, X12Error } from './errors.js';
-import type { Segment, X12Event } from './types.js';
-
 /**
  * The streaming X12 splitter.
  *
@@ -15,6 +8,12 @@ import type { Segment, X12Event } from './types.js';
  * Memory is bounded by the caps below, never by the file: the tokenizer keeps the tail of the last
  * chunk (one partial segment), the envelope reader keeps the current transaction set.
  */
+import { StringDecoder } from 'node:string_decoder';
+import { escapeBytes, StrictDecoder } from '../csv/text-decode.js';
+import { ISA_LENGTH, parseIsa, type Delimiters } from './delimiters.js';
+import { EnvelopeReader } from './envelope.js';
+import { problem, showChar, X12Error } from './errors.js';
+import type { Segment, X12Event } from './types.js';
 
 /** Caps and naming for {@link splitX12}. Every cap, when exceeded, throws an {@link X12Error}. */
 export interface SplitOptions {

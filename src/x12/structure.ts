@@ -1,5 +1,3 @@
-import type { X12Type } from './types.js';
-
 /**
  * Declarative transaction set structures: which segments a set may hold, in which order, how often,
  * grouped into which loops — and, per segment, its elements (requirement, type, length, codes) and
@@ -10,6 +8,7 @@ import type { X12Type } from './types.js';
  *   850 ─ ST BEG CUR REF* PER* FOB* SAC* ITD* DTM* TD1* TD5* ── N9 loop* ─ N1 loop* ─ PO1 loop+ ─ CTT loop? ─ AMT? SE
  *                                                                            └─ PO1 CUR CTP* MEA* PID loop* PO4* REF* SAC* DTM* TD5* SDQ* AMT* N9 loop* N1 loop*
  */
+import type { X12Type } from './types.js';
 
 /** One element of a segment. `req`: M mandatory, O optional, X conditional (see the syntax notes). */
 export interface ElementDef {

@@ -1,12 +1,11 @@
-import type { Delimiters } from './delimiters.js';
-import type { X12Problem } from './errors.js';
-
 /**
  * The shapes the splitter yields. A file is read as a flat sequence of events, one envelope level
  * at a time, so a caller holds at most one transaction set in memory:
  *
  *   isa ─► gs ─► transaction ─► transaction … ─► ge ─► gs … ─► ge ─► iea ─► isa …
  */
+import type { Delimiters } from './delimiters.js';
+import type { X12Problem } from './errors.js';
 
 /** One segment as read. */
 export interface Segment {

@@ -1,10 +1,3 @@
-import { checkElements, type ElementContext } from './elements.js';
-import { problem, type X12Problem } from './errors.js';
-import { readLoops, type LoopNode, type LoopTree, type PlacedSegment } from './loops.js';
-import { PURCHASE_ORDER_850 } from './sets/850.js';
-import type { ControlTotal, SetStructure } from './structure.js';
-import type { TransactionSet } from './types.js';
-
 /**
  * Validation of one transaction set against its structure:
  *
@@ -12,6 +5,12 @@ import type { TransactionSet } from './types.js';
  *
  * Everything found is an X12 syntax problem (AK3/AK4, IK3/IK4) that rejects the set.
  */
+import { checkElements, type ElementContext } from './elements.js';
+import { problem, type X12Problem } from './errors.js';
+import { readLoops, type LoopNode, type LoopTree, type PlacedSegment } from './loops.js';
+import { PURCHASE_ORDER_850 } from './sets/850.js';
+import type { ControlTotal, SetStructure } from './structure.js';
+import type { TransactionSet } from './types.js';
 
 /** The structures erp knows, by ST01. */
 export const STRUCTURES: ReadonlyMap<string, SetStructure> = new Map([['850', PURCHASE_ORDER_850]]);

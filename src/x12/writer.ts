@@ -1,7 +1,3 @@
-import { delimiterProblems, ISA_LENGTH, type Delimiters } from './delimiters.js';
-import { showChar } from './errors.js';
-import { UserError } from '../errors.js';
-
 /**
  * Serialising X12: element formatting (N0–N9, R, ID, DT, TM), segments, and an envelope writer
  * that numbers and counts for you (SE01, GE01, IEA01).
@@ -11,6 +7,9 @@ import { UserError } from '../errors.js';
  *
  * Every method returns the text it produced, so a caller can stream it (`out.write`) or join it.
  */
+import { delimiterProblems, ISA_LENGTH, type Delimiters } from './delimiters.js';
+import { showChar } from './errors.js';
+import { UserError } from '../errors.js';
 
 /** How segments are written: delimiters plus an optional line break after each terminator. */
 export interface OutputFormat {

@@ -1,3 +1,4 @@
+/** Schedules, partners and EDI, and the file ledger. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { describeError } from '../../errors.js';
 import { ediStatus } from '../../edi/status.js';
@@ -9,8 +10,6 @@ import { html, oneLine, query, when, type Safe } from '../html.js';
 import { page, postForm, can } from '../layout.js';
 import { findFiles, ticksWithRuns } from '../../runs/store/console.js';
 import { triggerNow } from '../run-actions.js';
-
-/** Schedules, partners and EDI, and the file ledger. */
 
 /** How far back the schedules page looks for missed ticks. */
 const MISSED_WINDOW_MS = 7 * 24 * 3600_000;

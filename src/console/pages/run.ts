@@ -1,3 +1,8 @@
+/**
+ * One run: steps with timings, files with counts and their reject reports (CSV and XLSX), the
+ * first rejects, who ran it from where with which parameters, the console actions that touched
+ * it, live progress over server-sent events, and the operator's actions.
+ */
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -13,12 +18,6 @@ import { runFile } from '../../runs/store/files.js';
 import { history, runDetail, runSnapshot } from '../../runs/store/console.js';
 import { reportPath, writeRejectsXlsx } from '../reject-report.js';
 import { cancelRun, reloadFile, rerun, type Actor } from '../run-actions.js';
-
-/**
- * One run: steps with timings, files with counts and their reject reports (CSV and XLSX), the
- * first rejects, who ran it from where with which parameters, the console actions that touched
- * it, live progress over server-sent events, and the operator's actions.
- */
 
 const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
 /** How often the event stream reads the run's record while it is live. */

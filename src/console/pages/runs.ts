@@ -1,3 +1,4 @@
+/** The overview ("last night at a glance") and the runs list. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HttpError } from '../auth.js';
 import { historyChart } from '../chart.js';
@@ -7,8 +8,6 @@ import { page } from '../layout.js';
 import { findRuns, history, overview, type RunFilter } from '../../runs/store/console.js';
 import type { RunRow } from '../../runs/store/runs.js';
 import { listAlerts, type AlertRow } from '../../runs/store/alerts.js';
-
-/** The overview ("last night at a glance") and the runs list. */
 
 const PAGE_SIZE = 50;
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];

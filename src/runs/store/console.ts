@@ -1,10 +1,9 @@
-import type pg from 'pg';
-import type { RunRow } from './runs.js';
-
 /**
  * The console's read queries. Lists page backwards by id (keyset, `before`), never by OFFSET, and
  * every filter has an index (sql/000170), so a page costs the same at run 100 and at run 100,000.
  */
+import type pg from 'pg';
+import type { RunRow } from './runs.js';
 
 /** Filters of the runs page; every one optional. */
 export interface RunFilter {

@@ -1,12 +1,11 @@
-import { hostname } from 'node:os';
-import { CancelledError, isPermanent, RejectPolicyError, TimeoutError } from '../../errors.js';
-import { currentUser } from '../../config/env.js';
-import type { Db } from './db.js';
-
 /**
  * The run history: every run, from the CLI, a worker or a schedule, is recorded in runner.runs and
  * kept. This is the audit trail: who ran what, from which host, with which parameters.
  */
+import { hostname } from 'node:os';
+import { CancelledError, isPermanent, RejectPolicyError, TimeoutError } from '../../errors.js';
+import { currentUser } from '../../config/env.js';
+import type { Db } from './db.js';
 
 export type RunStatus = 'awaiting_approval' | 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 

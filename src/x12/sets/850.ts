@@ -1,10 +1,9 @@
-import { elements, loop, notes, segment, structure, type SetStructure } from '../structure.js';
-
 /**
  * The 850 purchase order, 004010 and 005010 (one structure: where the releases differ, the wider
  * length of the two is allowed). Segments a sender may put here that are not declared are reported
  * as "not in the defined transaction set" (AK304 6); add them here, with their elements, to read them.
  */
+import { elements, loop, notes, segment, structure, type SetStructure } from '../structure.js';
 
 // Data element 235, product/service id qualifier: the codes partners use on PO1 lines.
 const PRODUCT_ID_QUALIFIERS =
