@@ -100,6 +100,16 @@ export function wrap(where: string, err: unknown): Error {
 }
 
 /** The partner a connection serves (ConnectOptions.partner), for the transfer metrics. */
+/**
+ * The one reach into ssh2-sftp-client's internals: its ssh2 connection, kept in the untyped
+ * `client` property, which the public API does not expose. Needed to drop a connection at once
+ * (an abort, a peer that never answers `end`) and to set TCP_NODELAY. The library's version is
+ * pinned in package.json, and test/sftp-contract.test.ts checks this against the installed one.
+ */
+export function rawConnection(client: SftpClient): { destroy(): void; setNoDelay(on: boolean): void } {
+  return (client as unknown as { client: { destroy(): void; setNoDelay(on: boolean): void } }).client;
+}
+
 export function partnerOf(client: SftpClient): string | undefined {
   return partners.get(client);
 }
@@ -185,8 +195,7 @@ export async function connectSftp(endpoint: SftpEndpoint, opts: ConnectOptions):
     end: () => log.debug({ endpoint: where }, 'SFTP connection ended'),
     close: () => log.debug({ endpoint: where }, 'SFTP connection closed'),
   });
-  // ssh2-sftp-client keeps the ssh2 connection in `client` (untyped): needed for abort and TCP_NODELAY.
-  const raw = (client as unknown as { client: { destroy(): void; setNoDelay(on: boolean): void } }).client;
+  const raw = rawConnection(client);
   const onAbort = (): void => raw.destroy();
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
@@ -248,7 +257,7 @@ export async function connectSftp(endpoint: SftpEndpoint, opts: ConnectOptions):
 
 /** Closes `client`; gives up waiting after `timeoutMs` and drops the connection (a dead peer never answers). */
 export async function endSftp(client: Sftp, timeoutMs = 2000): Promise<void> {
-  const raw = (client as unknown as { client: { destroy(): void } }).client;
+  const raw = rawConnection(client);
   const timer = sleep(timeoutMs, 'timeout' as const, { ref: false });
   try {
     await Promise.race([client.end().catch(() => undefined), timer]);
@@ -272,7 +281,8 @@ export async function withSftp<T>(
 }
 
 export function session(client: SftpClient, where: string): SFTPWrapper {
-  const s = sessions.get(client) ?? (client as unknown as { sftp?: SFTPWrapper }).sftp;
+  // A client not connected by connectSftp has no session here: it is refused, not read from the library's internals.
+  const s = sessions.get(client);
   if (s === undefined) {
     throw Object.assign(new Error(`${where}: not connected (connect with connectSftp)`), {
       code: 'ERR_NOT_CONNECTED',
