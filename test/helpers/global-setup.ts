@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { createPool, queryOnce } from '../../src/db/pool.js';
 import { migrate } from '../../src/db/migrate.js';
@@ -18,6 +20,11 @@ declare module 'vitest' {
  * clones it (`CREATE DATABASE … TEMPLATE …`), which takes milliseconds.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const stale = staleDist();
+  if (stale)
+    console.warn(
+      `\n*** ${stale}: the CLI tests spawn dist/cli.js and will test old code; run npm run build ***\n`,
+    );
   // A template of this run's own, so concurrent runs never rebuild one another's template.
   const template = `erp_template_${randomBytes(4).toString('hex')}`;
   await queryOnce(ADMIN_URL, `CREATE DATABASE ${template}`);
@@ -31,4 +38,28 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await pool.end();
   }
   return () => queryOnce(ADMIN_URL, `DROP DATABASE IF EXISTS ${template} WITH (FORCE)`);
+}
+
+/** Why dist/ does not hold the current src/ (missing, or older than a source file), or null. */
+export function staleDist(): string | null {
+  let built: number;
+  try {
+    built = statSync('dist/cli.js').mtimeMs;
+  } catch {
+    return 'dist/cli.js is missing';
+  }
+  const newer = (dir: string): string | null => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      const found = e.isDirectory()
+        ? newer(p)
+        : e.name.endsWith('.ts') && statSync(p).mtimeMs > built
+          ? p
+          : null;
+      if (found) return found;
+    }
+    return null;
+  };
+  const source = newer('src');
+  return source ? `dist/ is older than ${source}` : null;
 }

@@ -47,27 +47,10 @@ export interface TestSshd {
   stop(): Promise<void>;
 }
 
-/** Installs openssh-server when `/usr/sbin/sshd` is missing (we run as root on a fresh machine). */
+/** sshd is installed by scripts/setup.sh (`npm test` runs it); a test only says it is missing. */
 async function ensureSshd(): Promise<void> {
   if (existsSync(SSHD)) return;
-  if (process.getuid?.() !== 0) {
-    throw new Error(
-      `${SSHD} is missing and we are not root: install it with 'apt-get install -y openssh-server'`,
-    );
-  }
-  // flock: test files running in parallel must not fight over the dpkg lock.
-  const script =
-    `test -x ${SSHD} || apt-get install -y -q openssh-server >/dev/null 2>&1 || ` +
-    `(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q openssh-server >/dev/null)`;
-  try {
-    await run('flock', ['/tmp/erp-test-openssh-install.lock', 'sh', '-c', script], {
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-      timeout: 300_000,
-    });
-  } catch (err) {
-    throw new Error(`could not install openssh-server: ${(err as Error).message}`);
-  }
-  if (!existsSync(SSHD)) throw new Error(`openssh-server installed but ${SSHD} is still missing`);
+  throw new Error(`${SSHD} is missing: run scripts/setup.sh (it installs openssh-server), or install openssh-server`);
 }
 
 /** A TCP port free on loopback right now. */
