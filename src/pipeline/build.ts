@@ -1,17 +1,19 @@
 import { createRedactor, loadRedactKey, redactStages, sensitiveFieldsOf } from '../compliance/sensitive.js';
 import { UserError } from '../errors.js';
-import { createCsvFormat } from '../stages/format-csv.js';
-import { createNachaFormat } from '../stages/format-nacha.js';
-import { createXlsxFormat } from '../stages/format-xlsx.js';
-import { FILE_SOURCES, type FormatConfig } from '../stages/registry.js';
-import { createFileSink } from '../stages/sink-file.js';
-import { createPostgresSink } from '../stages/sink-postgres.js';
-import { createSftpSink } from '../stages/sink-sftp.js';
+import { FILE_SOURCES, FORMATS, kindOf, SINKS, SOURCES, type FormatConfig } from '../stages/registry.js';
 import { createFileSource } from '../stages/source-file.js';
-import { createSftpSource } from '../stages/source-sftp.js';
-import { createPostgresSource } from '../stages/source-postgres.js';
 import { createTransform } from '../stages/transform.js';
-import type { FormatReader, FormatWriter, RowStep, Sink, Source, StageContext } from '../stages/types.js';
+import type { LocalFileSink } from '../stages/sink-file.js';
+import type {
+  FormatReader,
+  FormatWriter,
+  RecordSource,
+  RowStep,
+  Sink,
+  Source,
+  StageContext,
+  StageInput,
+} from '../stages/types.js';
 import { createValidate } from '../stages/validate.js';
 import type { PipelineDefinition } from './definition.js';
 import type { ExportStages } from './export.js';
@@ -29,15 +31,18 @@ export interface BuildOptions {
   files?: string[];
 }
 
-function buildFormat(config: FormatConfig): FormatReader & FormatWriter {
-  switch (config.kind) {
-    case 'csv':
-      return createCsvFormat(config);
-    case 'xlsx':
-      return createXlsxFormat(config);
-    case 'nacha':
-      return createNachaFormat(config);
-  }
+/** A pipeline's format, reading or writing as `need` says; a kind that cannot is refused. */
+function buildFormat(config: FormatConfig, input: StageInput, need: 'read'): FormatReader;
+function buildFormat(config: FormatConfig, input: StageInput, need: 'write'): FormatWriter;
+function buildFormat(
+  config: FormatConfig,
+  input: StageInput,
+  need: 'read' | 'write',
+): FormatReader | FormatWriter {
+  const kind = kindOf(FORMATS, config.kind);
+  if (kind.role === (need === 'read' ? 'writer' : 'reader'))
+    throw new UserError(`format ${config.kind} cannot ${need} files (it is a ${kind.role} only)`);
+  return kind.create(config as never, input) as FormatReader & FormatWriter;
 }
 
 /** Is this pipeline an export (rows of a query into a file)? */
@@ -53,13 +58,16 @@ export function buildExport(
   runId: number | null,
 ): ExportStages {
   const { source, sink } = def.config;
-  if (source.kind !== 'postgres' || sink.kind === 'postgres') {
+  const sourceKind = kindOf(SOURCES, source.kind);
+  const sinkKind = kindOf(SINKS, sink.kind);
+  if (sourceKind.role !== 'row source' || sinkKind.role !== 'file sink') {
     throw new UserError(`${def.file}: not an export pipeline`);
   }
-  const format = buildFormat(def.config.format);
-  const fileSink = sink.kind === 'file' ? createFileSink(sink, ctx) : createSftpSink(sink, ctx);
+  const input: StageInput = { ctx, params };
+  const format = buildFormat(def.config.format, input, 'write');
+  const fileSink = sinkKind.create(sink as never, input) as LocalFileSink;
   return {
-    source: createPostgresSource(source, ctx, params),
+    source: sourceKind.create(source as never, input) as RecordSource,
     format,
     sink: fileSink,
     outputName: fileSink.outputName({
@@ -81,18 +89,20 @@ export async function buildImport(
   if (def.config.validate) steps.push(createValidate(def.config.validate));
   if (def.config.transform) steps.push(await createTransform(def.config.transform, ctx));
   const { source, sink } = def.config;
-  if (source.kind === 'postgres' || sink.kind !== 'postgres') {
+  const sourceKind = kindOf(SOURCES, source.kind);
+  const sinkKind = kindOf(SINKS, sink.kind);
+  if (sourceKind.role !== 'file source' || sinkKind.role !== 'table sink') {
     throw new UserError(`${def.file}: not an import pipeline`);
   }
+  const input: StageInput = { ctx, params: {} };
   const stages: ImportStages = {
     // `--file` replaces any source's listing with local files.
-    source:
-      source.kind === 'sftp' && !opts.files
-        ? createSftpSource(source, ctx)
-        : createFileSource(source.kind === 'file' ? source : { kind: 'file', path: '' }, ctx, opts.files),
-    format: buildFormat(def.config.format),
+    source: opts.files
+      ? createFileSource(source.kind === 'file' ? source : { kind: 'file', path: '' }, ctx, opts.files)
+      : (sourceKind.create(source as never, input) as Source),
+    format: buildFormat(def.config.format, input, 'read'),
     steps,
-    sink: createPostgresSink(sink),
+    sink: sinkKind.create(sink as never, input) as Sink,
   };
   const sensitive = await sensitiveFieldsOf(ctx.home, def);
   return sensitive.size === 0 ? stages : redactStages(stages, createRedactor(sensitive, loadRedactKey()));

@@ -4,7 +4,15 @@ import { z } from 'zod';
 import { loadYamlFile } from '../config/yaml.js';
 import { expectSchema } from '../alerts/expect.js';
 import { UserError } from '../errors.js';
-import { FILE_SOURCES, formatSchema, sinkSchema, sourceSchema, TABLE_SINKS } from '../stages/registry.js';
+import {
+  FILE_SOURCES,
+  formatSchema,
+  READERS,
+  sinkSchema,
+  sourceSchema,
+  TABLE_SINKS,
+  WRITERS,
+} from '../stages/registry.js';
 import { transformSchema } from '../stages/transform.js';
 import { validateSchema } from '../stages/validate.js';
 
@@ -40,6 +48,11 @@ export const pipelineSchema = z
     message:
       'an import reads files (source file) into a table (sink postgres); an export reads a query (source postgres) into a file (sink file)',
     path: ['sink', 'kind'],
+  })
+  .refine((p) => (FILE_SOURCES.includes(p.source.kind) ? READERS : WRITERS).includes(p.format.kind), {
+    message:
+      'this format cannot be used this way: an import needs a format that reads, an export one that writes',
+    path: ['format', 'kind'],
   });
 
 export type PipelineConfig = z.infer<typeof pipelineSchema>;

@@ -5,7 +5,7 @@ import { UserError } from '../errors.js';
 import { createCsvWriter } from '../csv/writer.js';
 import { StrictDecoder } from '../csv/text-decode.js';
 import { BatchBuffer } from './batch-buffer.js';
-import type { Batch, FormatReader, FormatWriter, RejectFn } from './types.js';
+import type { Batch, FormatReader, FormatWriter, RejectFn, StageKind } from './types.js';
 
 const ENCODINGS = ['utf-8', 'latin1', 'windows-1252', 'utf-16le'] as const;
 
@@ -159,3 +159,13 @@ function headerColumns(
   });
   return names;
 }
+
+/** `format: { kind: csv }`, for src/stages/registry.ts. */
+export const csvFormat: StageKind<'reader and writer', typeof csvFormatSchema, FormatReader & FormatWriter> =
+  {
+    kind: 'csv',
+    role: 'reader and writer',
+    schema: csvFormatSchema,
+    create: (config) => createCsvFormat(config),
+    summary: 'delimited text, RFC 4180 quoting, encodings',
+  };

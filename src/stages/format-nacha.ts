@@ -25,7 +25,7 @@ import {
   type NachaEntry,
   type NachaOriginator,
 } from '../nacha/records.js';
-import type { Batch, Cell, ColumnType, FormatReader, FormatWriter } from './types.js';
+import type { Batch, Cell, ColumnType, FormatReader, FormatWriter, StageKind } from './types.js';
 
 /** The company's own account, debited for the total of the credits in a balanced file. */
 export const nachaOffsetSchema = z
@@ -193,3 +193,12 @@ function toEntry(cells: Cell[], at: number[], row: number): NachaEntry {
     name: name!,
   };
 }
+
+/** `format: { kind: nacha }`, for src/stages/registry.ts. */
+export const nachaFormat: StageKind<'writer', typeof nachaFormatSchema, FormatWriter> = {
+  kind: 'nacha',
+  role: 'writer',
+  schema: nachaFormatSchema,
+  create: (config) => createNachaFormat(config),
+  summary: 'a NACHA PPD credit file (bank payments)',
+};

@@ -21,8 +21,8 @@
  */
 import { readXlsx } from '../xlsx/read.js';
 import { writeXlsx } from '../xlsx/write.js';
-import type { XlsxFormatConfig } from '../xlsx/options.js';
-import type { FormatReader, FormatWriter } from './types.js';
+import { xlsxFormatSchema, type XlsxFormatConfig } from '../xlsx/options.js';
+import type { FormatReader, FormatWriter, StageKind } from './types.js';
 
 /** Creates the XLSX reader and writer for a pipeline. */
 export function createXlsxFormat(config: XlsxFormatConfig): FormatReader & FormatWriter {
@@ -32,3 +32,16 @@ export function createXlsxFormat(config: XlsxFormatConfig): FormatReader & Forma
     write: (columns, types, batches, out) => writeXlsx(config, columns, types, batches, out),
   };
 }
+
+/** `format: { kind: xlsx }`, for src/stages/registry.ts. */
+export const xlsxFormat: StageKind<
+  'reader and writer',
+  typeof xlsxFormatSchema,
+  FormatReader & FormatWriter
+> = {
+  kind: 'xlsx',
+  role: 'reader and writer',
+  schema: xlsxFormatSchema,
+  create: (config) => createXlsxFormat(config),
+  summary: 'Excel workbooks, streamed',
+};

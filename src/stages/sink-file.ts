@@ -19,7 +19,7 @@ import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
-import type { FileSink, StageContext } from './types.js';
+import type { FileSink, StageContext, StageKind } from './types.js';
 
 const PLACEHOLDERS = ['date', 'period', 'as_of', 'run_id', 'ext'] as const;
 type Placeholder = (typeof PLACEHOLDERS)[number];
@@ -219,3 +219,12 @@ async function syncFile(p: string): Promise<void> {
     await h.close();
   }
 }
+
+/** `sink: { kind: file }`, for src/stages/registry.ts. */
+export const fileSink: StageKind<'file sink', typeof fileSinkSchema, LocalFileSink> = {
+  kind: 'file',
+  role: 'file sink',
+  schema: fileSinkSchema,
+  create: (config, { ctx }) => createFileSink(config, ctx),
+  summary: 'a file written atomically into a local directory',
+};

@@ -5,7 +5,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { z } from 'zod';
 import { quoteIdent, quoteQualified, splitQualified } from '../db/pool.js';
 import { UserError } from '../errors.js';
-import type { Cell, Sink, SinkWriter } from './types.js';
+import type { Cell, Sink, SinkWriter, StageKind } from './types.js';
 
 /**
  * `sink: { kind: postgres }` — loads rows with COPY inside the file's transaction.
@@ -152,3 +152,12 @@ async function checkColumns(client: pg.PoolClient, table: string, columns: reado
     );
   }
 }
+
+/** `sink: { kind: postgres }`, for src/stages/registry.ts. */
+export const postgresSink: StageKind<'table sink', typeof postgresSinkSchema, Sink> = {
+  kind: 'postgres',
+  role: 'table sink',
+  schema: postgresSinkSchema,
+  create: (config) => createPostgresSink(config),
+  summary: 'COPY into a table: append, upsert or replace',
+};

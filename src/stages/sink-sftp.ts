@@ -6,8 +6,8 @@ import { z } from 'zod';
 import { makeTempIn } from '../runs/temp.js';
 import { loadAnyPartner, resolveEndpoint } from '../partners/profile.js';
 import { connectSftp, endSftp, uploadAtomic, withRetry } from '../sftp/index.js';
-import { checkOutputName, renderOutputName, type OutputNameValues } from './sink-file.js';
-import type { FileSink, StageContext } from './types.js';
+import { checkOutputName, renderOutputName, type LocalFileSink, type OutputNameValues } from './sink-file.js';
+import type { FileSink, StageContext, StageKind } from './types.js';
 
 /**
  * `sink: { kind: sftp }` — an export delivered to a partner's SFTP directory.
@@ -93,3 +93,12 @@ export function createSftpSink(
     },
   };
 }
+
+/** `sink: { kind: sftp }`, for src/stages/registry.ts. */
+export const sftpSink: StageKind<'file sink', typeof sftpSinkSchema, LocalFileSink> = {
+  kind: 'sftp',
+  role: 'file sink',
+  schema: sftpSinkSchema,
+  create: (config, { ctx }) => createSftpSink(config, ctx),
+  summary: "a file uploaded atomically to a partner's SFTP outbox",
+};

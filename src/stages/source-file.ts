@@ -4,7 +4,7 @@ import { glob } from 'tinyglobby';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
 import { confineInput } from '../config/input-roots.js';
-import type { Source, SourceFile, StageContext } from './types.js';
+import type { Source, SourceFile, StageContext, StageKind } from './types.js';
 
 /** `source: { kind: file }` — local files by path or glob, processed in name order. */
 export const fileSourceSchema = z
@@ -52,3 +52,12 @@ async function expand(pattern: string, home: string): Promise<string[]> {
     .sort()
     .map((f) => (absolute ? path.resolve('/', f) : path.relative(process.cwd(), path.resolve(home, f)) || f));
 }
+
+/** `source: { kind: file }`, for src/stages/registry.ts. */
+export const fileSource: StageKind<'file source', typeof fileSourceSchema, Source> = {
+  kind: 'file',
+  role: 'file source',
+  schema: fileSourceSchema,
+  create: (config, { ctx }) => createFileSource(config, ctx),
+  summary: 'local files matching a path or glob',
+};

@@ -16,7 +16,7 @@ import { to as copyTo } from 'pg-copy-streams';
 import { z } from 'zod';
 import { CancelledError, UserError } from '../errors.js';
 import { bindNamedParams } from '../db/sql-params.js';
-import type { Batch, Cell, ColumnType, RecordSource, StageContext } from './types.js';
+import type { Batch, Cell, ColumnType, RecordSource, StageContext, StageKind } from './types.js';
 
 const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -362,3 +362,12 @@ async function* copyRows(
     client.release(!clean);
   }
 }
+
+/** `source: { kind: postgres }`, for src/stages/registry.ts. */
+export const postgresSource: StageKind<'row source', typeof postgresSourceSchema, RecordSource> = {
+  kind: 'postgres',
+  role: 'row source',
+  schema: postgresSourceSchema,
+  create: (config, { ctx, params }) => createPostgresSource(config, ctx, params),
+  summary: 'the rows of a query, streamed with COPY … TO STDOUT',
+};

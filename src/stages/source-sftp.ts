@@ -14,7 +14,7 @@ import {
   withRetry,
   type Sftp,
 } from '../sftp/index.js';
-import type { FileOutcome, Source, SourceFile, StageContext } from './types.js';
+import type { FileOutcome, Source, SourceFile, StageContext, StageKind } from './types.js';
 
 /**
  * `source: { kind: sftp }` — files a partner drops on an SFTP server.
@@ -125,3 +125,12 @@ export function createSftpSource(config: SftpSourceConfig, ctx: StageContext): S
     },
   };
 }
+
+/** `source: { kind: sftp }`, for src/stages/registry.ts. */
+export const sftpSource: StageKind<'file source', typeof sftpSourceSchema, Source> = {
+  kind: 'sftp',
+  role: 'file source',
+  schema: sftpSourceSchema,
+  create: (config, { ctx }) => createSftpSource(config, ctx),
+  summary: "files downloaded from a partner's SFTP inbox, archived after the commit",
+};

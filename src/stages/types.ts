@@ -11,6 +11,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import type { z } from 'zod';
 
 /** A cell: text as read (or normalised by validation), or null. */
 export type Cell = string | null;
@@ -156,4 +157,32 @@ export interface FileSink {
     /** Removes the temporary file. */
     abort(): Promise<void>;
   }>;
+}
+
+/**
+ * A stage kind: its `kind:` key in a pipeline definition, the part it plays, the zod schema of its
+ * options, and its factory. src/stages/registry.ts lists every kind explicitly (nothing registers
+ * itself by being imported); the pipeline schema, FILE_SOURCES and TABLE_SINKS derive from it.
+ */
+export interface StageKind<Role extends StageRole, Schema extends z.ZodType<{ kind: string }>, Out> {
+  kind: z.output<Schema>['kind'];
+  role: Role;
+  schema: Schema;
+  create(config: z.output<Schema>, input: StageInput): Out;
+  /** One line for the README's stage table. */
+  summary: string;
+}
+
+/**
+ * The part a stage kind plays: a source of files (an import) or of rows (an export); a format that
+ * reads files, writes them, or both; a sink that loads a table (an import) or writes a file (an export).
+ */
+export type StageRole =
+  'file source' | 'row source' | 'reader' | 'writer' | 'reader and writer' | 'table sink' | 'file sink';
+
+/** What a stage factory gets besides its options. */
+export interface StageInput {
+  ctx: StageContext;
+  /** Parameters of the run (an export's query and output name). */
+  params: Record<string, unknown>;
 }
