@@ -8,7 +8,8 @@
  */
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
-import { Queue, Worker } from 'bullmq';
+import type { Queue } from 'bullmq';
+import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
