@@ -2,7 +2,7 @@
 # Runs a command as on a machine where PostgreSQL and Redis are installed but neither configured nor
 # running: in private network, PID and mount namespaces (as root, util-linux's unshare), with empty
 # PostgreSQL cluster, socket, Redis and log directories. The machine's own servers are untouched and
-# unreachable from inside. Used by test/fresh-machine.test.ts with the README's first command:
+# unreachable from inside. Used by test/chaos/fresh-machine.chaos.ts with the README's first command:
 #   sudo bash scripts/fresh-services.sh npm run demo
 set -euo pipefail
 cd "$(dirname "$0")/.."
