@@ -1,0 +1,2 @@
+INSERT INTO step_marks VALUES (1);
+SELECT pg_sleep(0.6);
