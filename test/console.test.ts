@@ -6,7 +6,8 @@ import type { Redis } from 'ioredis';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { consoleConfigSchema } from '../src/console/config.js';
+import { loadConfig } from '../src/config.js';
+import { consoleConfigOf } from '../src/console/config.js';
 import { buildConsole } from '../src/console/server.js';
 import { addUser } from '../src/console/users.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
@@ -141,7 +142,7 @@ describe.skipIf(!HAVE_CHROMIUM)('erp console in chromium', { timeout: 120_000 },
       log: pino({ level: 'silent' }),
       home: home.dir,
       dataDir: app.dataDir,
-      config: consoleConfigSchema.parse({}),
+      config: consoleConfigOf(loadConfig({})),
       queue,
       events,
       throttle: { perAccount: 3, perAddress: 100, windowMs: 60_000 },
