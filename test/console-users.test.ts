@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/env.js';
 import { consoleConfigOf } from '../src/console/config.js';
 import { buildConsole } from '../src/console/server.js';
 import { createSession, findSession } from '../src/console/sessions.js';
@@ -233,10 +233,11 @@ describe('single sign-on through a trusted proxy header', () => {
     ).toContain('192.0.2.7');
 
     // Straight from a client (not the proxy): ignored, even claiming to come through the proxy.
-    for (const headers of [
+    const direct: Record<string, string>[] = [
       { 'x-remote-user': 'sso-user' },
       { 'x-remote-user': 'sso-user', 'x-forwarded-for': PROXY },
-    ]) {
+    ];
+    for (const headers of direct) {
       const r = await getRuns(server, '192.0.2.7', headers);
       expect(r.status).toBe(302);
       expect(r.cookie).toBeUndefined();

@@ -6,14 +6,14 @@ import type { Redis } from 'ioredis';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/env.js';
 import { consoleConfigOf } from '../src/console/config.js';
 import { buildConsole } from '../src/console/server.js';
 import { addUser } from '../src/console/users.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { executeRun } from '../src/jobs/execute.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
-import { createQueueEvents, redisConnection, type RunJobData } from '../src/queue.js';
+import { createQueueEvents, redisConnection, type RunJobData } from '../src/runner/queue.js';
 import type { Queue } from 'bullmq';
 import { HAVE_CHROMIUM, CHROMIUM, launchChromium, logIn, screenshot } from './console/browser.js';
 import {

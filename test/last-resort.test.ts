@@ -1,13 +1,13 @@
 import type pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../src/db.js';
+import { createPool } from '../src/db/pool.js';
 import { ClaimGate, ClaimsStoppedError } from '../src/jobs/claims.js';
 import { resolveRunnable } from '../src/jobs/definition.js';
 import { executeRun } from '../src/jobs/execute.js';
 import { openRunnerSession, type RunnerSession } from '../src/jobs/session.js';
 import { createQueuedRun } from '../src/jobs/submit.js';
-import { handBack } from '../src/last-resort.js';
+import { handBack } from '../src/runner/last-resort.js';
 import type { AppContext } from '../src/pipeline/run.js';
 import { waitFor } from './fixtures/jobs/runner.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';

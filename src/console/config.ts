@@ -1,5 +1,5 @@
 import { UserError } from '../errors.js';
-import { HTTP_DEFAULTS, type Config } from '../config.js';
+import { HTTP_DEFAULTS, type Config } from '../config/env.js';
 
 /**
  * The console's settings: those of the one config schema (src/config.ts) it reads, with the

@@ -1,6 +1,6 @@
 import type { App } from '../app.js';
-import { HTTP_DEFAULTS } from '../config.js';
-import { createQueue, redisConnection } from '../queue.js';
+import { HTTP_DEFAULTS } from '../config/env.js';
+import { createQueue, redisConnection } from '../runner/queue.js';
 import { startHttpServer } from './health.js';
 
 /**

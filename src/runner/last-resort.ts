@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { describeError } from './errors.js';
-import type { ClaimGate } from './jobs/claims.js';
+import { describeError } from '../errors.js';
+import type { ClaimGate } from '../jobs/claims.js';
 
 /**
  * The worker's last resort. Every client, pool, stream and socket has its own error path; an
