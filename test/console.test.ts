@@ -56,6 +56,18 @@ rejects: { max_rejects: 1 }
   // Runs the tests leave queued (never put on the queue), one lock scope each.
   'jobs/held.yaml': 'params:\n  n: { type: int }\nlock: [n]\nsteps:\n  - sql: t/slow.sql\n',
   'sql/t/slow.sql': "INSERT INTO public.cancel_me (note) VALUES ('uncommitted');\nSELECT pg_sleep(60);\n",
+  // Rerun, reload and trigger: each run leaves a mark the tests count.
+  'jobs/tagged.yaml': 'params:\n  tag: { type: string }\nlock: false\nsteps:\n  - sql: t/tag.sql\n',
+  'sql/t/tag.sql': "INSERT INTO public.marks (tag) VALUES (:'tag');\n",
+  'jobs/nightly-mark.yaml':
+    "lock: false\nschedules:\n  - cron: '0 2 * * *'\nsteps:\n  - sql: t/nightly.sql\n",
+  'sql/t/nightly.sql': "INSERT INTO public.marks (tag) VALUES ('nightly');\n",
+  'pipelines/codes.yaml': `
+source: { kind: file, path: 'in/codes.csv' }
+format: { kind: csv }
+sink: { kind: postgres, table: public.codes, mode: append }
+`,
+  'in/codes.csv': 'code\nX1\nX2\n',
 };
 
 let db: TestDatabase;
@@ -85,6 +97,55 @@ async function newPage() {
   return { page, errors };
 }
 
+let worker: Promise<unknown> | null = null;
+
+/** An `erp worker` process on the test's database and queue, started once (killed after the tests). */
+function ensureWorker(): Promise<unknown> {
+  worker ??= startWorkerProcess({
+    DATABASE_URL: db.url,
+    ERP_HOME: home.dir,
+    ERP_QUEUE_PREFIX: prefix,
+    REDIS_URL,
+  });
+  return worker;
+}
+
+/** Executes a queued run of `name` here, to its end; returns its id. */
+async function executedRun(
+  name: string,
+  given: Record<string, string>,
+  opts: { files?: string[] } = {},
+): Promise<number> {
+  const runnable = await resolveRunnable(home.dir, name);
+  const params = resolveParams(runnable.job, given);
+  const id = (await createQueuedRun(db.pool, runnable, params, { requestedBy: 'night-shift', ...opts }))!;
+  const outcome = await executeRun(testApp(db, home.dir), {
+    runId: id,
+    runnable,
+    params,
+    dryRun: false,
+    ...opts,
+    signal: new AbortController().signal,
+  });
+  expect(outcome.status).toBe('succeeded');
+  return id;
+}
+
+async function waitRun(id: number, status: string): Promise<void> {
+  let last: { status: string; error: string | null } | undefined;
+  await waitFor(
+    async () => {
+      last = await one('SELECT status, error FROM runner.runs WHERE id = $1', [id]);
+      return last.status === status;
+    },
+    60_000,
+    () => `run ${id} to be ${status} (${JSON.stringify(last)})`,
+  );
+}
+
+const count = async (sql: string, params: unknown[] = []): Promise<number> =>
+  (await one<{ n: number }>(sql, params)).n;
+
 async function queuedRun(name: string, given: Record<string, string>): Promise<number> {
   const runnable = await resolveRunnable(home.dir, name);
   const params = resolveParams(runnable.job, given);
@@ -96,7 +157,8 @@ describe.skipIf(!HAVE_CHROMIUM)('erp console in chromium', { timeout: 120_000 },
   beforeAll(async () => {
     db = await createTestDatabase('console');
     await db.pool.query(
-      'CREATE TABLE public.items (sku text, price numeric(10,2)); CREATE TABLE public.cancel_me (note text);',
+      `CREATE TABLE public.items (sku text, price numeric(10,2)); CREATE TABLE public.cancel_me (note text);
+       CREATE TABLE public.marks (tag text); CREATE TABLE public.codes (code text);`,
     );
     // A home under var/, named by a relative path: the pages (and the README's screenshots) show
     // `var/console-home-…/in/items-bad.csv`, not a path of the machine the test ran on.
@@ -261,12 +323,7 @@ describe.skipIf(!HAVE_CHROMIUM)('erp console in chromium', { timeout: 120_000 },
   });
 
   it('cancels a running run from its page: the run is cancelled and its transaction rolled back', async () => {
-    await startWorkerProcess({
-      DATABASE_URL: db.url,
-      ERP_HOME: home.dir,
-      ERP_QUEUE_PREFIX: prefix,
-      REDIS_URL,
-    });
+    await ensureWorker();
     const runnable = await resolveRunnable(home.dir, 'slow');
     const id = (await createQueuedRun(db.pool, runnable, {}, { requestedBy: 'test' }))!;
     await enqueueRun(queue, id, runnable, {});
@@ -328,6 +385,137 @@ describe.skipIf(!HAVE_CHROMIUM)('erp console in chromium', { timeout: 120_000 },
     await logIn(op.page, base, 'oscar', PASSWORDS.oscar);
     await op.page.goto(`${base}/runs/${id}`);
     expect(await op.page.locator('button:text("Cancel run")').count()).toBe(1);
+  });
+
+  it('reruns a run with the same parameters from its page; a viewer has no button and a forged POST gets 403', async () => {
+    await ensureWorker();
+    const first = await executedRun('tagged', { tag: 'night' });
+    const runs = () => count(`SELECT count(*)::int AS n FROM runner.runs WHERE name = 'tagged'`);
+    const before = await runs();
+
+    const viewer = await newPage();
+    await logIn(viewer.page, base, 'vera', PASSWORDS.vera);
+    await viewer.page.goto(`${base}/runs/${first}`);
+    expect(await viewer.page.locator('button:text("Rerun with the same parameters")').count()).toBe(0);
+    const csrf = await viewer.page.locator('header input[name=_csrf]').getAttribute('value');
+    const forged = await viewer.page.request.post(`${base}/runs/${first}/rerun`, { form: { _csrf: csrf! } });
+    expect(forged.status()).toBe(403);
+    expect(await runs()).toBe(before);
+
+    const { page, errors } = await newPage();
+    await logIn(page, base, 'oscar', PASSWORDS.oscar);
+    await page.goto(`${base}/runs/${first}`);
+    await Promise.all([
+      page.waitForURL((u) => /^\/runs\/\d+$/.test(u.pathname) && u.pathname !== `/runs/${first}`),
+      page.click('button:text("Rerun with the same parameters")'),
+    ]);
+    const id = Number(new URL(page.url()).pathname.split('/').pop());
+    // A new run of the same job with the same parameters, queued by the operator, and put on the queue.
+    expect(
+      await one('SELECT name, params, requested_by, trigger FROM runner.runs WHERE id = $1', [id]),
+    ).toEqual({ name: 'tagged', params: { tag: 'night' }, requested_by: 'oscar', trigger: 'console rerun' });
+    expect(await runs()).toBe(before + 1);
+    await waitRun(id, 'succeeded');
+    expect(await count(`SELECT count(*)::int AS n FROM public.marks WHERE tag = 'night'`)).toBe(2);
+    expect(
+      await one(
+        'SELECT actor, action, run_id::int, new_run_id::int FROM console.actions WHERE new_run_id = $1',
+        [id],
+      ),
+    ).toEqual({ actor: 'oscar', action: 'rerun', run_id: first, new_run_id: id });
+    expect(errors).toEqual([]);
+    await screenshot(page, 'rerun');
+  });
+
+  it('reloads a file with --force from its run page: loaded again, not skipped as already loaded', async () => {
+    await ensureWorker();
+    // Absolute: the worker's working directory is not this process's (a relative --file is
+    // recorded as given, relative to the submitter's directory).
+    const file = path.join(home.dir, 'in/codes.csv');
+    const first = await executedRun('codes', {}, { files: [file] });
+    expect(await count('SELECT count(*)::int AS n FROM public.codes')).toBe(2);
+    const fileId = (
+      await one<{ id: number }>('SELECT id::int FROM runner.run_files WHERE run_id = $1', [first])
+    ).id;
+    const runs = () => count(`SELECT count(*)::int AS n FROM runner.runs WHERE name = 'codes'`);
+    const before = await runs();
+
+    const viewer = await newPage();
+    await logIn(viewer.page, base, 'vera', PASSWORDS.vera);
+    await viewer.page.goto(`${base}/runs/${first}`);
+    expect(await viewer.page.locator('button:text("Reload (--force)")').count()).toBe(0);
+    const csrf = await viewer.page.locator('header input[name=_csrf]').getAttribute('value');
+    const forged = await viewer.page.request.post(`${base}/runs/${first}/files/${fileId}/reload`, {
+      form: { _csrf: csrf! },
+    });
+    expect(forged.status()).toBe(403);
+    expect(await runs()).toBe(before);
+
+    const { page, errors } = await newPage();
+    await logIn(page, base, 'oscar', PASSWORDS.oscar);
+    await page.goto(`${base}/runs/${first}`);
+    await Promise.all([
+      page.waitForURL((u) => /^\/runs\/\d+$/.test(u.pathname) && u.pathname !== `/runs/${first}`),
+      page.click('button:text("Reload (--force)")'),
+    ]);
+    const id = Number(new URL(page.url()).pathname.split('/').pop());
+    expect(
+      await one('SELECT name, options, requested_by, trigger FROM runner.runs WHERE id = $1', [id]),
+    ).toEqual({
+      name: 'codes',
+      options: { force: true, files: [file] },
+      requested_by: 'oscar',
+      trigger: 'console reload',
+    });
+    await waitRun(id, 'succeeded');
+    // Without --force the ledger would have skipped the file; forced, its rows went in again.
+    expect(
+      await one('SELECT status, rows_loaded::int FROM runner.run_files WHERE run_id = $1', [id]),
+    ).toEqual({ status: 'loaded', rows_loaded: 2 });
+    expect(await count('SELECT count(*)::int AS n FROM public.codes')).toBe(4);
+    expect(errors).toEqual([]);
+    await screenshot(page, 'reload');
+  });
+
+  it('triggers a schedule’s job now from the schedules page; a viewer cannot', async () => {
+    await ensureWorker();
+    const runs = () => count(`SELECT count(*)::int AS n FROM runner.runs WHERE name = 'nightly-mark'`);
+    const before = await runs();
+
+    const viewer = await newPage();
+    await logIn(viewer.page, base, 'vera', PASSWORDS.vera);
+    await viewer.page.goto(`${base}/schedules`);
+    expect(await viewer.page.textContent('main')).toContain('nightly-mark#0');
+    expect(await viewer.page.locator('button:text("Trigger now")').count()).toBe(0);
+    const csrf = await viewer.page.locator('header input[name=_csrf]').getAttribute('value');
+    const forged = await viewer.page.request.post(`${base}/schedules/nightly-mark/0/trigger`, {
+      form: { _csrf: csrf! },
+    });
+    expect(forged.status()).toBe(403);
+    expect(await runs()).toBe(before);
+
+    const { page, errors } = await newPage();
+    await logIn(page, base, 'oscar', PASSWORDS.oscar);
+    await page.goto(`${base}/schedules`);
+    const row = page.locator('tr', { hasText: 'nightly-mark#0' });
+    await Promise.all([
+      page.waitForURL((u) => /^\/runs\/\d+$/.test(u.pathname)),
+      row.locator('button:text("Trigger now")').click(),
+    ]);
+    const id = Number(new URL(page.url()).pathname.split('/').pop());
+    expect(await one('SELECT name, requested_by, trigger FROM runner.runs WHERE id = $1', [id])).toEqual({
+      name: 'nightly-mark',
+      requested_by: 'oscar',
+      trigger: 'console trigger nightly-mark#0',
+    });
+    expect(await runs()).toBe(before + 1);
+    await waitRun(id, 'succeeded');
+    expect(await count(`SELECT count(*)::int AS n FROM public.marks WHERE tag = 'nightly'`)).toBe(1);
+    expect(
+      await one('SELECT actor, action, address FROM console.actions WHERE new_run_id = $1', [id]),
+    ).toEqual({ actor: 'oscar', action: 'trigger', address: '127.0.0.1' });
+    expect(errors).toEqual([]);
+    await screenshot(page, 'trigger');
   });
 
   it('refuses a state-changing request without the CSRF token, or with another session’s', async () => {
