@@ -135,8 +135,12 @@ async function waitRun(id: number, status: string): Promise<void> {
   let last: { status: string; error: string | null } | undefined;
   await waitFor(
     async () => {
-      last = await one('SELECT status, error FROM runner.runs WHERE id = $1', [id]);
-      return last.status === status;
+      const row = await one<{ status: string; error: string | null }>(
+        'SELECT status, error FROM runner.runs WHERE id = $1',
+        [id],
+      );
+      last = row;
+      return row.status === status;
     },
     60_000,
     () => `run ${id} to be ${status} (${JSON.stringify(last)})`,

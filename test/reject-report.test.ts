@@ -67,10 +67,11 @@ describe('the reject report', () => {
 
     // The reader reads: the pipeline goes on, and the report has every reject once.
     let lines = 0;
-    reader.on('data', (chunk: Buffer) => {
+    reader.on('data', (chunk: string | Buffer) => {
+      if (typeof chunk === 'string') chunk = Buffer.from(chunk);
       for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
     });
-    const ended = new Promise((resolve) => reader.once('end', resolve));
+    const ended = new Promise<void>((resolve) => reader.once('end', () => resolve()));
     reader.resume();
     await pending;
     for (let i = 0; i < BATCH; i++) report.add(reject(++line));
