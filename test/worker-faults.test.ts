@@ -1,7 +1,10 @@
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
+import { openRunnerSession } from '../src/jobs/session.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
 import { jobIdOf, QUEUE_NAME, type RunJobData } from '../src/runner/queue.js';
 import {
@@ -21,7 +24,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 /**
  * What a worker says of a stalled run (picked up again, or given up on by BullMQ after too many
  * stalls), and the exit code of a run that timed out (124, not 130, which cancel and Ctrl-C have),
- * inline and through a worker. Real PostgreSQL, Redis and `erp worker` processes.
+ * inline and through a worker; the temporary files of dead runs swept as a worker starts. Real PostgreSQL, Redis and `erp worker` processes.
  */
 
 const FILES: Record<string, string> = {
@@ -135,6 +138,47 @@ describe('a stalled run', () => {
     });
     expect((await db.pool.query('SELECT tag FROM marks ORDER BY tag')).rows).toEqual([{ tag: 'again' }]);
     expect(worker.process.exitCode).toBeNull();
+  });
+});
+
+describe('a worker starting', () => {
+  it('removes the temporary files of runs no process executes, and keeps those of live runs', async () => {
+    const runnable = await resolveRunnable(home.dir, 'quick');
+    const params = resolveParams(runnable.job, { tag: 'temp' });
+    const newRun = async (): Promise<number> =>
+      (await createQueuedRun(db.pool, runnable, params, { requestedBy: 'test' }))!;
+    // A run that failed (its worker was killed mid-download, and the run was given up on), and
+    // one still running in a live process (this test's runner session holds its liveness lock).
+    const dead = await newRun();
+    await db.pool.query(`UPDATE runner.runs SET status = 'failed', finished_at = now() WHERE id = $1`, [
+      dead,
+    ]);
+    const live = await newRun();
+    const session = await openRunnerSession(db.url);
+    try {
+      await db.pool.query(`UPDATE runner.runs SET status = 'running', liveness_key = $2 WHERE id = $1`, [
+        live,
+        session.key,
+      ]);
+      const tmp = path.join(home.dir, 'var', 'tmp');
+      for (const name of [String(dead), String(live), 'pid-999999999', `pid-${process.pid}`]) {
+        await mkdir(path.join(tmp, name, 'sftp-x'), { recursive: true });
+        await writeFile(path.join(tmp, name, 'sftp-x', 'partial.csv'), 'x'.repeat(4096));
+      }
+      const worker = await startWorkerProcess(env);
+      try {
+        // Swept before the worker takes any run.
+        expect((await readdir(tmp)).sort()).toEqual([String(live), `pid-${process.pid}`].sort());
+      } finally {
+        worker.process.kill('SIGTERM');
+        expect(await worker.exited).toBe(0);
+      }
+    } finally {
+      await db.pool.query(`UPDATE runner.runs SET status = 'failed', finished_at = now() WHERE id = $1`, [
+        live,
+      ]);
+      await session.close();
+    }
   });
 });
 
