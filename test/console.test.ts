@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { QueueEvents } from 'bullmq';
@@ -68,6 +69,25 @@ format: { kind: csv }
 sink: { kind: postgres, table: public.codes, mode: append }
 `,
   'in/codes.csv': 'code\nX1\nX2\n',
+  'pipelines/notes.yaml': `
+source: { kind: file, path: 'in/notes.csv' }
+format: { kind: csv }
+sink: { kind: postgres, table: public.codes, mode: append }
+`,
+  'in/notes.csv': 'code\nN1\nN2\nN3\n',
+  // A partner whose SFTP host key is pinned in the file: the partners page shows its fingerprint.
+  'partners/PINNED.yaml': `name: PINNED
+sftp:
+  host: sftp.pinned.example
+  port: 22
+  user: erp
+  private_key_file: keys/pinned
+  host_key_sha256: ['SHA256:${'Q'.repeat(43)}']
+  inbox: in
+  outbox: out
+  archive: archive
+  error: error
+`,
 };
 
 let db: TestDatabase;
@@ -99,14 +119,21 @@ async function newPage() {
 
 let worker: Promise<unknown> | null = null;
 
-/** An `erp worker` process on the test's database and queue, started once (killed after the tests). */
+/**
+ * An `erp worker` process on the test's database and queue, started once (killed after the tests).
+ * Its reconciler looks once, at start: the `held` runs the tests leave queued stay off the queue.
+ */
 function ensureWorker(): Promise<unknown> {
-  worker ??= startWorkerProcess({
-    DATABASE_URL: db.url,
-    ERP_HOME: home.dir,
-    ERP_QUEUE_PREFIX: prefix,
-    REDIS_URL,
-  });
+  worker ??= startWorkerProcess(
+    {
+      DATABASE_URL: db.url,
+      ERP_HOME: home.dir,
+      ERP_QUEUE_PREFIX: prefix,
+      REDIS_URL,
+      ERP_RECONCILE_MS: '3600000',
+    },
+    ['--concurrency', '2'],
+  );
   return worker;
 }
 
@@ -520,6 +547,99 @@ describe.skipIf(!HAVE_CHROMIUM)('erp console in chromium', { timeout: 120_000 },
     ).toEqual({ actor: 'oscar', action: 'trigger', address: '127.0.0.1' });
     expect(errors).toEqual([]);
     await screenshot(page, 'trigger');
+  });
+
+  it('lists runs filtered by job and status, a page at a time, with the job’s chart', async () => {
+    const runnable = await resolveRunnable(home.dir, 'tagged');
+    const params = resolveParams(runnable.job, { tag: 'paged' });
+    const ids: number[] = [];
+    for (let i = 0; i < 55; i++)
+      ids.push((await createQueuedRun(db.pool, runnable, params, { requestedBy: 'pager' }))!);
+    // Finished runs with a duration, so the chart has points; one left failed, outside the filter.
+    await db.pool.query(
+      `UPDATE runner.runs SET status = 'succeeded', started_at = created_at, finished_at = created_at + interval '2 seconds'
+        WHERE id = ANY($1)`,
+      [ids.slice(1)],
+    );
+    await db.pool.query(`UPDATE runner.runs SET status = 'failed', finished_at = now() WHERE id = $1`, [
+      ids[0],
+    ]);
+    const { page, errors } = await newPage();
+    await logIn(page, base, 'vera', PASSWORDS.vera);
+    await page.goto(`${base}/runs?name=tagged&status=succeeded&who=pager`);
+    const shown = async (): Promise<number[]> =>
+      (
+        await page.locator('tr[data-run]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-run')))
+      ).map(Number);
+    const first = await shown();
+    expect(first).toHaveLength(50);
+    expect(first).toEqual([...ids.slice(1)].reverse().slice(0, 50));
+    expect(await page.locator('figure.chart svg').count()).toBeGreaterThan(0);
+    await Promise.all([page.waitForURL(/before=/), page.click('a[rel=next]')]);
+    const second = await shown();
+    expect(second).toEqual([...ids.slice(1)].reverse().slice(50));
+    expect(await page.locator('a[rel=next]').count()).toBe(0);
+    // The failed one is there under its own status.
+    await page.goto(`${base}/runs?name=tagged&status=failed&who=pager`);
+    expect(await shown()).toEqual([ids[0]]);
+    expect(errors).toEqual([]);
+    await screenshot(page, 'runs');
+  });
+
+  it('finds a loaded file in the ledger by name and by SHA-256, with the run that loaded it', async () => {
+    const file = path.join(home.dir, 'in/notes.csv');
+    const run = await executedRun('notes', {}, { files: [file] });
+    const sha = createHash('sha256')
+      .update(await readFile(file))
+      .digest('hex');
+    const { page, errors } = await newPage();
+    await logIn(page, base, 'vera', PASSWORDS.vera);
+    for (const q of ['notes.csv', sha]) {
+      await page.goto(`${base}/files?q=${encodeURIComponent(q)}`);
+      const cells = await page.locator('main tbody tr').first().locator('td').allTextContents();
+      expect(cells[0]).toContain('notes.csv');
+      expect(cells[1]).toBe('notes');
+      expect(cells[4]).toBe(`run ${run}`);
+      expect(cells[6]).toBe('3');
+      expect(await page.locator('main tbody tr').count()).toBe(1);
+    }
+    await page.goto(`${base}/files?q=no-such-file-anywhere`);
+    expect(await page.textContent('main')).toContain('No file in the ledger matches.');
+    expect(errors).toEqual([]);
+  });
+
+  it('shows a partner’s pinned SFTP host key on the partners page', async () => {
+    const { page, errors } = await newPage();
+    await logIn(page, base, 'vera', PASSWORDS.vera);
+    await page.goto(`${base}/partners`);
+    const row = page.locator('tr', { hasText: 'PINNED' }).first();
+    expect(await row.locator('td').allTextContents()).toEqual([
+      'PINNED',
+      'sftp.pinned.example',
+      `SHA256:${'Q'.repeat(43)}`,
+      '—',
+      '—',
+    ]);
+    expect(errors).toEqual([]);
+  });
+
+  it('mounts bull-board at /queue for admins only', async () => {
+    const admin = await newPage();
+    await logIn(admin.page, base, 'alice', PASSWORDS.alice);
+    const ok = await admin.page.goto(`${base}/queue`);
+    expect(ok?.status()).toBe(200);
+    expect(await admin.page.title()).toContain('erp queue');
+    for (const [user, password] of [
+      ['oscar', PASSWORDS.oscar],
+      ['vera', PASSWORDS.vera],
+    ] as const) {
+      const { page } = await newPage();
+      await logIn(page, base, user, password);
+      const r = await page.goto(`${base}/queue`);
+      expect(r?.status(), user).toBe(403);
+      const api = await page.request.get(`${base}/queue/api/queues`);
+      expect(api.status(), user).toBe(403);
+    }
   });
 
   it('refuses a state-changing request without the CSRF token, or with another session’s', async () => {
