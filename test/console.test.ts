@@ -642,6 +642,23 @@ describe.skipIf(!HAVE_CHROMIUM)('erp console in chromium', { timeout: 120_000 },
     }
   });
 
+  it('shows the queue and the workers alive on the overview', async () => {
+    await ensureWorker();
+    // A retry waiting for its backoff: delayed, not run by the worker.
+    const job = await queue.add('console-test-delayed', { runId: 0 } as RunJobData, { delay: 3_600_000 });
+    try {
+      const { page, errors } = await newPage();
+      await logIn(page, base, 'vera', PASSWORDS.vera);
+      const facts = await page.locator('dl.facts dd').allTextContents();
+      // waiting, active, delayed, workers alive
+      expect(Number(facts[2])).toBe(1);
+      expect(Number(await page.textContent('#workers-alive'))).toBeGreaterThanOrEqual(1);
+      expect(errors).toEqual([]);
+    } finally {
+      await job.remove();
+    }
+  });
+
   it('refuses a state-changing request without the CSRF token, or with another session’s', async () => {
     const id = await queuedRun('held', { n: '2' });
     const { page } = await newPage();
