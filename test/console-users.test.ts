@@ -7,7 +7,7 @@ import { loadConfig } from '../src/config/env.js';
 import { consoleConfigOf } from '../src/console/config.js';
 import { buildConsole } from '../src/console/server.js';
 import { createSession, findSession } from '../src/console/sessions.js';
-import { findUser, verifyPassword } from '../src/console/users.js';
+import { addUser, findUser, verifyPassword } from '../src/console/users.js';
 import { erp, type Result } from './fixtures/jobs/runner.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { makeHome } from './helpers/home.js';
@@ -242,8 +242,53 @@ describe('single sign-on through a trusted proxy header', () => {
       expect(r.status).toBe(302);
       expect(r.cookie).toBeUndefined();
     }
+    // Behind TLS (the proxy says so), the session cookie is Secure.
+    const tls = await getRuns(server, PROXY, { 'x-remote-user': 'sso-user', 'x-forwarded-proto': 'https' });
+    expect(tls.cookie).toMatchObject({ secure: true, httpOnly: true });
+    expect(ok.cookie?.secure).toBeFalsy();
     // From the proxy, a user unknown to `erp users` is nobody.
     const unknown = await getRuns(server, PROXY, { 'x-remote-user': 'mallory' });
     expect([unknown.status, unknown.cookie]).toEqual([302, undefined]);
+  });
+});
+
+describe('login throttling per address', () => {
+  it('refuses a fourth wrong sign-in from one address whatever the account, and not another address', async () => {
+    const server = await buildConsole({
+      pool: db.pool,
+      log: pino({ level: 'silent' }),
+      home: home.dir,
+      dataDir: path.join(home.dir, 'var'),
+      config: consoleConfigOf(loadConfig({})),
+      queue: null,
+      events: null,
+      throttle: { perAccount: 100, perAddress: 3, windowMs: 60_000 },
+    });
+    await addUser(db.pool, 'tina', 'viewer', 'tina-secret-1');
+    try {
+      /** Posts the login form from `from` as `user`, with the form's own CSRF token and cookie. */
+      const signIn = async (from: string, user: string, password: string): Promise<number> => {
+        const form = await server.inject({ method: 'GET', url: '/login', remoteAddress: from });
+        const csrf = /name="_csrf" value="([^"]+)"/.exec(form.body)![1]!;
+        const cookie = form.cookies.find((c) => c.name === 'erp_login_csrf')!;
+        const r = await server.inject({
+          method: 'POST',
+          url: '/login',
+          remoteAddress: from,
+          cookies: { erp_login_csrf: cookie.value },
+          payload: new URLSearchParams({ _csrf: csrf, user, password }).toString(),
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        });
+        return r.statusCode;
+      };
+      for (const user of ['u1', 'u2', 'u3'])
+        expect(await signIn('198.51.100.9', user, 'wrong-password')).toBe(401);
+      // A fourth account from the same address waits, even with a right password.
+      expect(await signIn('198.51.100.9', 'tina', 'tina-secret-1')).toBe(429);
+      // Another address is not held back.
+      expect(await signIn('198.51.100.10', 'tina', 'tina-secret-1')).toBe(303);
+    } finally {
+      await server.close();
+    }
   });
 });

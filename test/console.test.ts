@@ -448,6 +448,11 @@ describe.skipIf(!HAVE_CHROMIUM)('erp console in chromium', { timeout: 120_000 },
     expect(await runs()).toBe(before + 1);
     await waitRun(id, 'succeeded');
     expect(await count(`SELECT count(*)::int AS n FROM public.marks WHERE tag = 'night'`)).toBe(2);
+    // The action shows on the run it started.
+    await page.goto(`${base}/runs/${id}`);
+    const action = (await page.locator('#actions tr.action').first().textContent())!;
+    expect(action).toContain('oscar');
+    expect(action).toContain('rerun');
     expect(
       await one(
         'SELECT actor, action, run_id::int, new_run_id::int FROM console.actions WHERE new_run_id = $1',
