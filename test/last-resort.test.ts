@@ -9,9 +9,8 @@ import { openRunnerSession, type RunnerSession } from '../src/jobs/session.js';
 import { createQueuedRun } from '../src/jobs/submit.js';
 import { handBack } from '../src/runner/last-resort.js';
 import type { AppContext } from '../src/pipeline/run.js';
-import { waitFor } from './fixtures/jobs/runner.js';
+import { makeJobsHome, waitFor } from './fixtures/jobs/runner.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome } from './helpers/home.js';
 
 /**
  * The worker's last resort hands its runs in hand back (test/chaos covers the crash end to end).
@@ -28,7 +27,7 @@ let session: RunnerSession;
 beforeAll(async () => {
   db = await createTestDatabase('last_resort');
   await db.pool.query('CREATE TABLE step_marks (n int)');
-  home = await makeHome({
+  home = await makeJobsHome({
     'jobs/mark.yaml': 'lock: false\nsteps:\n  - sql: t/mark.sql\n',
     'sql/t/mark.sql': 'INSERT INTO step_marks VALUES (1);\nSELECT pg_sleep(0.6);\n',
   });
