@@ -234,7 +234,7 @@ describe('chaos', () => {
   );
 
   scenario(
-    'Redis killed and restarted empty with runs queued and running: each run executes once',
+    'Redis killed and restarted empty with runs queued, running and followed: each run executes once',
     async (s, srv) => {
       const worker = await s.worker();
       // r1 runs long enough for r2 to be queued behind it when Redis goes.
@@ -243,14 +243,19 @@ describe('chaos', () => {
       await untilRunning(s, 'pg_sleep');
       const b = s.erp(['run', 'slow', '--param', 'tag=r2', '--detach']);
       expect(await b.exited).toBe(0);
-      const ids = [Number(a.stdout().trim()), Number(b.stdout().trim())];
+      // r3 is followed by its `erp run`, which rides out the outage and exits with the run's outcome.
+      const c = s.erp(['run', 'slow', '--param', 'tag=r3']);
+      const followed = await queuedRunId(c);
+      const ids = [Number(a.stdout().trim()), Number(b.stdout().trim()), followed];
       expect(await s.run(ids[1]!)).toMatchObject({ status: 'queued' });
       await srv.redis.kill();
       await srv.redis.start();
       for (const id of ids) await s.waitStatus(id, 'succeeded');
+      expect(await c.exited, c.stderr()).toBe(0);
+      expect(clean(c.stderr() + c.stdout()), c.stderr()).toBe(true);
       expect(await s.one('SELECT count(*)::int AS n, count(DISTINCT tag)::int AS tags FROM marks')).toEqual({
-        n: 2,
-        tags: 2,
+        n: 3,
+        tags: 3,
       });
       expect(worker.process.exitCode).toBeNull();
       expect(worker.stderr()).toContain(
