@@ -8,7 +8,7 @@ import { consoleConfigOf } from '../src/console/config.js';
 import { buildConsole } from '../src/console/server.js';
 import { createSession, findSession } from '../src/console/sessions.js';
 import { addUser, findUser, verifyPassword } from '../src/console/users.js';
-import { erp, type Result } from './fixtures/jobs/runner.js';
+import { erp, REDIS_URL, startErp, testPrefix, waitFor, type Result } from './fixtures/jobs/runner.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { makeHome } from './helpers/home.js';
 
@@ -206,9 +206,15 @@ describe('single sign-on through a trusted proxy header', () => {
     expect(r.cookie).toBeUndefined();
   });
 
-  it('needs the proxy’s addresses to be configured with it', () => {
-    expect(() => consoleConfigOf(loadConfig({ ERP_CONSOLE_TRUSTED_HEADER: 'X-Remote-User' }))).toThrow(
-      'environment variable ERP_CONSOLE_TRUSTED_HEADER: needs ERP_CONSOLE_TRUST_PROXY',
+  it('needs the proxy’s addresses to be configured with it: erp console refuses to start without them', async () => {
+    const r = await erp(['console'], {
+      ...env,
+      ERP_CONSOLE_TRUSTED_HEADER: 'X-Remote-User',
+      ERP_HTTP_PORT: '0',
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      'erp: environment variable ERP_CONSOLE_TRUSTED_HEADER: needs ERP_CONSOLE_TRUST_PROXY, the addresses of the proxy that sets it (the header is believed from them alone)\n',
     );
   });
 
@@ -290,5 +296,26 @@ describe('login throttling per address', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('erp console', () => {
+  it('listens on loopback unless told otherwise, serves its login page, and stops on SIGTERM', async () => {
+    const c = startErp(['console'], {
+      ...env,
+      REDIS_URL,
+      ERP_HTTP_PORT: '0',
+      ERP_QUEUE_PREFIX: testPrefix('console-cli'),
+    });
+    const m = await waitFor(
+      () => /erp console listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(c.stderr()),
+      30_000,
+      () => `the console to listen (${c.stderr()})`,
+    );
+    const r = await fetch(`${m[1]}/login`);
+    expect(r.status).toBe(200);
+    expect(await r.text()).toContain('name="password"');
+    c.process.kill('SIGTERM');
+    expect(await c.exited).toBe(0);
   });
 });
