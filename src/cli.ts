@@ -204,6 +204,7 @@ cli
           log: app.log,
           databaseUrl: app.config.DATABASE_URL,
           runsInHand: worker.runsInHand,
+          claims: worker.claims,
           exitCode: EXIT.failed,
         });
         app.log.info({ concurrency, prefix: app.config.ERP_QUEUE_PREFIX }, 'worker started');

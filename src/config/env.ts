@@ -47,10 +47,38 @@ export const configSchema = z.object({
   ERP_WORKER_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
   /** How often a worker looks for stalled runs (their worker died) to hand them to another, in ms. */
   ERP_WORKER_STALLED_MS: z.coerce.number().int().min(500).default(30_000),
-  /** Port of the /metrics, /healthz and /readyz server of `erp worker` and `erp scheduler`; unset: no server. */
+  /**
+   * Port of a process's HTTP server: the console of `erp console` (unset: {@link HTTP_DEFAULTS}, 8080),
+   * the /metrics, /healthz and /readyz server of `erp worker` and `erp scheduler` (unset: none).
+   */
   ERP_HTTP_PORT: z.coerce.number().int().min(0).max(65535).optional(),
-  /** Address that server listens on. */
-  ERP_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
+  /**
+   * Address that server listens on. Unset: loopback for the console (a reverse proxy on the same
+   * host fronts it), every interface for the metrics of workers and schedulers ({@link HTTP_DEFAULTS}).
+   */
+  ERP_HTTP_HOST: z.string().min(1).optional(),
+  /** How long a console session lasts after login, in minutes. */
+  ERP_CONSOLE_SESSION_MINUTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 60)
+    .default(480),
+  /**
+   * Trust `X-Forwarded-For` / `X-Forwarded-Proto` from the reverse proxy at these addresses
+   * (comma-separated, as Fastify's `trustProxy`); off by default, so a client cannot spoof its address.
+   */
+  ERP_CONSOLE_TRUST_PROXY: z.string().optional(),
+  /**
+   * Single sign-on: the name of a header the reverse proxy sets to the signed-in user's name
+   * (`X-Remote-User`). Off unless set; honoured only on requests from an address of
+   * ERP_CONSOLE_TRUST_PROXY (required with it), and the user must exist in `erp users` (the role
+   * comes from there).
+   */
+  ERP_CONSOLE_TRUSTED_HEADER: z
+    .string()
+    .regex(/^[A-Za-z0-9-]+$/, 'a header name')
+    .optional(),
   /** How often workers and schedulers reconcile runs in PostgreSQL with the queue in Redis, in ms. */
   ERP_RECONCILE_MS: z.coerce.number().int().min(200).default(15_000),
   /**
@@ -69,6 +97,13 @@ export const configSchema = z.object({
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** Where each process's HTTP server listens when ERP_HTTP_PORT / ERP_HTTP_HOST are unset. */
+export const HTTP_DEFAULTS = {
+  console: { port: 8080, host: '127.0.0.1' },
+  /** `erp worker` and `erp scheduler`: no server unless ERP_HTTP_PORT is set. */
+  service: { port: null, host: '0.0.0.0' },
+} as const;
 
 /**
  * Checks a connection URL's form, so a malformed one is one line naming the variable (exit 2)

@@ -11,6 +11,7 @@ import { setWorkerConcurrency, trackRun } from '../metrics/counters.js';
 import { describeError } from '../errors.js';
 import { sweepRunTemps } from '../runs/temp.js';
 import { startReconciler } from '../jobs/reconcile.js';
+import { ClaimGate } from '../jobs/claims.js';
 import {
   checkEvictionPolicy,
   connectRedis,
@@ -48,6 +49,8 @@ export interface RunningWorker {
   worker: Worker<RunJobData>;
   /** The ids of the runs this process executes right now. */
   runsInHand(): number[];
+  /** The claims of its runs; the last resort closes this gate before it hands them back. */
+  claims: ClaimGate;
   /** Stops taking work; waits up to the grace period for runs in hand, then hands them back. */
   close(): Promise<void>;
 }
@@ -98,6 +101,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
     app.log.warn({ err: describeError(err) }, 'could not sweep the temporary files of dead runs'),
   );
 
+  const claims = new ClaimGate();
   const process = async (job: Job<RunJobData>, token?: string): Promise<{ status: string }> => {
     const stored = await storedRunOf(pool, app.home, job.data);
     const firstDelivery =
@@ -151,6 +155,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
         attemptsLeft: (job.opts.attempts ?? 1) - job.attemptsMade - 1,
         onProgress: report,
         liveness: session.key,
+        claims,
         firstDelivery,
       });
       finalStatus = outcome.status;
@@ -226,6 +231,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
   return {
     worker,
     runsInHand: () => [...controllers.keys()],
+    claims,
     async close() {
       const grace = opts.graceMs ?? 30_000;
       const closing = worker.close();
