@@ -13,7 +13,7 @@ const UNIT = [
   'test/format-xlsx.test.ts',
   'test/import-cycles.test.ts',
   'test/nacha.test.ts',
-  'test/reject-report.test.ts',
+  'test/reject-report-formulas.test.ts',
   'test/runs-store.test.ts',
   'test/sqlstate.test.ts',
   'test/text-decode.test.ts',

@@ -10,6 +10,10 @@
  *                             └──commitClaim() + committed(next)──► ours by a step's commit
  *   any ──forFailure()──► the answer a failure is recorded after (claimed once the database is back)
  *
+ * Every claim goes through the process's ClaimGate (claims.ts), which its last resort closes before
+ * handing its runs back: a claim sent with `now()`, or a step commit that claims the run, from
+ * commitClaim() until commitSettled().
+ *
  * A first delivery's first SQL step runs at once and claims its run with its own commit (one round
  * trip less for a short run); a longer one is claimed after CLAIM_AFTER_MS, so the run shows as
  * running while it works.
@@ -17,6 +21,7 @@
 import { whileUnreachable } from '../db/pool.js';
 import type { AppContext } from '../app.js';
 import { CancelledError } from '../errors.js';
+import type { ClaimGate } from './claims.js';
 import { claimRun, type Claim } from './run-record.js';
 import type { FlatStep, RunOutcome } from './types.js';
 
@@ -38,9 +43,12 @@ export class RunClaim {
   private runningRecorded: number | null = null;
   /** The run's success was committed with its last step. */
   private finishedByCommit = false;
+  /** Ends the gate's hold on a step commit that claims the run. */
+  private release: (() => void) | undefined;
 
   constructor(
     private readonly app: AppContext,
+    private readonly gate: ClaimGate,
     private readonly runId: number,
     private readonly liveness: number,
     /** The run's first step, which a first attempt's claim records as running. */
@@ -51,7 +59,7 @@ export class RunClaim {
   now(): Promise<ClaimAnswer> {
     clearTimeout(this.timer);
     if (!this.sent) {
-      this.sent = claimRun(this.app, this.runId, this.liveness, this.firstStep());
+      this.sent = this.gate.send(() => claimRun(this.app, this.runId, this.liveness, this.firstStep()));
       // Settled on every path (forFailure waits for it), so never an unhandled rejection.
       this.sent.catch(() => undefined);
     }
@@ -88,7 +96,16 @@ export class RunClaim {
       if ('final' in claim) throw new NotOursError();
       if (claim.cancelRequested) throw new CancelledError();
     }
-    return this.sent || this.claimedByCommit ? null : { liveness: this.liveness };
+    if (this.sent || this.claimedByCommit) return null;
+    // This commit claims the run: it is a claim in flight until the step settles.
+    this.release = this.gate.hold();
+    return { liveness: this.liveness };
+  }
+
+  /** The step whose commit may have claimed the run settled (committed or not): no claim in flight. */
+  commitSettled(): void {
+    this.release?.();
+    this.release = undefined;
   }
 
   /**
@@ -116,9 +133,12 @@ export class RunClaim {
     if (this.claimedByCommit) return this.sent ? await this.sent.catch(() => null) : null;
     const claim = await this.now().catch(() => null);
     if (claim !== null) return claim;
-    return whileUnreachable(() => claimRun(this.app, this.runId, this.liveness, this.firstStep()), {
-      onWait,
-    }).catch(() => null);
+    return whileUnreachable(
+      () => this.gate.send(() => claimRun(this.app, this.runId, this.liveness, this.firstStep())),
+      {
+        onWait,
+      },
+    ).catch(() => null);
   }
 
   /** The run's attempt is over: no deferred claim is sent after it. */

@@ -19,6 +19,7 @@ import { loadPartner } from '../partners/profile.js';
 import { errorKindOf, finishRun, requeueRun } from '../runs/store/runs.js';
 import { detailOf, finalOutcome, recordStep, stepSucceededSql } from './run-record.js';
 import { RunClaim } from './claim.js';
+import { ClaimGate } from './claims.js';
 import { loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';
 import { runSqlStep, sqlFilePath, type SqlStepOptions, type SqlStepResult } from './sql-step.js';
 import { poolRunnerSession } from './session.js';
@@ -47,6 +48,11 @@ export interface ExecuteOptions {
    * recorded run holds a session of its own (a pool connection) for its duration.
    */
   liveness?: number;
+  /**
+   * The process's claim gate, which its last resort closes before handing its runs back
+   * (claims.ts). @defaultValue a gate of the run's own, never closed
+   */
+  claims?: ClaimGate;
   onProgress?: (p: RunProgress) => void;
 }
 
@@ -127,7 +133,8 @@ export async function executeRun(context: AppContext, opts: ExecuteOptions): Pro
   let steps: FlatStep[] = [];
   // The run's claim (src/jobs/claim.ts): made at once, or, for a first delivery's first SQL step,
   // once the step outlasts CLAIM_AFTER_MS; a step done sooner claims the run with its own commit.
-  const claim = runId !== null ? new RunClaim(app, runId, liveness!, () => steps[0]) : null;
+  const gate = opts.claims ?? new ClaimGate();
+  const claim = runId !== null ? new RunClaim(app, gate, runId, liveness!, () => steps[0]) : null;
   try {
     steps = await flattenSteps(app.home, opts.runnable.job, opts.params);
     if (claim) {
@@ -181,7 +188,7 @@ export async function executeRun(context: AppContext, opts: ExecuteOptions): Pro
       stepApp.log.debug({ kind: step.kind }, 'step running');
       const result = await runStep(stepApp, step, opts, signal, commitWith, (rows) =>
         opts.onProgress?.({ ...base, state: 'running', rows }),
-      );
+      ).finally(() => claim?.commitSettled());
       stepApp.log.debug({ kind: step.kind }, 'step succeeded');
       outcome.steps.push(result);
       // The run's claim (if not made yet), the next step's running record or the run's success
@@ -198,6 +205,16 @@ export async function executeRun(context: AppContext, opts: ExecuteOptions): Pro
     if (runId !== null && !claim?.finished) await finishRun(app.pool, runId, 'succeeded');
     return outcome;
   } catch (caught) {
+    // The process crashed and its last resort hands this run back: that record is the last word.
+    if (gate.stopped) {
+      Object.assign(outcome, {
+        status: 'retrying',
+        error: describeError(caught),
+        permanent: false,
+        errorKind: 'infra',
+      } satisfies Partial<RunOutcome>);
+      return outcome;
+    }
     // A failure is recorded only once the run is claimed (so it records the attempt), and after the
     // claim landed (else the claim could mark the run running again).
     const answer = await claim?.forFailure(() =>

@@ -10,11 +10,10 @@
  * running at once do no harm.
  */
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
-import type { RunJobData } from '../runner/queue.js';
+import type { RedisClient, RunJobData } from '../runner/queue.js';
 import {
   failQueuedRun,
   failStaleInlineRuns,
@@ -39,7 +38,7 @@ export interface ReconcileContext {
   log: Logger;
   queue: Queue<RunJobData>;
   /** The queue's Redis connection. */
-  redis: Redis;
+  redis: RedisClient;
 }
 
 export interface ReconcileResult {

@@ -1,6 +1,7 @@
 /**
  * What the alert rules and the scrape-time metrics read of the run records: the latest outcome
- * of each job, late schedules, files due, the queue's age. Read only.
+ * of each job, late schedules, files due (with a partner's inbound interchanges), the queue's age.
+ * Read only.
  */
 import type { Db } from './db.js';
 
@@ -69,7 +70,28 @@ export async function runOfTick(
   return rows[0];
 }
 
-/** A file a pipeline loaded or skipped, with when its content was first loaded. */
+/**
+ * The files of a source: a pipeline's run files (rows loaded, size, skipped when seen before) and a
+ * partner's inbound interchanges (transaction sets as rows; a re-delivery byte-identical to a loaded
+ * one as skipped).
+ */
+const ARRIVALS = `
+  SELECT f.file, f.status, f.sha256, f.size_bytes AS size, f.rows_loaded, f.finished_at AS at,
+         (SELECT min(e.loaded_at) FROM runner.ingested_files e WHERE e.pipeline = f.pipeline AND e.sha256 = f.sha256) AS earlier
+    FROM runner.run_files f JOIN runner.runs r ON r.id = f.run_id
+   WHERE f.pipeline = ANY($1) AND NOT r.dry_run AND f.status IN ('loaded', 'skipped')
+  UNION ALL
+  SELECT i.file_name, CASE i.status WHEN 'duplicate' THEN 'skipped' ELSE i.status END, i.sha256, NULL,
+         i.set_count, i.created_at,
+         (SELECT min(e.created_at) FROM edi.interchanges e
+           WHERE e.partner = i.partner AND e.direction = 'in' AND e.status = 'loaded' AND e.sha256 = i.sha256)
+    FROM edi.interchanges i
+   WHERE i.partner = $2 AND i.direction = 'in'
+     AND (i.status = 'loaded' OR (i.status = 'duplicate' AND EXISTS (
+           SELECT 1 FROM edi.interchanges e WHERE e.partner = i.partner AND e.direction = 'in'
+              AND e.status = 'loaded' AND e.sha256 = i.sha256)))`;
+
+/** A file that arrived: loaded or skipped, and when its content was first loaded. */
 export interface ArrivedFile {
   file: string;
   status: string;
@@ -79,27 +101,33 @@ export interface ArrivedFile {
   earlier: Date | null;
 }
 
-/** The files a pipeline loaded or skipped (not in dry runs) that finished in (from, to]. */
-export async function filesArrived(db: Db, pipeline: string, from: Date, to: Date): Promise<ArrivedFile[]> {
+/** The files of `pipelines` (and the interchanges of `partner`) that arrived in (from, to]. */
+export async function filesArrived(
+  db: Db,
+  pipelines: readonly string[],
+  partner: string | null,
+  from: Date,
+  to: Date,
+): Promise<ArrivedFile[]> {
   const { rows } = await db.query<ArrivedFile>(
-    `SELECT f.file, f.status, f.sha256, f.size_bytes AS size, f.rows_loaded,
-            (SELECT min(e.loaded_at) FROM runner.ingested_files e WHERE e.pipeline = f.pipeline AND e.sha256 = f.sha256) AS earlier
-       FROM runner.run_files f JOIN runner.runs r ON r.id = f.run_id
-      WHERE f.pipeline = $1 AND f.finished_at > $2 AND f.finished_at <= $3 AND NOT r.dry_run
-        AND f.status IN ('loaded', 'skipped')
-      ORDER BY f.id`,
-    [pipeline, from, to],
+    `SELECT * FROM (${ARRIVALS}) a WHERE a.at > $3 AND a.at <= $4 ORDER BY a.at`,
+    [pipelines, partner, from, to],
   );
   return rows;
 }
 
-/** The median size of the last ten files a pipeline loaded before `before`. */
-export async function medianLoadedSize(db: Db, pipeline: string, before: Date): Promise<number | null> {
+/** The median size of the last ten files loaded from these sources before `before`. */
+export async function medianLoadedSize(
+  db: Db,
+  pipelines: readonly string[],
+  partner: string | null,
+  before: Date,
+): Promise<number | null> {
   const { rows } = await db.query<{ median: number | null }>(
-    `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY size_bytes)::float8 AS median FROM (
-       SELECT size_bytes FROM runner.run_files WHERE pipeline = $1 AND status = 'loaded' AND finished_at <= $2
-        ORDER BY finished_at DESC LIMIT 10) s`,
-    [pipeline, before],
+    `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY size)::float8 AS median FROM (
+       SELECT a.size FROM (${ARRIVALS}) a WHERE a.status = 'loaded' AND a.at <= $3 AND a.size IS NOT NULL
+        ORDER BY a.at DESC LIMIT 10) s`,
+    [pipelines, partner, before],
   );
   return rows[0]?.median ?? null;
 }
