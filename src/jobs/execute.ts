@@ -93,7 +93,7 @@ export async function planRun(
   const steps = await flattenSteps(home, runnable.job, params);
   for (const step of steps) {
     if (step.kind === 'pipeline') await loadPipeline(home, step.name);
-    else if (step.kind === 'edi') await loadPartner(home, step.edi!.partner);
+    else if (step.kind === 'edi') await loadPartner(home, step.edi.partner);
     else
       await access(sqlFilePath(home, step.name)).catch(() => {
         throw new UserError(`${runnable.job.file}: step sql '${step.name}': no such file sql/${step.name}`);

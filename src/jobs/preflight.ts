@@ -107,7 +107,7 @@ export async function preflight(
     try {
       if (step.kind === 'pipeline') await checkPipeline(ctx, step, step.files ?? opts.files);
       else if (step.kind === 'sql') await checkSqlStep(ctx, runnable, step);
-      else await checkPartner(ctx, step.edi!.partner);
+      else await checkPartner(ctx, step.edi.partner);
     } catch (err) {
       // A check that could not run (the database unreachable) is not a definition problem.
       if (!(err instanceof UserError)) throw err;

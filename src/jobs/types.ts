@@ -51,11 +51,14 @@ export interface RunOutcome {
   errorKind: ErrorKind | null;
 }
 
-export interface FlatStep {
-  kind: 'pipeline' | 'sql' | 'edi';
+/** One step of a run, nested jobs expanded: told apart by `kind`, each with its own settings. */
+export type FlatStep =
+  | (StepBase & { kind: 'pipeline'; /** Files replacing the pipeline source's listing. */ files?: string[] })
+  | (StepBase & { kind: 'sql' })
+  | (StepBase & { kind: 'edi'; /** The partner and direction. */ edi: EdiStepSpec });
+
+interface StepBase {
+  /** The pipeline, the SQL file under sql/, or the EDI step's display name. */
   name: string;
   params: Record<string, string>;
-  files?: string[];
-  /** The partner and direction of an `edi` step. */
-  edi?: EdiStepSpec;
 }
