@@ -31,6 +31,7 @@ export {
 } from './sftp/connect.js';
 export {
   downloadVerified,
+  listRemote,
   listReady,
   moveRemote,
   moveToError,

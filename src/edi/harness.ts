@@ -50,6 +50,7 @@ export async function replayFile(
   partner: Partner,
   file: string,
   mapping?: InboundMapping,
+  name = path.basename(file),
 ): Promise<{ orders: MappedOrder[]; acks: string; result: InboundFileResult }> {
   const ctx = await prepareInbound(app, partner, { dryRun: true });
   ctx.control = new ControlNumberSource(app.pool, partner.name, true, { isa13: 0, gs06: 0, st02: 0 });
@@ -60,7 +61,7 @@ export async function replayFile(
     ctx,
     {
       path: file,
-      name: path.basename(file),
+      name,
       size: data.length,
       sha256: createHash('sha256').update(data).digest('hex'),
     },

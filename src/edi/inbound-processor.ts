@@ -11,8 +11,15 @@ import {
   type MappedTransaction,
 } from '../x12/mapping.js';
 import { findPartner } from '../x12/partner.js';
-import { applyFunctionalAck, readFunctionalAck } from '../x12/reconcile.js';
-import type { GeEvent, GroupHeader, IeaEvent, InterchangeHeader, TransactionSet } from '../x12/types.js';
+import { applyFunctionalAck, applyTa1, readFunctionalAck, TA1_NOTES } from '../x12/reconcile.js';
+import type {
+  GeEvent,
+  GroupHeader,
+  IeaEvent,
+  InterchangeHeader,
+  Ta1Event,
+  TransactionSet,
+} from '../x12/types.js';
 import { holdOrder } from './exceptions.js';
 import type { InboundContext, InboundFileResult, InboundOptions } from './inbound-file.js';
 import { insertPurchaseOrder } from './orders.js';
@@ -61,6 +68,8 @@ export interface InterchangeState {
   closed: boolean;
   /** SHA-256 of GS … GE, to tell a re-delivery from a reused ISA13. */
   content: Hash;
+  /** TA1s of the partner read in this interchange. */
+  ta1s: number;
 }
 
 /** A purchase order to answer with an 855 (business_errors: acknowledge). */
@@ -189,6 +198,7 @@ export class InboundProcessor {
       groups: [],
       closed: false,
       content: createHash('sha256'),
+      ta1s: 0,
     };
     this.interchanges.push(this.ix);
     await this.q('SAVEPOINT edi_interchange');
@@ -216,6 +226,34 @@ export class InboundProcessor {
     if (ev.problems.length > 0) await this.q('ROLLBACK TO SAVEPOINT edi_group');
     await this.q('RELEASE SAVEPOINT edi_group');
     this.group = null;
+  }
+
+  /**
+   * A partner's TA1 inside its interchange: reconciled with our outbound interchange of that ISA13
+   * (TA104/TA105 recorded; R marks it rejected by the partner). Part of the interchange's content,
+   * so a reused ISA13 with another TA1 is told from a re-delivery.
+   */
+  async ta1(ev: Ta1Event): Promise<void> {
+    this.hash(ev.segment.elements);
+    this.ix!.ta1s++;
+    if (!this.ix!.loadable) return;
+    const partner = this.ctx.partner;
+    const applied = await applyTa1(this.client, partner.name, ev);
+    this.result.ta1sApplied.push({
+      isa13: ev.controlNumber,
+      code: ev.code,
+      note: ev.note,
+      interchangeId: applied.interchangeId,
+    });
+    if (applied.interchangeId === null) {
+      this.note(
+        `${this.result.file}, segment ${ev.segment.ordinal} (TA1): acknowledges our interchange ${ev.controlNumber}, which we never sent to ${partner.name}; ignored`,
+      );
+    } else if (ev.code === 'R') {
+      this.notice(
+        `${partner.name} rejected our interchange ${ev.controlNumber} (TA1 R ${ev.note}: ${TA1_NOTES[ev.note] ?? 'unknown note code'})`,
+      );
+    }
   }
 
   /** A partner's 997/999 for one of our groups. */
@@ -421,7 +459,13 @@ export class InboundProcessor {
       }
       if (!x.duplicate) await recordGroup(this.client, partner.name, x.id, g, verdict);
     }
-    const status = held ? 'held' : x.duplicate ? 'duplicate' : accepted > 0 || fa > 0 ? 'loaded' : 'rejected';
+    const status = held
+      ? 'held'
+      : x.duplicate
+        ? 'duplicate'
+        : accepted > 0 || fa > 0 || (x.ta1s > 0 && x.problems.length === 0)
+          ? 'loaded'
+          : 'rejected';
     const message =
       x.duplicate && !held
         ? undefined
