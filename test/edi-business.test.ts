@@ -5,8 +5,8 @@ import { listExceptions, reprocessHeld } from '../src/edi/exceptions.js';
 import { runInbound, type InboundFileResult } from '../src/edi/inbound.js';
 import { ediStatus } from '../src/edi/status.js';
 import { formatEdiStatus } from '../src/commands/edi.js';
-import type { Partner } from '../src/partners.js';
-import { recordOutbound } from '../src/x12/interchanges.js';
+import type { Partner } from '../src/partners/profile.js';
+import { recordOutbound } from '../src/edi/interchanges.js';
 import { FIXTURES, parseStrict, segs, startEdiWorld, type EdiWorld } from './edi-helpers.js';
 
 /** Business errors apart from syntax (hold, acknowledge with an 855), TA1s and reused ISA13s, end to end. */

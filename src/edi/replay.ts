@@ -1,11 +1,11 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { loadYamlFile } from '../config-file.js';
+import { loadYamlFile } from '../config/yaml.js';
 import { UserError } from '../errors.js';
-import { resolveEndpoint, type Partner } from '../partners.js';
+import { resolveEndpoint, type Partner } from '../partners/profile.js';
 import type { AppContext } from '../pipeline/run.js';
-import { makeTempIn, runTempDir } from '../run-temp.js';
-import { downloadVerified, listRemote } from '../sftp.js';
+import { makeTempIn, runTempDir } from '../runs/temp.js';
+import { downloadVerified, listRemote } from '../sftp/index.js';
 import { compileInboundMapping, inboundMappingSchema, type InboundMapping } from '../x12/mapping.js';
 import { replayFile } from './harness.js';
 import type { MappedOrder } from './inbound-file.js';
