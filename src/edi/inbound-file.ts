@@ -111,6 +111,11 @@ export interface InboundOptions {
    * PO number was loaded (the partner test harness and replays).
    */
   fresh?: boolean;
+  /**
+   * Store the orders (default); false: map and check them, call `onOrder` with outcome `loaded`,
+   * insert nothing (a replay of files whose orders exist already).
+   */
+  storeOrders?: boolean;
   /** Called with each purchase order as it would be stored (the partner test harness collects them). */
   onOrder?: (order: MappedOrder) => void;
 }

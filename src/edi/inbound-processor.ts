@@ -58,6 +58,8 @@ export interface InterchangeState {
   header: InterchangeHeader;
   id: number;
   duplicate: boolean;
+  /** Received before, even when judged `fresh` (its row stays a duplicate's: the first one holds the ISA13). */
+  receivedBefore: boolean;
   /** Sets of this interchange may be loaded (not a duplicate, usage accepted). */
   loadable: boolean;
   /** Problems of ours about the interchange (usage, reused ISA13), on top of the splitter's. */
@@ -192,6 +194,7 @@ export class InboundProcessor {
       header: h,
       id: receipt.id,
       duplicate,
+      receivedBefore: receipt.duplicate,
       loadable: !duplicate && usageOk,
       extra,
       problems: [],
@@ -385,6 +388,10 @@ export class InboundProcessor {
   ): Promise<void> {
     const { partner } = this.ctx;
     const keep = checked.lines.map((l) => l !== null);
+    if (this.opts.storeOrders === false) {
+      this.emit(set, mapped, checked, 'loaded');
+      return;
+    }
     await this.q('SAVEPOINT edi_set');
     try {
       doc.orderNo = await insertPurchaseOrder(
@@ -478,7 +485,15 @@ export class InboundProcessor {
       `UPDATE edi.interchanges SET status = $2, group_count = $3, set_count = $4,
               message = CASE WHEN $5::boolean THEN message ELSE $6 END, content_sha256 = $7, updated_at = now()
         WHERE id = $1`,
-      [x.id, status, x.groups.length, setCount, message === undefined, message ?? null, content],
+      [
+        x.id,
+        x.receivedBefore ? 'duplicate' : status,
+        x.groups.length,
+        setCount,
+        message === undefined,
+        message ?? null,
+        content,
+      ],
     );
     this.result.interchanges.push({ isa13: x.header.controlNumber, status, usage: x.header.usage });
     x.closed = true;

@@ -187,13 +187,12 @@ export async function replayPartner(
             continue;
           }
           try {
-            const { orders } = await replayFile(
-              app,
-              partner,
-              local,
-              opts.mapping,
-              path.basename(f.file_name),
-            );
+            const { orders } = await replayFile(app, partner, local, {
+              ...(opts.mapping ? { mapping: opts.mapping } : {}),
+              name: path.basename(f.file_name),
+              // Its orders exist already: judged as the first time, stored nowhere.
+              storeOrders: false,
+            });
             out.push({
               file: f.file_name,
               from,
