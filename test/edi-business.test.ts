@@ -2,7 +2,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listExceptions, reprocessHeld } from '../src/edi/exceptions.js';
-import { runInbound, type InboundFileResult } from '../src/edi/inbound.js';
+import { describeInboundFile, runInbound, type InboundFileResult } from '../src/edi/inbound.js';
+import { splitX12 } from '../src/x12/splitter.js';
 import { ediStatus } from '../src/edi/status.js';
 import { formatEdiStatus } from '../src/commands/edi.js';
 import type { Partner } from '../src/partners/profile.js';
@@ -146,6 +147,12 @@ describe('TA1 and interchange control numbers', () => {
     expect([r!.status, r!.ack]).toEqual(['rejected', null]);
     expect(r!.ta1!.text).toMatch(/~\nTA1\*000000106\*260115\*0930\*R\*001~\n/);
     expect(await w.list('PARTNERA', 'outbox')).toContain(r!.ta1!.name);
+    // node-x12 refuses a TA1 anywhere; our splitter, which reads partners' TA1s, reads ours back.
+    const read = [];
+    for await (const ev of splitX12([r!.ta1!.text], { file: r!.ta1!.name })) read.push(ev);
+    expect(read.map((e) => e.kind)).toEqual(['isa', 'ta1', 'iea']);
+    expect(read[1]).toMatchObject({ controlNumber: '000000106', code: 'R', note: '001' });
+    expect(read.flatMap((e) => (e.kind === 'iea' ? e.problems : []))).toEqual([]);
   });
 
   it('ISA14 = 1: a TA1 A 000', async () => {
@@ -275,5 +282,33 @@ describe('TA1 and interchange control numbers', () => {
     expect(b!.problems).toEqual([
       'ta1-bad.edi, segment 2 (TA104): TA104 is "X"; expected A (accepted), E (accepted with errors) or R (rejected)',
     ]);
+  });
+});
+
+describe('unused segments', () => {
+  it('a segment the mapping does not read is reported the first time a partner sends it, then counted', async () => {
+    const partner = await w.partner('PARTNERA');
+    const withSac = async (isa13: string, po: string): Promise<string> =>
+      (await variant(isa13, po, 'PO1*2*5.5*EA*3.2**BP*SKU-1002~')).replace(
+        'CUR*BY*USD~',
+        'CUR*BY*USD~\nSAC*C*D240***1500~',
+      );
+    await dropText('PARTNERA', 'sac-1.edi', await withSac('000000821', 'PO-SAC-1'));
+    const [first] = await inbound(partner);
+    expect(first!.status).toBe('loaded');
+    expect(first!.unusedSegments.filter((u) => u.segment === 'SAC')).toEqual([
+      { segment: 'SAC', sets: 1, first: true, timesSeen: 1 },
+    ]);
+    expect(describeInboundFile(first!)).toContain(
+      '  unused segment SAC: first time seen from this partner (in 1 set); the mapping does not read it',
+    );
+    await dropText('PARTNERA', 'sac-2.edi', await withSac('000000822', 'PO-SAC-2'));
+    const [second] = await inbound(partner);
+    expect(second!.unusedSegments.filter((u) => u.segment === 'SAC')).toEqual([
+      { segment: 'SAC', sets: 1, first: false, timesSeen: 2 },
+    ]);
+    expect(describeInboundFile(second!)).toContain(
+      '  unused segment SAC: in 1 set, 2 in all; the mapping does not read it',
+    );
   });
 });

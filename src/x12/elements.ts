@@ -83,7 +83,7 @@ function scan(v: string, component: number, repetition: number): number {
 }
 
 /** Digits of a decimal number (R): -1 when `v` is not one (an optional leading minus, one optional point). */
-function decimalDigits(v: string): number {
+export function decimalDigits(v: string): number {
   let digits = 0;
   let points = 0;
   for (let i = 0; i < v.length; i++) {
@@ -97,7 +97,7 @@ function decimalDigits(v: string): number {
 }
 
 /** Digits of an integer (N0–N9): -1 when `v` is not one (an optional leading minus). */
-function integerDigits(v: string): number {
+export function integerDigits(v: string): number {
   const from = v.charCodeAt(0) === 45 ? 1 : 0;
   if (from === v.length) return -1;
   for (let i = from; i < v.length; i++) {

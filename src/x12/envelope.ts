@@ -35,7 +35,15 @@ export interface EnvelopeOptions {
 
 type State = 'outside' | 'interchange' | 'group' | 'set';
 
-const TAG = /^[A-Z][A-Z0-9]{1,2}$/;
+/** A segment id: 2 or 3 upper-case letters or digits, starting with a letter (no regex: every segment passes here). */
+function isTag(t: string): boolean {
+  if (t.length < 2 || t.length > 3) return false;
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (!((c >= 65 && c <= 90) || (i > 0 && c >= 48 && c <= 57))) return false;
+  }
+  return true;
+}
 const ST01 = /^\d{3}$/;
 const ST02 = /^[A-Za-z0-9]{4,9}$/;
 const GS06 = /^\d{1,9}$/;
@@ -409,7 +417,7 @@ export class EnvelopeReader {
       );
     }
     set.segments.push(seg);
-    if (!TAG.test(seg.tag)) {
+    if (!isTag(seg.tag)) {
       set.problems.push(
         problem({
           code: 'SEGMENT_ID_INVALID',

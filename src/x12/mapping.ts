@@ -2,6 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { loadYamlFile } from '../config/yaml.js';
 import { UserError } from '../errors.js';
+import { decimalDigits, integerDigits, isDate } from './elements.js';
 import { problem, type X12Problem } from './errors.js';
 import { flatten, type LoopNode, type PlacedSegment } from './loops.js';
 import type { SetStructure } from './structure.js';
@@ -329,7 +330,7 @@ function convert(value: string, type: X12Type): { value: string } | { error: str
     case 'ID':
       return { value: value.trimEnd() };
     case 'R': {
-      if (!/^-?(\d+\.?\d*|\.\d+)$/.test(value)) return { error: 'expected a decimal number (R)', ak4: '6' };
+      if (decimalDigits(value) < 0) return { error: 'expected a decimal number (R)', ak4: '6' };
       const neg = value.startsWith('-');
       const v = neg ? value.slice(1) : value;
       return {
@@ -337,6 +338,9 @@ function convert(value: string, type: X12Type): { value: string } | { error: str
       };
     }
     case 'DT': {
+      // The common case first: CCYYMMDD, checked without a regex.
+      if (value.length === 8 && isDate(value))
+        return { value: `${value.slice(0, 4)}-${value.slice(4, 6)}-${value.slice(6, 8)}` };
       let y: number, mo: number, d: number;
       if (/^\d{8}$/.test(value))
         [y, mo, d] = [Number(value.slice(0, 4)), Number(value.slice(4, 6)), Number(value.slice(6, 8))];
@@ -361,7 +365,7 @@ function convert(value: string, type: X12Type): { value: string } | { error: str
     }
     default: {
       // N0–N9: implied decimal places.
-      if (!/^-?\d+$/.test(value))
+      if (integerDigits(value) < 0)
         return { error: `expected digits only (${type}, implied decimals)`, ak4: '6' };
       const places = Number(type.slice(1));
       if (places === 0) return { value };
