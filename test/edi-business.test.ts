@@ -289,9 +289,10 @@ describe('unused segments', () => {
   it('a segment the mapping does not read is reported the first time a partner sends it, then counted', async () => {
     const partner = await w.partner('PARTNERA');
     const withSac = async (isa13: string, po: string): Promise<string> =>
+      // In place of the REF (SE01 stays right).
       (await variant(isa13, po, 'PO1*2*5.5*EA*3.2**BP*SKU-1002~')).replace(
-        'CUR*BY*USD~',
-        'CUR*BY*USD~\nSAC*C*D240***1500~',
+        'REF*DP*042~',
+        'SAC*C*D240***1500~',
       );
     await dropText('PARTNERA', 'sac-1.edi', await withSac('000000821', 'PO-SAC-1'));
     const [first] = await inbound(partner);
