@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -86,6 +87,59 @@ describe('erp edi replay', () => {
     );
     expect(diff.every((d) => /^ST02 000[12] \(PO PO-1000[12]\): /.test(d))).toBe(true);
     expect(first[1]!.diff[0]).toMatch(/^ST02 0001 \(PO PO-30001\): header ship_to_name: /);
+  });
+
+  it('erp edi replay as operators run it: one line per file and difference, exit 0, nothing written', async () => {
+    const mappingFile = path.join(tmp, 'cli-850.yaml');
+    await writeFile(
+      mappingFile,
+      (await readFile(path.join(HOME, 'mappings/x12/850-in.yaml'), 'utf8')).replace(
+        "ship_to_name: 'N1[N101=ST].N102'",
+        "ship_to_name: 'N1[N101=ST].N104'",
+      ),
+    );
+    const before = await footprint();
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(HOME, 'dist/cli.js'),
+        'edi',
+        'replay',
+        'PARTNERA',
+        '--since',
+        '30d',
+        '--mapping',
+        mappingFile,
+      ],
+      {
+        cwd: HOME,
+        env: {
+          ...process.env,
+          ...w.env,
+          DATABASE_URL: w.db.url,
+          ERP_HOME: HOME,
+          ERP_DATA_DIR: tmp,
+          LOG_LEVEL: 'warn',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect([code, stderr]).toEqual([0, '']);
+    const lines = stdout.trim().split('\n');
+    expect(lines[0]).toBe(
+      `edi replay PARTNERA, files received in the last 30d through ${mappingFile} (nothing written):`,
+    );
+    expect(lines).toContain('partner-a-850.edi: differs (2 order(s) loaded then, 2 now)');
+    expect(lines).toContain(
+      '  ST02 0001 (PO PO-10001): header ship_to_name: "ACME DISTRIBUTION CENTER" → "DC01"',
+    );
+    expect(lines[lines.length - 1]).toBe('2 of 2 file(s) differ');
+    expect(await footprint()).toEqual(before);
   });
 
   it('files of the period only; --since is a number of days or hours', async () => {
