@@ -12,7 +12,7 @@ import { addUser } from '../src/console/users.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { executeRun } from '../src/jobs/execute.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
-import { createQueueEvents, redisConnection, type RunJobData } from '../src/runner/queue.js';
+import { createQueueEvents, redisConnection, type RedisClient, type RunJobData } from '../src/runner/queue.js';
 import type { Queue } from 'bullmq';
 import { HAVE_CHROMIUM, CHROMIUM, launchChromium, logIn, screenshot } from './console/browser.js';
 import {
@@ -62,7 +62,7 @@ let home: { dir: string; remove(): Promise<void> };
 let prefix: string;
 let queue: Queue<RunJobData>;
 let redis: Redis;
-let eventsRedis: Redis;
+let eventsRedis: RedisClient;
 let events: QueueEvents;
 let server: FastifyInstance;
 let base: string;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
+import { parseRedisUrl } from '../runner/redis-url.js';
 
 /**
  * Settings read from the environment. Every option is declared once here, with its default;
@@ -13,11 +14,21 @@ export const configSchema = z.object({
     .url()
     .superRefine((v, ctx) => checkUrl(v, ['postgres:', 'postgresql:'], ctx, postgresProblem))
     .default('postgres://root@127.0.0.1:5432/root'),
-  /** Redis connection string for the BullMQ worker pool. */
+  /**
+   * Redis for the BullMQ worker pool: `redis://` or `rediss://` for one server, `redis+sentinel://`
+   * or `redis+cluster://` with comma-separated host:port pairs for a group (src/runner/redis-url.ts).
+   */
   REDIS_URL: z
     .string()
-    .url()
-    .superRefine((v, ctx) => checkUrl(v, ['redis:', 'rediss:'], ctx, redisProblem))
+    .superRefine((v, ctx) => {
+      try {
+        if (parseRedisUrl(v).kind === 'single') new URL(v);
+      } catch (err) {
+        const message = err instanceof TypeError ? 'Invalid URL' : (err as Error).message;
+        return ctx.addIssue({ code: 'custom', message });
+      }
+      checkUrl(v, ['redis:', 'rediss:', 'redis+sentinel:', 'redis+cluster:'], ctx, redisProblem);
+    })
     .default('redis://127.0.0.1:6379'),
   /** pino level: fatal, error, warn, info, debug, trace or silent. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -47,6 +58,12 @@ export const configSchema = z.object({
    * `:`; a file anywhere else is refused before it is opened.
    */
   ERP_INPUT_DIRS: z.string().default(''),
+  /**
+   * The most PostgreSQL connections one erp process may open (its pool and its runner session);
+   * unset: 10 for a command, 2 per run in hand plus 2 for a worker. A worker whose --concurrency
+   * needs more refuses to start. Size it under the server's (or PgBouncer's) per-client limit.
+   */
+  ERP_PG_MAX_CONNECTIONS: z.coerce.number().int().min(3).optional(),
   /** Rows kept per file in the erp.rejects table; the CSV report always has them all. */
   ERP_REJECTS_IN_TABLE: z.coerce.number().int().min(0).default(1000),
 });
@@ -89,6 +106,7 @@ function postgresProblem(u: URL): string | null {
 }
 
 function redisProblem(u: URL): string | null {
+  if (u.protocol.startsWith('redis+')) return null; // read by parseRedisUrl
   const db = u.pathname.replace(/^\//, '');
   if (db !== '' && !/^\d+$/.test(db)) return 'the database (the path after the host) is not a number';
   if (u.hostname === '') return 'the URL names no host';
