@@ -13,7 +13,7 @@ import { runPipeline } from './pipeline/run.js';
 import { type Progress } from './pipeline/pipeline-run.js';
 import { formatPipelineResult, formatRunDetail, formatRuns, table } from './commands/report.js';
 import { EXIT, exitCodeOf, withSigint, wouldExitLine } from './commands/exit.js';
-import type { EdiCommandOptions } from './commands/edi-harness.js';
+import type { EdiCommandOptions } from './commands/edi-options.js';
 import type { RunCommandOptions } from './commands/run.js';
 import type { UsersCommandOptions } from './commands/users.js';
 import { requestCancel } from './jobs/cancel.js';
@@ -347,13 +347,17 @@ cli
 cli
   .command(
     'edi [action] [partner]',
-    "EDI: `erp edi status` lists overdue acknowledgments and recent interchanges; `erp edi preview <partner>` shows what a run would do; `erp edi test <partner>` replays the partner's samples; `erp edi exceptions` / `erp edi reprocess <partner>` handle held orders",
+    "EDI: `erp edi status` lists overdue acknowledgments and recent interchanges; `erp edi preview <partner>` shows what a run would do; `erp edi test <partner>` replays the partner's samples; `erp edi replay <partner> --since 30d [--mapping FILE]` runs archived inbound files through a mapping and shows what would change; `erp edi exceptions` / `erp edi reprocess <partner>` handle held orders",
   )
   .option('--partner <name>', 'Only this trading partner (partners/<name>.yaml)', { type: [String] })
   .option('--limit <n>', 'How many recent interchanges to show', { default: '20', type: [String] })
   .option('--direction <dir>', 'preview: inbound, outbound (default) or acks', { type: [String] })
   .option('--transaction-set <id>', 'preview outbound: 810 or 856 only', { type: [String] })
   .option('--update', 'test: write the expected files beside the samples')
+  .option('--since <period>', 'replay: inbound files received in this period, e.g. 30d or 12h', {
+    type: [String],
+  })
+  .option('--mapping <file>', "replay: this inbound mapping instead of the partner's", { type: [String] })
   .action((action: string | undefined, partner: string | undefined, opts: EdiCommandOptions) =>
     withApp(async (app) => (await import('./commands/edi.js')).ediCommand(app, action, partner, opts)),
   );

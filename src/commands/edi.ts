@@ -14,7 +14,7 @@ import { UserError } from '../errors.js';
 import { listPartnerNames, loadPartner, loadPartners } from '../partners/profile.js';
 import { table } from './report.js';
 import { EXIT } from './exit.js';
-import type { EdiCommandOptions } from './edi-harness.js';
+import { first, type EdiCommandOptions } from './edi-options.js';
 
 const when = (d: Date): string => d.toISOString().replace('T', ' ').slice(0, 16);
 
@@ -66,7 +66,19 @@ export function formatEdiStatus(s: EdiStatus): string {
     out.push('recent interchanges:');
     out.push(
       table(
-        ['ID', 'DIR', 'PARTNER', 'ISA13', 'STATUS', 'SETS', 'FILE', 'AT (UTC)', 'ACK ISA13', 'MESSAGE'],
+        [
+          'ID',
+          'DIR',
+          'PARTNER',
+          'ISA13',
+          'STATUS',
+          'SETS',
+          'FILE',
+          'AT (UTC)',
+          'ACK ISA13',
+          'TA1',
+          'MESSAGE',
+        ],
         s.recent.map((r) => [
           r.id,
           r.direction,
@@ -77,6 +89,7 @@ export function formatEdiStatus(s: EdiStatus): string {
           r.fileName,
           when(r.at),
           r.ackIsa13,
+          r.ta1,
           r.message && r.message.length > 80 ? `${r.message.slice(0, 77)}...` : r.message,
         ]),
       ),
@@ -84,8 +97,6 @@ export function formatEdiStatus(s: EdiStatus): string {
   }
   return out.join('\n');
 }
-
-const first = (v: string[] | string | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 
 /** `erp edi <action> [partner]`. */
 export async function ediCommand(
@@ -102,7 +113,7 @@ export async function ediCommand(
     process.stdout.write(formatEdiStatus(await ediStatus(app.pool, partners, { limit })) + '\n');
     return EXIT.ok;
   }
-  if (action === 'test' || action === 'exceptions' || action === 'reprocess') {
+  if (action === 'test' || action === 'exceptions' || action === 'reprocess' || action === 'replay') {
     return (await import('./edi-harness.js')).ediHarnessCommand(
       app,
       action,
@@ -112,7 +123,7 @@ export async function ediCommand(
   }
   if (action !== 'preview') {
     throw new UserError(
-      `unknown action '${action}'; use: erp edi status, erp edi preview <partner> [--direction inbound|outbound|acks], erp edi test <partner> [--update], erp edi exceptions [partner], erp edi reprocess <partner>`,
+      `unknown action '${action}'; use: erp edi status, erp edi preview <partner> [--direction inbound|outbound|acks], erp edi test <partner> [--update], erp edi replay <partner> --since 30d [--mapping FILE], erp edi exceptions [partner], erp edi reprocess <partner>`,
     );
   }
   const name = partnerArg ?? first(opts.partner);

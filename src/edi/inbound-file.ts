@@ -15,9 +15,9 @@ import { X12Error } from '../x12/errors.js';
 import { loadInboundMapping } from '../x12/mapping.js';
 import { splitX12 } from '../x12/splitter.js';
 import { buildFileAcks, recordUnused } from './inbound-acks.js';
-import type { InboundContext, InboundFileResult, InboundOptions } from './inbound-types.js';
 import { InboundProcessor, NotAnAckFile } from './inbound-processor.js';
 import { ControlNumberSource } from './transport.js';
+import type { InboundContext, InboundFileResult, InboundOptions } from './inbound-types.js';
 
 /** Loads the 850 mapping and checks the partner's customer; a problem here fails the run, not a file. */
 export async function prepareInbound(
@@ -69,6 +69,7 @@ export async function processInboundFile(
     orders: [],
     ordersLoaded: 0,
     acksApplied: [],
+    ta1sApplied: [],
     ack: null,
     poAck: null,
     ta1: null,
@@ -100,7 +101,9 @@ export async function processInboundFile(
         else if (ev.kind === 'gs') await p.gs(ev.group);
         else if (ev.kind === 'transaction') await p.transaction(ev.set);
         else if (ev.kind === 'ge') await p.ge(ev);
-        else await p.iea(ev);
+        else if (ev.kind === 'iea') await p.iea(ev);
+        else if (ev.kind === 'ta1') await p.ta1(ev);
+        else p.notice(`warning: ${ev.problem.message}`);
       }
     } catch (err) {
       if (err instanceof NotAnAckFile) {
@@ -120,6 +123,7 @@ export async function processInboundFile(
         orders: [],
         ordersLoaded: 0,
         acksApplied: [],
+        ta1sApplied: [],
       });
       p.note(err.message);
       const acks = await buildFileAcks(ctx, p, opts, [err.problem]);
