@@ -1,5 +1,6 @@
 import { createRedactor, loadRedactKey, redactStages, sensitiveFieldsOf } from '../compliance/sensitive.js';
 import { UserError } from '../errors.js';
+import { createClean } from '../stages/clean.js';
 import { createCsvFormat } from '../stages/format-csv.js';
 import { createNachaFormat } from '../stages/format-nacha.js';
 import { createXlsxFormat } from '../stages/format-xlsx.js';
@@ -78,6 +79,9 @@ export async function buildImport(
   opts: BuildOptions = {},
 ): Promise<ImportStages> {
   const steps: RowStep[] = [];
+  const format = def.config.format;
+  const clean = format.kind === 'nacha' ? null : createClean(format);
+  if (clean) steps.push(clean);
   if (def.config.validate) steps.push(createValidate(def.config.validate));
   if (def.config.transform) steps.push(await createTransform(def.config.transform, ctx));
   const { source, sink } = def.config;
