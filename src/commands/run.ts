@@ -12,7 +12,7 @@ import { reopenRun } from '../jobs/resume.js';
 import { followRun } from '../jobs/follow.js';
 import { openRunnerSession } from '../jobs/session.js';
 import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
-import { formatOutcome, formatRunDetail } from '../report.js';
+import { formatRunView, viewOfOutcome, viewOfRecords } from '../report.js';
 import { finishRun, getRun } from '../runs.js';
 import { EXIT, exitCodeOf, withSigint, wouldExitLine } from './exit.js';
 
@@ -210,11 +210,12 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
       );
       steps.stop();
       const code = exitCodeOf(outcome.status, outcome.errorKind);
-      process.stdout.write(
-        formatOutcome(runnable.name, params, outcome) +
-          (opts.dryRun ? `\n${wouldExitLine(code)}` : '') +
-          '\n',
-      );
+      // A recorded run is told from its records, exactly as when it runs in a worker.
+      const view =
+        runId === null
+          ? viewOfOutcome(runnable.name, params, outcome)
+          : viewOfRecords((await whileUnreachable(() => getRun(app.pool, runId!)))!);
+      process.stdout.write(formatRunView(view) + (opts.dryRun ? `\n${wouldExitLine(code)}` : '') + '\n');
       return code;
     } finally {
       steps.stop();
@@ -277,7 +278,7 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
       return EXIT.cancelled;
     }
     const detail = (await whileUnreachable(() => getRun(app.pool, runId)))!;
-    process.stdout.write(formatRunDetail(detail) + '\n');
+    process.stdout.write(formatRunView(viewOfRecords(detail)) + '\n');
     return exitCodeOf(status, detail.run.error_kind);
   } finally {
     await events?.close().catch(() => undefined);

@@ -246,8 +246,15 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
               );
             }
           : undefined;
-      const result = await runStep(app, step, opts, signal, commitWith, (rows) =>
-        opts.onProgress?.({ ...base, state: 'running', rows }),
+      const result = await runStep(
+        app,
+        step,
+        opts,
+        signal,
+        commitWith,
+        (rows) => opts.onProgress?.({ ...base, state: 'running', rows }),
+        // A failed pipeline's files and rejects are part of the outcome a dry run shows.
+        (failed) => outcome.steps.push(failed),
       );
       outcome.steps.push(result);
       if (commitWith) {
@@ -384,6 +391,7 @@ async function runStep(
   signal: AbortSignal,
   commitWith: SqlStepOptions['commitWith'],
   onRows: (rows: number) => void,
+  onFailed: (failed: StepOutcome) => void,
 ): Promise<StepOutcome> {
   if (step.kind === 'sql') {
     const sql = await runSqlStep(app.pool, app.home, step.name, step.params, {
@@ -416,6 +424,7 @@ async function runStep(
       f.message?.includes(f.file) ? f.message : `${f.file}: ${f.message ?? 'failed'}`,
     );
     const message = `pipeline ${step.name}: ${why.length > 0 ? why.join('; ') : (result.error ?? 'failed')}`;
+    onFailed({ kind: 'pipeline', name: step.name, status: 'failed', pipeline: result, error: message });
     if (failed.some((f) => f.policyExceeded)) throw new RejectPolicyError(message);
     if (failed.length === 0 && result.transient) throw new Error(message);
     if (failed.length === 0 || failed.some((f) => !f.transient)) throw new UserError(message, 1);

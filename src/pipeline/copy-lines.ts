@@ -37,7 +37,7 @@ export class CopyLines {
    * Other errors come back unchanged.
    */
   explain(err: unknown, file: string): unknown {
-    const e = err as { code?: unknown; where?: unknown; message?: unknown } | null;
+    const e = err as { code?: unknown; where?: unknown; message?: unknown; detail?: unknown } | null;
     if (typeof e?.code !== 'string' || !/^2[23]/.test(e.code) || typeof e.where !== 'string') return err;
     const at = /^COPY [^,]+, line (\d+)(?:, column ([^:]+)(?:: (.*))?)?/.exec(e.where);
     if (!at) return err;
@@ -50,7 +50,9 @@ export class CopyLines {
       .join(', ');
     const value = at[3] !== undefined ? ` value ${at[3]}:` : '';
     const hint = HINTS[e.code];
-    return new UserError(`${where}:${value} ${String(e.message)}${hint ? `; ${hint}` : ''}`, 1);
+    // PostgreSQL's detail names the key of a duplicate ("Key (id)=(5) already exists.").
+    const detail = typeof e.detail === 'string' ? ` (${e.detail.replace(/\.$/, '')})` : '';
+    return new UserError(`${where}:${value} ${String(e.message)}${detail}${hint ? `; ${hint}` : ''}`, 1);
   }
 }
 
@@ -60,5 +62,6 @@ const HINTS: Record<string, string> = {
     "the value is too large for the column's type; declare its precision and scale in validate.fields so such rows are rejected with their line",
   '22001': 'declare max_length in validate.fields so such rows are rejected with their line',
   '23502': 'declare the field required in validate.fields so such rows are rejected with their line',
-  '23505': 'the key is in the table already or twice in the file; sink mode upsert (with sink.key) updates instead',
+  '23505':
+    'the key is in the table already or twice in the file; sink mode upsert (with sink.key) updates instead',
 };
