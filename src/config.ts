@@ -47,6 +47,11 @@ export const configSchema = z.object({
    * `:`; a file anywhere else is refused before it is opened.
    */
   ERP_INPUT_DIRS: z.string().default(''),
+  /**
+   * How often `erp run` and `erp validate` print a running step's progress (percentage, rows/s, time
+   * left) as a plain line when stderr is not a terminal, in ms; on a terminal a progress bar shows it.
+   */
+  ERP_PROGRESS_MS: z.coerce.number().int().min(100).default(10_000),
   /** Rows kept per file in the erp.rejects table; the CSV report always has them all. */
   ERP_REJECTS_IN_TABLE: z.coerce.number().int().min(0).default(1000),
 });

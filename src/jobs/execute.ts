@@ -1,4 +1,5 @@
 import { access } from 'node:fs/promises';
+import path from 'node:path';
 import { whileUnreachable } from '../db.js';
 import { removeRunTemp } from '../run-temp.js';
 import type pg from 'pg';
@@ -42,6 +43,10 @@ export interface RunProgress {
   name: string;
   state: 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
   rows?: number;
+  /** A pipeline step's file being read: its name, bytes read and size (0 when unknown). */
+  file?: string;
+  bytes?: number;
+  bytesTotal?: number;
   message?: string;
 }
 
@@ -252,7 +257,7 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
         opts,
         signal,
         commitWith,
-        (rows) => opts.onProgress?.({ ...base, state: 'running', rows }),
+        (rows, at) => opts.onProgress?.({ ...base, state: 'running', rows, ...at }),
         // A failed pipeline's files and rejects are part of the outcome a dry run shows.
         (failed) => outcome.steps.push(failed),
       );
@@ -390,7 +395,7 @@ async function runStep(
   opts: ExecuteOptions,
   signal: AbortSignal,
   commitWith: SqlStepOptions['commitWith'],
-  onRows: (rows: number) => void,
+  onRows: (rows: number, at?: Pick<RunProgress, 'file' | 'bytes' | 'bytesTotal'>) => void,
   onFailed: (failed: StepOutcome) => void,
 ): Promise<StepOutcome> {
   if (step.kind === 'sql') {
@@ -413,7 +418,8 @@ async function runStep(
     files: step.files ?? opts.files,
     params: step.params,
     signal,
-    onProgress: (p) => onRows(p.rowsRead),
+    onProgress: (p) =>
+      onRows(p.rowsRead, { file: path.basename(p.file), bytes: p.bytesRead, bytesTotal: p.bytesTotal }),
   });
   recordPipeline(result);
   if (result.status === 'cancelled') throw new CancelledError();
