@@ -1,7 +1,7 @@
 import type { QueueEvents } from 'bullmq';
 import type { App } from '../app.js';
 import { definitionHashes } from '../audit/definitions.js';
-import { whileUnreachable } from '../db.js';
+import { whileUnreachable } from '../db/pool.js';
 import { describeError, UserError } from '../errors.js';
 import { requestCancel } from '../jobs/cancel.js';
 import { resolveParams, resolveRunnable, type Runnable } from '../jobs/definition.js';
@@ -11,8 +11,8 @@ import { reopenRun } from '../jobs/resume.js';
 import { followRun } from '../jobs/follow.js';
 import { openRunnerSession } from '../jobs/session.js';
 import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
-import { formatRunView, viewOfOutcome, viewOfRecords } from '../report.js';
-import { finishRun, getRun } from '../runs.js';
+import { formatRunView, viewOfOutcome, viewOfRecords } from './report.js';
+import { finishRun, getRun } from '../runs/history.js';
 import { EXIT, exitCodeOf, withSigint, wouldExitLine } from './exit.js';
 import { stepReporter } from './progress.js';
 
@@ -190,7 +190,7 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
 
   // Redis and BullMQ load only when a run is queued: an inline run or a dry run never needs them.
   const { connectRedis, createQueue, createQueueEvents, lastEventIdOf, redisConnection } =
-    await import('../queue.js');
+    await import('../runner/queue.js');
   const redis = redisConnection(app.config.REDIS_URL, 'producer');
   const queue = createQueue(redis, app.config.ERP_QUEUE_PREFIX);
   let events: QueueEvents | null = null;
