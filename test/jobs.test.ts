@@ -354,7 +354,9 @@ describe('through a worker', () => {
       ),
     );
     expect(loser.stdout()).toBe('');
-    expect(winner.stdout()).toMatch(new RegExp(`^payroll period=2026-11 run_type=regular \\(run ${holder}\\)\\n`));
+    expect(winner.stdout()).toMatch(
+      new RegExp(`^payroll period=2026-11 run_type=regular \\(run ${holder}\\)\\n`),
+    );
     // One run recorded and executed; the refused one left no row and no BullMQ job.
     const runs = await db.pool.query(
       `SELECT id::int, status, requested_by FROM runner.runs WHERE name = 'payroll'`,

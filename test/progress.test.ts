@@ -24,7 +24,13 @@ function capture(tty: boolean): { stream: NodeJS.WriteStream; text(): string } {
   const s = new PassThrough();
   let out = '';
   s.on('data', (d: Buffer) => (out += d.toString()));
-  Object.assign(s, { isTTY: tty, columns: 120, cursorTo: () => true, clearLine: () => true, moveCursor: () => true });
+  Object.assign(s, {
+    isTTY: tty,
+    columns: 120,
+    cursorTo: () => true,
+    clearLine: () => true,
+    moveCursor: () => true,
+  });
   return { stream: s as unknown as NodeJS.WriteStream, text: () => out };
 }
 
@@ -96,7 +102,9 @@ describe('step reporter', () => {
     r.stop();
     const text = plain(out.text());
     expect(text).toContain('step 2/3 pipeline items: running\n');
-    expect(text).toMatch(/ step 2\/3 items\.csv \|[█░]{10,}\| 25% \| 500 rows \| [\d,]+ rows\/s \| \d+s left/);
+    expect(text).toMatch(
+      / step 2\/3 items\.csv \|[█░]{10,}\| 25% \| 500 rows \| [\d,]+ rows\/s \| \d+s left/,
+    );
     expect(text).toContain('step 2/3 pipeline items: succeeded\n');
   });
 });
@@ -112,25 +120,32 @@ describe('erp run progress', () => {
         /^step 1\/1 pipeline bench: bench\.csv \d+% of [\d.]+ MB, [\d,]+ rows, [\d,]+ rows\/s, \d+(s|m\d\ds) left$/,
       );
     // No escape codes, no carriage returns: a log file reads cleanly.
-    expect(r.stderr).not.toMatch(/[\r\x1b]/);
+    expect(r.stderr).not.toContain('\r');
+    expect(r.stderr).not.toContain('\x1b');
     expect(r.stdout).toContain(`succeeded: read ${ROWS}, loaded ${ROWS}, rejected 0`);
   });
 
   it('on a terminal (a pty through script): a progress bar', async () => {
     await db.pool.query('TRUNCATE bench; TRUNCATE runner.ingested_files CASCADE');
     const cli = path.resolve('dist/cli.js');
-    const child = spawn('script', ['-q', '-e', '-c', `${process.execPath} ${cli} run bench --inline`, '/dev/null'], {
-      cwd: home.dir,
-      env: { ...process.env, ...env, LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      'script',
+      ['-q', '-e', '-c', `${process.execPath} ${cli} run bench --inline`, '/dev/null'],
+      {
+        cwd: home.dir,
+        env: { ...process.env, ...env, LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(code, out).toBe(0);
     const text = plain(out);
-    expect(text).toMatch(/ step 1\/1 bench\.csv \|[█░]+\| \d+% \| [\d,]+ rows \| [\d,]+ rows\/s \| \d+(s|m\d\ds) left/);
+    expect(text).toMatch(
+      / step 1\/1 bench\.csv \|[█░]+\| \d+% \| [\d,]+ rows \| [\d,]+ rows\/s \| \d+(s|m\d\ds) left/,
+    );
     expect(text).toContain(`succeeded: read ${ROWS}, loaded ${ROWS}, rejected 0`);
   });
 });

@@ -5,7 +5,7 @@ import { whileUnreachable } from '../db/pool.js';
 import { describeError, UserError } from '../errors.js';
 import { requestCancel } from '../jobs/cancel.js';
 import { resolveParams, resolveRunnable, type Runnable } from '../jobs/definition.js';
-import { executeRun, planRun, type FlatStep, type RunProgress } from '../jobs/execute.js';
+import { executeRun, planRun, type FlatStep } from '../jobs/execute.js';
 import { assertPreflight } from '../jobs/preflight.js';
 import { reopenRun } from '../jobs/resume.js';
 import { followRun } from '../jobs/follow.js';
