@@ -496,7 +496,7 @@ describe('the edi job step', () => {
         `  1. edi PARTNERA inbound: succeeded\n     2 files: 1 duplicate, 1 failed; 0 orders loaded\n     ${counts[0]}\n`,
       );
       expect(shown).toContain(
-        `  2. edi PARTNERB inbound: succeeded\n     1 file: 1 duplicate; 0 orders loaded\n     ${counts[1]}\n`,
+        `  2. edi PARTNERB inbound: succeeded\n     1 file: 1 duplicate; 0 orders loaded\n     ${counts[1]}`,
       );
     } finally {
       for (const k of Object.keys(w.env)) delete process.env[k];

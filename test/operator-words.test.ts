@@ -94,7 +94,7 @@ describe('operator words', () => {
     const r = await erp(['run', 'amounts', '--inline']);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain(
-      `in/amounts.csv line 5, column price: value "123456.00": numeric field overflow; the value is too large for the column's type; declare its precision and scale in validate.fields so such rows are rejected with their line`,
+      `in/amounts.csv line 5, column price: value "123456.00": numeric field overflow (A field with precision 5, scale 2 must round to an absolute value less than 10^3); the value is too large for the column's type; declare its precision and scale in validate.fields so such rows are rejected with their line`,
     );
   });
 
