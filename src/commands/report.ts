@@ -1,4 +1,5 @@
 import type { RunOutcome } from '../jobs/execute.js';
+import { failedPipelineError } from '../jobs/pipeline-error.js';
 import type { PipelineResult } from '../pipeline/run.js';
 import type { RunDetail, RunRow } from '../runs/history.js';
 
@@ -134,7 +135,15 @@ export function formatRunView(v: RunView): string {
     }
     if (s.status === 'skipped') out.push(`  ${s.kind} ${s.name}: skipped (done in an earlier attempt)`);
   }
-  out.push(v.status === 'succeeded' ? 'succeeded' : `${v.status}: ${v.error ?? ''}`);
+  // A failed pipeline's error is its files' messages, shown above each file: said once.
+  const told = v.steps.some(
+    (s) => s.files && v.error !== null && failedPipelineError(s.name, s.files) === v.error,
+  );
+  out.push(
+    v.status === 'succeeded'
+      ? 'succeeded'
+      : `${v.status}: ${told ? `${v.error!.slice(0, v.error!.indexOf(':'))} (the failed file above says why)` : (v.error ?? '')}`,
+  );
   return out.join('\n');
 }
 

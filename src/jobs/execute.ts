@@ -20,6 +20,7 @@ import { errorKindOf, finishRun, type ErrorKind } from '../runs/history.js';
 import { claimRun, detailOf, finalOutcome, recordStep, stepSucceededSql, type Claim } from './run-record.js';
 import { loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';
 import { runSqlStep, sqlFilePath, type SqlStepOptions, type SqlStepResult } from './sql-step.js';
+import { failedPipelineError } from './pipeline-error.js';
 import { poolRunnerSession } from './session.js';
 
 /**
@@ -425,11 +426,8 @@ async function runStep(
   if (result.status === 'cancelled') throw new CancelledError();
   if (result.status === 'failed') {
     const failed = result.files.filter((f) => f.status === 'failed');
-    // Each failed file named with its own message (which may name it already).
-    const why = failed.map((f) =>
-      f.message?.includes(f.file) ? f.message : `${f.file}: ${f.message ?? 'failed'}`,
-    );
-    const message = `pipeline ${step.name}: ${why.length > 0 ? why.join('; ') : (result.error ?? 'failed')}`;
+    const message =
+      failedPipelineError(step.name, failed) ?? `pipeline ${step.name}: ${result.error ?? 'failed'}`;
     onFailed({ kind: 'pipeline', name: step.name, status: 'failed', pipeline: result, error: message });
     if (failed.some((f) => f.policyExceeded)) throw new RejectPolicyError(message);
     if (failed.length === 0 && result.transient) throw new Error(message);
