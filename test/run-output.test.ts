@@ -149,6 +149,9 @@ describe('one output for a run', () => {
   it('erp runs show keeps every parameter as given, typed', async () => {
     const r = await erp(['run', 'vendor-import', '--param', 'batch=12', '--param', 'audited=true'], env);
     expect(r.code, r.stderr).toBe(0);
+    const list = await erp(['runs', '--job', 'vendor-import', '--limit', '1'], env);
+    expect(list.stdout.split('\n')[0]).toMatch(/\bBY\s+PARAMETERS$/);
+    expect(list.stdout.split('\n')[1]).toMatch(/ batch=12 period=2026-11 audited=true$/);
     const show = await erp(['runs', 'show', String(runIdOf(r))], env);
     expect(show.stdout).toContain('  parameters: {"batch":12,"period":"2026-11","audited":true}\n');
     // The SQL steps tell their own counts.

@@ -241,7 +241,7 @@ const time = (d: Date | null): string => (d ? d.toISOString().replace('T', ' ').
 export function formatRuns(rows: RunRow[]): string {
   if (rows.length === 0) return 'no runs yet';
   return table(
-    ['ID', 'NAME', 'KIND', 'STATUS', 'STARTED (UTC)', 'SECONDS', 'READ', 'LOADED', 'REJECTED', 'BY'],
+    ['ID', 'NAME', 'KIND', 'STATUS', 'STARTED (UTC)', 'SECONDS', 'READ', 'LOADED', 'REJECTED', 'BY', 'PARAMETERS'],
     rows.map((r) => [
       r.id,
       r.name,
@@ -255,6 +255,7 @@ export function formatRuns(rows: RunRow[]): string {
       r.rows_loaded,
       r.rows_rejected,
       `${r.requested_by}@${r.host}`,
+      paramsText(r.params),
     ]),
   );
 }
