@@ -241,7 +241,19 @@ const time = (d: Date | null): string => (d ? d.toISOString().replace('T', ' ').
 export function formatRuns(rows: RunRow[]): string {
   if (rows.length === 0) return 'no runs yet';
   return table(
-    ['ID', 'NAME', 'KIND', 'STATUS', 'STARTED (UTC)', 'SECONDS', 'READ', 'LOADED', 'REJECTED', 'BY', 'PARAMETERS'],
+    [
+      'ID',
+      'NAME',
+      'KIND',
+      'STATUS',
+      'STARTED (UTC)',
+      'SECONDS',
+      'READ',
+      'LOADED',
+      'REJECTED',
+      'BY',
+      'PARAMETERS',
+    ],
     rows.map((r) => [
       r.id,
       r.name,
