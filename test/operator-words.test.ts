@@ -43,6 +43,15 @@ sink: { kind: postgres, table: public.amounts }
     // The overflowing row is the COPY's second but the file's line 5: a quoted note spans two
     // lines and line 4 is rejected before the load.
     'in/amounts.csv': 'id,price,note\n1,12.50,"two\nlines"\nx,1.00,bad id\n3,123456.00,big\n',
+    'pipelines/secret-amounts.yaml': `
+source: { kind: file, path: in/amounts.csv }
+format: { kind: csv }
+validate:
+  fields:
+    id: { type: int, required: true }
+    price: { type: string, sensitive: true }
+sink: { kind: postgres, table: public.amounts }
+`,
     'jobs/close.yaml': `
 params:
   period: { type: period, default: current_month }
@@ -96,6 +105,19 @@ describe('operator words', () => {
     expect(r.stdout).toContain(
       `in/amounts.csv line 5, column price: value "123456.00": numeric field overflow (A field with precision 5, scale 2 must round to an absolute value less than 10^3); the value is too large for the column's type; declare its precision and scale in validate.fields so such rows are rejected with their line`,
     );
+  });
+
+  it("a sensitive column's value is withheld from the overflow's message, the line still named", async () => {
+    const r = await erp(['run', 'secret-amounts', '--inline']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(
+      'in/amounts.csv line 5, column price: value "[sensitive 9 chars]": numeric field overflow',
+    );
+    expect(r.stdout + r.stderr).not.toContain('123456');
+    const { rows } = await db.pool.query(
+      `SELECT message FROM runner.run_files WHERE pipeline = 'secret-amounts'`,
+    );
+    expect(JSON.stringify(rows)).not.toContain('123456');
   });
 
   it('an ON CONFLICT without a unique index says what to add', async () => {

@@ -1,4 +1,10 @@
-import { createRedactor, loadRedactKey, redactStages, sensitiveFieldsOf } from '../compliance/sensitive.js';
+import {
+  createRedactor,
+  loadRedactKey,
+  redactStages,
+  sensitiveFieldsOf,
+  type Redactor,
+} from '../compliance/sensitive.js';
 import { UserError } from '../errors.js';
 import { createClean } from '../stages/clean.js';
 import { createCsvFormat } from '../stages/format-csv.js';
@@ -23,6 +29,8 @@ export interface ImportStages {
   format: FormatReader;
   steps: RowStep[];
   sink: Sink;
+  /** The pipeline's sensitive fields: a database error naming one of their values is redacted too. */
+  redactor?: Redactor;
 }
 
 export interface BuildOptions {
@@ -99,5 +107,7 @@ export async function buildImport(
     sink: createPostgresSink(sink),
   };
   const sensitive = await sensitiveFieldsOf(ctx.home, def);
-  return sensitive.size === 0 ? stages : redactStages(stages, createRedactor(sensitive, loadRedactKey()));
+  if (sensitive.size === 0) return stages;
+  const redactor = createRedactor(sensitive, loadRedactKey());
+  return { ...redactStages(stages, redactor), redactor };
 }

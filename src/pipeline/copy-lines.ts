@@ -1,3 +1,4 @@
+import type { Redactor } from '../compliance/sensitive.js';
 import { UserError } from '../errors.js';
 
 /**
@@ -36,7 +37,7 @@ export class CopyLines {
    * column, a duplicate key) as the operator's error: the file, its line, the column and the value.
    * Other errors come back unchanged.
    */
-  explain(err: unknown, file: string): unknown {
+  explain(err: unknown, file: string, redactor?: Redactor): unknown {
     const e = err as { code?: unknown; where?: unknown; message?: unknown; detail?: unknown } | null;
     if (typeof e?.code !== 'string' || !/^2[23]/.test(e.code) || typeof e.where !== 'string') return err;
     const at = /^COPY [^,]+, line (\d+)(?:, column ([^:]+)(?:: (.*))?)?/.exec(e.where);
@@ -48,10 +49,22 @@ export class CopyLines {
     ]
       .filter(Boolean)
       .join(', ');
-    const value = at[3] !== undefined ? ` value ${at[3]}:` : '';
-    const hint = HINTS[e.code];
     // PostgreSQL's detail names the key of a duplicate ("Key (id)=(5) already exists.").
-    const detail = typeof e.detail === 'string' ? ` (${e.detail.replace(/\.$/, '')})` : '';
+    let detail = typeof e.detail === 'string' ? ` (${e.detail.replace(/\.$/, '')})` : '';
+    let value = at[3] !== undefined ? ` value ${at[3]}:` : '';
+    if (redactor) {
+      // A sensitive column's value never reaches the message; a key naming one withholds its detail.
+      const raw = at[3]?.replace(/^"(.*)"$/s, '$1');
+      if (at[2] && raw !== undefined && redactor.fields.has(at[2])) {
+        const r = redactor.reject({ file, line, field: at[2], value: raw, reason: detail });
+        value = ` value ${JSON.stringify(r.value)}:`;
+        detail = r.reason;
+      }
+      const key = /^ \(Key \(([^)]*)\)/.exec(detail)?.[1];
+      if (key?.split(/,\s*/).some((c) => redactor.fields.has(c)))
+        detail = ` (key ${key}: value withheld, sensitive)`;
+    }
+    const hint = HINTS[e.code];
     return new UserError(`${where}:${value} ${String(e.message)}${detail}${hint ? `; ${hint}` : ''}`, 1);
   }
 }

@@ -431,7 +431,7 @@ async function streamRows(
   } catch (err) {
     // A COPY still open holds the connection; end it so the transaction can roll back.
     await writer?.abort(err instanceof Error ? err : new Error(String(err)));
-    throw sent.explain(err, file.name);
+    throw sent.explain(err, file.name, stages.redactor);
   } finally {
     opts.signal.removeEventListener('abort', abort);
     input.destroy();
