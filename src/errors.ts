@@ -84,6 +84,17 @@ function databaseWords(code: string, message: string): string {
         : `${message}: run erp migrate, or check that DATABASE_URL names the right database`;
     case '42P10':
       return `${message}: the upsert's key (sink.key) is not the column set of a unique index or primary key of the table; add one in a migration, or change sink.key`;
+    case 'P0001':
+    case 'ERP01': {
+      // The schema's refusals (sql/000002, 000003, 000131) point at the SQL file; an operator runs the job.
+      const period = /period (\d{4}-\d{2}) does not exist/.exec(message)?.[1];
+      return period
+        ? message.replace(
+            'open it first (sql/jobs/open_period.sql)',
+            `open it first with erp run open-period --period ${period}`,
+          )
+        : message;
+    }
     default:
       return message;
   }

@@ -52,6 +52,13 @@ validate:
     price: { type: string, sensitive: true }
 sink: { kind: postgres, table: public.amounts }
 `,
+    // The shipped close on a period nobody opened.
+    'jobs/close-unopened.yaml': `
+params:
+  period: { type: period }
+steps:
+  - sql: jobs/payroll_close.sql
+`,
     'jobs/close.yaml': `
 params:
   period: { type: period, default: current_month }
@@ -118,6 +125,15 @@ describe('operator words', () => {
       `SELECT message FROM runner.run_files WHERE pipeline = 'secret-amounts'`,
     );
     expect(JSON.stringify(rows)).not.toContain('123456');
+  });
+
+  it('a period nobody opened: the operator is told the erp command that opens it, not a SQL file', async () => {
+    const r = await erp(['run', 'close-unopened', '--period', '2031-01', '--inline']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(
+      'payroll period 2031-01 does not exist; open it first with erp run open-period --period 2031-01',
+    );
+    expect(r.stdout).not.toContain('open_period.sql');
   });
 
   it('an ON CONFLICT without a unique index says what to add', async () => {
