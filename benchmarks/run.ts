@@ -8,6 +8,7 @@ import { benchChunks } from './chunks.js';
 import { benchConsole, printConsoleBench } from './console.js';
 import { benchMetrics, SCRAPE_MS } from './metrics.js';
 import { benchQueue } from './queue.js';
+import { printRejectsBench } from './rejects.js';
 import { benchSftp } from './sftp.js';
 import { runX12Bench } from './x12.js';
 import { benchXlsx } from './xlsx.js';
@@ -59,7 +60,8 @@ async function main(): Promise<void> {
         );
       }
     }
-    const only = (process.env.BENCH_ONLY ?? 'xlsx,sftp,x12,queue,metrics,console').split(',');
+    const only = (process.env.BENCH_ONLY ?? 'rejects,xlsx,sftp,x12,queue,metrics,console').split(',');
+    if (only.includes('rejects')) await printRejectsBench(url.toString(), work, line);
     if (only.includes('xlsx')) {
       console.log(
         "\n## XLSX read: erp's reader (batches of typed cells) vs exceljs's own streaming reader doing nothing",
