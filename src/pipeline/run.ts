@@ -9,6 +9,7 @@ import { finishRun, recordRunFile } from '../runs/history.js';
 import type { Cell, Reject, RowStep, SinkWriter, SourceFile, StageContext } from '../stages/types.js';
 import { buildExport, buildImport, isExport, type ImportStages } from './build.js';
 import { pipelineRun } from './pipeline-run.js';
+import { CopyLines } from './copy-lines.js';
 import { RejectReport } from './reject-report.js';
 import { runTempDir } from '../runs/temp.js';
 import { runExport } from './export.js';
@@ -380,6 +381,8 @@ async function streamRows(
   let compiled: { columns: readonly string[]; fns: ReturnType<RowStep['compile']>[] } | null = null;
   let rowsRead = 0;
   let rowsRejected = 0;
+  // A row PostgreSQL refuses is named by the file's line (src/pipeline/copy-lines.ts).
+  const sent = new CopyLines();
   try {
     for await (const batch of stages.format.read(input, file.name, rejects.addFromFormat)) {
       if (opts.signal.aborted) throw new CancelledError();
@@ -399,8 +402,11 @@ async function streamRows(
       for (let i = 0; i < rows.length; i++) {
         let row: Cell[] | null = rows[i]!;
         for (let s = 0; s < fns.length && row !== null; s++) row = fns[s]!(row, batch.lines[i]!, rejects.add);
-        if (row !== null) out.push(row);
-        else rowsRejected++;
+        if (row === null) rowsRejected++;
+        else {
+          out.push(row);
+          sent.note(batch.lines[i]!);
+        }
       }
       rowsRead += rows.length;
       result.rowsRead = rowsRead + rejects.structural;
@@ -425,7 +431,7 @@ async function streamRows(
   } catch (err) {
     // A COPY still open holds the connection; end it so the transaction can roll back.
     await writer?.abort(err instanceof Error ? err : new Error(String(err)));
-    throw err;
+    throw sent.explain(err, file.name, stages.redactor);
   } finally {
     opts.signal.removeEventListener('abort', abort);
     input.destroy();

@@ -5,6 +5,7 @@ import { UserError } from '../errors.js';
 import { createCsvWriter } from '../csv/writer.js';
 import { StrictDecoder } from '../csv/text-decode.js';
 import { BatchBuffer } from './batch-buffer.js';
+import { cleanOptions } from './clean.js';
 import type { Batch, FormatReader, FormatWriter, RejectFn } from './types.js';
 
 const ENCODINGS = ['utf-8', 'latin1', 'windows-1252', 'utf-16le'] as const;
@@ -13,6 +14,7 @@ const ENCODINGS = ['utf-8', 'latin1', 'windows-1252', 'utf-16le'] as const;
 export const csvFormatSchema = z
   .object({
     kind: z.literal('csv'),
+    ...cleanOptions,
     /** Field separator, one character. */
     delimiter: z.string().length(1).default(','),
     /** Quote character, one character; doubled inside a quoted field. */
