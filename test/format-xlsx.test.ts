@@ -594,6 +594,25 @@ describe('xlsx writer', () => {
     expect(r.rows).toEqual(texts.map((t) => [t]));
   });
 
+  it('keeps dates of years below 100 and outside Excel’s range as they are (Date.UTC would read 0001 as 1901)', async () => {
+    const file = path.join(dir, 'old-dates.xlsx');
+    const old: Cell[][] = [
+      ['0001-01-01', '0099-12-31 23:59:59'],
+      ['1899-12-31', '1900-02-28 12:00:00'],
+      ['1900-03-01', '1900-03-01 00:00:00.001'],
+      ['9999-12-31', '9999-12-31 23:59:59.999'],
+    ];
+    await exportXlsx(file, ['day', 'at'], ['date', 'timestamp'], old);
+    const r = await readXlsx(file);
+    expect(r.rows).toEqual([
+      // Before 1900-03-01 Excel has no date: exact text, which the date/timestamp fields accept.
+      ['0001-01-01', '0099-12-31 23:59:59'],
+      ['1899-12-31', '1900-02-28 12:00:00'],
+      ['1900-03-01', '1900-03-01T00:00:00.001'],
+      ['9999-12-31', '9999-12-31T23:59:59.999'],
+    ]);
+  });
+
   it('continues on a new sheet when a sheet is full, and writes an empty export as a header', async () => {
     const file = path.join(dir, 'split.xlsx');
     const many: Cell[][] = Array.from({ length: 7 }, (_, i) => [
