@@ -426,37 +426,118 @@ describe('xlsx reader: a workbook written by LibreOffice', () => {
   });
 
   it('reads a CSV converted by soffice --headless in this run', async (ctx) => {
-    try {
-      await run('soffice', ['--version']);
-    } catch {
-      ctx.skip(
-        'soffice is not installed (apt-get install -y --no-install-recommends libreoffice-calc-nogui)',
-      );
-    }
     const work = await mkdtemp(path.join(dir, 'lo-'));
     await writeFile(path.join(work, 'items.csv'), csv);
-    await run(
-      'soffice',
-      [
-        `-env:UserInstallation=file://${work}/profile`,
-        '--headless',
-        // comma, double quote, UTF-8 (LibreOffice's text-encoding number 76)
-        '--infilter=CSV:44,34,76',
-        '--convert-to',
-        'xlsx',
-        '--outdir',
-        work,
-        path.join(work, 'items.csv'),
-      ],
-      { timeout: 120_000 },
-    );
+    // comma, double quote, UTF-8 (LibreOffice's text-encoding number 76)
+    if (!(await soffice(ctx, work, ['--infilter=CSV:44,34,76', 'items.csv']))) return;
     const f = path.join(work, 'items.xlsx');
     expect(await unzipPart(f, 'docProps/app.xml')).toMatch(/LibreOffice/);
     const r = await readXlsx(f);
     expect(r.rows).toEqual(expected);
     expect(r.rejects).toEqual([]);
   });
+
+  // The same dates saved by LibreOffice in each date system: LibreOffice writes the null date of the
+  // spreadsheet (table:null-date) as the workbook's date system, `date1904="true"` for 1904-01-01.
+  const dates = [
+    ['a', '2026-11-30', '2026-11-30T10:15:00'],
+    ['b', '1904-01-01', '1904-01-02T00:00:01'],
+    ['c', '2024-02-29', '2024-02-29T23:59:59'],
+    ['d', '1999-12-31', '2000-01-01T00:00:00.500'],
+    ['e', '1904-01-02', '1904-01-01T12:00:00'],
+  ];
+  it.each([
+    ['1900', 46356],
+    ['1904', 46356 - 1462],
+  ])(
+    'reads dates exactly from a workbook LibreOffice saved in the %s date system',
+    async (system, serial, ctx) => {
+      const work = await mkdtemp(path.join(dir, `lo${system}-`));
+      await writeFile(path.join(work, 'dates.fods'), flatOds(dates, system === '1904' ? '1904-01-01' : null));
+      if (!(await soffice(ctx, work, ['dates.fods']))) return;
+      const f = path.join(work, 'dates.xlsx');
+      expect(await unzipPart(f, 'docProps/app.xml')).toMatch(/LibreOffice/);
+      const book = await unzipPart(f, 'xl/workbook.xml');
+      if (system === '1904') expect(book).toMatch(/<workbookPr[^>]* date1904="true"/);
+      else expect(book).not.toMatch(/date1904="(true|1)"/);
+      // The serials really differ by the 1,462 days between the systems; the reader must undo that.
+      expect(await unzipPart(f, 'xl/worksheets/sheet1.xml')).toContain(
+        `<c r="B2" s="1" t="n"><v>${serial}</v></c>`,
+      );
+      const r = await readXlsx(f);
+      expect(r.rejects).toEqual([]);
+      expect(r.columns).toEqual(['name', 'day', 'at']);
+      // Fractions of a day as LibreOffice stores them (15 digits) come back to the millisecond.
+      expect(r.rows).toEqual(dates.map(([n, d, t]) => [n, d, t!.replace(/T00:00:00$/, '')]));
+    },
+  );
 });
+
+/** A flat OpenDocument spreadsheet of (name, date, date-time) rows; `nullDate` sets its date system. */
+function flatOds(rows: string[][], nullDate: string | null): string {
+  const text = (v: string): string =>
+    `<table:table-cell office:value-type="string"><text:p>${v}</text:p></table:table-cell>`;
+  const date = (style: string, v: string): string =>
+    `<table:table-cell table:style-name="${style}" office:value-type="date" office:date-value="${v}"/>`;
+  const ymd =
+    '<number:year number:style="long"/><number:text>-</number:text><number:month number:style="long"/>' +
+    '<number:text>-</number:text><number:day number:style="long"/>';
+  const hms =
+    '<number:text> </number:text><number:hours number:style="long"/><number:text>:</number:text>' +
+    '<number:minutes number:style="long"/><number:text>:</number:text><number:seconds number:style="long"/>';
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<office:document xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+ xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+ xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" xmlns:number="urn:oasis:names:tc:opendocument:xmlns:datastyle:1.0"
+ office:version="1.2" office:mimetype="application/vnd.oasis.opendocument.spreadsheet">
+ <office:automatic-styles>
+  <number:date-style style:name="ymd">${ymd}</number:date-style>
+  <number:date-style style:name="ymdhms">${ymd}${hms}</number:date-style>
+  <style:style style:name="d" style:family="table-cell" style:data-style-name="ymd"/>
+  <style:style style:name="dt" style:family="table-cell" style:data-style-name="ymdhms"/>
+ </office:automatic-styles>
+ <office:body><office:spreadsheet>
+  ${nullDate ? `<table:calculation-settings><table:null-date table:date-value="${nullDate}"/></table:calculation-settings>` : ''}
+  <table:table table:name="Dates">
+   <table:table-row>${text('name')}${text('day')}${text('at')}</table:table-row>
+   ${rows.map(([n, d, t]) => `<table:table-row>${text(n!)}${date('d', d!)}${date('dt', t!)}</table:table-row>`).join('\n   ')}
+  </table:table>
+ </office:spreadsheet></office:body>
+</office:document>
+`;
+}
+
+/**
+ * Converts `args`' input in `work` to xlsx with LibreOffice (`soffice --headless`, a profile of its
+ * own). False, with the test marked skipped and why, when LibreOffice is not installed
+ * (scripts/setup.sh installs it where it can).
+ */
+async function soffice(ctx: { skip(note?: string): void }, work: string, args: string[]): Promise<boolean> {
+  try {
+    await run('soffice', ['--version']);
+  } catch {
+    ctx.skip(
+      'soffice is not installed: scripts/setup.sh installs it as root (apt-get install -y --no-install-recommends libreoffice-calc-nogui)',
+    );
+    return false;
+  }
+  const input = args.pop()!;
+  await run(
+    'soffice',
+    [
+      `-env:UserInstallation=file://${work}/profile`,
+      '--headless',
+      ...args,
+      '--convert-to',
+      'xlsx',
+      '--outdir',
+      work,
+      path.join(work, input),
+    ],
+    { timeout: 120_000 },
+  );
+  return true;
+}
 
 describe('xlsx value conversions', () => {
   it('writes numbers as plain decimals at Excel precision', () => {
