@@ -446,12 +446,12 @@ describe('xlsx reader: a workbook written by LibreOffice', () => {
     ['d', '1999-12-31', '2000-01-01T00:00:00.500'],
     ['e', '1904-01-02', '1904-01-01T12:00:00'],
   ];
-  it.each([
+  it.for([
     ['1900', 46356],
     ['1904', 46356 - 1462],
-  ])(
+  ] as const)(
     'reads dates exactly from a workbook LibreOffice saved in the %s date system',
-    async (system, serial, ctx) => {
+    async ([system, serial], ctx) => {
       const work = await mkdtemp(path.join(dir, `lo${system}-`));
       await writeFile(path.join(work, 'dates.fods'), flatOds(dates, system === '1904' ? '1904-01-01' : null));
       if (!(await soffice(ctx, work, ['dates.fods']))) return;
