@@ -179,6 +179,38 @@ describe('hostile workbooks', () => {
     );
   });
 
+  it('a sheet that is not UTF-8 (a Latin-1 é): the file fails naming the part and the byte offset', async () => {
+    const parts = workbookParts({
+      sheetXml: '<row r="1"><c r="A1" t="inlineStr"><is><t>Caf\u00e9</t></is></c></row>',
+    });
+    const sheet = Buffer.from(parts['xl/worksheets/sheet1.xml']!.replace('Caf\u00e9', 'Caf\xe9'), 'latin1');
+    const offset = sheet.indexOf(0xe9);
+    await expectFailed(
+      'hostile',
+      'latin1.xlsx',
+      Object.entries(parts).map(([name, data]) => ({
+        name,
+        data: name.endsWith('sheet1.xml') ? sheet : data,
+      })),
+      new RegExp(
+        `latin1\\.xlsx: xl/worksheets/sheet1\\.xml: invalid UTF-8 byte sequence \\\\xE9 at byte offset ${offset} of the part; an xlsx part must be UTF-8`,
+      ),
+    );
+  });
+
+  it('a NUL in the shared strings: the file fails as malformed XML, naming the part', async () => {
+    const parts = workbookParts({
+      sheetXml: '<row r="1"><c r="A1" t="s"><v>0</v></c></row>',
+      sharedStrings: ['Al\u0000ice'],
+    });
+    await expectFailed(
+      'hostile',
+      'nul.xlsx',
+      Object.entries(parts).map(([name, data]) => ({ name, data })),
+      /nul\.xlsx: xl\/sharedStrings\.xml is malformed: .*disallowed character/,
+    );
+  });
+
   it('the bomb stored before workbook.xml: nothing is spooled to the temp directory', async () => {
     await expectFailed(
       'hostile-streaming',
