@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { CsvTokenizer, type Field } from '../src/csv-tokenizer.js';
+import { CsvTokenizer, type Field } from '../src/csv/tokenizer.js';
 import { BatchBuffer } from '../src/stages/batch-buffer.js';
 import { createCsvFormat, csvFormatSchema } from '../src/stages/format-csv.js';
 import { generateCsv } from './generate.js';
