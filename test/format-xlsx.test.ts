@@ -3,6 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { PassThrough, Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import ExcelJS from 'exceljs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -692,6 +693,56 @@ describe('xlsx writer', () => {
       ['1900-03-01', '1900-03-01T00:00:00.001'],
       ['9999-12-31', '9999-12-31T23:59:59.999'],
     ]);
+  });
+
+  // The writer reads exceljs 4.4.0 internals (pinned in package.json) to honour back-pressure: the
+  // worksheet's part stream (`ws.stream`) piping into its zip entry (`pipes[0]`), and that entry's
+  // drain flag. If an exceljs upgrade moves them, this test fails rather than memory growing silently.
+  it('waits for a destination that does not drain (exceljs internals it relies on are still there)', async () => {
+    const wb = new ExcelJS.stream.xlsx.WorkbookWriter({ stream: new PassThrough() });
+    const ws = wb.addWorksheet('y');
+    ws.addRow(['a']).commit();
+    const entry = (ws as unknown as { stream: { pipes: { _writableState?: { needDrain?: boolean } }[] } })
+      .stream.pipes[0];
+    expect(typeof entry?._writableState?.needDrain).toBe('boolean');
+
+    const total = 200_000;
+    let pulled = 0;
+    async function* lazy(): AsyncGenerator<Batch> {
+      for (let i = 0; i < total; i += 1000) {
+        const rows: Cell[][] = Array.from({ length: 1000 }, (_, k) => [
+          String(i + k),
+          `row ${i + k} ${'x'.repeat(40)}`,
+        ]);
+        pulled += rows.length;
+        yield { columns: ['n', 'text'], rows, lines: rows.map((_, k) => i + k + 2) };
+      }
+    }
+    // A destination that takes nothing until released.
+    let release: (() => void) | null = null;
+    const held: (() => void)[] = [];
+    let bytes = 0;
+    const out = new Writable({
+      highWaterMark: 1 << 16,
+      write(chunk: Buffer, _enc, cb) {
+        bytes += chunk.length;
+        if (release === null) held.push(cb);
+        else cb();
+      },
+    });
+    const done = createXlsxFormat(config()).write(['n', 'text'], ['int', 'text'], lazy(), out);
+    // Let the writer run until it stops pulling rows: back-pressure, not the whole export in memory.
+    let before = -1;
+    while (pulled !== before) {
+      before = pulled;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(pulled).toBeLessThan(total / 4);
+    release = () => undefined;
+    for (const cb of held.splice(0)) cb();
+    expect(await done).toBe(total);
+    expect(pulled).toBe(total);
+    expect(bytes).toBeGreaterThan(0);
   });
 
   it('continues on a new sheet when a sheet is full, and writes an empty export as a header', async () => {
