@@ -31,6 +31,7 @@ beforeAll(async () => {
     'pipelines/hostile-streaming.yaml': PIPELINE(
       ', max_compression_ratio: 1000000, max_uncompressed_mb: 100000',
     ),
+    'pipelines/hostile-small.yaml': PIPELINE(', max_uncompressed_mb: 1, max_compression_ratio: 1000000'),
     'in/.keep': '',
   });
 });
@@ -176,6 +177,27 @@ describe('hostile workbooks', () => {
       'strings.xlsx',
       entries,
       /strings\.xlsx: xl\/sharedStrings\.xml: more than 1000000 shared strings \(max_shared_strings\)/,
+    );
+  });
+
+  it('a workbook larger than max_uncompressed_mb: refused from the declared sizes before reading', async () => {
+    await expectFailed(
+      'hostile-small',
+      'big.xlsx',
+      hostileBook('<row r="1">', '<c><v>1</v></c>', 100_000, '</row>'),
+      /big\.xlsx: the workbook expands to more than 1048576 bytes \(max_uncompressed_mb\); refused before reading it/,
+    );
+  });
+
+  it('a zip that declares a small sheet and inflates to 3.2 GB: stopped at the declared size', async () => {
+    const entries = hostileBook('<row r="1">', '<c><v>1</v></c>', CELLS, '</row>');
+    const sheet = entries.at(-1) as Extract<ZipEntry, { repeat: string }>;
+    sheet.declaredSize = 4096;
+    await expectFailed(
+      'hostile',
+      'liar.xlsx',
+      entries,
+      /liar\.xlsx\[Data\]: the part cannot be unzipped \(too many bytes in the stream\. expected 4096\. got at least \d+\); the file is damaged/,
     );
   });
 

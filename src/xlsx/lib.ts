@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import type ExcelJS from 'exceljs';
 import { SaxesParser } from 'saxes';
-import { UserError } from '../errors.js';
+import { CancelledError, TimeoutError, UserError } from '../errors.js';
 import { escapeBytes, StrictDecoder } from '../csv/text-decode.js';
 import type { WorkbookZip } from './zip.js';
 
@@ -52,9 +52,24 @@ export async function* saxChunks(
     if (run > maxRun) throw tooLong();
     parser.write(text);
   };
-  for await (const chunk of stream) {
-    feed(decoder.decode(chunk));
-    yield;
+  try {
+    for await (const chunk of stream) {
+      feed(decoder.decode(chunk));
+      yield;
+    }
+  } catch (err) {
+    const e = err as Error;
+    if (
+      e instanceof UserError ||
+      e instanceof CancelledError ||
+      e instanceof TimeoutError ||
+      e.name === 'AbortError'
+    )
+      throw e;
+    // The zip's own errors (yauzl, zlib): a part that inflates past its declared size, bad deflate data.
+    throw new UserError(
+      `${where}: the part cannot be unzipped (${e.message}); the file is damaged or not what it claims to be`,
+    );
   }
   feed(decoder.end());
   parser.close();
