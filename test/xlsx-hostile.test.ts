@@ -180,6 +180,27 @@ describe('hostile workbooks', () => {
     );
   });
 
+  it('one 3 GB shared string: stopped by max_cell_chars while streaming, naming the string', async () => {
+    const parts = workbookParts({ sheetXml: '', sharedStrings: [] });
+    const entries: ZipEntry[] = Object.entries(parts).map(([name, data]) =>
+      name === 'xl/sharedStrings.xml'
+        ? {
+            name,
+            head: '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><si><t>a</t></si><si><t>',
+            repeat: 'A',
+            times: CHARS,
+            tail: '</t></si></sst>',
+          }
+        : { name, data },
+    );
+    await expectFailed(
+      'hostile-streaming',
+      'string.xlsx',
+      entries,
+      /string\.xlsx: xl\/sharedStrings\.xml, shared string 2: more than 32767 characters \(max_cell_chars\)/,
+    );
+  });
+
   it('a workbook larger than max_uncompressed_mb: refused from the declared sizes before reading', async () => {
     await expectFailed(
       'hostile-small',
