@@ -113,7 +113,6 @@ async function writeCsv(
   return written;
 }
 
-/** Writes `chunk`, waiting for 'drain' when `out` asks for it. */
 /**
  * Resolves once `s` (the destination, or a stream in front of it) drains, or the destination `out`
  * errors or closes: back-pressure, without waiting for ever on a destination that went away.
@@ -132,6 +131,7 @@ export async function untilDrained(s: NodeJS.EventEmitter, out: Writable): Promi
   }
 }
 
+/** Writes `chunk`, waiting for 'drain' when `out` asks for it. */
 async function write(out: Writable, chunk: string, failed: () => Error | null): Promise<void> {
   const err = failed();
   if (err) throw err;
