@@ -217,6 +217,7 @@ const table = fc.array(
 
 const csvOptions = fc.record({
   delimiter: fc.constantFrom(',', ';', '\t', '|'),
+  quote: fc.constantFrom('"', "'"),
   record_delimiter: fc.constantFrom('lf', 'crlf'),
   bom: fc.boolean(),
   escape_formulas: fc.boolean(),
@@ -288,7 +289,8 @@ describe('round trip: export pipeline → file → import pipeline', () => {
         await loadSource(data);
         const src = await rows('rt.src');
         const format =
-          `{ kind: csv, delimiter: ${JSON.stringify(o.delimiter)}, record_delimiter: ${o.record_delimiter}, ` +
+          `{ kind: csv, delimiter: ${JSON.stringify(o.delimiter)}, quote: ${JSON.stringify(o.quote)}, ` +
+          `record_delimiter: ${o.record_delimiter}, ` +
           `bom: ${o.bom}, escape_formulas: ${o.escape_formulas} }`;
         const dst = await roundTrip(format);
         const expected = src.map((row) =>

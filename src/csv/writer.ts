@@ -69,6 +69,9 @@ async function writeCsv(
   const stringifyOptions = {
     delimiter: o.delimiter,
     quote: o.quote,
+    // A quote inside a quoted field is doubled (RFC 4180), whatever the quote character:
+    // csv-stringify's escape stays `"` otherwise, so with `quote: "'"` it wrote it's as 'it"'s'.
+    escape: o.quote,
     record_delimiter: o.record_delimiter === 'crlf' ? '\r\n' : '\n',
     // An empty string is quoted so that it stays distinct from NULL (an empty field). A CR or LF is
     // quoted whatever the record delimiter (RFC 4180): csv-stringify quotes only the delimiter it
