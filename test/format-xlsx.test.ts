@@ -351,6 +351,35 @@ describe('xlsx reader: hand-written XML', () => {
     ]);
   });
 
+  it('rejects a row whose text holds NUL (_x0000_), inline or shared, naming row and column', async () => {
+    const f = await handmade(
+      'nul.xlsx',
+      '<row r="1"><c r="A1" t="inlineStr"><is><t>id</t></is></c><c r="B1" t="inlineStr"><is><t>name</t></is></c></row>' +
+        '<row r="2"><c r="A2"><v>1</v></c><c r="B2" t="inlineStr"><is><t>Al_x0000_ice</t></is></c></row>' +
+        '<row r="3"><c r="A3"><v>2</v></c><c r="B3" t="s"><v>0</v></c></row>' +
+        '<row r="4"><c r="A4"><v>3</v></c><c r="B4" t="inlineStr"><is><t>Bob _x005F_x0000_</t></is></c></row>',
+      { sharedStrings: ['<si><t>x_x0000_</t></si>'] },
+    );
+    const r = await readXlsx(f);
+    expect(r.rows).toEqual([['3', 'Bob _x0000_']]);
+    expect(r.rejects).toEqual([
+      {
+        file: 'nul.xlsx[Hand]',
+        line: 2,
+        field: 'name',
+        value: 'Al\\x00ice',
+        reason: 'row 2, column B: a NUL character (_x0000_); text cannot hold NUL',
+      },
+      {
+        file: 'nul.xlsx[Hand]',
+        line: 3,
+        field: 'name',
+        value: 'x\\x00',
+        reason: 'row 3, column B: a NUL character (_x0000_); text cannot hold NUL',
+      },
+    ]);
+  });
+
   it('reads 1904 serials and refuses unusable headers', async () => {
     const f = await handmade(
       'h1904.xlsx',
