@@ -18,7 +18,8 @@ import { benchXlsx } from './xlsx.js';
  * Sizes can be lowered for a quick look: BENCH_ROWS=200000,1000000 npm run bench.
  */
 const ADMIN_URL = process.env.BENCH_ADMIN_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
-const DB = 'erp_bench';
+// A name of this run's own: two runs on one server (a shared machine) must not drop each other's database.
+const DB = `erp_bench_${process.pid}`;
 
 const line = (label: string, value: string): void => console.log(`${label.padEnd(44)} ${value}`);
 
