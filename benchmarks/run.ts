@@ -9,6 +9,7 @@ import { benchChunks } from './chunks.js';
 import { benchConsole, printConsoleBench } from './console.js';
 import { benchMetrics, SCRAPE_MS } from './metrics.js';
 import { benchQueue } from './queue.js';
+import { printRejectsBench } from './rejects.js';
 import { benchSftp } from './sftp.js';
 import { runX12Bench } from './x12.js';
 import { benchXlsx } from './xlsx.js';
@@ -62,7 +63,10 @@ async function main(): Promise<void> {
         );
       }
     }
-    const only = (process.env.BENCH_ONLY ?? 'csv-read,xlsx,sftp,x12,queue,metrics,console').split(',');
+    const only = (process.env.BENCH_ONLY ?? 'rejects,csv-read,xlsx,sftp,x12,queue,metrics,console').split(
+      ',',
+    );
+    if (only.includes('rejects')) await printRejectsBench(url.toString(), work, line);
     if (only.includes('csv-read')) {
       console.log(
         '\n## CSV read (decode + tokenize + batch, no database): the reader today (strict decoding) vs the same reader before strict decoding',
