@@ -91,6 +91,17 @@ describe('csv writer', () => {
     }
   });
 
+  it('doubles the quote character it quotes with, and leaves the other one alone', async () => {
+    const rows: Cell[][] = [["it's"], ['say "hi"'], ['a|b']];
+    const single = await exportCsv(['note'], ['text'], rows, { quote: "'", delimiter: '|' });
+    expect(single.text).toBe(['note', "'it''s'", 'say "hi"', "'a|b'", ''].join('\n'));
+    expect(parse(single.text, { quote: "'", escape: "'", delimiter: '|', columns: true })).toEqual(
+      rows.map(([note]) => ({ note })),
+    );
+    const double = await exportCsv(['note'], ['text'], rows, { delimiter: '|' });
+    expect(double.text).toBe(['note', "it's", '"say ""hi"""', '"a|b"', ''].join('\n'));
+  });
+
   it("works around csv-stringify's escape_formulas, which would alter negative numbers in numeric columns", () => {
     // What the option does with our cells (all text): the decimal is escaped too.
     expect(stringify([['-12.50', '-cmd']], { escape_formulas: true })).toBe("'-12.50,'-cmd\n");

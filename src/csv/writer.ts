@@ -69,6 +69,9 @@ async function writeCsv(
   const stringifyOptions = {
     delimiter: o.delimiter,
     quote: o.quote,
+    // A quote inside a quoted field is doubled (RFC 4180), whatever the quote character:
+    // csv-stringify's escape stays `"` otherwise, so with `quote: "'"` it wrote it's as 'it"'s'.
+    escape: o.quote,
     record_delimiter: o.record_delimiter === 'crlf' ? '\r\n' : '\n',
     // An empty string is quoted so that it stays distinct from NULL (an empty field). A CR or LF is
     // quoted whatever the record delimiter (RFC 4180): csv-stringify quotes only the delimiter it
@@ -113,7 +116,6 @@ async function writeCsv(
   return written;
 }
 
-/** Writes `chunk`, waiting for 'drain' when `out` asks for it. */
 /**
  * Resolves once `s` (the destination, or a stream in front of it) drains, or the destination `out`
  * errors or closes: back-pressure, without waiting for ever on a destination that went away.
@@ -132,6 +134,7 @@ export async function untilDrained(s: NodeJS.EventEmitter, out: Writable): Promi
   }
 }
 
+/** Writes `chunk`, waiting for 'drain' when `out` asks for it. */
 async function write(out: Writable, chunk: string, failed: () => Error | null): Promise<void> {
   const err = failed();
   if (err) throw err;

@@ -107,8 +107,9 @@ async function* readCsv(
           file: fileName,
           line,
           field: null,
+          // The bad bytes escaped here too, not U+FFFD.
           value: fields
-            .map((f) => f ?? '')
+            .map((f, i) => (bad && i === bad.field ? bad.shown : (f ?? '')))
             .join(config.delimiter)
             .slice(0, 200),
           reason: `expected ${columns.length} fields, found ${fields.length}`,
