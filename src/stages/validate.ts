@@ -1,6 +1,14 @@
 import { z } from 'zod';
 import { UserError } from '../errors.js';
-import type { Cell, RejectFn, RowStep } from './types.js';
+import {
+  ROW_CHANGED,
+  ROW_REJECTED,
+  ROW_SAME,
+  type Cell,
+  type RejectFn,
+  type RowStep,
+  type RowVerdict,
+} from './types.js';
 
 /**
  * `validate:` — declared fields with a type and constraints.
@@ -397,44 +405,65 @@ function compileField(spec: FieldSpec, name: string): CompiledField {
 export function createValidate(config: ValidateConfig): RowStep {
   const compiled = Object.entries(config.fields).map(([name, spec]) => ({
     name,
+    spec,
     field: compileField(spec, name),
   }));
+  const compileCheck = (
+    input: readonly string[],
+    fileName: string,
+    targetTypes: readonly string[],
+  ): ((row: Cell[], line: number, reject: RejectFn) => RowVerdict) => {
+    const missing = compiled.filter((c) => !input.includes(c.name)).map((c) => c.name);
+    if (missing.length > 0) {
+      throw new UserError(
+        `${fileName}: declared field${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')} not found; the file's columns are: ${input.join(', ')}`,
+      );
+    }
+    const checks = compiled.map((c) => {
+      const index = input.indexOf(c.name);
+      // A boolean column reads yes, 1, TRUE… as true itself: its normalisation changes nothing loaded.
+      const same = c.spec.type === 'bool' && targetTypes[index] === 'bool';
+      return { ...c, index, same };
+    });
+    return (row: Cell[], line: number, reject: RejectFn): RowVerdict => {
+      let verdict: RowVerdict = ROW_SAME;
+      for (let i = 0; i < checks.length; i++) {
+        const c = checks[i]!;
+        const v = row[c.index];
+        if (v === null || v === undefined || (v === '' && c.field.emptyIsNull)) {
+          if (c.field.required) {
+            reject({
+              file: fileName,
+              line,
+              field: c.name,
+              value: v ?? null,
+              reason: 'required value is missing',
+            });
+            verdict = ROW_REJECTED;
+          } else if (v !== null) {
+            row[c.index] = null;
+            if (verdict !== ROW_REJECTED) verdict = ROW_CHANGED;
+          }
+          continue;
+        }
+        const out = c.field.check(v);
+        if (out === undefined) {
+          reject({ file: fileName, line, field: c.name, value: v, reason: c.field.explain(v) });
+          verdict = ROW_REJECTED;
+        } else if (out !== v) {
+          row[c.index] = out;
+          if (verdict !== ROW_REJECTED && !c.same) verdict = ROW_CHANGED;
+        }
+      }
+      return verdict;
+    };
+  };
   return {
     columns: (input) => input,
+    compileCheck,
     compile(input, fileName) {
-      const missing = compiled.filter((c) => !input.includes(c.name)).map((c) => c.name);
-      if (missing.length > 0) {
-        throw new UserError(
-          `${fileName}: declared field${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')} not found; the file's columns are: ${input.join(', ')}`,
-        );
-      }
-      const checks = compiled.map((c) => ({ ...c, index: input.indexOf(c.name) }));
-      return (row: Cell[], line: number, reject: RejectFn): Cell[] | null => {
-        let ok = true;
-        for (let i = 0; i < checks.length; i++) {
-          const c = checks[i]!;
-          const v = row[c.index];
-          if (v === null || v === undefined || (v === '' && c.field.emptyIsNull)) {
-            if (c.field.required) {
-              reject({
-                file: fileName,
-                line,
-                field: c.name,
-                value: v ?? null,
-                reason: 'required value is missing',
-              });
-              ok = false;
-            } else row[c.index] = null;
-            continue;
-          }
-          const out = c.field.check(v);
-          if (out === undefined) {
-            reject({ file: fileName, line, field: c.name, value: v, reason: c.field.explain(v) });
-            ok = false;
-          } else if (out !== v) row[c.index] = out;
-        }
-        return ok ? row : null;
-      };
+      const check = compileCheck(input, fileName, []);
+      return (row, line, reject) => (check(row, line, reject) === ROW_REJECTED ? null : row);
     },
   };
 }
