@@ -5,7 +5,7 @@ import { pipeline as streamPipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
-import { finishRun, recordRunFile } from '../runs.js';
+import { finishRun, recordRunFile } from '../runs/history.js';
 import { csvRowEncoder } from '../stages/sink-postgres.js';
 import {
   ROW_CHANGED,
@@ -24,7 +24,7 @@ import {
 import { buildExport, buildImport, isExport, type ImportStages } from './build.js';
 import { pipelineRun } from './pipeline-run.js';
 import { RejectReport } from './reject-report.js';
-import { runTempDir } from '../run-temp.js';
+import { runTempDir } from '../runs/temp.js';
 import { runExport } from './export.js';
 import type { PipelineConfig, PipelineDefinition } from './definition.js';
 

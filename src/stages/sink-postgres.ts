@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { z } from 'zod';
-import { quoteIdent, quoteQualified, splitQualified } from '../db.js';
+import { quoteIdent, quoteQualified, splitQualified } from '../db/pool.js';
 import { UserError } from '../errors.js';
 import type { Cell, CopyDialect, Sink, SinkWriter } from './types.js';
 

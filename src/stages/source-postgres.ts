@@ -4,7 +4,7 @@ import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { z } from 'zod';
 import { CancelledError, UserError } from '../errors.js';
-import { bindNamedParams } from '../sql-params.js';
+import { bindNamedParams } from '../db/sql-params.js';
 import type { Batch, Cell, ColumnType, RecordSource, StageContext } from './types.js';
 
 /**
