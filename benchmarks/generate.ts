@@ -25,8 +25,11 @@ export const BENCH_DDL = `(
 const CATEGORIES = ['RAW', 'WIP', 'FINISHED', 'SERVICE', 'SPARE'];
 const WORDS = ['steel', 'bolt', 'M8', 'zinc', 'plated', 'hex', 'nut', 'washer', 'bracket', 'pallet', 'resin'];
 
-/** Writes `rows` rows of deterministic item data with quoted fields and NULLs; returns bytes written. */
-export async function generateCsv(file: string, rows: number): Promise<void> {
+/**
+ * Writes `rows` rows of deterministic item data with quoted fields and NULLs, ids from `firstId`
+ * on (other values do not depend on it).
+ */
+export async function generateCsv(file: string, rows: number, firstId = 1): Promise<void> {
   const out = createWriteStream(file);
   out.write(BENCH_COLUMNS.join(',') + '\n');
   let seed = 42;
@@ -35,7 +38,7 @@ export async function generateCsv(file: string, rows: number): Promise<void> {
     return seed % n;
   };
   let buf = '';
-  for (let i = 1; i <= rows; i++) {
+  for (let i = firstId; i < firstId + rows; i++) {
     const w1 = WORDS[rnd(WORDS.length)]!;
     const w2 = WORDS[rnd(WORDS.length)]!;
     const desc = rnd(4) === 0 ? `"${w1}, ${w2} ""grade ${rnd(9)}"""` : `${w1} ${w2}`;

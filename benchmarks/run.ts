@@ -5,6 +5,7 @@ import { createPool, queryOnce } from '../src/db/pool.js';
 import { migrate } from '../src/db/migrate.js';
 import { benchCsv } from './csv.js';
 import { benchChunks } from './chunks.js';
+import { benchExports, benchModes, benchSmallFiles, loadsContext, type VsLimit } from './loads.js';
 import { benchConsole, printConsoleBench } from './console.js';
 import { benchMetrics, SCRAPE_MS } from './metrics.js';
 import { benchQueue } from './queue.js';
@@ -17,7 +18,8 @@ import { benchXlsx } from './xlsx.js';
  * Sizes can be lowered for a quick look: BENCH_ROWS=200000,1000000 npm run bench.
  */
 const ADMIN_URL = process.env.BENCH_ADMIN_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
-const DB = 'erp_bench';
+// The process id keeps two benchmark runs on one server (a shared machine) apart.
+const DB = `erp_bench_${process.pid}`;
 
 const line = (label: string, value: string): void => console.log(`${label.padEnd(44)} ${value}`);
 
@@ -59,7 +61,50 @@ async function main(): Promise<void> {
         );
       }
     }
-    const only = (process.env.BENCH_ONLY ?? 'xlsx,sftp,x12,queue,metrics,console').split(',');
+    const only = (
+      process.env.BENCH_ONLY ?? 'modes,exports,small,edi,xlsx,sftp,x12,queue,metrics,console'
+    ).split(',');
+    const vs = (label: string, f: VsLimit, limit: string, target: string): void => {
+      line(`${label}, erp`, `${f.erpSeconds.toFixed(2)} s, peak RSS ${f.erpPeakRssMb} MB`);
+      line(`${label}, ${limit}`, `${f.limitSeconds.toFixed(2)} s, peak RSS ${f.limitPeakRssMb} MB`);
+      line(`${label}, ratio`, `${(100 * f.ratio).toFixed(1)}% (issue target ${target})`);
+    };
+    const loads = await loadsContext(url.toString(), path.join(work, 'loads'));
+    try {
+      const rows = sizes[0]!;
+      const n = rows.toLocaleString('en');
+      if (only.includes('modes')) {
+        console.log(
+          `\n## Upsert and replace: ${n} rows into a table holding ${n} (half the keys new), every field validated, vs the same by hand in psql`,
+        );
+        const m = await benchModes(loads, rows);
+        vs(`upsert ${n}`, m.upsert, 'psql temp + \\copy + ON CONFLICT', '≥ 80%');
+        vs(`replace ${n}`, m.replace, 'psql DELETE + \\copy', '≥ 80%');
+      }
+      if (only.includes('exports')) {
+        const xlsxRows = Number(process.env.BENCH_XLSX_ROWS ?? rows);
+        console.log(
+          `\n## Exports: a ${n}-row query to CSV vs psql \\copy (query) TO; ${xlsxRows.toLocaleString('en')} rows to XLSX vs exceljs's streaming writer fed the same rows`,
+        );
+        const e = await benchExports(loads, rows, xlsxRows);
+        vs(`CSV ${n} rows (${e.csvMb} MB)`, e.csv, 'psql \\copy TO', '≥ 70%');
+        vs(`XLSX ${xlsxRows.toLocaleString('en')} rows (${e.xlsxMb} MB)`, e.xlsx, 'exceljs writer', '≥ 100%');
+      }
+      if (only.includes('small')) {
+        const files = Number(process.env.BENCH_SMALL_FILES ?? 2000);
+        console.log(
+          `\n## Many small files: one erp run over ${files.toLocaleString('en')} files of 100 rows vs psql \\copy of each file in one session`,
+        );
+        const f = await benchSmallFiles(loads, files, 100);
+        vs(`${files.toLocaleString('en')} files`, f, 'psql \\copy each', '≥ 50%');
+        line(
+          `${files.toLocaleString('en')} files, erp per file`,
+          `${((1000 * f.erpSeconds) / files).toFixed(2)} ms`,
+        );
+      }
+    } finally {
+      await loads.pool.end();
+    }
     if (only.includes('xlsx')) {
       console.log(
         "\n## XLSX read: erp's reader (batches of typed cells) vs exceljs's own streaming reader doing nothing",
