@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, type ReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import path from 'node:path';
 import { pipeline as streamPipeline } from 'node:stream/promises';
 import type pg from 'pg';
@@ -204,6 +206,9 @@ function firstByLine(rejects: Reject[]): Reject[] {
   return [...rejects].sort((a, b) => (a.line ?? 0) - (b.line ?? 0)).slice(0, SHOWN_REJECTS);
 }
 
+/** Files up to this size are read into memory once instead of streamed twice (hash, then rows). */
+const READ_WHOLE_BYTES = 1 << 20;
+
 /** SHA-256 of a local file, streamed. */
 export async function hashFile(file: string): Promise<string> {
   const hash = createHash('sha256');
@@ -248,7 +253,12 @@ async function runFile(
   opts: FileRunOptions,
 ): Promise<FileResult> {
   // An SFTP download hashed the bytes as they arrived; a local file is hashed here.
-  const sha256 = file.sha256 ?? (await hashFile(file.path));
+  // A small file is read once, for its hash and its rows alike; a large one is streamed twice.
+  const content =
+    file.sha256 === undefined && file.size <= READ_WHOLE_BYTES ? await readFile(file.path) : null;
+  const sha256 =
+    file.sha256 ??
+    (content !== null ? createHash('sha256').update(content).digest('hex') : await hashFile(file.path));
   const reportPath =
     opts.runId === null
       ? null
@@ -278,20 +288,9 @@ async function runFile(
         message: result.message,
       },
       rejects.first.slice(0, app.rejectsInTable),
-    );
-    // The run's counters move with the file's record (in the file's transaction when it loads),
-    // so a crash after a commit leaves them right.
-    await db.query(
-      `UPDATE runner.runs SET rows_read = rows_read + $2, rows_loaded = rows_loaded + $3, rows_rejected = rows_rejected + $4,
-         files_loaded = files_loaded + $5, files_skipped = files_skipped + $6 WHERE id = $1`,
-      [
-        opts.runId,
-        result.rowsRead,
-        result.rowsLoaded,
-        result.rowsRejected,
-        result.status === 'loaded' ? 1 : 0,
-        result.status === 'skipped' ? 1 : 0,
-      ],
+      // The run's counters move with the file's record (in the file's transaction when it loads),
+      // so a crash after a commit leaves them right; so does the ledger row's count.
+      { countInRun: true, ledger: result.status === 'loaded' },
     );
   };
 
@@ -301,7 +300,7 @@ async function runFile(
       [def.name, sha256],
     );
     try {
-      await streamRows(app, def, stages, file, index, rejects, opts, null, result);
+      await streamRows(app, def, stages, file, content, index, rejects, opts, null, result);
       // The whole policy, as a real run applies it: the rate is known only at the end of the file.
       checkRatePolicy(def.config.rejects, result.rowsRejected, result.rowsRead, file.name);
       result.status = 'validated';
@@ -341,14 +340,10 @@ async function runFile(
       await file.settle?.({ status: 'skipped', message: result.message });
       return result;
     }
-    await streamRows(app, def, stages, file, index, rejects, opts, client, result);
+    await streamRows(app, def, stages, file, content, index, rejects, opts, client, result);
     checkRatePolicy(def.config.rejects, result.rowsRejected, result.rowsRead, file.name);
     result.rejectReport = await rejects.close();
     result.status = 'loaded';
-    await client.query(
-      'UPDATE runner.ingested_files SET rows_loaded = $3 WHERE pipeline = $1 AND sha256 = $2',
-      [def.name, sha256, result.rowsLoaded],
-    );
     await record(client);
     await client.query('COMMIT');
   } catch (err) {
@@ -395,13 +390,18 @@ async function streamRows(
   def: PipelineDefinition,
   stages: ImportStages,
   file: SourceFile,
+  content: Buffer | null,
   index: number,
   rejects: RejectReport,
   opts: FileRunOptions,
   client: pg.PoolClient | null,
   result: FileResult,
 ): Promise<void> {
-  const input = createReadStream(file.path, { highWaterMark: 1 << 18 });
+  const input =
+    content !== null
+      ? Readable.from([content], { objectMode: false })
+      : createReadStream(file.path, { highWaterMark: 1 << 18 });
+  const bytesRead = (): number => (content !== null ? content.length : (input as ReadStream).bytesRead);
   const abort = (): void => {
     input.destroy(new CancelledError());
   };
@@ -467,7 +467,7 @@ async function streamRows(
       opts.onProgress?.({
         file: file.name,
         fileIndex: index,
-        bytesRead: input.bytesRead,
+        bytesRead: bytesRead(),
         bytesTotal: file.size,
         rowsRead,
       });
