@@ -12,8 +12,9 @@ import type { Cell, CopyDialect, Sink, SinkWriter } from './types.js';
  *
  *   append   COPY target (cols) FROM STDIN
  *   replace  DELETE FROM target; COPY target …            (readers see the old rows until commit)
- *   upsert   COPY pg_temp.stage …; INSERT INTO target SELECT DISTINCT ON (key) … ON CONFLICT (key) DO UPDATE
- *            (the last row of a key in the file wins)
+ *   upsert   COPY pg_temp.stage (no index, no WAL) …; INSERT INTO target SELECT … ON CONFLICT (key) DO UPDATE
+ *            (a key twice in the file: undone, then SELECT DISTINCT ON (key) … ORDER BY key, ctid DESC —
+ *            the last row of a key in the file wins)
  */
 export const postgresSinkSchema = z
   .object({
@@ -104,11 +105,15 @@ export async function writeWithBackpressure(stream: Writable, chunk: string): Pr
 export function createPostgresSink(config: PostgresSinkConfig): Sink {
   const target = quoteQualified(config.table);
   for (const k of config.key ?? []) quoteIdent(k);
+  let checked: { key: string; types: string[] } | null = null;
   return {
     describe: () =>
       `postgres ${config.table} (${config.mode}${config.key ? ` on ${config.key.join(', ')}` : ''})`,
     async open(client, columns, csv): Promise<SinkWriter> {
-      const columnTypes = await checkColumns(client, config.table, columns);
+      // Once per run and column list, not per file: a run over a glob of small files pays it once.
+      const key = columns.join('\0');
+      if (checked?.key !== key) checked = { key, types: await checkColumns(client, config.table, columns) };
+      const columnTypes = checked.types;
       const cols = columns.map(quoteIdent).join(', ');
       let copyTarget = target;
       if (config.mode === 'replace') await client.query(`DELETE FROM ${target}`);
@@ -122,7 +127,6 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
         await client.query(
           `CREATE TEMP TABLE erp_stage ON COMMIT DROP AS SELECT ${cols} FROM ${target} WITH NO DATA`,
         );
-        await client.query(`ALTER TABLE erp_stage ADD COLUMN erp_seq bigserial`);
         copyTarget = 'erp_stage';
       }
       const options = csv
@@ -167,10 +171,25 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
           const updates = columns
             .filter((c) => !config.key!.includes(c))
             .map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`);
-          const res = await client.query(
-            `INSERT INTO ${target} (${cols}) SELECT DISTINCT ON (${key}) ${cols} FROM erp_stage ORDER BY ${key}, erp_seq DESC ` +
-              `ON CONFLICT (${key}) DO ${updates.length > 0 ? `UPDATE SET ${updates.join(', ')}` : 'NOTHING'}`,
-          );
+          const onConflict = `ON CONFLICT (${key}) DO ${updates.length > 0 ? `UPDATE SET ${updates.join(', ')}` : 'NOTHING'}`;
+          // Most files hold each key once: the stage goes in as it is, unsorted. A key twice makes
+          // DO UPDATE fail (21000, "cannot affect row a second time"); then the statement is undone
+          // and the stage deduplicated, the last row of a key in the file winning (the stage's
+          // physical order is the file's: one COPY into a new table).
+          await client.query('SAVEPOINT erp_upsert');
+          let res: pg.QueryResult;
+          try {
+            res = await client.query(
+              `INSERT INTO ${target} (${cols}) SELECT ${cols} FROM erp_stage ${onConflict}`,
+            );
+            await client.query('RELEASE SAVEPOINT erp_upsert');
+          } catch (err) {
+            if ((err as { code?: string }).code !== '21000') throw err;
+            await client.query('ROLLBACK TO SAVEPOINT erp_upsert');
+            res = await client.query(
+              `INSERT INTO ${target} (${cols}) SELECT DISTINCT ON (${key}) ${cols} FROM erp_stage ORDER BY ${key}, ctid DESC ${onConflict}`,
+            );
+          }
           await client.query('DROP TABLE erp_stage');
           return res.rowCount ?? 0;
         },
