@@ -5,6 +5,7 @@ import { createPool, queryOnce } from '../src/db/pool.js';
 import { migrate } from '../src/db/migrate.js';
 import { benchCsv } from './csv.js';
 import { benchChunks } from './chunks.js';
+import { benchEdiInbound } from './edi.js';
 import { benchExports, benchModes, benchSmallFiles, loadsContext, type VsLimit } from './loads.js';
 import { benchConsole, printConsoleBench } from './console.js';
 import { benchMetrics, SCRAPE_MS } from './metrics.js';
@@ -100,6 +101,21 @@ async function main(): Promise<void> {
         line(
           `${files.toLocaleString('en')} files, erp per file`,
           `${((1000 * f.erpSeconds) / files).toFixed(2)} ms`,
+        );
+      }
+      if (only.includes('edi')) {
+        const sets = Number(process.env.BENCH_EDI_SETS ?? 10_000);
+        console.log(
+          `\n## EDI inbound end to end: one file of ${sets.toLocaleString('en')} 850s (3 lines each) from a loopback sshd through runInbound (download, split, validate, map, check, load, 997 up, archive)`,
+        );
+        const e = await benchEdiInbound(ADMIN_URL, sets);
+        line(
+          `${sets.toLocaleString('en')} sets, erp inbound`,
+          `${e.setsPerSec.toLocaleString('en')} sets/s (${e.seconds.toFixed(2)} s, ${e.cpuSeconds.toFixed(2)} s CPU; issue target ≥ 5,000)`,
+        );
+        line(
+          `${sets.toLocaleString('en')} sets, split + map alone`,
+          `${e.splitMapSetsPerSec.toLocaleString('en')} sets/s`,
         );
       }
     } finally {
