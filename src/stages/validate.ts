@@ -198,6 +198,58 @@ function decimalDigits(v: string): [number, number] | undefined {
   return [int, frac];
 }
 
+/**
+ * `decimalDigits(v)` within `intDigits` and `scale`, without the array: the validate fast path
+ * runs it on every decimal of a load.
+ */
+function decimalFits(v: string, intDigits: number, scale: number): boolean {
+  const len = v.length;
+  let i = 0;
+  let c = v.charCodeAt(0);
+  if (c === 43 || c === 45) i++; // + -
+  let lead = 0;
+  while (i < len && v.charCodeAt(i) === 48) {
+    lead++;
+    i++;
+  }
+  let int = 0;
+  for (; i < len; i++) {
+    c = v.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    int++;
+  }
+  let frac = 0;
+  if (i < len) {
+    if (v.charCodeAt(i) !== 46) return false; // .
+    for (i++; i < len; i++) {
+      c = v.charCodeAt(i);
+      if (c < 48 || c > 57) return false;
+      frac++;
+    }
+  }
+  return lead + int + frac > 0 && int <= intDigits && frac <= scale;
+}
+
+/** The value of `v` (at most 15 characters) when it is `[+-]?digits`, else undefined; as INT and Number. */
+function shortInt(v: string): number | undefined {
+  const len = v.length;
+  let i = 0;
+  let neg = false;
+  const c0 = v.charCodeAt(0);
+  if (c0 === 43 || c0 === 45) {
+    neg = c0 === 45;
+    i = 1;
+  }
+  if (i >= len) return undefined;
+  let n = 0;
+  for (; i < len; i++) {
+    const d = v.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return undefined;
+    n = n * 10 + d;
+  }
+  return neg ? -n : n;
+}
+
 /** Reads `n` ASCII digits of `v` at `at`, or -1 when one of them is not a digit. */
 function digitsAt(v: string, at: number, n: number): number {
   let x = 0;
@@ -343,12 +395,12 @@ function compileField(spec: FieldSpec, name: string): CompiledField {
       return {
         ...common,
         check(v) {
-          if (!INT.test(v)) return undefined;
           // Up to 15 characters (sign included) a Number is exact; 16 digits can exceed 2^53.
           if (v.length <= 15) {
-            const n = Number(v);
-            return n < lo || n > hi ? undefined : v;
+            const n = shortInt(v);
+            return n === undefined || n < lo || n > hi ? undefined : v;
           }
+          if (!INT.test(v)) return undefined;
           const n = BigInt(v);
           if (n < INT64_MIN || n > INT64_MAX) return undefined;
           if (
@@ -367,8 +419,7 @@ function compileField(spec: FieldSpec, name: string): CompiledField {
       return {
         ...common,
         check(v) {
-          const d = decimalDigits(v);
-          if (d === undefined || d[0] > intDigits || d[1] > scale) return undefined;
+          if (!decimalFits(v, intDigits, scale)) return undefined;
           if (min !== undefined || max !== undefined) {
             const n = Number(v);
             if ((min !== undefined && n < min) || (max !== undefined && n > max)) return undefined;
