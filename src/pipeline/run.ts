@@ -207,7 +207,13 @@ function firstByLine(rejects: Reject[]): Reject[] {
 }
 
 /** Files up to this size are read into memory once instead of streamed twice (hash, then rows). */
-const READ_WHOLE_BYTES = 1 << 20;
+const READ_WHOLE_BYTES = 4 << 20;
+/** Bytes per read, whether from the file or from a file read whole: a batch is the rows of one. */
+const READ_BYTES = 1 << 18;
+
+function* slices(buf: Buffer, size: number): Generator<Buffer> {
+  for (let at = 0; at < buf.length; at += size) yield buf.subarray(at, at + size);
+}
 
 /** SHA-256 of a local file, streamed. */
 export async function hashFile(file: string): Promise<string> {
@@ -399,8 +405,8 @@ async function streamRows(
 ): Promise<void> {
   const input =
     content !== null
-      ? Readable.from([content], { objectMode: false })
-      : createReadStream(file.path, { highWaterMark: 1 << 18 });
+      ? Readable.from(slices(content, READ_BYTES), { objectMode: false })
+      : createReadStream(file.path, { highWaterMark: READ_BYTES });
   const bytesRead = (): number => (content !== null ? content.length : (input as ReadStream).bytesRead);
   const abort = (): void => {
     input.destroy(new CancelledError());
