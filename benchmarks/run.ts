@@ -10,6 +10,7 @@ import { benchExports, benchModes, benchSmallFiles, loadsContext, type VsLimit }
 import { benchConsole, printConsoleBench } from './console.js';
 import { benchMetrics, SCRAPE_MS } from './metrics.js';
 import { benchQueue } from './queue.js';
+import { printRejectsBench } from './rejects.js';
 import { benchSftp } from './sftp.js';
 import { runX12Bench } from './x12.js';
 import { benchXlsx } from './xlsx.js';
@@ -63,8 +64,9 @@ async function main(): Promise<void> {
       }
     }
     const only = (
-      process.env.BENCH_ONLY ?? 'modes,exports,small,edi,xlsx,sftp,x12,queue,metrics,console'
+      process.env.BENCH_ONLY ?? 'rejects,modes,exports,small,edi,xlsx,sftp,x12,queue,metrics,console'
     ).split(',');
+    if (only.includes('rejects')) await printRejectsBench(url.toString(), work, line);
     const vs = (label: string, f: VsLimit, limit: string, target: string): void => {
       line(`${label}, erp`, `${f.erpSeconds.toFixed(2)} s, peak RSS ${f.erpPeakRssMb} MB`);
       line(`${label}, ${limit}`, `${f.limitSeconds.toFixed(2)} s, peak RSS ${f.limitPeakRssMb} MB`);
