@@ -55,6 +55,11 @@ interface Listed {
   isFile: boolean;
 }
 
+/** The entries of a remote directory (name, size, mtime, whether a regular file), as listed. */
+export async function listRemote(client: SftpClient, dir: string): Promise<Listed[]> {
+  return listFiles(client, dir);
+}
+
 async function listFiles(client: SftpClient, dir: string): Promise<Listed[]> {
   const where = `${label(client)}: list ${dir}`;
   try {
