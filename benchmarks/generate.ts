@@ -40,11 +40,17 @@ const WORDS_UTF8 = [
 ].map((w, i) => (i % 4 === 0 ? w : i % 4 === 1 ? `${w}ü` : i % 4 === 2 ? `${w}€` : `${w}😀`));
 
 /**
- * Writes `rows` rows of deterministic item data with quoted fields and NULLs. `utf8`: descriptions
- * hold multi-byte characters (ü, €, an emoji) instead of ASCII only.
+ * Writes `rows` rows of deterministic item data with quoted fields and NULLs, ids from `firstId`
+ * on (other values do not depend on it). `utf8`: descriptions hold multi-byte characters (ü, €, an
+ * emoji) instead of ASCII only.
  */
-export async function generateCsv(file: string, rows: number, opts: { utf8?: boolean } = {}): Promise<void> {
+export async function generateCsv(
+  file: string,
+  rows: number,
+  opts: { utf8?: boolean; firstId?: number } = {},
+): Promise<void> {
   const words = opts.utf8 ? WORDS_UTF8 : WORDS;
+  const firstId = opts.firstId ?? 1;
   const out = createWriteStream(file);
   out.write(BENCH_COLUMNS.join(',') + '\n');
   let seed = 42;
@@ -53,7 +59,7 @@ export async function generateCsv(file: string, rows: number, opts: { utf8?: boo
     return seed % n;
   };
   let buf = '';
-  for (let i = 1; i <= rows; i++) {
+  for (let i = firstId; i < firstId + rows; i++) {
     const w1 = words[rnd(words.length)]!;
     const w2 = words[rnd(words.length)]!;
     const desc = rnd(4) === 0 ? `"${w1}, ${w2} ""grade ${rnd(9)}"""` : `${w1} ${w2}`;
