@@ -14,7 +14,7 @@ import { appendAudit } from '../audit/trail.js';
 import { definitionHashes, type DefinitionHash } from '../audit/definitions.js';
 import { withTransaction } from '../db/pool.js';
 import { UserError } from '../errors.js';
-import { lockKeyOf, resolveRunnable, type Runnable } from '../jobs/definition.js';
+import { lockKeyOf, paramStrings, resolveRunnable, typedParams, type Runnable } from '../jobs/definition.js';
 import {
   awaitingApproval,
   cancelRejectedRun,
@@ -52,7 +52,7 @@ export async function requestApproval(
     const runId = await createRun(client, {
       kind: runnable.kind,
       name: runnable.name,
-      params,
+      params: typedParams(runnable.job, params),
       status: 'awaiting_approval',
       requestedBy: opts.requestedBy ?? currentUser(),
       trigger: 'cli',
@@ -146,7 +146,7 @@ export async function decideApproval(
     return {
       runId,
       runnable,
-      params: row.params,
+      params: paramStrings(row.params),
       force: row.options.force ?? false,
       ...(row.options.files ? { files: row.options.files } : {}),
     };

@@ -20,7 +20,7 @@ import { loadYamlFile } from '../config/yaml.js';
 import { UserError } from '../errors.js';
 import type { PipelineDefinition } from '../pipeline/definition.js';
 import { mappingFileSchema } from '../stages/transform.js';
-import type { FormatReader, Reject, RejectFn, RowStep } from '../stages/types.js';
+import type { Cell, FormatReader, Reject, RejectFn, RowStep } from '../stages/types.js';
 
 /** Where the redaction key comes from: ERP_REDACT_KEY, or the file named by ERP_REDACT_KEY_FILE. */
 export function loadRedactKey(env: NodeJS.ProcessEnv = process.env): Buffer | null {
@@ -104,22 +104,31 @@ export function redactStages<T extends { format: FormatReader; steps: RowStep[] 
       reject(redactor.reject(r));
   const format: FormatReader = {
     read: (input, fileName, reject) => stages.format.read(input, fileName, wrap(reject)),
+    copyDialect: stages.format.copyDialect,
   };
-  const steps: RowStep[] = stages.steps.map((step) => ({
-    columns: (input) => step.columns(input),
-    compile(input, fileName) {
-      const fn = step.compile(input, fileName);
-      // The collector passes the same function for every row: wrap it once.
-      let seen: RejectFn | null = null;
-      let wrapped: RejectFn | null = null;
-      return (row, line, reject) => {
-        if (reject !== seen) {
-          seen = reject;
-          wrapped = wrap(reject);
-        }
-        return fn(row, line, wrapped!);
-      };
-    },
-  }));
+  /** The collector passes the same function for every row: wrap it once. */
+  const wrapOnce = <R>(
+    fn: (row: Cell[], line: number, reject: RejectFn) => R,
+  ): ((row: Cell[], line: number, reject: RejectFn) => R) => {
+    let seen: RejectFn | null = null;
+    let wrapped: RejectFn | null = null;
+    return (row, line, reject) => {
+      if (reject !== seen) {
+        seen = reject;
+        wrapped = wrap(reject);
+      }
+      return fn(row, line, wrapped!);
+    };
+  };
+  const steps: RowStep[] = stages.steps.map((step) => {
+    const check = step.compileCheck?.bind(step);
+    return {
+      columns: (input) => step.columns(input),
+      compile: (input, fileName) => wrapOnce(step.compile(input, fileName)),
+      ...(check && {
+        compileCheck: (input, fileName, types) => wrapOnce(check(input, fileName, types)),
+      }),
+    };
+  });
   return { ...stages, format, steps };
 }

@@ -6,11 +6,11 @@ import type { Queue } from 'bullmq';
 import type pg from 'pg';
 import { describeError, UserError } from '../errors.js';
 import { requestCancel } from '../jobs/cancel.js';
-import { resolveParams, resolveRunnable, type Runnable } from '../jobs/definition.js';
+import { paramStrings, resolveParams, resolveRunnable, type Runnable } from '../jobs/definition.js';
 import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
 import type { RunJobData } from '../runner/queue.js';
 import { runFile } from '../runs/store/files.js';
-import { finishRun, runSpec } from '../runs/store/runs.js';
+import { finishRun, runSpec, type RunSpec } from '../runs/store/runs.js';
 import { recordAction } from './actions.js';
 
 /** Who acts, from where, and the queue new runs go on (null when Redis is not configured or down). */
@@ -40,10 +40,7 @@ async function submit(
   return id;
 }
 
-async function runRecord(
-  pool: pg.Pool,
-  id: number,
-): Promise<{ name: string; params: Record<string, string>; options: { force?: boolean; files?: string[] } }> {
+async function runRecord(pool: pg.Pool, id: number): Promise<RunSpec> {
   const spec = await runSpec(pool, id);
   if (!spec) throw new UserError(`no run ${id}`);
   return spec;
@@ -68,7 +65,7 @@ export async function cancelRun(a: Actor, runId: number): Promise<string> {
 export async function rerun(a: Actor, runId: number): Promise<number> {
   const r = await runRecord(a.pool, runId);
   const runnable = await resolveRunnable(a.home, r.name);
-  const id = await submit(a, runnable, r.params, { ...r.options, trigger: 'console rerun' });
+  const id = await submit(a, runnable, paramStrings(r.params), { ...r.options, trigger: 'console rerun' });
   await recordAction(a.pool, {
     actor: a.user,
     address: a.address,

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { UserError } from '../errors.js';
 import { runSpec } from '../runs/store/runs.js';
 import type { RunJobData } from '../runner/queue.js';
-import { resolveRunnable, type Runnable } from './definition.js';
+import { paramStrings, resolveRunnable, type Runnable } from './definition.js';
 
 export interface StoredRun {
   runId: number;
@@ -16,7 +16,7 @@ export interface StoredRun {
 export async function loadStoredRun(pool: pg.Pool, home: string, runId: number): Promise<StoredRun> {
   const row = await runSpec(pool, runId);
   if (!row) throw new UserError(`no run ${runId} in runner.runs`);
-  return storedRun(home, { ...row.options, runId, name: row.name, params: row.params });
+  return storedRun(home, { ...row.options, runId, name: row.name, params: paramStrings(row.params) });
 }
 
 /**

@@ -21,7 +21,7 @@ import {
   queuedRunsOlderThan,
   releaseAbandonedRuns,
 } from '../runs/store/runs.js';
-import { resolveRunnable } from './definition.js';
+import { paramStrings, resolveRunnable } from './definition.js';
 import { jobIdOf } from './job-id.js';
 import { LIVENESS_LOCK_CLASS } from './session.js';
 import { enqueueRun } from './submit.js';
@@ -98,7 +98,7 @@ export async function reconcileRuns(ctx: ReconcileContext): Promise<ReconcileRes
     if (exists) continue;
     try {
       const runnable = await resolveRunnable(ctx.home, run.name);
-      await enqueueRun(ctx.queue, run.id, runnable, run.params, run.options);
+      await enqueueRun(ctx.queue, run.id, runnable, paramStrings(run.params), run.options);
       result.requeued.push(run.id);
       ctx.log.warn(
         { runId: run.id },

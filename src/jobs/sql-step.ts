@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import { CancelledError, UserError } from '../errors.js';
+import { CancelledError, describeError, UserError } from '../errors.js';
 import { FileCache } from '../config/file-cache.js';
 import { bindNamedParams } from '../db/sql-params.js';
 import { SQLSTATE } from '../db/sqlstate.js';
@@ -119,8 +119,9 @@ export async function runSqlStep(
       (!pgErr.code || pgErr.code === SQLSTATE.NOT_OURS || pgErr.code === SQLSTATE.CANCELLED_AT_COMMIT)
     )
       throw err;
+    // A refusal the SQL raised is the operator's to fix, said in the operator's words.
     if (pgErr.code === SQLSTATE.RAISE_EXCEPTION || pgErr.code === SQLSTATE.REFUSED)
-      throw new UserError(`sql/${ref}: ${pgErr.message}`);
+      throw new UserError(`sql/${ref}: ${describeError(err)}`);
     throw Object.assign(new Error(`sql/${ref}: ${pgErr.message}`), { code: pgErr.code });
   } finally {
     opts.signal.removeEventListener('abort', cancel);

@@ -5,7 +5,7 @@ import { createRun, failAbandonedRun, runHoldingLock, type LockHolder } from '..
 import { currentUser } from '../config/env.js';
 import type { RunJobData } from '../runner/queue.js';
 import { jobIdOf } from './job-id.js';
-import { lockKeyOf, type Runnable } from './definition.js';
+import { lockKeyOf, typedParams, type Runnable } from './definition.js';
 import { LIVENESS_LOCK_CLASS } from './session.js';
 import { SQLSTATE } from '../db/sqlstate.js';
 
@@ -54,7 +54,7 @@ export async function createQueuedRun(
     const id = await createRun(pool, {
       kind: runnable.kind,
       name: runnable.name,
-      params,
+      params: typedParams(runnable.job, params),
       status: 'queued',
       requestedBy: opts.requestedBy ?? currentUser(),
       trigger: opts.trigger ?? 'cli',

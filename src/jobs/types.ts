@@ -28,6 +28,10 @@ export interface RunProgress {
   name: string;
   state: 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
   rows?: number;
+  /** A pipeline step's file being read: its name, bytes read and size (0 when unknown). */
+  file?: string;
+  bytes?: number;
+  bytesTotal?: number;
   message?: string;
 }
 

@@ -1,5 +1,12 @@
-import { createRedactor, loadRedactKey, redactStages, sensitiveFieldsOf } from '../compliance/sensitive.js';
+import {
+  createRedactor,
+  loadRedactKey,
+  redactStages,
+  sensitiveFieldsOf,
+  type Redactor,
+} from '../compliance/sensitive.js';
 import { UserError } from '../errors.js';
+import { createClean } from '../stages/clean.js';
 import { FILE_SOURCES, FORMATS, kindOf, SINKS, SOURCES, type FormatConfig } from '../stages/registry.js';
 import { createFileSource } from '../stages/source-file.js';
 import { createTransform } from '../stages/transform.js';
@@ -24,6 +31,8 @@ export interface ImportStages {
   format: FormatReader;
   steps: RowStep[];
   sink: Sink;
+  /** The pipeline's sensitive fields: a database error naming one of their values is redacted too. */
+  redactor?: Redactor;
 }
 
 export interface BuildOptions {
@@ -86,6 +95,10 @@ export async function buildImport(
   opts: BuildOptions = {},
 ): Promise<ImportStages> {
   const steps: RowStep[] = [];
+  const format = def.config.format;
+  // CSV and XLSX clean what they read (trim, null_if); fixed-width trims in its reader, NACHA needs none.
+  const clean = format.kind === 'csv' || format.kind === 'xlsx' ? createClean(format) : null;
+  if (clean) steps.push(clean);
   if (def.config.validate) steps.push(createValidate(def.config.validate));
   if (def.config.transform) steps.push(await createTransform(def.config.transform, ctx));
   const { source, sink } = def.config;
@@ -105,5 +118,7 @@ export async function buildImport(
     sink: sinkKind.create(sink as never, input) as Sink,
   };
   const sensitive = await sensitiveFieldsOf(ctx.home, def);
-  return sensitive.size === 0 ? stages : redactStages(stages, createRedactor(sensitive, loadRedactKey()));
+  if (sensitive.size === 0) return stages;
+  const redactor = createRedactor(sensitive, loadRedactKey());
+  return { ...redactStages(stages, redactor), redactor };
 }

@@ -17,6 +17,12 @@ export interface RunPipelineOptions {
   /** An existing run (a job's) to attach the files to; otherwise a run is created. */
   runId?: number;
   onProgress?: (p: Progress) => void;
+  /**
+   * Records that validate unchanged go to COPY as the text they came in, when the format and the
+   * steps allow it (see streamRows in run.ts). @defaultValue true; false sends every row through
+   * the general encoder (tests and benchmarks compare the two).
+   */
+  passThrough?: boolean;
 }
 
 export interface Progress {

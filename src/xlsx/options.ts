@@ -3,6 +3,7 @@
  * them as csv/writer.ts keeps the CSV writer's. src/stages/format-xlsx.ts makes them a stage kind.
  */
 import { z } from 'zod';
+import { cleanOptions } from '../stages/clean.js';
 
 const SHEET_NAME = /^[^[\]:*?/\\]{1,31}$/;
 /** Rows in an Excel sheet, at most. */
@@ -26,6 +27,7 @@ const numberFormatsSchema = z
 export const xlsxFormatSchema = z
   .object({
     kind: z.literal('xlsx'),
+    ...cleanOptions,
     /** Reader: the sheet to read, by name or 1-based position in the workbook's tab order. @defaultValue 1 */
     sheet: z.union([z.string().min(1), z.number().int().positive()]).default(1),
     /** Reader: the first non-empty row (after `skip_rows`) names the columns. Writer: write a header row. */

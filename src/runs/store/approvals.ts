@@ -34,7 +34,7 @@ export interface PendingRow {
   status: string;
   name: string;
   requested_by: string;
-  params: Record<string, string>;
+  params: Record<string, unknown>;
   options: { force?: boolean; files?: string[] };
   definitions: DefinitionHash[];
   distinct_from_requester: boolean | null;
@@ -87,7 +87,7 @@ export async function queueApprovedRun(db: Db, runId: number): Promise<void> {
 export interface PendingApproval {
   run_id: number;
   name: string;
-  params: Record<string, string>;
+  params: Record<string, unknown>;
   requested_by: string;
   requested_at: Date;
   expires_at: Date | null;

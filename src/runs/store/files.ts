@@ -20,44 +20,75 @@ export interface RunFileRecord {
   message: string | null;
 }
 
-/** Records a file's outcome and its first rejects; returns the run_files id. */
-export async function recordRunFile(db: Db, f: RunFileRecord, rejects: readonly Reject[]): Promise<number> {
-  const { rows } = await db.query<{ id: string }>(
-    `INSERT INTO runner.run_files (run_id, pipeline, file, sha256, size_bytes, status, rows_read, rows_loaded,
+/** What else moves with a file's record, in the same statement (one round trip per file). */
+export interface RunFileAlso {
+  /** Add the file's rows and its loaded/skipped count to the run's counters. */
+  countInRun?: boolean;
+  /** Set the ledger row's (runner.ingested_files) rows_loaded: the file loaded. */
+  ledger?: boolean;
+}
+
+/**
+ * Records a file's outcome and its first rejects, and with `also` the run's counters (as
+ * addRunCounts does) and the ledger row's rows_loaded, as one statement (one round trip per
+ * file); returns the run_files id.
+ */
+export async function recordRunFile(
+  db: Db,
+  f: RunFileRecord,
+  rejects: readonly Reject[],
+  also: RunFileAlso = {},
+): Promise<number> {
+  const params: unknown[] = [
+    f.runId,
+    f.pipeline,
+    f.file,
+    f.sha256,
+    f.size,
+    f.status,
+    f.rowsRead,
+    f.rowsLoaded,
+    f.rowsRejected,
+    f.rejectReport,
+    f.message,
+  ];
+  const parts = [
+    `f AS (INSERT INTO runner.run_files (run_id, pipeline, file, sha256, size_bytes, status, rows_read, rows_loaded,
        rows_rejected, reject_report, message)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
-    [
-      f.runId,
-      f.pipeline,
-      f.file,
-      f.sha256,
-      f.size,
-      f.status,
-      f.rowsRead,
-      f.rowsLoaded,
-      f.rowsRejected,
-      f.rejectReport,
-      f.message,
-    ],
-  );
-  const fileId = Number(rows[0]!.id);
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id)`,
+  ];
   if (rejects.length > 0) {
-    await db.query(
-      `INSERT INTO runner.rejects (run_id, run_file_id, file, line, field, value, reason)
-       SELECT $1, $2, r.file, r.line, r.field, r.value, r.reason
-       FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[]) AS r(file, line, field, value, reason)`,
-      [
-        f.runId,
-        fileId,
-        rejects.map((r) => r.file),
-        rejects.map((r) => r.line),
-        rejects.map((r) => r.field),
-        rejects.map((r) => (r.value === null ? null : r.value.slice(0, 1000))),
-        rejects.map((r) => r.reason),
-      ],
+    const n = params.length;
+    params.push(
+      rejects.map((r) => r.file),
+      rejects.map((r) => r.line),
+      rejects.map((r) => r.field),
+      rejects.map((r) => (r.value === null ? null : r.value.slice(0, 1000))),
+      rejects.map((r) => r.reason),
+    );
+    parts.push(
+      `j AS (INSERT INTO runner.rejects (run_id, run_file_id, file, line, field, value, reason)
+       SELECT $1, f.id, r.file, r.line, r.field, r.value, r.reason
+       FROM f, unnest($${n + 1}::text[], $${n + 2}::bigint[], $${n + 3}::text[], $${n + 4}::text[], $${n + 5}::text[])
+         AS r(file, line, field, value, reason))`,
     );
   }
-  return fileId;
+  if (also.countInRun) {
+    parts.push(
+      `c AS (UPDATE runner.runs SET rows_read = rows_read + $7, rows_loaded = rows_loaded + $8,
+         rows_rejected = rows_rejected + $9,
+         files_loaded = files_loaded + CASE WHEN $6 = 'loaded' THEN 1 ELSE 0 END,
+         files_skipped = files_skipped + CASE WHEN $6 = 'skipped' THEN 1 ELSE 0 END
+       WHERE id = $1)`,
+    );
+  }
+  if (also.ledger) {
+    parts.push(
+      `l AS (UPDATE runner.ingested_files SET rows_loaded = $8 WHERE pipeline = $2 AND sha256 = $4)`,
+    );
+  }
+  const { rows } = await db.query<{ id: string }>(`WITH ${parts.join(',\n')}\nSELECT id FROM f`, params);
+  return Number(rows[0]!.id);
 }
 
 /** Adds a file's rows and outcome to its run's counters (with the file's record, in its transaction). */
@@ -111,15 +142,6 @@ export async function enterLedger(
     [f.pipeline, f.sha256, f.file, f.size, f.runId],
   );
   return (rowCount ?? 0) > 0;
-}
-
-/** The rows a ledger entry's load committed. */
-export async function setLedgerRows(db: Db, pipeline: string, sha256: string, rows: number): Promise<void> {
-  await db.query('UPDATE runner.ingested_files SET rows_loaded = $3 WHERE pipeline = $1 AND sha256 = $2', [
-    pipeline,
-    sha256,
-    rows,
-  ]);
 }
 
 /** One file of a run, as the console offers it for download or reload. */

@@ -125,7 +125,11 @@ export interface RunDetail {
     error: string | null;
     detail: unknown;
   }[];
+  /** Run options that are not job parameters (`--file`, `--force`). */
+  options: { files?: string[]; force?: boolean };
   files: {
+    id: number;
+    pipeline: string;
     file: string;
     status: string;
     rows_read: number;
@@ -134,7 +138,9 @@ export interface RunDetail {
     reject_report: string | null;
     message: string | null;
   }[];
+  /** The first rejects of each file, in line order. */
   rejects: {
+    file_id: number;
     file: string;
     line: number | null;
     field: string | null;
@@ -144,8 +150,14 @@ export interface RunDetail {
 }
 
 export async function getRun(db: Db, id: number, rejectLimit = 20): Promise<RunDetail | null> {
-  const run = (await db.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM runner.runs WHERE id = $1`, [id])).rows[0];
-  if (!run) return null;
+  const found = (
+    await db.query<RunRow & { options: RunDetail['options'] }>(
+      `SELECT ${RUN_COLUMNS}, options FROM runner.runs WHERE id = $1`,
+      [id],
+    )
+  ).rows[0];
+  if (!found) return null;
+  const { options, ...run } = found;
   const steps = (
     await db.query(
       `SELECT position, kind, name, status, error, detail FROM runner.run_steps WHERE run_id = $1 ORDER BY position`,
@@ -154,24 +166,29 @@ export async function getRun(db: Db, id: number, rejectLimit = 20): Promise<RunD
   ).rows;
   const files = (
     await db.query(
-      `SELECT file, status, rows_read::int, rows_loaded::int, rows_rejected::int, reject_report, message
+      `SELECT id::int, pipeline, file, status, rows_read::int, rows_loaded::int, rows_rejected::int, reject_report, message
        FROM runner.run_files WHERE run_id = $1 ORDER BY id`,
       [id],
     )
   ).rows;
   const rejects = (
     await db.query(
-      `SELECT file, line::int, field, value, reason FROM runner.rejects WHERE run_id = $1 ORDER BY id LIMIT $2`,
+      // In line order, as the load saw them (a structural reject is found ahead of the rows before it).
+      `SELECT file_id, file, line, field, value, reason FROM (
+         SELECT run_file_id::int AS file_id, file, line::int, field, value, reason, id,
+           row_number() OVER (PARTITION BY run_file_id ORDER BY coalesce(line, 0), id) AS n
+         FROM runner.rejects WHERE run_id = $1) r
+       WHERE n <= $2 ORDER BY file_id, coalesce(line, 0), id`,
       [id, rejectLimit],
     )
   ).rows;
-  return { run, steps, files, rejects };
+  return { run, options: options ?? {}, steps, files, rejects };
 }
 
 /** What a run was asked to do: what the worker needs to execute it again. */
 export interface RunSpec {
   name: string;
-  params: Record<string, string>;
+  params: Record<string, unknown>;
   options: { force?: boolean; files?: string[] };
 }
 
