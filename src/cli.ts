@@ -405,6 +405,20 @@ cli
 
 cli
   .command(
+    'keys [action] [id]',
+    '`erp keys status` counts encrypted values per key; `erp keys rotate` re-encrypts them under the current key; `erp keys new <id>` prints a key line',
+  )
+  .option('--batch <n>', 'rotate: values per transaction', { default: '1000', type: [String] })
+  .action((action: string | undefined, id: string | undefined, opts: { batch: string[] | string }) =>
+    withApp(async (app) =>
+      (await import('./commands/compliance.js')).keysCommand(app, action, id, {
+        batch: Array.isArray(opts.batch) ? opts.batch[0] : opts.batch,
+      }),
+    ),
+  );
+
+cli
+  .command(
     'users [action] [name] [role]',
     'Console users: list, add <name> --role R, remove, passwd, role <name> <role>',
   )

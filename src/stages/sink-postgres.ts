@@ -3,6 +3,7 @@ import type { Writable } from 'node:stream';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { z } from 'zod';
+import { encryptorFor } from '../compliance/encrypted-columns.js';
 import { quoteIdent, quoteQualified, splitQualified } from '../db.js';
 import { UserError } from '../errors.js';
 import type { Cell, Sink, SinkWriter } from './types.js';
@@ -14,6 +15,9 @@ import type { Cell, Sink, SinkWriter } from './types.js';
  *   replace  DELETE FROM target; COPY target …            (readers see the old rows until commit)
  *   upsert   COPY pg_temp.stage …; INSERT INTO target SELECT DISTINCT ON (key) … ON CONFLICT (key) DO UPDATE
  *            (the last row of a key in the file wins)
+ *
+ * Columns listed in compliance.encrypted_columns (bank account numbers, tax ids) are encrypted on
+ * the way in (src/compliance/keys.ts): PostgreSQL only ever receives their ciphertext.
  */
 export const postgresSinkSchema = z
   .object({
@@ -74,6 +78,7 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
       `postgres ${config.table} (${config.mode}${config.key ? ` on ${config.key.join(', ')}` : ''})`,
     async open(client, columns): Promise<SinkWriter> {
       await checkColumns(client, config.table, columns);
+      const encrypt = await encryptorFor(client, config.table, columns);
       const cols = columns.map(quoteIdent).join(', ');
       let copyTarget = target;
       if (config.mode === 'replace') await client.query(`DELETE FROM ${target}`);
@@ -101,6 +106,7 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
         async write(rows) {
           if (failure) throw failure;
           written += rows.length;
+          encrypt?.(rows);
           await writeWithBackpressure(stream, encodeCopyText(rows));
           if (failure) throw failure;
         },
