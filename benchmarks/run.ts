@@ -4,6 +4,7 @@ import path from 'node:path';
 import { createPool, queryOnce } from '../src/db.js';
 import { migrate } from '../src/migrate.js';
 import { benchCsv } from './csv.js';
+import { benchEncryption } from './encryption.js';
 import { benchChunks } from './chunks.js';
 import { benchConsole, printConsoleBench } from './console.js';
 import { benchMetrics, SCRAPE_MS } from './metrics.js';
@@ -15,6 +16,7 @@ import { benchXlsx } from './xlsx.js';
 /**
  * `npm run bench`: every benchmark, each figure against the physical limit measured in the same run.
  * Sizes can be lowered for a quick look: BENCH_ROWS=200000,1000000 npm run bench.
+ * BENCH_ONLY=encryption,xlsx runs only those; the CSV load runs unless BENCH_ONLY is set without `csv`.
  */
 const ADMIN_URL = process.env.BENCH_ADMIN_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
 const DB = 'erp_bench';
@@ -31,9 +33,11 @@ async function main(): Promise<void> {
   await pool.end();
   const work = await mkdtemp(path.join(tmpdir(), 'erp-bench-'));
   try {
-    console.log('## CSV → PostgreSQL: erp run (every field validated) vs psql \\copy of the same file');
+    const only = (process.env.BENCH_ONLY ?? 'csv,xlsx,sftp,x12,queue,metrics,console,encryption').split(',');
     const sizes = (process.env.BENCH_ROWS ?? '1000000,5000000').split(',').map(Number);
-    for (const rows of sizes) {
+    if (only.includes('csv'))
+      console.log('## CSV → PostgreSQL: erp run (every field validated) vs psql \\copy of the same file');
+    for (const rows of only.includes('csv') ? sizes : []) {
       const r = await benchCsv(rows, url.toString(), work, { throughWorker: rows === sizes[0] });
       line(
         `${rows.toLocaleString('en')} rows (${r.fileMb} MB), psql \\copy`,
@@ -59,7 +63,23 @@ async function main(): Promise<void> {
         );
       }
     }
-    const only = (process.env.BENCH_ONLY ?? 'xlsx,sftp,x12,queue,metrics,console').split(',');
+    if (only.includes('encryption')) {
+      const rows = Number(process.env.BENCH_ENCRYPTION_ROWS ?? 1_000_000);
+      console.log(
+        `\n## Encryption at rest: ${rows.toLocaleString('en')} rows with one sensitive, encrypted column vs the same into a clear twin (median of 3)`,
+      );
+      const e = await benchEncryption(rows, url.toString(), work);
+      const pct = (a: number, b: number): string => `${(100 * (b / a - 1)).toFixed(1)}%`;
+      line('load, clear column', `${e.loadClear.toFixed(2)} s`);
+      line('load, encrypted column', `${e.loadEncrypted.toFixed(2)} s`);
+      line('load, encryption cost', `${pct(e.loadClear, e.loadEncrypted)} (issue target < 10%)`);
+      line('bank-file export, clear column', `${e.exportClear.toFixed(2)} s`);
+      line('bank-file export, decrypted in the stream', `${e.exportDecrypted.toFixed(2)} s`);
+      line(
+        'bank-file export, decryption cost',
+        `${pct(e.exportClear, e.exportDecrypted)} (issue target < 10%)`,
+      );
+    }
     if (only.includes('xlsx')) {
       console.log(
         "\n## XLSX read: erp's reader (batches of typed cells) vs exceljs's own streaming reader doing nothing",

@@ -65,7 +65,7 @@ beforeAll(async () => {
   for (const dir of ['pipelines', 'jobs', 'mappings', 'fixtures'])
     await symlink(path.resolve(dir), path.join(home.dir, dir));
   await mkdir(path.join(home.dir, 'var', 'exports'), { recursive: true });
-  const env = { ...process.env, ERP_KEYS: K1, DATABASE_URL: db.url, ERP_HOME: home.dir };
+  const env: NodeJS.ProcessEnv = { ...process.env, ERP_KEYS: K1, DATABASE_URL: db.url, ERP_HOME: home.dir };
   delete env.ERP_KEYS_FILE;
   ring = loadKeyring(env)!;
   // The loaders read the keys from the environment, as the CLI and the workers do.

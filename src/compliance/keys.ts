@@ -111,10 +111,24 @@ export function keyIdOf(stored: string): string | null {
   return end < 0 ? null : stored.slice(ENVELOPE_PREFIX.length, end);
 }
 
+// IVs are drawn from the CSPRNG a few thousand at a time: one randomBytes call per value cost as
+// much as the encryption itself. Random 96-bit IVs are safe for 2^32 values per key (NIST SP 800-38D).
+const IV_POOL = 4096;
+let ivs = Buffer.alloc(0);
+let ivAt = 0;
+function nextIv(): Buffer {
+  if (ivAt >= ivs.length) {
+    ivs = randomBytes(IV_BYTES * IV_POOL);
+    ivAt = 0;
+  }
+  ivAt += IV_BYTES;
+  return ivs.subarray(ivAt - IV_BYTES, ivAt);
+}
+
 /** Encrypts `clear` under the current key. */
 export function encryptValue(ring: Keyring, clear: string): string {
   const key = ring.keys.get(ring.current)!;
-  const iv = randomBytes(IV_BYTES);
+  const iv = nextIv();
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(AAD);
   const body = Buffer.concat([iv, cipher.update(clear, 'utf8'), cipher.final(), cipher.getAuthTag()]);
