@@ -18,6 +18,7 @@ import type { UsersCommandOptions } from './commands/users.js';
 import { requestCancel } from './jobs/cancel.js';
 import { jobSchema } from './jobs/definition.js';
 import { alertsSchema } from './alerts/definition.js';
+import { retentionSchema } from './compliance/retention.js';
 import { getRun, listRuns } from './runs.js';
 import { mappingFileSchema } from './stages/transform.js';
 
@@ -124,7 +125,7 @@ cli
   .command('schema', 'Print the JSON Schema of pipeline definitions (or write all schemas with --out)')
   .option(
     '--out <dir>',
-    'Write the pipeline, job, mapping and alerts schemas (*.schema.json) into this directory',
+    'Write the pipeline, job, mapping, alerts and retention schemas (*.schema.json) into this directory',
     {
       type: [String],
     },
@@ -135,6 +136,7 @@ cli
       'mapping.schema.json': z.toJSONSchema(mappingFileSchema, { io: 'input' }),
       'job.schema.json': z.toJSONSchema(jobSchema, { io: 'input' }),
       'alerts.schema.json': z.toJSONSchema(alertsSchema, { io: 'input' }),
+      'retention.schema.json': z.toJSONSchema(retentionSchema, { io: 'input' }),
     };
     const out = opts.out?.[0];
     if (out) {
@@ -400,6 +402,15 @@ cli
         format: opts.format?.[0],
         out: opts.out?.[0],
       }),
+    ),
+  );
+
+cli
+  .command('purge', 'Apply retention.yaml: remove what is past its period, except what a legal hold covers')
+  .option('--dry-run', 'List what would go, and what the holds keep; remove nothing')
+  .action((opts: { dryRun?: boolean }) =>
+    withApp(async (app) =>
+      (await import('./commands/compliance.js')).purgeCommand(app, opts.dryRun ?? false),
     ),
   );
 

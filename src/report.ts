@@ -148,6 +148,7 @@ export function formatOutcome(name: string, params: Record<string, string>, o: R
       out.push(`  ${s.name}: ${s.edi.summary}`);
       for (const line of s.edi.lines) out.push(`    ${line}`);
     }
+    if (s.purge) out.push(`  compliance ${s.name}: ${s.purge.summary}`);
     if (s.status === 'skipped') out.push(`  ${s.kind} ${s.name}: skipped (done in an earlier attempt)`);
   }
   out.push(o.status === 'succeeded' ? 'succeeded' : `${o.status}: ${o.error ?? ''}`);

@@ -256,3 +256,14 @@ export async function keysCommand(
     `unknown action '${action ?? ''}'; use: erp keys status, erp keys rotate [--batch N], erp keys new <id>`,
   );
 }
+
+/** `erp purge [--dry-run]`: retention.yaml applied now, as the retention-purge job does nightly. */
+export async function purgeCommand(app: App, dryRun: boolean): Promise<number> {
+  const { loadRetention } = await import('../compliance/retention.js');
+  const { describePurge, purge } = await import('../compliance/purge.js');
+  const policy = await loadRetention(app.home);
+  const result = await purge(app, policy, { dryRun, log: app.log });
+  process.stdout.write(describePurge(result, dryRun) + '\n');
+  if (dryRun) process.stdout.write('dry run: nothing was removed\n');
+  return EXIT.ok;
+}

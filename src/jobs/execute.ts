@@ -15,6 +15,7 @@ import { runPipeline, type AppContext, type PipelineResult } from '../pipeline/r
 import { ediStepName, runEdiStep, type EdiStepResult, type EdiStepSpec } from '../edi/step.js';
 import { recordPipeline } from '../metrics.js';
 import { loadPartner } from '../partners.js';
+import { loadRetention } from '../compliance/retention.js';
 import { errorKindOf, finishRun, type ErrorKind } from '../runs.js';
 import { claimRun, detailOf, finalOutcome, recordStep, stepSucceededSql, type Claim } from './run-record.js';
 import { loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';
@@ -77,6 +78,8 @@ export interface StepOutcome {
   pipeline?: PipelineResult;
   sql?: SqlStepResult;
   edi?: EdiStepResult;
+  /** A `compliance: purge` step: what each retention category removed (or would). */
+  purge?: { summary: string };
   error?: string;
 }
 
@@ -91,7 +94,7 @@ export interface RunOutcome {
 }
 
 export interface FlatStep {
-  kind: 'pipeline' | 'sql' | 'edi';
+  kind: 'pipeline' | 'sql' | 'edi' | 'compliance';
   name: string;
   params: Record<string, string>;
   files?: string[];
@@ -119,7 +122,8 @@ export async function flattenSteps(
         ...(step.transaction_set ? { transactionSet: step.transaction_set } : {}),
       };
       out.push({ kind: 'edi', name: ediStepName(edi), params: p, edi });
-    } else out.push(...(await flattenSteps(home, await loadJob(home, step.job), p, [...seen, job.name])));
+    } else if ('compliance' in step) out.push({ kind: 'compliance', name: step.compliance, params: p });
+    else out.push(...(await flattenSteps(home, await loadJob(home, step.job), p, [...seen, job.name])));
   }
   return out;
 }
@@ -137,6 +141,7 @@ export async function planRun(
   for (const step of steps) {
     if (step.kind === 'pipeline') await loadPipeline(home, step.name);
     else if (step.kind === 'edi') await loadPartner(home, step.edi!.partner);
+    else if (step.kind === 'compliance') await loadRetention(home);
     else
       await access(sqlFilePath(home, step.name)).catch(() => {
         throw new UserError(`${runnable.job.file}: step sql '${step.name}': no such file sql/${step.name}`);
@@ -262,6 +267,7 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
         state: 'succeeded',
         rows: result.pipeline?.rowsLoaded,
         ...(result.edi ? { message: result.edi.summary } : {}),
+        ...(result.purge ? { message: result.purge.summary } : {}),
       });
     }
     if (runId !== null && !finished) await finishRun(app.pool, runId, 'succeeded');
@@ -396,6 +402,20 @@ async function runStep(
   if (step.kind === 'edi') {
     const edi = await runEdiStep(app, step, { runId: opts.runId, dryRun: opts.dryRun, signal, onRows });
     return { kind: 'edi', name: step.name, status: 'succeeded', edi };
+  }
+  if (step.kind === 'compliance') {
+    const { purge, summarisePurge } = await import('../compliance/purge.js');
+    const result = await purge(app, await loadRetention(app.home), {
+      dryRun: opts.dryRun,
+      log: app.log,
+      signal,
+    });
+    return {
+      kind: 'compliance',
+      name: step.name,
+      status: 'succeeded',
+      purge: { summary: summarisePurge(result, opts.dryRun) },
+    };
   }
   const def = await loadPipeline(app.home, step.name);
   const result = await runPipeline(app, def, {

@@ -47,7 +47,8 @@ export interface DownloadedFile {
 // ─── listing ────────────────────────────────────────────────────────────────────────────────────
 
 /** One directory entry, as listed. */
-interface Listed {
+/** A directory entry as listed: name, size, mtime, whether it is a regular file. */
+export interface Listed {
   name: string;
   size: number;
   /** Milliseconds since the epoch. */
@@ -55,7 +56,8 @@ interface Listed {
   isFile: boolean;
 }
 
-async function listFiles(client: SftpClient, dir: string): Promise<Listed[]> {
+/** Every entry of `dir`; a missing directory is an operator error naming it. */
+export async function listFiles(client: SftpClient, dir: string): Promise<Listed[]> {
   const where = `${label(client)}: list ${dir}`;
   try {
     const entries = await request<FileEntryWithStats[]>(session(client, where), where, (cb) =>
