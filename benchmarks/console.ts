@@ -4,8 +4,8 @@ import { consoleConfigSchema } from '../src/console/config.js';
 import { buildConsole } from '../src/console/server.js';
 import { createSession } from '../src/console/sessions.js';
 import { addUser } from '../src/console/users.js';
-import { createPool, queryOnce } from '../src/db.js';
-import { migrate } from '../src/migrate.js';
+import { createPool, queryOnce } from '../src/db/pool.js';
+import { migrate } from '../src/db/migrate.js';
 
 /**
  * The console's runs page and run page at 100,000 recorded runs: p50/p95 server-side latency of

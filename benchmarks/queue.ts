@@ -8,15 +8,15 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { pino } from 'pino';
 import { createApp } from '../src/app.js';
-import { createPool, queryOnce } from '../src/db.js';
+import { createPool, queryOnce } from '../src/db/pool.js';
 import { executeRun } from '../src/jobs/execute.js';
 import { loadStoredRun } from '../src/jobs/load-run.js';
 import { resolveRunnable } from '../src/jobs/definition.js';
 import { openRunnerSession } from '../src/jobs/session.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
-import { migrate } from '../src/migrate.js';
-import { createQueue, redisConnection } from '../src/queue.js';
-import { startWorker } from '../src/worker.js';
+import { migrate } from '../src/db/migrate.js';
+import { createQueue, redisConnection } from '../src/runner/queue.js';
+import { startWorker } from '../src/runner/worker.js';
 
 /**
  * Queue overhead: trivial jobs through erp's worker path against BullMQ's own Worker with a no-op

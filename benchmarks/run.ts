@@ -1,8 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createPool, queryOnce } from '../src/db.js';
-import { migrate } from '../src/migrate.js';
+import { createPool, queryOnce } from '../src/db/pool.js';
+import { migrate } from '../src/db/migrate.js';
 import { benchCsv } from './csv.js';
 import { benchEncryption } from './encryption.js';
 import { benchChunks } from './chunks.js';

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
-import { connectSftp, downloadVerified, endSftp } from '../src/sftp.js';
+import { connectSftp, downloadVerified, endSftp } from '../src/sftp/index.js';
 import { startSshd } from '../test/helpers/sshd.js';
 
 /**

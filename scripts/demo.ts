@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, cp, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import { queryOnce } from '../src/db.js';
+import { queryOnce } from '../src/db/pool.js';
 import { startSshd } from '../test/helpers/sshd.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');

@@ -1,9 +1,9 @@
 import path from 'node:path';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { loadConfig, type Config } from './config.js';
-import { createPool } from './db.js';
-import { inputRootsOf } from './input-roots.js';
+import { loadConfig, type Config } from './config/env.js';
+import { createPool } from './db/pool.js';
+import { inputRootsOf } from './config/input-roots.js';
 import { createLogger } from './log.js';
 import type { AppContext } from './pipeline/run.js';
 

@@ -7,10 +7,10 @@ import { z } from 'zod';
 import { createApp, type App } from './app.js';
 import { describeError, RejectPolicyError, UserError } from './errors.js';
 import { redactUrls } from './log.js';
-import { migrate } from './migrate.js';
+import { migrate } from './db/migrate.js';
 import { loadPipeline, pipelineSchema } from './pipeline/definition.js';
 import { runPipeline, type Progress } from './pipeline/run.js';
-import { formatPipelineResult, formatRunDetail, formatRuns, table } from './report.js';
+import { formatPipelineResult, formatRunDetail, formatRuns, table } from './commands/report.js';
 import { EXIT, exitCodeOf, withSigint, wouldExitLine } from './commands/exit.js';
 import type { EdiCommandOptions } from './commands/edi.js';
 import type { RunCommandOptions } from './commands/run.js';
@@ -19,7 +19,7 @@ import { requestCancel } from './jobs/cancel.js';
 import { jobSchema } from './jobs/definition.js';
 import { alertsSchema } from './alerts/definition.js';
 import { retentionSchema } from './compliance/retention.js';
-import { getRun, listRuns } from './runs.js';
+import { getRun, listRuns } from './runs/history.js';
 import { mappingFileSchema } from './stages/transform.js';
 
 /**
@@ -186,7 +186,7 @@ cli
       // Listen before starting, so a SIGTERM during start-up stops the worker cleanly too.
       const stopping = untilSignal();
       // BullMQ and the EDI stack load only for the commands that use them, so `erp validate` starts fast.
-      const { startWorker } = await import('./worker.js');
+      const { startWorker } = await import('./runner/worker.js');
       const { serveHealthIfConfigured } = await import('./http/serve.js');
       const stopHttp = await serveHealthIfConfigured(app, 'worker');
       const worker = await startWorker(app, { concurrency, graceMs: app.config.ERP_SHUTDOWN_GRACE_MS }).catch(
@@ -195,7 +195,7 @@ cli
           throw err;
         },
       );
-      const { installLastResort } = await import('./last-resort.js');
+      const { installLastResort } = await import('./runner/last-resort.js');
       installLastResort({
         log: app.log,
         databaseUrl: app.config.DATABASE_URL,
@@ -216,8 +216,9 @@ cli
   .action(() =>
     withApp(async (app) => {
       const stopping = untilSignal();
-      const { checkEvictionPolicy, connectRedis, createQueue, redisConnection } = await import('./queue.js');
-      const { startScheduler } = await import('./scheduler.js');
+      const { checkEvictionPolicy, connectRedis, createQueue, redisConnection } =
+        await import('./runner/queue.js');
+      const { startScheduler } = await import('./runner/scheduler.js');
       const redis = redisConnection(app.config.REDIS_URL, 'service');
       await connectRedis(redis, app.config.REDIS_URL).catch((err: unknown) => {
         redis.disconnect();
@@ -253,7 +254,7 @@ cli
 
 cli.command('schedules', 'List the schedules with their next fire times and last run').action(() =>
   withApp(async (app) => {
-    const { describeSchedules } = await import('./scheduler.js');
+    const { describeSchedules } = await import('./runner/scheduler.js');
     const rows = await describeSchedules(app.pool, app.home);
     const when = (d: Date): string => d.toISOString().slice(0, 16).replace('T', ' ');
     process.stdout.write(

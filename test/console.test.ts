@@ -12,7 +12,7 @@ import { addUser } from '../src/console/users.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { executeRun } from '../src/jobs/execute.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
-import { createQueueEvents, redisConnection, type RunJobData } from '../src/queue.js';
+import { createQueueEvents, redisConnection, type RunJobData } from '../src/runner/queue.js';
 import type { Queue } from 'bullmq';
 import { HAVE_CHROMIUM, CHROMIUM, launchChromium, logIn, screenshot } from './console/browser.js';
 import {

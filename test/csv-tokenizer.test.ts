@@ -1,6 +1,6 @@
 import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
-import { CsvTokenizer, type Field, type TokenizerOptions } from '../src/csv-tokenizer.js';
+import { CsvTokenizer, type Field, type TokenizerOptions } from '../src/csv/tokenizer.js';
 
 /**
  * The tokenizer against csv-parse as an oracle, on generated documents fed in random chunk sizes,

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import { describe, expect, it } from 'vitest';
-import { createCsvWriter, neutraliseFormula, type CsvWriterOptions } from '../src/csv-writer.js';
+import { createCsvWriter, neutraliseFormula, type CsvWriterOptions } from '../src/csv/writer.js';
 import type { Batch, Cell, ColumnType } from '../src/stages/types.js';
 
 async function* batchesOf(columns: string[], rows: Cell[][], size = 2): AsyncGenerator<Batch> {

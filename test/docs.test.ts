@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseYaml } from '../src/config-file.js';
+import { parseYaml } from '../src/config/yaml.js';
 import { jobSchema, resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { parseParams } from '../src/commands/run.js';
 import { pipelineSchema } from '../src/pipeline/definition.js';
 import { mappingFileSchema } from '../src/stages/transform.js';
-import { partnerSchema } from '../src/partners.js';
+import { partnerSchema } from '../src/partners/profile.js';
 import { inboundMappingSchema } from '../src/x12/mapping.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listExceptions, reprocessHeld } from '../src/edi/exceptions.js';
 import { runInbound, type InboundFileResult } from '../src/edi/inbound.js';
-import type { Partner } from '../src/partners.js';
+import type { Partner } from '../src/partners/profile.js';
 import { FIXTURES, parseStrict, segs, startEdiWorld, type EdiWorld } from './edi-helpers.js';
 
 /** Business errors apart from syntax (hold, acknowledge with an 855), TA1s and reused ISA13s, end to end. */

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replayFile, samplesDir, testPartner } from '../src/edi/harness.js';
-import { parseYaml } from '../src/config-file.js';
+import { parseYaml } from '../src/config/yaml.js';
 import { compileInboundMapping, inboundMappingSchema } from '../src/x12/mapping.js';
 import { HOME, parseStrict, segs, startEdiWorld, type EdiWorld } from './edi-helpers.js';
 

@@ -7,7 +7,7 @@ import { X12Interchange, X12Parser, type X12Segment } from 'node-x12';
 import pgCopy from 'pg-copy-streams';
 import { pino } from 'pino';
 import { expect } from 'vitest';
-import { loadPartner, type Partner } from '../src/partners.js';
+import { loadPartner, type Partner } from '../src/partners/profile.js';
 import type { AppContext } from '../src/pipeline/run.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { startSshd, type TestSshd } from './helpers/sshd.js';

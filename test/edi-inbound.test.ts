@@ -6,8 +6,8 @@ import { ediStatus } from '../src/edi/status.js';
 import { runEdiStep } from '../src/edi/step.js';
 import { resolveRunnable } from '../src/jobs/definition.js';
 import { executeRun, planRun } from '../src/jobs/execute.js';
-import { resolveEndpoint } from '../src/partners.js';
-import { createRun } from '../src/runs.js';
+import { resolveEndpoint } from '../src/partners/profile.js';
+import { createRun } from '../src/runs/history.js';
 import { FIXTURES, HOME, parseStrict, segs, startEdiWorld, type EdiWorld } from './edi-helpers.js';
 
 let w: EdiWorld;

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runInbound } from '../src/edi/inbound.js';
 import { runOutbound, type OutboundRunResult } from '../src/edi/outbound.js';
 import { ediStatus } from '../src/edi/status.js';
-import type { Partner } from '../src/partners.js';
+import type { Partner } from '../src/partners/profile.js';
 import { HOME, parseStrict, segs, startEdiWorld, type EdiWorld } from './edi-helpers.js';
 
 let w: EdiWorld;

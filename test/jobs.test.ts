@@ -8,8 +8,8 @@ import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { executeRun, type RunOutcome } from '../src/jobs/execute.js';
 import { LIVENESS_LOCK_CLASS, openRunnerSession } from '../src/jobs/session.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
-import { jobIdOf, type RunJobData } from '../src/queue.js';
-import { startWorker, type RunningWorker } from '../src/worker.js';
+import { jobIdOf, type RunJobData } from '../src/runner/queue.js';
+import { startWorker, type RunningWorker } from '../src/runner/worker.js';
 import {
   erp,
   freePort,

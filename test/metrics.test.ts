@@ -7,10 +7,10 @@ import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerHealthRoutes } from '../src/http/health.js';
-import { createPool } from '../src/db.js';
+import { createPool } from '../src/db/pool.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
-import type { RunJobData } from '../src/queue.js';
+import type { RunJobData } from '../src/runner/queue.js';
 import {
   freePort,
   killChildren,

@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { routingProblem } from '../src/nacha.js';
+import { routingProblem } from '../src/nacha/records.js';
 import { createNachaFormat } from '../src/stages/format-nacha.js';
 import type { Batch } from '../src/stages/types.js';
 

@@ -6,7 +6,7 @@ import { createApp, type App } from '../src/app.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { executeRun } from '../src/jobs/execute.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
-import { startWorker, type RunningWorker } from '../src/worker.js';
+import { startWorker, type RunningWorker } from '../src/runner/worker.js';
 import { modelOfFixtures } from './helpers/fixture-payroll.js';
 import { money } from './helpers/payroll-model.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queryOnce } from '../src/db.js';
+import { queryOnce } from '../src/db/pool.js';
 import { describeError } from '../src/errors.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { ADMIN_URL } from './helpers/global-setup.js';

@@ -7,7 +7,7 @@ import { createApp, type App } from '../src/app.js';
 import { loadJob } from '../src/jobs/definition.js';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { buildExport } from '../src/pipeline/build.js';
-import { startWorker, type RunningWorker } from '../src/worker.js';
+import { startWorker, type RunningWorker } from '../src/runner/worker.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { makeHome } from './helpers/home.js';
 import {

@@ -2,7 +2,7 @@ import { copyFile, mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseYaml } from '../src/config-file.js';
+import { parseYaml } from '../src/config/yaml.js';
 import { retentionSchema } from '../src/compliance/retention.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { startSshd, type TestSshd } from './helpers/sshd.js';

@@ -3,9 +3,9 @@ import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../src/app.js';
-import { type RunJobData } from '../src/queue.js';
-import { fireTick, loadSchedules, startScheduler, type SchedulerContext } from '../src/scheduler.js';
-import { startWorker, type RunningWorker } from '../src/worker.js';
+import { type RunJobData } from '../src/runner/queue.js';
+import { fireTick, loadSchedules, startScheduler, type SchedulerContext } from '../src/runner/scheduler.js';
+import { startWorker, type RunningWorker } from '../src/runner/worker.js';
 import {
   killChildren,
   makeJobsHome,

@@ -21,8 +21,8 @@ import {
   uploadAtomic,
   withRetry,
   type Sftp,
-} from '../src/sftp.js';
-import { sftpEndpointSchema } from '../src/sftp-endpoint.js';
+} from '../src/sftp/index.js';
+import { sftpEndpointSchema } from '../src/sftp/endpoint.js';
 import { startSshd, type TestSshd } from './helpers/sshd.js';
 
 // Every log line of the file, to check levels and that no secret is ever logged.

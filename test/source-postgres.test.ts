@@ -6,9 +6,9 @@ import pg from 'pg';
 import pino from 'pino';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCsvWriter } from '../src/csv-writer.js';
+import { createCsvWriter } from '../src/csv/writer.js';
 import { CancelledError, UserError } from '../src/errors.js';
-import { bindNamedParams } from '../src/sql-params.js';
+import { bindNamedParams } from '../src/db/sql-params.js';
 import { createXlsxFormat, xlsxFormatSchema } from '../src/stages/format-xlsx.js';
 import { createFileSink, fileSinkSchema } from '../src/stages/sink-file.js';
 import {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { StrictDecoder, type TextEncoding } from '../src/text-decode.js';
+import { StrictDecoder, type TextEncoding } from '../src/csv/text-decode.js';
 
 /** A small deterministic generator, so a failure names its seed. */
 function rng(seed: number): (n: number) => number {

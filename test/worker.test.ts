@@ -9,8 +9,8 @@ import { BENCH_DDL, generateCsv } from '../benchmarks/generate.js';
 import { createApp, type App } from '../src/app.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
-import { jobIdOf, type RunJobData } from '../src/queue.js';
-import { startWorker } from '../src/worker.js';
+import { jobIdOf, type RunJobData } from '../src/runner/queue.js';
+import { startWorker } from '../src/runner/worker.js';
 import {
   erp,
   killChildren,

@@ -1,7 +1,7 @@
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { loadYamlFile } from '../config-file.js';
+import { loadYamlFile } from '../config/yaml.js';
 import { UserError } from '../errors.js';
 import { alertDurationSchema } from './expect.js';
 

@@ -2,9 +2,9 @@ import type { Queue } from 'bullmq';
 import { CronExpressionParser } from 'cron-parser';
 import type pg from 'pg';
 import { listJobNames, loadJob } from '../jobs/definition.js';
-import { loadPartners } from '../partners.js';
+import { loadPartners } from '../partners/profile.js';
 import { listPipelineNames, loadPipeline } from '../pipeline/definition.js';
-import { overdueInterchanges } from '../x12/interchanges.js';
+import { overdueInterchanges } from '../edi/interchanges.js';
 import type { AlertsConfig, RuleName } from './definition.js';
 import { expectedPeriod, type ExpectSpec } from './expect.js';
 

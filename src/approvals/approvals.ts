@@ -2,10 +2,10 @@ import { hostname } from 'node:os';
 import type pg from 'pg';
 import { appendAudit } from '../audit/trail.js';
 import { definitionHashes, type DefinitionHash } from '../audit/definitions.js';
-import { withTransaction } from '../db.js';
+import { withTransaction } from '../db/pool.js';
 import { UserError } from '../errors.js';
 import { lockKeyOf, resolveRunnable, type Runnable } from '../jobs/definition.js';
-import { createRun, currentUser } from '../runs.js';
+import { createRun, currentUser } from '../runs/history.js';
 
 /**
  * Approvals (segregation of duties). A job with `approval: { required: true }` is not queued when

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { loadJob, type JobDefinition, type Runnable } from '../jobs/definition.js';
 import { sqlFilePath } from '../jobs/sql-step.js';
 import { loadPipeline } from '../pipeline/definition.js';
-import { loadAnyPartner } from '../partners.js';
 import { RETENTION_FILE } from '../compliance/retention.js';
+import { loadAnyPartner } from '../partners/profile.js';
 
 /** One definition file a run used, and its SHA-256 when the run was requested. */
 export interface DefinitionHash {

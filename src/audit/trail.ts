@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import type pg from 'pg';
-import { currentUser } from '../runs.js';
+import { currentUser } from '../runs/history.js';
 
 /**
  * The audit trail, audit.events (sql/000190): append-only, each row chained to the previous one.

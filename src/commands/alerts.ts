@@ -4,7 +4,7 @@ import { requireAlerts } from '../alerts/definition.js';
 import { checkAlerts } from '../alerts/engine.js';
 import { listAlerts } from '../alerts/list.js';
 import { UserError } from '../errors.js';
-import { table } from '../report.js';
+import { table } from './report.js';
 import { EXIT } from './exit.js';
 
 /**

@@ -13,8 +13,8 @@ import { describeError, UserError } from '../errors.js';
 import type { Runnable } from '../jobs/definition.js';
 import { executeRun } from '../jobs/execute.js';
 import { enqueueRun } from '../jobs/submit.js';
-import { formatOutcome, table } from '../report.js';
-import { finishRun } from '../runs.js';
+import { formatOutcome, table } from './report.js';
+import { finishRun } from '../runs/history.js';
 import { EXIT, exitCodeOf } from './exit.js';
 
 /**
@@ -78,7 +78,7 @@ export async function approveCommand(app: App, id: string, reason?: string): Pro
 }
 
 async function enqueue(app: App, run: ApprovedRun): Promise<void> {
-  const { connectRedis, createQueue, redisConnection } = await import('../queue.js');
+  const { connectRedis, createQueue, redisConnection } = await import('../runner/queue.js');
   const redis = redisConnection(app.config.REDIS_URL, 'producer');
   const queue = createQueue(redis, app.config.ERP_QUEUE_PREFIX);
   try {

@@ -10,7 +10,8 @@ import { EXIT } from './exit.js';
  */
 export async function consoleCommand(app: App, stopping: Promise<string>): Promise<number> {
   const config = loadConsoleConfig();
-  const { connectRedis, createQueue, createQueueEvents, redisConnection } = await import('../queue.js');
+  const { connectRedis, createQueue, createQueueEvents, redisConnection } =
+    await import('../runner/queue.js');
   // A service connection: commands fail fast while Redis is down, and it keeps reconnecting.
   const producer = redisConnection(app.config.REDIS_URL, 'service');
   const listener = redisConnection(app.config.REDIS_URL, 'worker');

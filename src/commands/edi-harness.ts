@@ -2,8 +2,8 @@ import type { App } from '../app.js';
 import { listExceptions, reprocessHeld } from '../edi/exceptions.js';
 import { samplesDir, testPartner } from '../edi/harness.js';
 import { UserError } from '../errors.js';
-import { listPartnerNames, loadPartner } from '../partners.js';
-import { table } from '../report.js';
+import { listPartnerNames, loadPartner } from '../partners/profile.js';
+import { table } from './report.js';
 import type { EdiCommandOptions } from './edi.js';
 import { EXIT } from './exit.js';
 

@@ -2,8 +2,8 @@ import type { App } from '../app.js';
 import { ediStatus, type EdiStatus } from '../edi/status.js';
 import { runEdiStep, type EdiStepSpec } from '../edi/step.js';
 import { UserError } from '../errors.js';
-import { listPartnerNames, loadPartner, loadPartners } from '../partners.js';
-import { table } from '../report.js';
+import { listPartnerNames, loadPartner, loadPartners } from '../partners/profile.js';
+import { table } from './report.js';
 import { EXIT } from './exit.js';
 
 /**

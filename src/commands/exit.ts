@@ -1,4 +1,4 @@
-import type { ErrorKind } from '../runs.js';
+import type { ErrorKind } from '../runs/history.js';
 
 /**
  * Exit codes of the `erp` command:

@@ -3,7 +3,7 @@ import { UserError } from '../errors.js';
 import { listJobNames, loadJob, resolveParams, resolveRunnable, type Runnable } from '../jobs/definition.js';
 import { assertPreflight, formatProblem, preflight, type Problem } from '../jobs/preflight.js';
 import { listPipelineNames, loadPipeline } from '../pipeline/definition.js';
-import { table } from '../report.js';
+import { table } from './report.js';
 
 /**
  * `erp list`: every job and pipeline, each checked by the preflight a run makes (definitions,

@@ -2,7 +2,7 @@ import type { QueueEvents } from 'bullmq';
 import { SingleBar } from 'cli-progress';
 import type { App } from '../app.js';
 import { definitionHashes } from '../audit/definitions.js';
-import { whileUnreachable } from '../db.js';
+import { whileUnreachable } from '../db/pool.js';
 import { describeError, UserError } from '../errors.js';
 import { requestCancel } from '../jobs/cancel.js';
 import { resolveParams, resolveRunnable, type Runnable } from '../jobs/definition.js';
@@ -12,8 +12,8 @@ import { reopenRun } from '../jobs/resume.js';
 import { followRun } from '../jobs/follow.js';
 import { openRunnerSession } from '../jobs/session.js';
 import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
-import { formatOutcome, formatRunDetail } from '../report.js';
-import { finishRun, getRun } from '../runs.js';
+import { formatOutcome, formatRunDetail } from './report.js';
+import { finishRun, getRun } from '../runs/history.js';
 import { EXIT, exitCodeOf, withSigint, wouldExitLine } from './exit.js';
 
 /** Options of `erp run`. */
@@ -224,7 +224,7 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
 
   // Redis and BullMQ load only when a run is queued: an inline run or a dry run never needs them.
   const { connectRedis, createQueue, createQueueEvents, lastEventIdOf, redisConnection } =
-    await import('../queue.js');
+    await import('../runner/queue.js');
   const redis = redisConnection(app.config.REDIS_URL, 'producer');
   const queue = createQueue(redis, app.config.ERP_QUEUE_PREFIX);
   let events: QueueEvents | null = null;

@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline';
 import type { App } from '../app.js';
 import { UserError } from '../errors.js';
-import { table } from '../report.js';
+import { table } from './report.js';
 import { addUser, checkRole, listUsers, removeUser, setPassword, setRole } from '../console/users.js';
 import { EXIT } from './exit.js';
 

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { splitQualified } from '../db.js';
+import { splitQualified } from '../db/pool.js';
 import type { Cell } from '../stages/types.js';
 import { decryptValue, encryptValue, requireKeyring, type Keyring } from './keys.js';
 

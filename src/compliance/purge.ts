@@ -4,7 +4,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { appendAudit } from '../audit/trail.js';
 import { describeError } from '../errors.js';
-import { listPartnerNames, loadAnyPartner, resolveEndpoint } from '../partners.js';
+import { listPartnerNames, loadAnyPartner, resolveEndpoint } from '../partners/profile.js';
 import { withSftp } from '../sftp/connect.js';
 import { loadPipeline } from '../pipeline/definition.js';
 import { resolveInside } from '../sftp/names.js';

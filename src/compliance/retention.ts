@@ -1,9 +1,9 @@
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { loadYamlFile } from '../config-file.js';
+import { loadYamlFile } from '../config/yaml.js';
 import { UserError } from '../errors.js';
-import { PARTNER_NAME } from '../partners.js';
+import { PARTNER_NAME } from '../partners/profile.js';
 
 /**
  * `retention.yaml` in the project home: how long erp keeps what it records, and the legal holds

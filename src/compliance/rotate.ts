@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { appendAudit } from '../audit/trail.js';
-import { quoteIdent, quoteQualified } from '../db.js';
+import { quoteIdent, quoteQualified } from '../db/pool.js';
 import { encryptedColumns, type EncryptedColumn } from './encrypted-columns.js';
 import { ENVELOPE_PREFIX, decryptValue, encryptValue, type Keyring } from './keys.js';
 

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { loadYamlFile } from '../config-file.js';
+import { loadYamlFile } from '../config/yaml.js';
 import { UserError } from '../errors.js';
 import type { PipelineDefinition } from '../pipeline/definition.js';
 import { mappingFileSchema } from '../stages/transform.js';

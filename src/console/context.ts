@@ -1,7 +1,7 @@
 import type { Queue, QueueEvents } from 'bullmq';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import type { RunJobData } from '../queue.js';
+import type { RunJobData } from '../runner/queue.js';
 import type { Asset } from './layout.js';
 
 /** What every console page handler needs. */

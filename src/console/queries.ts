@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { RunRow } from '../runs.js';
+import type { RunRow } from '../runs/history.js';
 
 /**
  * The console's read queries. Lists page backwards by id (keyset, `before`), never by OFFSET, and

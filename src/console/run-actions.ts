@@ -4,8 +4,8 @@ import { describeError, UserError } from '../errors.js';
 import { requestCancel } from '../jobs/cancel.js';
 import { resolveParams, resolveRunnable, type Runnable } from '../jobs/definition.js';
 import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
-import type { RunJobData } from '../queue.js';
-import { finishRun } from '../runs.js';
+import type { RunJobData } from '../runner/queue.js';
+import { finishRun } from '../runs/history.js';
 import { recordAction } from './actions.js';
 
 /**

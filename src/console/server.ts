@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import { UserError } from '../errors.js';
 import { registerHealthRoutes } from '../http/health.js';
-import type { RunJobData } from '../queue.js';
+import type { RunJobData } from '../runner/queue.js';
 import { HttpError, registerAuth } from './auth.js';
 import type { ConsoleConfig } from './config.js';
 import type { ConsoleContext } from './context.js';

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { AppContext } from '../pipeline/run.js';
-import type { Partner } from '../partners.js';
+import type { Partner } from '../partners/profile.js';
 import type { X12Problem } from '../x12/errors.js';
 import { describeField, loadInboundMapping, mapTransaction } from '../x12/mapping.js';
 import type { Segment, TransactionSet } from '../x12/types.js';

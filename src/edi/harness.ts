@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Partner } from '../partners.js';
+import type { Partner } from '../partners/profile.js';
 import type { AppContext } from '../pipeline/run.js';
 import type { InboundMapping } from '../x12/mapping.js';
 import {

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { buildAck, buildTa1, ta1For } from '../x12/ack.js';
 import type { X12Problem } from '../x12/errors.js';
-import { recordOutbound } from '../x12/interchanges.js';
+import { recordOutbound } from './interchanges.js';
 import { buildPoAcks, type LineStatus, type PoAckInput } from '../x12/po-ack.js';
 import type { InboundContext, InboundFileResult, InboundOptions } from './inbound-file.js';
 import type { InboundProcessor, PoAckRequest } from './inbound-processor.js';

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { CancelledError, UserError } from '../errors.js';
-import type { Partner } from '../partners.js';
+import type { Partner } from '../partners/profile.js';
 import type { AppContext } from '../pipeline/run.js';
 import { X12Error } from '../x12/errors.js';
 import { loadInboundMapping, type InboundMapping } from '../x12/mapping.js';

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { describeError } from '../errors.js';
 import { judgeGroup, type GroupVerdict } from '../x12/ack.js';
 import { problem, X12Error, type X12Problem } from '../x12/errors.js';
-import { receiveInterchange } from '../x12/interchanges.js';
+import { receiveInterchange } from './interchanges.js';
 import {
   describeField,
   mapTransaction,
@@ -11,7 +11,7 @@ import {
   type MappedTransaction,
 } from '../x12/mapping.js';
 import { findPartner } from '../x12/partner.js';
-import { applyFunctionalAck, readFunctionalAck } from '../x12/reconcile.js';
+import { applyFunctionalAck, readFunctionalAck } from './reconcile.js';
 import type { GeEvent, GroupHeader, IeaEvent, InterchangeHeader, TransactionSet } from '../x12/types.js';
 import { holdOrder } from './exceptions.js';
 import type { InboundContext, InboundFileResult, InboundOptions } from './inbound-file.js';

@@ -1,11 +1,18 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { makeTempIn, runTempDir } from '../run-temp.js';
+import { makeTempIn, runTempDir } from '../runs/temp.js';
 import { CancelledError } from '../errors.js';
-import { resolveEndpoint, type Partner } from '../partners.js';
+import { resolveEndpoint, type Partner } from '../partners/profile.js';
 import type { AppContext } from '../pipeline/run.js';
-import { downloadVerified, listReady, moveRemote, moveToError, uploadAtomic, type Sftp } from '../sftp.js';
+import {
+  downloadVerified,
+  listReady,
+  moveRemote,
+  moveToError,
+  uploadAtomic,
+  type Sftp,
+} from '../sftp/index.js';
 import {
   prepareInbound,
   processInboundFile,

@@ -2,12 +2,12 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import type pg from 'pg';
-import { withTransaction } from '../db.js';
+import { withTransaction } from '../db/pool.js';
 import { CancelledError, UserError } from '../errors.js';
-import { resolveEndpoint, type Partner, type PartnerDirs } from '../partners.js';
+import { resolveEndpoint, type Partner, type PartnerDirs } from '../partners/profile.js';
 import type { AppContext } from '../pipeline/run.js';
-import { resolveInside, uploadAtomic, type Sftp } from '../sftp.js';
-import { recordOutbound } from '../x12/interchanges.js';
+import { resolveInside, uploadAtomic, type Sftp } from '../sftp/index.js';
+import { recordOutbound } from './interchanges.js';
 import {
   buildOutbound,
   buildTransactionBody,

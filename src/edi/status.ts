@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import type { Partner } from '../partners.js';
-import { overdueInterchanges, type OverdueInterchange } from '../x12/interchanges.js';
+import type { Partner } from '../partners/profile.js';
+import { overdueInterchanges, type OverdueInterchange } from './interchanges.js';
 
 /**
  * What `erp edi status` shows: outbound interchanges whose 997/999 is overdue (each partner's

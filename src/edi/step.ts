@@ -1,4 +1,4 @@
-import { loadPartner } from '../partners.js';
+import { loadPartner } from '../partners/profile.js';
 import type { AppContext } from '../pipeline/run.js';
 import { describeInboundFile, runInbound, type InboundRunResult } from './inbound.js';
 import { describeOutboundFile, runOutbound, type OutboundRunResult, type OutboundSet } from './outbound.js';

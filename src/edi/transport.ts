@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import type { Partner } from '../partners.js';
-import type { SftpEndpoint } from '../sftp-endpoint.js';
-import { connectSftp, endSftp, withRetry, type Sftp } from '../sftp.js';
-import { allocateControlNumbers, type ControlNumbers } from '../x12/control-numbers.js';
+import type { Partner } from '../partners/profile.js';
+import type { SftpEndpoint } from '../sftp/endpoint.js';
+import { connectSftp, endSftp, withRetry, type Sftp } from '../sftp/index.js';
+import { allocateControlNumbers, type ControlNumbers } from './control-numbers.js';
 import { MAX_CONTROL_NUMBER } from '../x12/writer.js';
 
 /**

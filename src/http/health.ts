@@ -5,9 +5,9 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
-import { runnerRegistry } from '../metrics.js';
-import { stateRegistry } from '../metrics-state.js';
-import { readMigrations } from '../migrate.js';
+import { runnerRegistry } from '../metrics/counters.js';
+import { stateRegistry } from '../metrics/state.js';
+import { readMigrations } from '../db/migrate.js';
 
 /**
  * /metrics, /healthz and /readyz for every long-running process: `erp worker` and `erp scheduler`
@@ -16,8 +16,8 @@ import { readMigrations } from '../migrate.js';
  *
  *   /healthz  the process is alive (answers without touching anything)
  *   /readyz   PostgreSQL and Redis answer and the database's migrations match sql/ — 503 otherwise
- *   /metrics  Prometheus text: this process's counters (src/metrics.ts) and the shared state read
- *             at scrape time (src/metrics-state.ts)
+ *   /metrics  Prometheus text: this process's counters (src/metrics/counters.ts) and the shared state read
+ *             at scrape time (src/metrics/state.ts)
  */
 export interface HealthDeps {
   pool: pg.Pool;

@@ -1,5 +1,5 @@
 import type { App } from '../app.js';
-import { createQueue, redisConnection } from '../queue.js';
+import { createQueue, redisConnection } from '../runner/queue.js';
 import { startHttpServer } from './health.js';
 
 /**

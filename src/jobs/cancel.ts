@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Queue } from 'bullmq';
 import { appendAudit } from '../audit/trail.js';
 import { UserError } from '../errors.js';
-import type { RunJobData } from '../queue.js';
+import type { RunJobData } from '../runner/queue.js';
 import { jobIdOf } from './job-id.js';
 
 /** The NOTIFY channel a cancel request is sent on; its payload is the run id. */

@@ -1,8 +1,8 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { loadYamlFile } from '../config-file.js';
-import { FileCache } from '../file-cache.js';
+import { loadYamlFile } from '../config/yaml.js';
+import { FileCache } from '../config/file-cache.js';
 import { UserError } from '../errors.js';
 import { listPipelineNames, loadPipeline } from '../pipeline/definition.js';
 

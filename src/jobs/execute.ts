@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises';
-import { whileUnreachable } from '../db.js';
-import { removeRunTemp } from '../run-temp.js';
+import { whileUnreachable } from '../db/pool.js';
+import { removeRunTemp } from '../runs/temp.js';
 import type pg from 'pg';
 import {
   CancelledError,
@@ -13,10 +13,10 @@ import {
 import { loadPipeline } from '../pipeline/definition.js';
 import { runPipeline, type AppContext, type PipelineResult } from '../pipeline/run.js';
 import { ediStepName, runEdiStep, type EdiStepResult, type EdiStepSpec } from '../edi/step.js';
-import { recordPipeline } from '../metrics.js';
-import { loadPartner } from '../partners.js';
 import { loadRetention } from '../compliance/retention.js';
-import { errorKindOf, finishRun, type ErrorKind } from '../runs.js';
+import { recordPipeline } from '../metrics/counters.js';
+import { loadPartner } from '../partners/profile.js';
+import { errorKindOf, finishRun, type ErrorKind } from '../runs/history.js';
 import { claimRun, detailOf, finalOutcome, recordStep, stepSucceededSql, type Claim } from './run-record.js';
 import { loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';
 import { runSqlStep, sqlFilePath, type SqlStepOptions, type SqlStepResult } from './sql-step.js';

@@ -1,9 +1,9 @@
 import type { QueueEvents } from 'bullmq';
 import type pg from 'pg';
-import { whileUnreachable } from '../db.js';
+import { whileUnreachable } from '../db/pool.js';
 import { describeError, isConnectionError } from '../errors.js';
 import { jobIdOf } from './job-id.js';
-import type { RunStatus } from '../runs.js';
+import type { RunStatus } from '../runs/history.js';
 import type { RunProgress } from './execute.js';
 
 const FINAL: RunStatus[] = ['succeeded', 'failed', 'cancelled'];

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { UserError } from '../errors.js';
-import type { RunJobData } from '../queue.js';
+import type { RunJobData } from '../runner/queue.js';
 import { resolveRunnable, type Runnable } from './definition.js';
 
 export interface StoredRun {

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
 import { UserError } from '../errors.js';
-import { currentUser } from '../runs.js';
+import { currentUser } from '../runs/history.js';
 import { flattenSteps, type FlatStep } from './execute.js';
 import { loadStoredRun, type StoredRun } from './load-run.js';
 import { abandon, lockHeldError, lockHolder } from './submit.js';

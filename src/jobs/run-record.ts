@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type pg from 'pg';
 import { ediStepDetail } from '../edi/step.js';
 import type { AppContext } from '../pipeline/run.js';
-import type { ErrorKind } from '../runs.js';
+import type { ErrorKind } from '../runs/history.js';
 import type { FlatStep, RunOutcome, StepOutcome } from './execute.js';
 
 /**

@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
 import { CancelledError, UserError } from '../errors.js';
-import { FileCache } from '../file-cache.js';
-import { bindNamedParams } from '../sql-params.js';
+import { FileCache } from '../config/file-cache.js';
+import { bindNamedParams } from '../db/sql-params.js';
 
 /** One statement's result: its command tag and rows (at most {@link MAX_ROWS}). */
 export interface StatementResult {

@@ -1,8 +1,8 @@
 import type pg from 'pg';
 import type { Queue } from 'bullmq';
 import { UserError } from '../errors.js';
-import { createRun, currentUser } from '../runs.js';
-import type { RunJobData } from '../queue.js';
+import { createRun, currentUser } from '../runs/history.js';
+import type { RunJobData } from '../runner/queue.js';
 import { jobIdOf } from './job-id.js';
 import { lockKeyOf, type Runnable } from './definition.js';
 import { LIVENESS_LOCK_CLASS } from './session.js';

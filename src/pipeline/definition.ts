@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { loadYamlFile } from '../config-file.js';
+import { loadYamlFile } from '../config/yaml.js';
 import { expectSchema } from '../alerts/expect.js';
 import { UserError } from '../errors.js';
 import { FILE_SOURCES, formatSchema, sinkSchema, sourceSchema, TABLE_SINKS } from '../stages/registry.js';

@@ -1,5 +1,5 @@
 import { describeError, isPermanent } from '../errors.js';
-import { finishRun, recordRunFile } from '../runs.js';
+import { finishRun, recordRunFile } from '../runs/history.js';
 import type { Batch, FileSink, FormatWriter, RecordSource } from '../stages/types.js';
 import type { PipelineDefinition } from './definition.js';
 import { pipelineRun } from './pipeline-run.js';

@@ -1,4 +1,4 @@
-import { createRun } from '../runs.js';
+import { createRun } from '../runs/history.js';
 import type { PipelineDefinition } from './definition.js';
 import type { AppContext, RunPipelineOptions } from './run.js';
 

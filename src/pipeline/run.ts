@@ -5,12 +5,12 @@ import { pipeline as streamPipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
-import { finishRun, recordRunFile } from '../runs.js';
+import { finishRun, recordRunFile } from '../runs/history.js';
 import type { Cell, Reject, RowStep, SinkWriter, SourceFile, StageContext } from '../stages/types.js';
 import { buildExport, buildImport, isExport, type ImportStages } from './build.js';
 import { pipelineRun } from './pipeline-run.js';
 import { RejectReport } from './reject-report.js';
-import { runTempDir } from '../run-temp.js';
+import { runTempDir } from '../runs/temp.js';
 import { runExport } from './export.js';
 import type { PipelineConfig, PipelineDefinition } from './definition.js';
 

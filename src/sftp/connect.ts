@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { SFTPWrapper } from 'ssh2';
 import type SftpClient from 'ssh2-sftp-client';
 import { CancelledError, UserError, describeError } from '../errors.js';
-import type { SftpEndpoint } from '../sftp-endpoint.js';
+import type { SftpEndpoint } from './endpoint.js';
 
 /**
  * Connections and their errors: {@link connectSftp} (private key reading, pinned host keys),

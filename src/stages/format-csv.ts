@@ -1,9 +1,9 @@
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
-import { CsvTokenizer, type Field } from '../csv-tokenizer.js';
+import { CsvTokenizer, type Field } from '../csv/tokenizer.js';
 import { UserError } from '../errors.js';
-import { createCsvWriter } from '../csv-writer.js';
-import { StrictDecoder } from '../text-decode.js';
+import { createCsvWriter } from '../csv/writer.js';
+import { StrictDecoder } from '../csv/text-decode.js';
 import { BatchBuffer } from './batch-buffer.js';
 import type { Batch, FormatReader, FormatWriter, RejectFn } from './types.js';
 

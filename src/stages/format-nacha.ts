@@ -14,11 +14,11 @@ import {
   routingProblem,
   type NachaEntry,
   type NachaOriginator,
-} from '../nacha.js';
+} from '../nacha/records.js';
 import type { Batch, Cell, ColumnType, FormatReader, FormatWriter } from './types.js';
 
 /**
- * `format: { kind: nacha }` — an export's rows as a NACHA PPD credit file (src/nacha.ts), one batch:
+ * `format: { kind: nacha }` — an export's rows as a NACHA PPD credit file (src/nacha/records.ts), one batch:
  *
  *   rows (routing, account, account_type, amount, id, name, effective_date) ──► 1, 5, 6…, 8, 9, 9999… fill
  *

@@ -4,7 +4,7 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { z } from 'zod';
 import { encryptorFor } from '../compliance/encrypted-columns.js';
-import { quoteIdent, quoteQualified, splitQualified } from '../db.js';
+import { quoteIdent, quoteQualified, splitQualified } from '../db/pool.js';
 import { UserError } from '../errors.js';
 import type { Cell, Sink, SinkWriter } from './types.js';
 

@@ -3,9 +3,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { makeTempIn } from '../run-temp.js';
-import { loadAnyPartner, resolveEndpoint } from '../partners.js';
-import { connectSftp, endSftp, uploadAtomic, withRetry } from '../sftp.js';
+import { makeTempIn } from '../runs/temp.js';
+import { loadAnyPartner, resolveEndpoint } from '../partners/profile.js';
+import { connectSftp, endSftp, uploadAtomic, withRetry } from '../sftp/index.js';
 import { checkOutputName, renderOutputName, type OutputNameValues } from './sink-file.js';
 import type { FileSink, StageContext } from './types.js';
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { glob } from 'tinyglobby';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
-import { confineInput } from '../input-roots.js';
+import { confineInput } from '../config/input-roots.js';
 import type { Source, SourceFile, StageContext } from './types.js';
 
 /** `source: { kind: file }` — local files by path or glob, processed in name order. */

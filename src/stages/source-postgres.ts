@@ -5,7 +5,7 @@ import { to as copyTo } from 'pg-copy-streams';
 import { z } from 'zod';
 import { decryptorFor } from '../compliance/encrypted-columns.js';
 import { CancelledError, UserError } from '../errors.js';
-import { bindNamedParams } from '../sql-params.js';
+import { bindNamedParams } from '../db/sql-params.js';
 import type { Batch, Cell, ColumnType, RecordSource, StageContext } from './types.js';
 
 /**

@@ -2,8 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { makeTempIn } from '../run-temp.js';
-import { loadAnyPartner, resolveEndpoint } from '../partners.js';
+import { makeTempIn } from '../runs/temp.js';
+import { loadAnyPartner, resolveEndpoint } from '../partners/profile.js';
 import {
   connectSftp,
   downloadVerified,
@@ -13,7 +13,7 @@ import {
   moveToError,
   withRetry,
   type Sftp,
-} from '../sftp.js';
+} from '../sftp/index.js';
 import type { FileOutcome, Source, SourceFile, StageContext } from './types.js';
 
 /**

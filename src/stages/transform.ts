@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { loadYamlFile } from '../config-file.js';
-import { quoteIdent, quoteQualified } from '../db.js';
+import { loadYamlFile } from '../config/yaml.js';
+import { quoteIdent, quoteQualified } from '../db/pool.js';
 import { UserError } from '../errors.js';
 import type { Cell, RejectFn, RowStep, StageContext } from './types.js';
 

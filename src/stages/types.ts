@@ -47,7 +47,7 @@ export interface StageContext {
   log: Logger;
   signal: AbortSignal;
   /**
-   * The run's directory for temporary files (ERP_DATA_DIR/tmp/<run>, see src/run-temp.ts), set once
+   * The run's directory for temporary files (ERP_DATA_DIR/tmp/<run>, see src/runs/temp.ts), set once
    * the run is known; the system temp directory when unset.
    */
   tempDir?: string;

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { loadYamlFile } from '../config-file.js';
+import { loadYamlFile } from '../config/yaml.js';
 import { UserError } from '../errors.js';
 import { problem, type X12Problem } from './errors.js';
 import { flatten, type LoopNode, type PlacedSegment } from './loops.js';

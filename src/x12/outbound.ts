@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { z } from 'zod';
-import { loadYamlFile } from '../config-file.js';
+import { loadYamlFile } from '../config/yaml.js';
 import { isaVersion, outputFormat, usageIndicator, type X12Profile } from './partner.js';
 import { X12_TYPES } from './types.js';
 import {

@@ -1,5 +1,5 @@
 import { StringDecoder } from 'node:string_decoder';
-import { escapeBytes, StrictDecoder } from '../text-decode.js';
+import { escapeBytes, StrictDecoder } from '../csv/text-decode.js';
 import { ISA_LENGTH, parseIsa, type Delimiters } from './delimiters.js';
 import { EnvelopeReader } from './envelope.js';
 import { problem, showChar, X12Error } from './errors.js';

@@ -3,7 +3,7 @@
  * conversions between Excel's cell values (numbers, date serials, inline strings) and COPY-ready
  * text, in both directions.
  */
-import { NUMBER_TEXT } from '../csv-writer.js';
+import { NUMBER_TEXT } from '../csv/writer.js';
 import type { Cell, ColumnType } from '../stages/types.js';
 
 /** styles.xml as the reader needs it: the number format of each cell format (`s` index). */

@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import type ExcelJS from 'exceljs';
 import { SaxesParser } from 'saxes';
 import { UserError } from '../errors.js';
-import { escapeBytes, StrictDecoder } from '../text-decode.js';
+import { escapeBytes, StrictDecoder } from '../csv/text-decode.js';
 import type { WorkbookZip } from './zip.js';
 
 let loaded: typeof ExcelJS | null = null;

@@ -5,7 +5,7 @@
  */
 import type { Writable } from 'node:stream';
 import type ExcelJS from 'exceljs';
-import { untilDrained } from '../csv-writer.js';
+import { untilDrained } from '../csv/writer.js';
 import { UserError } from '../errors.js';
 import type { XlsxFormatConfig } from '../stages/format-xlsx.js';
 import type { Batch, ColumnType } from '../stages/types.js';

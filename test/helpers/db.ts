@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import { createPool, queryOnce } from '../../src/db.js';
+import { createPool, queryOnce } from '../../src/db/pool.js';
 import { inject } from 'vitest';
 import { ADMIN_URL } from './global-setup.js';
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
-import { createPool, queryOnce } from '../../src/db.js';
-import { migrate } from '../../src/migrate.js';
+import { createPool, queryOnce } from '../../src/db/pool.js';
+import { migrate } from '../../src/db/migrate.js';
 
 /** Server URL of the maintenance database the tests create their databases from. */
 export const ADMIN_URL = process.env.TEST_ADMIN_URL ?? 'postgres://root@127.0.0.1:5432/postgres';

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { sftpEndpointSchema, type SftpEndpoint } from '../../src/sftp-endpoint.js';
+import { sftpEndpointSchema, type SftpEndpoint } from '../../src/sftp/endpoint.js';
 
 /**
  * A real OpenSSH sshd on loopback for tests and benchmarks:

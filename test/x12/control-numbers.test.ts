@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allocateControlNumbers } from '../../src/x12/control-numbers.js';
-import { receiveInterchange } from '../../src/x12/interchanges.js';
+import { allocateControlNumbers } from '../../src/edi/control-numbers.js';
+import { receiveInterchange } from '../../src/edi/interchanges.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 let db: TestDatabase;

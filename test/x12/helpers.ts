@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { loadYamlFile } from '../../src/config-file.js';
+import { loadYamlFile } from '../../src/config/yaml.js';
 import { x12ProfileSchema, type X12Profile } from '../../src/x12/partner.js';
 import { splitX12, type SplitOptions } from '../../src/x12/splitter.js';
 import type { X12Event } from '../../src/x12/types.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseYaml } from '../../src/config-file.js';
+import { parseYaml } from '../../src/config/yaml.js';
 import {
   compileInboundMapping,
   inboundMappingSchema,
@@ -7,7 +7,7 @@ import {
   mapTransaction,
   parsePath,
 } from '../../src/x12/mapping.js';
-import { parseSetWithNodeX12 } from '../../src/x12/node-x12.js';
+import { parseSetWithNodeX12 } from '../oracles/node-x12.js';
 import type { TransactionSet } from '../../src/x12/types.js';
 import { fixtureEvents, HOME } from './helpers.js';
 

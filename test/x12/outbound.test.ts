@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { X12Interchange, X12Parser, type X12Segment } from 'node-x12';
 import { describe, expect, it } from 'vitest';
-import { parseYaml } from '../../src/config-file.js';
+import { parseYaml } from '../../src/config/yaml.js';
 import {
   buildOutbound,
   buildTransactionBody,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseYaml } from '../../src/config-file.js';
+import { parseYaml } from '../../src/config/yaml.js';
 import { X12Error } from '../../src/x12/errors.js';
 import { findPartner, outputFormat, x12ProfileSchema } from '../../src/x12/partner.js';
 import { fixtureEvents, profile } from './helpers.js';

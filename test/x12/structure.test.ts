@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseYaml } from '../../src/config-file.js';
+import { parseYaml } from '../../src/config/yaml.js';
 import { buildAck } from '../../src/x12/ack.js';
 import { escapeControl } from '../../src/x12/errors.js';
 import {

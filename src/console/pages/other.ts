@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { describeError } from '../../errors.js';
 import { ediStatus } from '../../edi/status.js';
-import { listPartnerNames, loadAnyPartner, type AnyPartner, type Partner } from '../../partners.js';
-import { latestTick, loadSchedules, nextTicks, tickId, ticksBetween } from '../../scheduler.js';
+import { listPartnerNames, loadAnyPartner, type AnyPartner, type Partner } from '../../partners/profile.js';
+import { latestTick, loadSchedules, nextTicks, tickId, ticksBetween } from '../../runner/scheduler.js';
 import { requireRole } from '../auth.js';
 import type { ConsoleContext } from '../context.js';
 import { html, oneLine, query, when, type Safe } from '../html.js';

@@ -5,7 +5,7 @@ import type { ConsoleContext } from '../context.js';
 import { duration, html, oneLine, query, when, type Safe } from '../html.js';
 import { page } from '../layout.js';
 import { findRuns, history, overview, type RunFilter } from '../queries.js';
-import type { RunRow } from '../../runs.js';
+import type { RunRow } from '../../runs/history.js';
 import { listAlerts, type AlertRow } from '../../alerts/list.js';
 
 /** The overview ("last night at a glance") and the runs list. */

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { isConnectionError, UserError } from './errors.js';
+import { isConnectionError, UserError } from '../errors.js';
 
 // A DATE is a calendar day, not an instant: keep it as the text PostgreSQL sends ('2026-11-30')
 // instead of a JavaScript Date at local midnight, which shifts with the process's time zone.

@@ -1,6 +1,6 @@
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { UserError } from './errors.js';
+import { UserError } from '../errors.js';
 
 /**
  * Input files come only from where they may: the project home and the directories listed in

@@ -1,15 +1,15 @@
 import { Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
-import type { App } from './app.js';
-import { executeRun, HandedBackError, type RunProgress } from './jobs/execute.js';
-import { storedRunOf, type StoredRun } from './jobs/load-run.js';
-import { preflight as checkRun, PreflightError } from './jobs/preflight.js';
-import { finishRun } from './runs.js';
-import { openRunnerSession, type RunnerSession } from './jobs/session.js';
-import { createPool } from './db.js';
-import { setWorkerConcurrency, trackRun } from './metrics.js';
-import { describeError } from './errors.js';
-import { sweepRunTemps } from './run-temp.js';
-import { startReconciler } from './jobs/reconcile.js';
+import type { App } from '../app.js';
+import { executeRun, HandedBackError, type RunProgress } from '../jobs/execute.js';
+import { storedRunOf, type StoredRun } from '../jobs/load-run.js';
+import { preflight as checkRun, PreflightError } from '../jobs/preflight.js';
+import { finishRun } from '../runs/history.js';
+import { openRunnerSession, type RunnerSession } from '../jobs/session.js';
+import { createPool } from '../db/pool.js';
+import { setWorkerConcurrency, trackRun } from '../metrics/counters.js';
+import { describeError } from '../errors.js';
+import { sweepRunTemps } from '../runs/temp.js';
+import { startReconciler } from '../jobs/reconcile.js';
 import {
   checkEvictionPolicy,
   connectRedis,

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { MAX_CONTROL_NUMBER } from './writer.js';
+import { MAX_CONTROL_NUMBER } from '../x12/writer.js';
 
 /** Anything that runs a query: a Pool (preferred: the allocation commits on its own) or a client. */
 export type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.ClientBase, 'query'>;

@@ -1,10 +1,10 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { PipelineResult } from './pipeline/run.js';
+import type { PipelineResult } from '../pipeline/run.js';
 
 /**
  * The process's Prometheus metrics that the runner counts as it works (runs, steps, rows, files,
  * bytes, schedule ticks). Values read from PostgreSQL and Redis at scrape time (queue depth, last
- * success per job, overdue acks, open alerts) live in src/metrics-state.ts; src/http/health.ts
+ * success per job, overdue acks, open alerts) live in src/metrics/state.ts; src/http/health.ts
  * serves both on /metrics.
  *
  * Labels are bounded: job, pipeline, partner, kind, status, direction, schedule index — never a

@@ -1,8 +1,8 @@
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import { UserError } from './errors.js';
-import { redactUrls } from './log.js';
+import { UserError } from '../errors.js';
+import { redactUrls } from '../log.js';
 
 /** The one queue runs travel through. */
 export const QUEUE_NAME = 'runs';
@@ -134,4 +134,4 @@ export async function lastEventIdOf(redis: Redis, queue: Queue<RunJobData>): Pro
   return last[0]?.[0] ?? '0-0';
 }
 
-export { jobIdOf } from './jobs/job-id.js';
+export { jobIdOf } from '../jobs/job-id.js';

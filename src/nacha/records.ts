@@ -1,4 +1,4 @@
-import { UserError } from './errors.js';
+import { UserError } from '../errors.js';
 
 /**
  * NACHA (ACH) file records for a PPD credit batch: the file a US bank takes for direct deposit.

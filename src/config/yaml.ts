@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import type { z } from 'zod';
-import { UserError } from './errors.js';
+import { UserError } from '../errors.js';
 
 /**
  * Reads a YAML definition (pipeline, mapping, job, partner) and validates it with its zod schema.

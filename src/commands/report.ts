@@ -1,6 +1,6 @@
-import type { RunOutcome } from './jobs/execute.js';
-import type { PipelineResult } from './pipeline/run.js';
-import type { RunDetail, RunRow } from './runs.js';
+import type { RunOutcome } from '../jobs/execute.js';
+import type { PipelineResult } from '../pipeline/run.js';
+import type { RunDetail, RunRow } from '../runs/history.js';
 
 /**
  * Plain-text rendering of results for operators. Everything here returns strings; the CLI decides

@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { stringify } from 'csv-stringify/sync';
 import { z } from 'zod';
-import type { Batch, Cell, ColumnType, FormatWriter } from './stages/types.js';
+import type { Batch, Cell, ColumnType, FormatWriter } from '../stages/types.js';
 
 /**
  * CSV export: batches → csv-stringify (one synchronous call per batch) → `out`, waiting for 'drain'.

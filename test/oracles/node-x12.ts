@@ -1,5 +1,5 @@
 import { X12Parser, type X12Transaction } from 'node-x12';
-import type { TransactionSet } from './types.js';
+import type { TransactionSet } from '../../src/x12/types.js';
 
 /**
  * Hands one transaction set to node-x12's in-memory parser (strict mode), for callers who want

@@ -17,7 +17,7 @@
  * moves).
  */
 
-export { resolveInside, safeRemoteName } from './sftp/names.js';
+export { resolveInside, safeRemoteName } from './names.js';
 export {
   connectSftp,
   endSftp,
@@ -28,7 +28,7 @@ export {
   type ConnectOptions,
   type RetryOptions,
   type Sftp,
-} from './sftp/connect.js';
+} from './connect.js';
 export {
   downloadVerified,
   listReady,
@@ -37,4 +37,4 @@ export {
   uploadAtomic,
   type DownloadedFile,
   type RemoteFile,
-} from './sftp/transfer.js';
+} from './transfer.js';

@@ -1,7 +1,7 @@
 import { hostname, userInfo } from 'node:os';
 import type pg from 'pg';
-import { CancelledError, isPermanent, RejectPolicyError, TimeoutError } from './errors.js';
-import type { Reject } from './stages/types.js';
+import { CancelledError, isPermanent, RejectPolicyError, TimeoutError } from '../errors.js';
+import type { Reject } from '../stages/types.js';
 
 /**
  * The run history: every run, from the CLI, a worker or a schedule, is recorded in runner.runs and

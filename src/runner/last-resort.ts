@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { describeError } from './errors.js';
+import { describeError } from '../errors.js';
 
 /**
  * The worker's last resort. Every client, pool, stream and socket has its own error path; an

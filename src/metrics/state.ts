@@ -2,8 +2,8 @@ import type { Queue } from 'bullmq';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Gauge, Registry } from 'prom-client';
-import { loadPartners } from './partners.js';
-import { overdueInterchanges } from './x12/interchanges.js';
+import { loadPartners } from '../partners/profile.js';
+import { overdueInterchanges } from '../edi/interchanges.js';
 
 /**
  * Metrics read at scrape time from the shared state every process sees — PostgreSQL (runs, EDI,

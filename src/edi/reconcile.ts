@@ -1,7 +1,7 @@
-import { problem, X12Error, type X12Problem } from './errors.js';
+import { problem, X12Error, type X12Problem } from '../x12/errors.js';
 import type { Queryable } from './control-numbers.js';
-import { splitX12, type SplitOptions } from './splitter.js';
-import { component, el, type Segment, type TransactionSet } from './types.js';
+import { splitX12, type SplitOptions } from '../x12/splitter.js';
+import { component, el, type Segment, type TransactionSet } from '../x12/types.js';
 
 /**
  * Reading a partner's 997/999 about what we sent.

@@ -4,20 +4,20 @@ import cron from 'node-cron';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
-import { whileUnreachable } from './db.js';
-import { describeError, UserError } from './errors.js';
-import { startReconciler } from './jobs/reconcile.js';
+import { whileUnreachable } from '../db/pool.js';
+import { describeError, UserError } from '../errors.js';
+import { startReconciler } from '../jobs/reconcile.js';
 import {
   listJobNames,
   loadJob,
   resolveParams,
   type JobDefinition,
   type ScheduleSpec,
-} from './jobs/definition.js';
-import { definitionHashes } from './audit/definitions.js';
-import { formatProblem, preflight } from './jobs/preflight.js';
-import { createQueuedRun, enqueueRun, LockHeldError } from './jobs/submit.js';
-import { recordMissedTick, recordTick } from './metrics.js';
+} from '../jobs/definition.js';
+import { definitionHashes } from '../audit/definitions.js';
+import { formatProblem, preflight } from '../jobs/preflight.js';
+import { createQueuedRun, enqueueRun, LockHeldError } from '../jobs/submit.js';
+import { recordMissedTick, recordTick } from '../metrics/counters.js';
 import type { RunJobData } from './queue.js';
 
 /**

@@ -1,16 +1,16 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { loadYamlFile } from './config-file.js';
-import { UserError } from './errors.js';
+import { loadYamlFile } from '../config/yaml.js';
+import { UserError } from '../errors.js';
 import {
   sftpEndpointSchema,
   sftpReadySchema,
   sftpRetrySchema,
   type SftpEndpoint,
   type SftpEndpointInput,
-} from './sftp-endpoint.js';
-import { x12ProfileSchema } from './x12/partner.js';
+} from '../sftp/endpoint.js';
+import { x12ProfileSchema } from '../x12/partner.js';
 
 /**
  * Trading partners, declared once in `partners/<NAME>.yaml`:

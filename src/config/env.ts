@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { UserError } from './errors.js';
+import { UserError } from '../errors.js';
 
 /**
  * Settings read from the environment. Every option is declared once here, with its default;

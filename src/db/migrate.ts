@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import { UserError } from './errors.js';
+import { UserError } from '../errors.js';
 
 /** A migration file: `sql/000001_runner.sql` → id 1. */
 export interface Migration {
