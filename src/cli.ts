@@ -407,6 +407,15 @@ cli
   );
 
 cli
+  .command(
+    'erase [what] [who]',
+    '`erp erase person <employee or customer>` pseudonymises their personal data wherever erp keeps it; postings stay',
+  )
+  .action((what: string | undefined, who: string | undefined) =>
+    withApp(async (app) => (await import('./commands/compliance.js')).eraseCommand(app, what, who)),
+  );
+
+cli
   .command('purge', 'Apply retention.yaml: remove what is past its period, except what a legal hold covers')
   .option('--dry-run', 'List what would go, and what the holds keep; remove nothing')
   .action((opts: { dryRun?: boolean }) =>

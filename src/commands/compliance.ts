@@ -267,3 +267,23 @@ export async function purgeCommand(app: App, dryRun: boolean): Promise<number> {
   if (dryRun) process.stdout.write('dry run: nothing was removed\n');
   return EXIT.ok;
 }
+
+/** `erp erase person <employee or customer>`: pseudonymised everywhere erp keeps it, audited. */
+export async function eraseCommand(
+  app: App,
+  what: string | undefined,
+  ref: string | undefined,
+): Promise<number> {
+  if (what !== 'person' || !ref) {
+    throw new UserError(
+      'usage: erp erase person <employee_no or customer_no> (or employee:<no>, customer:<no>)',
+    );
+  }
+  const { erasePerson } = await import('../compliance/erase.js');
+  const r = await erasePerson(app, ref);
+  const rows = Object.entries(r.rows).map(([t, n]) => `${t} ${n}`);
+  process.stdout.write(
+    `${r.kind} ${ref} erased: now ${r.pseudonym}; rewritten: ${rows.join(', ') || 'no rows'}, ${r.files} file${r.files === 1 ? '' : 's'}\n`,
+  );
+  return EXIT.ok;
+}

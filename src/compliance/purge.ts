@@ -71,7 +71,7 @@ const RUN_AT = `coalesce(r.finished_at, r.created_at)`;
 const monthOf = (d: Date): string => d.toISOString().slice(0, 7);
 
 /** True when `file` resolves inside `dir`. */
-function inside(dir: string, file: string): boolean {
+export function inside(dir: string, file: string): boolean {
   const rel = path.relative(path.resolve(dir), path.resolve(file));
   return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
 }
@@ -220,7 +220,7 @@ function take<T extends { held: boolean; id?: string }>(
 }
 
 /** The local directory an export pipeline writes to; null for imports and remote sinks. */
-async function exportDir(home: string, pipeline: string): Promise<string | null> {
+export async function exportDir(home: string, pipeline: string): Promise<string | null> {
   try {
     const def = await loadPipeline(home, pipeline);
     if (def.config.source.kind !== 'postgres' || def.config.sink.kind !== 'file') return null;
