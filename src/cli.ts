@@ -234,6 +234,7 @@ cli
         home: app.home,
         queue,
         reconcile: { redis, intervalMs: app.config.ERP_RECONCILE_MS },
+        approvalExpiryMs: app.config.ERP_APPROVAL_EXPIRY_MS,
       }).catch(async (err: unknown) => {
         await stopHttp();
         throw err;
