@@ -200,7 +200,11 @@ describe('approvals', { timeout: 300_000 }, () => {
     );
     const id = await request('alice', 'quick-close', '2027-03');
     // Nobody runs approve, reject or approvals: the scheduler alone ends it.
-    await waitFor(async () => (await runOf(id)).status === 'cancelled', 30_000, () => `run ${id} cancelled`);
+    await waitFor(
+      async () => (await runOf(id)).status === 'cancelled',
+      30_000,
+      () => `run ${id} cancelled`,
+    );
     expect((await runOf(id)).error).toMatch(/^approval expired at .*: nobody approved it in time$/);
     expect(await audit(id)).toEqual(['alice run.approval_requested', 'scheduler run.approval_expired']);
     expect(await closes('2027-03')).toBe(0);
