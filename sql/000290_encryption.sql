@@ -49,6 +49,7 @@ BEGIN
   END IF;
   IF TG_TABLE_NAME = 'payslips' THEN
     IF TG_OP = 'UPDATE'
+       AND (NEW.bank_account, NEW.bank_routing) IS DISTINCT FROM (OLD.bank_account, OLD.bank_routing)
        AND to_jsonb(NEW) - 'bank_account' - 'bank_routing' = to_jsonb(OLD) - 'bank_account' - 'bank_routing' THEN
       RETURN NEW;
     END IF;

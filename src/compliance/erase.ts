@@ -248,22 +248,27 @@ export async function erasePerson(
           );
       }
     }
-    // Rejects that quote the person (a raw line, a value, a lookup's reason).
-    const { rows: rejects } = await client.query<{ id: string; value: string | null; reason: string }>(
-      `SELECT id, value, reason FROM runner.rejects WHERE value IS NOT NULL OR reason IS NOT NULL`,
-    );
-    for (const r of rejects) {
-      const value = r.value === null ? null : replace(r.value);
-      const reason = replace(r.reason);
-      if (value !== r.value || reason !== r.reason)
-        count(
-          'runner.rejects',
-          await client.query(`UPDATE runner.rejects SET value = $2, reason = $3 WHERE id = $1`, [
-            r.id,
-            value,
-            reason,
-          ]),
-        );
+    // Rejects that quote the person (a raw line, a value, a lookup's reason), a page at a time.
+    for (let after = '0'; ;) {
+      const { rows: rejects } = await client.query<{ id: string; value: string | null; reason: string }>(
+        `SELECT id, value, reason FROM runner.rejects WHERE id > $1 ORDER BY id LIMIT 5000`,
+        [after],
+      );
+      if (rejects.length === 0) break;
+      after = rejects[rejects.length - 1]!.id;
+      for (const r of rejects) {
+        const value = r.value === null ? null : replace(r.value);
+        const reason = replace(r.reason);
+        if (value !== r.value || reason !== r.reason)
+          count(
+            'runner.rejects',
+            await client.query(`UPDATE runner.rejects SET value = $2, reason = $3 WHERE id = $1`, [
+              r.id,
+              value,
+              reason,
+            ]),
+          );
+      }
     }
     // Files: reject reports under the data directory and the files exports wrote. Rewritten before
     // the commit: a failure leaves the database as it was and the erasure can simply be run again.
