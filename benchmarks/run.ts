@@ -19,7 +19,8 @@ import { benchXlsx } from './xlsx.js';
  * BENCH_ONLY=encryption,xlsx runs only those; the CSV load runs unless BENCH_ONLY is set without `csv`.
  */
 const ADMIN_URL = process.env.BENCH_ADMIN_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
-const DB = 'erp_bench';
+// BENCH_DATABASE: another name, so two benchmarks on one server do not drop each other's database.
+const DB = process.env.BENCH_DATABASE ?? 'erp_bench';
 
 const line = (label: string, value: string): void => console.log(`${label.padEnd(44)} ${value}`);
 
