@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { makeHome } from './helpers/home.js';
+import { startSshd, type TestSshd } from './helpers/sshd.js';
 import { erp as runErp, killChildren, type Result } from './fixtures/jobs/runner.js';
 
 /*
@@ -17,6 +18,7 @@ import { erp as runErp, killChildren, type Result } from './fixtures/jobs/runner
 const run = promisify(execFile);
 const PG_DUMP = '/usr/lib/postgresql/15/bin/pg_dump';
 let db: TestDatabase;
+let sshd: TestSshd;
 let home: { dir: string; remove(): Promise<void> };
 let env: Record<string, string>;
 
@@ -49,6 +51,7 @@ async function everything(): Promise<string> {
     }
   };
   await walk(path.join(home.dir, 'var'));
+  await walk(sshd.root);
   return texts.join('\n');
 }
 
@@ -62,7 +65,10 @@ const ledger = async (): Promise<unknown[]> =>
   ).rows;
 
 beforeAll(async () => {
-  db = await createTestDatabase('erasure');
+  [db, sshd] = await Promise.all([createTestDatabase('erasure'), startSshd()]);
+  for (const p of ['PARTNERA', 'PARTNERB', 'TIMECLOCK'])
+    for (const d of ['inbox', 'outbox', 'archive', 'error'])
+      await mkdir(path.join(sshd.root, p, d), { recursive: true });
   home = await makeHome({
     'in/contacts.csv': '',
     'pipelines/contacts.yaml': `
@@ -86,11 +92,21 @@ rejects: { max_reject_rate: 0.9 }
   await db.pool.query(
     `CREATE TABLE public.contacts (employee_no text, first_name text, last_name text, email text)`,
   );
-  env = { DATABASE_URL: db.url, ERP_HOME: home.dir, ERP_INPUT_DIRS: path.resolve('fixtures') };
+  env = {
+    DATABASE_URL: db.url,
+    ERP_HOME: home.dir,
+    ERP_INPUT_DIRS: path.resolve('fixtures'),
+    ERP_SFTP_PORT: String(sshd.port),
+    ERP_SFTP_USER: sshd.user,
+    ERP_SFTP_KEY_FILE: sshd.privateKeyPath,
+    ERP_SFTP_HOST_KEY_SHA256: sshd.hostKeyFingerprint,
+    ERP_SFTP_ROOT: sshd.root,
+  };
 }, 60_000);
 afterAll(async () => {
   await killChildren();
   await db?.drop();
+  await sshd?.stop();
   await home?.remove();
 });
 
@@ -117,6 +133,20 @@ describe('erp erase person', () => {
         `${control.employee_no},${control.first_name},${control.last_name},${control.email}\n`,
     );
     await ok(['run', 'contacts', '--inline']);
+    // Archived partner files: one names the person (the time-clock vendor's contact list), one not.
+    await writeFile(
+      path.join(sshd.root, 'TIMECLOCK', 'archive', 'contacts-2026-11.csv'),
+      `${target.employee_no},${target.first_name} ${target.last_name},${target.email}\n${control.employee_no},${control.email}\n`,
+    );
+    await writeFile(
+      path.join(sshd.root, 'TIMECLOCK', 'archive', 'other.csv'),
+      `${control.employee_no},${control.email}\n`,
+    );
+    await writeFile(
+      path.join(sshd.root, 'PARTNERB', 'archive', '850-0001.x12'),
+      'ISA*00*          *00*          *01*987654321      *ZZ*ACMEIND        *261110*0900*U*00401*000000001*0*P*>~' +
+        'ST*850*0001~N1*ST*Globex Receiving~N3*1 Globex Plaza~N4*Portland*OR*97204~SE*4*0001~',
+    );
     const all = await everything();
     // Before: the person is there, in the database, the reject, the register and the bank file.
     expect(all).toContain(target.email);
@@ -128,7 +158,10 @@ describe('erp erase person', () => {
     const before = await ledger();
     const r = await ok(['erase', 'person', target.employee_no]);
     const pseudonym = /now (ERASED-[0-9a-f]{10})/.exec(r.stdout)![1]!;
-    expect(r.stdout).toMatch(/hr\.employees 1, payroll\.payslips 1, runner\.rejects 1, [2-9]\d* files/);
+    expect(r.stdout).toMatch(/hr\.employees 1, payroll\.payslips 1, runner\.rejects 1, [3-9]\d* files/);
+    expect(await readFile(path.join(sshd.root, 'TIMECLOCK', 'archive', 'contacts-2026-11.csv'), 'utf8')).toBe(
+      `${target.employee_no},${pseudonym},${pseudonym}\n${control.employee_no},${control.email}\n`,
+    );
 
     const all = await everything();
     expect(all).not.toContain(target.email);

@@ -1,12 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type pg from 'pg';
+import type { Logger } from 'pino';
 import { appendAudit } from '../audit/trail.js';
 import { UserError } from '../errors.js';
+import { listPartnerNames, loadAnyPartner, resolveEndpoint } from '../partners/profile.js';
+import { withSftp } from '../sftp/connect.js';
+import { resolveInside } from '../sftp/names.js';
+import { downloadVerified, listFiles, uploadAtomic } from '../sftp/transfer.js';
 import { decryptValue, isEncrypted, requireKeyring } from './keys.js';
 import { exportDir, inside } from './purge.js';
 
@@ -18,7 +23,8 @@ import { exportDir, inside } from './purge.js';
  *                sales.customers (name, contact, address, tax id), the ship-to of their orders and
  *                the mapped 850 headers of those orders
  *   rejects      runner.rejects values and reasons that quote them
- *   files        reject reports and the files exports wrote (payroll register, bank file …)
+ *   files        reject reports, the files exports wrote (payroll register, bank file …), and
+ *                partners' archived files on their SFTP servers
  *
  * Amounts, dates and keys (employee_no, customer_no, invoice and journal numbers) are not personal
  * data about the person once nothing else names them, and the law requires the postings kept:
@@ -181,10 +187,50 @@ async function rewriteFile(file: string, fn: (line: string) => string): Promise<
   }
 }
 
+/**
+ * Partners' archived files (their SFTP archive directories) that name the person: each is
+ * downloaded, rewritten, and uploaded back in place atomically. Returns how many changed.
+ */
+async function eraseInArchives(
+  app: { home: string; dataDir: string },
+  replace: (line: string) => string,
+  log: Logger,
+): Promise<number> {
+  let changed = 0;
+  const work = await mkdtemp(path.join(await ensureDir(path.join(app.dataDir, 'tmp')), 'erase-'));
+  try {
+    for (const name of await listPartnerNames(app.home)) {
+      const partner = await loadAnyPartner(app.home, name);
+      const endpoint = resolveEndpoint(partner);
+      await withSftp(endpoint, { log, partner: name }, async (client) => {
+        for (const e of await listFiles(client, endpoint.archive)) {
+          if (!e.isFile) continue;
+          const remote = resolveInside(endpoint.archive, e.name);
+          const local = await downloadVerified(client, remote, work, e.size);
+          if (await rewriteFile(local.localPath, (line) => replace(line))) {
+            await uploadAtomic(client, local.localPath, endpoint.archive, e.name, { overwrite: true });
+            changed++;
+          }
+          await rm(local.localPath, { force: true });
+        }
+      });
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  return changed;
+}
+
+async function ensureDir(dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
 export async function erasePerson(
-  app: { pool: pg.Pool; home: string; dataDir: string },
+  app: { pool: pg.Pool; home: string; dataDir: string; log: Logger },
   ref: string,
 ): Promise<ErasureResult> {
+  const log = app.log;
   const pseudonym = `ERASED-${randomBytes(5).toString('hex')}`;
   const rows: Record<string, number> = {};
   const count = (table: string, r: pg.QueryResult): void => {
@@ -290,6 +336,7 @@ export async function erasePerson(
         if (await rewriteFile(c, (line) => replace(line, fixed))) files++;
       }
     }
+    files += await eraseInArchives(app, replace, log);
     await appendAudit(client, {
       action: 'person.erased',
       subject: `person:${pseudonym}`,
