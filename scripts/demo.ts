@@ -122,7 +122,9 @@ async function main(): Promise<void> {
     erp(env, ['run', 'timesheets']);
     erp(env, ['run', 'payroll-close', '--period', PERIOD, '--dry-run']);
     erp(env, ['run', 'payroll-close', '--period', PERIOD]);
-    erp(env, ['run', 'payroll-close', '--period', PERIOD], 1); // a closed period is never closed twice
+    // A closed period is never closed twice: refused before anything runs (exit 2), since its bank
+    // file is already there and is never overwritten.
+    erp(env, ['run', 'payroll-close', '--period', PERIOD], 2);
 
     // The nightly batch: every import again (all skipped: nothing new), EDI, and the exports.
     erp(env, ['run', 'nightly', '--param', `period=${PERIOD}`, '--param', 'as_of=2026-11-30']);

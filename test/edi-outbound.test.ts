@@ -4,9 +4,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runInbound } from '../src/edi/inbound.js';
 import { runOutbound, type OutboundRunResult } from '../src/edi/outbound.js';
+import { shipNoticeMapping } from '../src/edi/ship-notice.js';
 import { ediStatus } from '../src/edi/status.js';
 import type { Partner } from '../src/partners/profile.js';
+import { loadOutboundMapping } from '../src/x12/outbound.js';
 import { HOME, parseStrict, segs, startEdiWorld, type EdiWorld } from './edi-helpers.js';
+import { checkHierarchy, gs1CheckDigit } from './helpers/hl-check.js';
 
 let w: EdiWorld;
 let A: Partner;
@@ -19,15 +22,24 @@ async function shipAndInvoice(
   orderId?: number,
 ): Promise<{ shipment: string; invoice: string }> {
   const { rows: s } = await w.db.pool.query<{ id: string; shipment_no: string }>(
-    `INSERT INTO sales.shipments (order_id, ship_date, carrier, created_at)
-     SELECT id, '2026-02-02', 'UPSN', '2026-02-02T16:45:00Z' FROM sales.orders WHERE ($1::text IS NULL AND id = $2) OR customer_po = $1
+    `INSERT INTO sales.shipments (order_id, ship_date, carrier, tracking_no, bill_of_lading, created_at)
+     SELECT id, '2026-02-02', 'UPSN', '1ZTRACK' || id, 'BOL-' || id, '2026-02-02T16:45:00Z'
+       FROM sales.orders WHERE ($1::text IS NULL AND id = $2) OR customer_po = $1
      RETURNING id, shipment_no`,
     [po, orderId ?? null],
   );
   const shipment = s[0]!;
+  // Lines 1 and 2 go in carton 1 (10.5 lb), the others in carton 2 (4.25 lb).
   await w.db.pool.query(
-    `INSERT INTO sales.shipment_lines (shipment_id, line_no, order_id, order_line_no, quantity)
-     SELECT $1, l.line_no, l.order_id, l.line_no, l.quantity
+    `INSERT INTO sales.shipment_packages (shipment_id, package_no, weight)
+     SELECT $1, n, CASE n WHEN 1 THEN 10.5 ELSE 4.25 END
+       FROM generate_series(1, (SELECT CASE WHEN count(*) > 2 THEN 2 ELSE 1 END FROM sales.order_lines l
+                                  JOIN sales.shipments s ON s.order_id = l.order_id WHERE s.id = $1)) AS n`,
+    [shipment.id],
+  );
+  await w.db.pool.query(
+    `INSERT INTO sales.shipment_lines (shipment_id, line_no, order_id, order_line_no, quantity, package_no)
+     SELECT $1, l.line_no, l.order_id, l.line_no, l.quantity, CASE WHEN l.line_no <= 2 THEN 1 ELSE 2 END
        FROM sales.order_lines l JOIN sales.shipments s ON s.order_id = l.order_id WHERE s.id = $1`,
     [shipment.id],
   );
@@ -239,7 +251,7 @@ describe('outbound 810 invoices', () => {
 });
 
 describe('outbound 856 ship notices', () => {
-  it('partner A: HL S/O/I loops from the shipments; a shipment without a PO is reported and left unsent', async () => {
+  it('partner A (S-O-P-I): pack HLs with SSCC-18s, TD1, REF*BM and REF*CN from the shipments; a shipment without a PO is reported and left unsent', async () => {
     const r = await outbound(A, ['856']);
     expect(r.rejected).toEqual([
       {
@@ -257,27 +269,122 @@ describe('outbound 856 ship notices', () => {
       s.findIndex((x) => x[0] === 'ST'),
       s.findIndex((x) => x[0] === 'SE') + 1,
     );
-    expect(first.filter((x) => ['HL', 'PRF', 'LIN', 'SN1'].includes(x[0]!))).toEqual([
-      ['HL', '1', '', 'S', '1'],
-      ['HL', '2', '1', 'O', '1'],
-      ['PRF', 'PO-10001', '', '', '20260115'],
-      ['HL', '3', '2', 'I', '0'],
-      ['LIN', '1', 'BP', 'SKU-1001', 'VP', 'V-9001'],
-      ['SN1', '', '10', 'EA'],
-      ['HL', '4', '2', 'I', '0'],
-      ['LIN', '2', 'BP', 'SKU-1002', 'VP', 'SKU-1002'],
-      ['SN1', '', '5.5', 'CA'],
-      ['HL', '5', '2', 'I', '0'],
-      ['LIN', '3', 'BP', 'SKU-1003', 'VP', 'V-9003'],
-      ['SN1', '', '100', 'EA'],
-    ]);
+    const { rows: ship } = await w.db.pool.query<{ id: string; sscc: string[] }>(
+      `SELECT s.id::text, array_agg(p.sscc ORDER BY p.package_no) AS sscc
+         FROM sales.shipments s JOIN sales.shipment_packages p ON p.shipment_id = s.id
+        WHERE s.shipment_no = $1 GROUP BY s.id`,
+      [docs['PO-10001']!.shipment],
+    );
+    const [c1, c2] = ship[0]!.sscc;
+    // Extension 0, GS1 company prefix 0614141 (sales.settings), a serial, the GS1 check digit.
+    for (const code of [c1!, c2!]) {
+      expect(code).toMatch(/^00614141\d{10}$/);
+      expect(Number(code[17])).toBe(gs1CheckDigit(code.slice(0, 17)));
+    }
+    // Two cartons of 10.5 and 4.25 lb; the BOL and tracking number as the shipment has them.
+    expect(segs(first, 'TD1')).toEqual([['TD1', 'CTN25', '2', '', '', '', 'G', '14.75', 'LB']]);
     expect(segs(first, 'TD5')).toEqual([['TD5', 'B', '2', 'UPSN']]);
-    expect(segs(first, 'CTT')).toEqual([['CTT', '5']]);
+    expect(segs(first, 'REF')).toEqual([
+      ['REF', 'BM', `BOL-${ship[0]!.id}`],
+      ['REF', 'CN', `1ZTRACK${ship[0]!.id}`],
+    ]);
+    const tree = checkHierarchy(first, ['S', 'O', 'P', 'I']);
+    expect(
+      tree.map((h) => [h.hl, ...h.segments.filter((x) => ['PRF', 'MAN', 'LIN', 'SN1'].includes(x[0]!))]),
+    ).toEqual([
+      ['S:1<'],
+      ['O:2<1', ['PRF', 'PO-10001', '', '', '20260115']],
+      ['P:3<2', ['MAN', 'GM', c1]],
+      ['I:4<3', ['LIN', '1', 'BP', 'SKU-1001', 'VP', 'V-9001'], ['SN1', '', '10', 'EA']],
+      ['I:5<3', ['LIN', '2', 'BP', 'SKU-1002', 'VP', 'SKU-1002'], ['SN1', '', '5.5', 'CA']],
+      ['P:6<2', ['MAN', 'GM', c2]],
+      ['I:7<6', ['LIN', '3', 'BP', 'SKU-1003', 'VP', 'V-9003'], ['SN1', '', '100', 'EA']],
+    ]);
     const { rows } = await w.db.pool.query(
       `SELECT count(*)::int AS n FROM edi.sent_shipments ss JOIN sales.shipments s ON s.id = ss.shipment_id WHERE s.shipment_no = $1`,
       [manualShipment],
     );
     expect(rows[0].n).toBe(0);
+  });
+
+  it('partner A refuses an 856 lacking what its profile requires: the error names the shipment and the field; no file, no control number', async () => {
+    const { rows } = await w.db.pool.query<{ id: number }>(
+      `WITH o AS (INSERT INTO sales.orders (customer_no, customer_po) VALUES ('PARTNERA', 'PO-NOBOL') RETURNING id)
+       INSERT INTO sales.order_lines (order_id, line_no, sku, quantity, uom, unit_price)
+       SELECT id, 1, 'SKU-1001', 3, 'EA', 12.50 FROM o RETURNING order_id AS id`,
+    );
+    const late = await shipAndInvoice(null, rows[0]!.id);
+    const state = async (): Promise<unknown> =>
+      (
+        await w.db.pool.query(
+          `SELECT (SELECT count(*) FROM edi.interchanges)::int AS ix, (SELECT count(*) FROM edi.sent_shipments)::int AS sent,
+                  (SELECT json_agg(c ORDER BY c.partner) FROM edi.control_numbers c) AS numbers`,
+        )
+      ).rows[0];
+    const outboxBefore = await w.list('PARTNERA', 'outbox');
+    const tries: [string, string, string][] = [
+      ['bill_of_lading = NULL', 'bill_of_lading', 'sales.shipments.bill_of_lading'],
+      ["bill_of_lading = 'BOL-LATE', tracking_no = NULL", 'tracking_number', 'sales.shipments.tracking_no'],
+      ["tracking_no = '1ZLATE', carrier = NULL", 'carrier', 'sales.shipments.carrier'],
+    ];
+    for (const [set, field, column] of tries) {
+      await w.db.pool.query(`UPDATE sales.shipments SET ${set} WHERE shipment_no = $1`, [late.shipment]);
+      const before = await state();
+      const r = await outbound(A, ['856']);
+      expect(r.files).toEqual([]);
+      expect(r.rejected.map((x) => x.error)).toContainEqual(
+        expect.stringMatching(
+          new RegExp(
+            `^shipment ${late.shipment}: ${field} is missing \\(${column.replaceAll('.', '\\.')}\\) for the 856 .*; partner PARTNERA requires it`,
+          ),
+        ),
+      );
+      expect(await state()).toEqual(before);
+      expect(await w.list('PARTNERA', 'outbox')).toEqual(outboxBefore);
+    }
+    // A line in no carton: S-O-P-I needs every line packed.
+    await w.db.pool.query(`UPDATE sales.shipments SET carrier = 'UPSN' WHERE shipment_no = $1`, [
+      late.shipment,
+    ]);
+    await w.db.pool.query(
+      `UPDATE sales.shipment_lines sl SET package_no = NULL FROM sales.shipments s
+        WHERE s.id = sl.shipment_id AND s.shipment_no = $1`,
+      [late.shipment],
+    );
+    const unpacked = await outbound(A, ['856']);
+    expect(unpacked.files).toEqual([]);
+    expect(unpacked.rejected.map((x) => x.error)).toContainEqual(
+      `shipment ${late.shipment}, line 1 (SKU-1001): sscc is missing — the line is in no carton (sales.shipment_lines.package_no) for the 856 MAN*GM; partner PARTNERA's hierarchy is S-O-P-I`,
+    );
+    // Complete again, it goes out in the next run.
+    await w.db.pool.query(
+      `UPDATE sales.shipment_lines sl SET package_no = 1 FROM sales.shipments s
+        WHERE s.id = sl.shipment_id AND s.shipment_no = $1`,
+      [late.shipment],
+    );
+    const sent = await outbound(A, ['856']);
+    expect(sent.files.map((f) => f.documents)).toEqual([[late.shipment]]);
+  });
+
+  it('an SSCC with a wrong check digit is refused; an S-O-P-I partner with a mapping lacking the pack level is refused by name', async () => {
+    const { rows } = await w.db.pool.query<{ id: string; sscc: string }>(
+      'SELECT shipment_id::text AS id, sscc FROM sales.shipment_packages ORDER BY sscc LIMIT 1',
+    );
+    const good = rows[0]!.sscc;
+    const bad = good.slice(0, 17) + String((Number(good[17]) + 1) % 10);
+    await expect(
+      w.db.pool.query(
+        'INSERT INTO sales.shipment_packages (shipment_id, package_no, sscc) VALUES ($1, 99, $2)',
+        [rows[0]!.id, bad],
+      ),
+    ).rejects.toThrow(/shipment_packages_sscc_check/);
+    const mapping = await loadOutboundMapping(HOME, 'x12/856-out');
+    const noPack = { ...mapping, hierarchy: mapping.hierarchy!.filter((l) => l.level !== 'P') };
+    expect(shipNoticeMapping(A, mapping).hierarchy!.map((l) => l.level)).toEqual(['S', 'O', 'P', 'I']);
+    expect(shipNoticeMapping(B, mapping).hierarchy!.map((l) => l.level)).toEqual(['S', 'O', 'I']);
+    expect(() => shipNoticeMapping(A, noPack)).toThrow(
+      `${A.file}, x12.ship_notice.hierarchy S-O-P-I: mapping x12/856-out has no HL level P (it has S, O, I)`,
+    );
   });
 
   it('partner B (005010, | ^ !): a dry run builds and shows, and writes nothing; the real run sends 810 and 856', async () => {
@@ -326,6 +433,19 @@ describe('outbound 856 ship notices', () => {
     ]);
     const s856 = parseStrict(await outboxText('PARTNERB', real.files[1]!.name)).segments[0]!;
     expect(segs(s856, 'PRF')).toEqual([['PRF', 'GX-7001', '', '', '20260115']]);
+    // Partner B takes S-O-I: no pack level, TD1 still counts the carton and its weight.
+    const set = s856.slice(
+      s856.findIndex((x) => x[0] === 'ST'),
+      s856.findIndex((x) => x[0] === 'SE') + 1,
+    );
+    expect(checkHierarchy(set, ['S', 'O', 'I']).map((h) => h.hl)).toEqual([
+      'S:1<',
+      'O:2<1',
+      'I:3<2',
+      'I:4<2',
+    ]);
+    expect(segs(set, 'MAN')).toEqual([]);
+    expect(segs(set, 'TD1')).toEqual([['TD1', 'CTN25', '1', '', '', '', 'G', '10.5', 'LB']]);
   });
 });
 

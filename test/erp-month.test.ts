@@ -1,4 +1,5 @@
 import { mkdir, readFile, symlink } from 'node:fs/promises';
+import { parse } from 'csv-parse/sync';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +9,7 @@ import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { executeRun } from '../src/jobs/execute.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { makeHome } from './helpers/home.js';
+import { validateNacha } from './helpers/nacha-check.js';
 
 /*
  * A month of the demo company's activity through the shipped jobs and pipelines, on the fixtures:
@@ -224,82 +226,21 @@ describe('a month of activity', () => {
     expect(file.entries.filter((e) => e.code === '32').map((e) => e.id)).toEqual(['E0003']);
     // Paid on the first weekday after the period: Tuesday 1 December 2026.
     expect(file.effectiveDate).toBe('261201');
+    expect(file.serviceClass).toBe('220');
     expect(file.originator).toEqual({ destination: '091000019', companyId: '1234567890', odfi: '09100001' });
   });
-});
 
-interface NachaCheck {
-  entries: { code: string; routing: string; account: string; cents: number; id: string }[];
-  effectiveDate: string;
-  originator: { destination: string; companyId: string; odfi: string };
-}
-
-/** A NACHA PPD validator: record lengths and order, blocking, counts, entry hash, totals, check digits. */
-function validateNacha(text: string): NachaCheck {
-  expect(text.endsWith('\n')).toBe(true);
-  const lines = text.slice(0, -1).split('\n');
-  for (const [i, l] of lines.entries()) expect(l.length, `record ${i + 1}`).toBe(94);
-  expect(lines.length % 10).toBe(0); // blocking factor 10
-  const fill = lines.findIndex((l) => l === '9'.repeat(94));
-  const records = fill === -1 ? lines : lines.slice(0, fill);
-  expect(lines.slice(records.length).every((l) => l === '9'.repeat(94))).toBe(true);
-  expect(lines.length - records.length).toBeLessThan(10);
-  const types = records.map((l) => l[0]).join('');
-  expect(types).toMatch(/^156+89$/);
-  const [fh, bh] = records;
-  const bc = records.at(-2)!;
-  const fc = records.at(-1)!;
-  // File header: priority 01, destination " " + routing, record size 094, blocking 10, format 1.
-  expect(fh!.slice(1, 3)).toBe('01');
-  expect(fh!.slice(3, 4)).toBe(' ');
-  expect(fh!.slice(34, 37)).toBe('094');
-  expect(fh!.slice(37, 39)).toBe('10');
-  expect(fh!.slice(39, 40)).toBe('1');
-  // Batch header: credits only (220), PPD, effective date, ODFI, batch 1.
-  expect(bh!.slice(1, 4)).toBe('220');
-  expect(bh!.slice(50, 53)).toBe('PPD');
-  expect(bh!.slice(79, 87)).toBe(fh!.slice(4, 12));
-  const entries = records.slice(2, -2).map((l, i) => {
-    const routing = l.slice(3, 12);
-    const d = [...routing].map(Number);
-    const sum = 3 * (d[0]! + d[3]! + d[6]!) + 7 * (d[1]! + d[4]! + d[7]!) + (d[2]! + d[5]! + d[8]!);
-    expect(sum % 10, `entry ${i + 1} check digit`).toBe(0);
-    const prefix = Number(routing.slice(0, 2));
+  it('keeps the CSV bank file as an option: the same payments as the NACHA entries', async () => {
+    await run('bank-payments-csv-export', { period: '2026-11' });
+    const rows = parse(await readFile(path.join(home.dir, 'var/exports/bank-payments-2026-11.csv'), 'utf8'), {
+      columns: true,
+    }) as Record<string, string>[];
+    const nacha = validateNacha(
+      await readFile(path.join(home.dir, 'var/exports/bank-payments-2026-11.ach'), 'utf8'),
+    );
+    expect(Object.keys(rows[0]!)).toEqual(['employee_no', 'name', 'routing', 'account', 'amount']);
     expect(
-      prefix <= 12 || (prefix >= 21 && prefix <= 32) || (prefix >= 61 && prefix <= 72) || prefix === 80,
-    ).toBe(true);
-    expect(['22', '32']).toContain(l.slice(1, 3));
-    expect(l.slice(79, 94), 'trace number').toBe(bh!.slice(79, 87) + String(i + 1).padStart(7, '0'));
-    return {
-      code: l.slice(1, 3),
-      routing,
-      account: l.slice(12, 29).trimEnd(),
-      cents: Number(l.slice(29, 39)),
-      id: l.slice(39, 54).trimEnd(),
-    };
+      rows.map((r) => [r.employee_no, r.routing, r.account, Math.round(Number(r.amount) * 100)]),
+    ).toEqual(nacha.entries.map((e) => [e.id, e.routing, e.account, e.cents]));
   });
-  const hash = String(
-    entries.reduce((s, e) => s + Number(e.routing.slice(0, 8)), 0) % 10_000_000_000,
-  ).padStart(10, '0');
-  const credits = entries.reduce((s, e) => s + e.cents, 0);
-  // Batch control: count, hash, debits 0, credits, company id and ODFI as in the header.
-  expect(bc.slice(1, 4)).toBe('220');
-  expect(Number(bc.slice(4, 10))).toBe(entries.length);
-  expect(bc.slice(10, 20)).toBe(hash);
-  expect(Number(bc.slice(20, 32))).toBe(0);
-  expect(Number(bc.slice(32, 44))).toBe(credits);
-  expect(bc.slice(44, 54)).toBe(bh!.slice(40, 50));
-  expect(bc.slice(79, 94)).toBe(bh!.slice(79, 94));
-  // File control: batches, blocks, entries, hash, totals.
-  expect(Number(fc.slice(1, 7))).toBe(1);
-  expect(Number(fc.slice(7, 13))).toBe(lines.length / 10);
-  expect(Number(fc.slice(13, 21))).toBe(entries.length);
-  expect(fc.slice(21, 31)).toBe(hash);
-  expect(Number(fc.slice(31, 43))).toBe(0);
-  expect(Number(fc.slice(43, 55))).toBe(credits);
-  return {
-    entries,
-    effectiveDate: bh!.slice(69, 75),
-    originator: { destination: fh!.slice(4, 13), companyId: bh!.slice(40, 50), odfi: bh!.slice(79, 87) },
-  };
-}
+});

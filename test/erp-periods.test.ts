@@ -113,6 +113,38 @@ describe('a closed fiscal period', () => {
     );
   });
 
+  it("refuses changing a shipment's date or a line's quantity, but takes its paperwork (BOL, tracking, cartons)", async () => {
+    for (const [what, sql] of [
+      ['shipment date', `UPDATE sales.shipments SET ship_date = '2026-11-02' WHERE id = $1`],
+      ['shipment line quantity', `UPDATE sales.shipment_lines SET quantity = 40 WHERE shipment_id = $1`],
+      ['shipment deleted', `DELETE FROM sales.shipments WHERE id = $1`],
+    ] as const) {
+      await expect(db.pool.query(sql, [ids.shipment]), what).rejects.toMatchObject({
+        code: 'ERP01',
+        message: expect.stringMatching(CLOSED),
+      });
+    }
+    // An 856 refused for its missing bill of lading can still be completed after the close.
+    await db.pool.query(
+      `UPDATE sales.shipments SET bill_of_lading = 'BOL-1', tracking_no = '1Z1', carrier = 'UPSN', gross_weight = 12.5 WHERE id = $1`,
+      [ids.shipment],
+    );
+    await db.pool.query(`INSERT INTO sales.shipment_packages (shipment_id, package_no) VALUES ($1, 1)`, [
+      ids.shipment,
+    ]);
+    await db.pool.query(`UPDATE sales.shipment_lines SET package_no = 1 WHERE shipment_id = $1`, [
+      ids.shipment,
+    ]);
+    const { rows } = await db.pool.query(
+      `SELECT s.bill_of_lading, s.ship_date::text, sl.quantity::text, sl.package_no
+         FROM sales.shipments s JOIN sales.shipment_lines sl ON sl.shipment_id = s.id WHERE s.id = $1`,
+      [ids.shipment],
+    );
+    expect(rows).toEqual([
+      { bill_of_lading: 'BOL-1', ship_date: '2026-10-20', quantity: '50.000', package_no: 1 },
+    ]);
+  });
+
   it('names what was refused and when it was dated', async () => {
     await expect(
       db.pool.query(

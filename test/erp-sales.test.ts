@@ -73,6 +73,42 @@ describe('sales orders, shipments and invoices', () => {
     ]);
   });
 
+  it('refuses to ship more than is on hand; a shipment takes its cost at the moving average into COGS', async () => {
+    const { rows } = await db.pool.query<{ order_id: string; shipment_id: string }>(`
+      WITH o AS (INSERT INTO sales.orders (customer_no, customer_po) VALUES ('C1001', 'PO-STOCK') RETURNING id),
+           l AS (INSERT INTO sales.order_lines (order_id, line_no, sku, quantity, uom, unit_price)
+                 SELECT id, 1, 'SKU-2002', 25, 'EA', 7.99 FROM o)
+      INSERT INTO sales.shipments (order_id, ship_date, carrier) SELECT id, '2026-11-05', 'UPSN' FROM o
+      RETURNING order_id::text, id::text AS shipment_id`);
+    const { order_id: order, shipment_id: shipment } = rows[0]!;
+    const ship = (): Promise<unknown> =>
+      db.pool.query(
+        `INSERT INTO sales.shipment_lines (shipment_id, line_no, order_id, order_line_no, quantity) VALUES ($1, 1, $2, 1, 25)`,
+        [shipment, order],
+      );
+    // 40 opening − 20 shipped above = 20 on hand.
+    await expect(ship()).rejects.toThrow('25.000 of SKU-2002 cannot leave MAIN: only 20.000 on hand');
+    await db.pool.query(
+      `INSERT INTO inv.stock_movements (sku, moved_at, quantity, reason, unit_cost, source_ref)
+       VALUES ('SKU-2002', '2026-11-05', 10, 'receipt', 5.00, 'PO-V1')`,
+    );
+    await ship();
+    // Moving average: (20 × 4.10 + 10 × 5.00) / 30 = 132.00 / 30 = 4.40; 25 out at 4.40 = 110.00.
+    const cost = (20 * 410 + 10 * 500) / 30;
+    const out = Math.round(25 * cost) / 100;
+    const { rows: m } = await db.pool.query(
+      `SELECT m.value::text, jl.account_code AS account, jl.debit::text
+         FROM inv.stock_movements m JOIN gl.journal_lines jl ON jl.entry_id = m.journal_entry_id AND jl.debit > 0
+        WHERE m.reason = 'shipment' AND m.sku = 'SKU-2002' AND m.quantity = -25`,
+    );
+    expect(m).toEqual([{ value: (-out).toFixed(2), account: '5000', debit: out.toFixed(2) }]);
+    const { rows: tie } = await db.pool.query(
+      `SELECT (SELECT sum(value) FROM inv.valuation)::numeric(14,2)::text AS stock,
+              (SELECT sum(debit - credit) FROM gl.journal_lines WHERE account_code = '1300')::numeric(14,2)::text AS gl`,
+    );
+    expect(tie[0].stock).toBe(tie[0].gl);
+  });
+
   it('invoices a shipment once, due after the terms, posted to receivables and revenue', async () => {
     const ship = await db.pool.query<{ id: string }>(`SELECT id FROM sales.shipments WHERE order_id = $1`, [
       orderId,

@@ -1,11 +1,12 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { routingProblem } from '../src/nacha/records.js';
-import { createNachaFormat } from '../src/stages/format-nacha.js';
+import { createNachaFormat, nachaFormatSchema, type NachaFormatConfig } from '../src/stages/format-nacha.js';
 import type { Batch } from '../src/stages/types.js';
+import { validateNacha } from './helpers/nacha-check.js';
 
-const CONFIG = {
-  kind: 'nacha' as const,
+const CONFIG: NachaFormatConfig = {
+  kind: 'nacha',
   immediate_destination: '091000019',
   immediate_destination_name: 'Wells Fargo Bank',
   immediate_origin: '1234567890',
@@ -15,8 +16,8 @@ const CONFIG = {
 };
 const COLUMNS = ['routing', 'account', 'account_type', 'amount', 'id', 'name', 'effective_date'];
 
-async function write(rows: (string | null)[][]): Promise<string> {
-  const format = createNachaFormat(CONFIG, () => new Date('2026-12-01T09:30:00Z'));
+async function write(rows: (string | null)[][], config: NachaFormatConfig = CONFIG): Promise<string> {
+  const format = createNachaFormat(config, () => new Date('2026-12-01T09:30:00Z'));
   const out = new PassThrough();
   const chunks: Buffer[] = [];
   out.on('data', (c: Buffer) => chunks.push(c));
@@ -79,6 +80,54 @@ describe('format nacha', () => {
       ]),
     ).rejects.toThrow(
       'bank file row 2 (E2): effective date 2026-12-02 differs from 2026-12-01; one file, one pay date',
+    );
+  });
+});
+
+describe('a balanced file (offset)', () => {
+  const rows = [
+    ['021000021', '12345678', 'checking', '1500.25', 'E0001', 'Ann Lee', '2026-12-01'],
+    ['322271627', '9876', 'savings', '99.10', 'E0002', 'Bo Chan', '2026-12-01'],
+    ['011000015', '555', 'checking', '0.65', 'E0003', 'Cy Dee', '2026-12-01'],
+  ];
+  const balanced = nachaFormatSchema.parse({
+    ...CONFIG,
+    offset: { routing: '091000019', account: '7700123', name: 'Acme payroll funding' },
+  });
+
+  it('ends the batch with one debit to the company account for the total credits; service class 200', async () => {
+    const file = validateNacha(await write(rows, balanced));
+    expect(file.serviceClass).toBe('200');
+    // 1500.25 + 99.10 + 0.65 = 1600.00, debited once from the company's account.
+    expect(file.credits).toBe(160000);
+    expect(file.debits).toBe(160000);
+    expect(file.entries.at(-1)).toEqual({
+      code: '27',
+      routing: '091000019',
+      account: '7700123',
+      cents: 160000,
+      id: '1234567890',
+    });
+  });
+
+  it('the entry hash counts the offset routing number too', async () => {
+    const lines = (await write(rows, balanced)).split('\n');
+    // 02100002 + 32227162 + 01100001 + 09100001 = 44527166.
+    expect(lines[6]!.slice(0, 20)).toBe('8200000004' + '0044527166');
+    expect(lines[7]!.slice(21, 31)).toBe('0044527166');
+  });
+
+  it('without offset the file stays credits only (220), with no debit', async () => {
+    const file = validateNacha(await write(rows));
+    expect(file.serviceClass).toBe('220');
+    expect(file.debits).toBe(0);
+    expect(file.entries.map((e) => e.code)).toEqual(['22', '32', '22']);
+  });
+
+  it('refuses an offset routing number a bank would refuse', async () => {
+    const bad = nachaFormatSchema.parse({ ...CONFIG, offset: { routing: '450000003', account: '1' } });
+    await expect(write(rows, bad)).rejects.toThrow(
+      /^NACHA offset.routing 450000003 starts with 45, not a Federal Reserve routing symbol/,
     );
   });
 });

@@ -17,13 +17,15 @@ import {
 } from '../x12/outbound.js';
 import { outputFormat, usageIndicator } from '../x12/partner.js';
 import { serializeSegment, X12FormatError } from '../x12/writer.js';
+import { shipNoticeMapping, shipNoticeProblem } from './ship-notice.js';
 import { ControlNumberSource, previewSegments, withPartnerSftp } from './transport.js';
 
 /**
  * Outbound EDI for one partner: 810 invoices and 856 ship notices for the partner's customer.
  *
  *   BEGIN ─ select unsent documents (FOR UPDATE SKIP LOCKED, at most max_documents_per_file)
- *         ─ check each against the mapping (a document that cannot be written is reported, skipped)
+ *         ─ check each against the mapping and, for an 856, the partner's x12.ship_notice rules
+ *           (a document that cannot be written is reported, skipped, and takes no control number)
  *         ─ control numbers (allocateControlNumbers: committed on their own, never handed out twice)
  *         ─ build the interchange (mappings/x12/810-out.yaml, 856-out.yaml)
  *         ─ record it 'sent' + edi.sent_invoices / sent_shipments + its text (edi.outbound_files)
@@ -128,11 +130,18 @@ const INVOICE_LINES = `
 
 const SHIPMENTS = `
   SELECT s.id::text, s.shipment_no, s.ship_date::text, to_char(s.created_at AT TIME ZONE 'UTC', 'HH24MI') AS ship_time,
-         s.carrier, coalesce(o.ship_to_name, io.header ->> 'ship_to_name') AS ship_to_name,
+         s.carrier, s.tracking_no, s.bill_of_lading, s.packaging_code, s.weight_uom,
+         coalesce(s.package_count, nullif(p.packages, 0)) AS package_count,
+         coalesce(s.gross_weight, p.weight)::text AS gross_weight,
+         coalesce(o.ship_to_name, io.header ->> 'ship_to_name') AS ship_to_name,
          io.header ->> 'ship_to_code' AS ship_to_code
     FROM sales.shipments s
     JOIN sales.orders o ON o.id = s.order_id
     LEFT JOIN edi.inbound_orders io ON io.order_id = o.id
+    -- The cartons' count and weight (a weight only when every carton has one).
+    LEFT JOIN LATERAL (SELECT count(*)::int AS packages,
+                              CASE WHEN count(*) = count(sp.weight) THEN sum(sp.weight) END AS weight
+                         FROM sales.shipment_packages sp WHERE sp.shipment_id = s.id) p ON true
    WHERE o.customer_no = $1
      AND NOT EXISTS (SELECT 1 FROM edi.sent_shipments x WHERE x.shipment_id = s.id)
      AND NOT (s.id = ANY ($2::bigint[]))
@@ -141,13 +150,14 @@ const SHIPMENTS = `
 
 const SHIPMENT_LINES = `
   SELECT sl.shipment_id::text, sl.quantity::text, ol.uom, coalesce(ol.customer_line_ref, ol.line_no::text) AS line_number,
-         ol.sku, it.description, o.customer_po, o.order_date::text AS po_date,
+         ol.sku, it.description, o.customer_po, o.order_date::text AS po_date, sp.sscc,
          coalesce(io.lines -> (ol.line_no - 1) ->> 'buyer_part', ci.customer_item, ol.sku) AS buyer_part,
          coalesce(io.lines -> (ol.line_no - 1) ->> 'vendor_part', ol.sku) AS vendor_part
     FROM sales.shipment_lines sl
     JOIN sales.order_lines ol ON ol.order_id = sl.order_id AND ol.line_no = sl.order_line_no
     JOIN sales.orders o ON o.id = sl.order_id
     JOIN sales.items it ON it.sku = ol.sku
+    LEFT JOIN sales.shipment_packages sp ON sp.shipment_id = sl.shipment_id AND sp.package_no = sl.package_no
     LEFT JOIN edi.inbound_orders io ON io.order_id = o.id
     LEFT JOIN LATERAL (SELECT x.customer_item FROM sales.customer_items x
                         WHERE x.customer_no = o.customer_no AND x.sku = ol.sku
@@ -231,11 +241,19 @@ async function selectDocuments(
           ship_date: r.ship_date,
           ship_time: r.ship_time,
           carrier_scac: r.carrier,
+          tracking_number: r.tracking_no,
+          bill_of_lading: r.bill_of_lading,
+          packaging_code: r.packaging_code,
+          package_count: r.package_count,
+          gross_weight: r.gross_weight,
+          weight_uom: r.weight_uom,
           ship_to_name: r.ship_to_name,
           ship_to_code: r.ship_to_code,
         },
         lines: ls.map((l) => ({
           line_number: l.line_number,
+          sku: l.sku,
+          sscc: l.sscc,
           quantity: l.quantity,
           uom: l.uom,
           vendor_part: l.vendor_part,
@@ -258,6 +276,10 @@ function checkDocument(
 ): string | null {
   const label = `${set === '810' ? 'invoice' : 'shipment'} ${d.key}`;
   if (d.doc.lines.length === 0) return `${label}: has no lines; nothing to send`;
+  if (set === '856') {
+    const missing = shipNoticeProblem(partner, d.doc, label);
+    if (missing !== null) return missing;
+  }
   try {
     const format = outputFormat(partner.x12);
     for (const seg of buildTransactionBody(mapping, d.doc, label)) serializeSegment(seg, format);
@@ -293,7 +315,7 @@ export async function runOutbound(
         `${partner.file}, x12.mappings.${set}: mapping ${mapping.name} writes ${mapping.transaction_set}, not ${set}`,
       );
     }
-    mappings.set(set, mapping);
+    mappings.set(set, set === '856' ? shipNoticeMapping(partner, mapping) : mapping);
   }
   const result: OutboundRunResult = { partner: partner.name, files: [], redelivered: [], rejected: [] };
   const work = async (sftp: Sftp | null, endpoint: PartnerDirs | null): Promise<void> => {

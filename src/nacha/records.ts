@@ -3,7 +3,11 @@ import { UserError } from '../errors.js';
 /**
  * NACHA (ACH) file records for a PPD credit batch: the file a US bank takes for direct deposit.
  *
- *   1 file header ─ 5 batch header ─ 6 entry … 6 entry ─ 8 batch control ─ 9 file control ─ 9999… fill
+ *   1 file header ─ 5 batch header ─ 6 entry … 6 entry [─ 6 offset debit] ─ 8 batch control ─ 9 file control ─ 9999… fill
+ *
+ * A balanced file (some banks and third-party senders ask for one) ends the batch with an offsetting
+ * debit to the company's own account for the total of the credits: service class 200 (mixed) instead
+ * of 220 (credits only), debit and credit totals equal.
  *
  * Every record is 94 characters; records are written 10 to a block and the last block is filled
  * with records of nine 9s. Amounts are in cents, right-justified and zero-filled; text is upper-case
@@ -29,13 +33,15 @@ export interface NachaOriginator {
   odfi: string;
 }
 
-/** One credit to an employee's account. */
+/** One credit to an employee's account (or the offsetting debit to the company's). */
 export interface NachaEntry {
   routing: string;
   account: string;
   accountType: 'checking' | 'savings';
   /** Amount in cents, > 0. */
   cents: bigint;
+  /** A debit (27 checking, 37 savings) rather than a credit (22, 32). @defaultValue false */
+  debit?: boolean;
   /** The individual's id at the company (employee number), up to 15 characters. */
   id: string;
   name: string;
@@ -112,11 +118,19 @@ export function fileHeader(o: NachaOriginator, now: Date, fileIdModifier = 'A'):
   );
 }
 
-/** Batch header (type 5) of a PPD credit batch (service class 220). */
-export function batchHeader(o: NachaOriginator, effectiveDate: string, batchNo: number): string {
+/** Service class of a batch: 220 credits only, 200 credits and debits (a balanced file). */
+export type ServiceClass = '220' | '200';
+
+/** Batch header (type 5) of a PPD batch. */
+export function batchHeader(
+  o: NachaOriginator,
+  effectiveDate: string,
+  batchNo: number,
+  serviceClass: ServiceClass = '220',
+): string {
   return record(
     '5' +
-      '220' +
+      serviceClass +
       left(o.companyName, 16) +
       ' '.repeat(20) +
       left(o.companyId, 10) +
@@ -131,11 +145,12 @@ export function batchHeader(o: NachaOriginator, effectiveDate: string, batchNo: 
   );
 }
 
-/** Entry detail (type 6): 22 credits a checking account, 32 a savings account. */
+/** Entry detail (type 6): 22 credits a checking account, 32 a savings account; 27 and 37 debit them. */
 export function entryDetail(o: NachaOriginator, e: NachaEntry, seq: number): string {
   return record(
     '6' +
-      (e.accountType === 'savings' ? '32' : '22') +
+      (e.accountType === 'savings' ? '3' : '2') +
+      (e.debit ? '7' : '2') +
       e.routing +
       e.account.padEnd(17, ' ') +
       zeros(e.cents, 10) +
@@ -153,10 +168,12 @@ export class BatchTotals {
   entries = 0;
   hash = 0n;
   credits = 0n;
+  debits = 0n;
   add(e: NachaEntry): void {
     this.entries++;
     this.hash += BigInt(e.routing.slice(0, 8));
-    this.credits += e.cents;
+    if (e.debit) this.debits += e.cents;
+    else this.credits += e.cents;
   }
   get entryHash(): string {
     return zeros(this.hash % 10_000_000_000n, 10);
@@ -164,13 +181,18 @@ export class BatchTotals {
 }
 
 /** Batch control (type 8). */
-export function batchControl(o: NachaOriginator, t: BatchTotals, batchNo: number): string {
+export function batchControl(
+  o: NachaOriginator,
+  t: BatchTotals,
+  batchNo: number,
+  serviceClass: ServiceClass = '220',
+): string {
   return record(
     '8' +
-      '220' +
+      serviceClass +
       zeros(t.entries, 6) +
       t.entryHash +
-      zeros(0, 12) +
+      zeros(t.debits, 12) +
       zeros(t.credits, 12) +
       left(o.companyId, 10) +
       ' '.repeat(19) +
@@ -191,7 +213,7 @@ export function fileTrailer(t: BatchTotals, batches: number, recordsBefore: numb
         zeros(blocks, 6) +
         zeros(t.entries, 8) +
         t.entryHash +
-        zeros(0, 12) +
+        zeros(t.debits, 12) +
         zeros(t.credits, 12) +
         ' '.repeat(39),
     ),

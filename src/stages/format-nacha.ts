@@ -24,8 +24,23 @@ import type { Batch, Cell, ColumnType, FormatReader, FormatWriter } from './type
  *
  * Entries are written as rows arrive (back-pressure respected); the batch and file controls follow
  * the last row. A row a bank would refuse (routing number, account, amount) stops the export with
- * one line naming the row, so no file with a bad entry is ever written.
+ * one line naming the row, so no file with a bad entry is ever written. With `offset`, the batch ends
+ * with one debit to the company's account for the total of the credits (a balanced file).
  */
+
+/** The company's own account, debited for the total of the credits in a balanced file. */
+export const nachaOffsetSchema = z
+  .object({
+    /** Routing number of the company's account, nine digits. */
+    routing: z.string().regex(/^\d{9}$/, 'nine digits'),
+    /** The company's account number at that bank, 1–17 letters or digits. */
+    account: z.string().regex(/^[0-9A-Za-z-]{1,17}$/, '1–17 letters or digits'),
+    /** @defaultValue checking */
+    account_type: z.enum(['checking', 'savings']).default('checking'),
+    /** Receiver name on the offset entry, up to 22 characters. @defaultValue immediate_origin_name */
+    name: z.string().min(1).max(22).optional(),
+  })
+  .strict();
 
 /** The originator's identity and bank, as the bank assigned them. */
 export const nachaFormatSchema = z
@@ -45,6 +60,11 @@ export const nachaFormatSchema = z
     company_id: z.string().min(1).max(10).optional(),
     /** What the credits are for, up to 10 characters. @defaultValue `PAYROLL` */
     entry_description: z.string().min(1).max(10).default('PAYROLL'),
+    /**
+     * Write a balanced file: an offsetting debit to this account for the total of the credits, as
+     * some banks and third-party senders require. @defaultValue none (credits only)
+     */
+    offset: nachaOffsetSchema.optional(),
   })
   .strict();
 export type NachaFormatConfig = z.infer<typeof nachaFormatSchema>;
@@ -73,18 +93,22 @@ export function createNachaFormat(
     },
     extension: 'ach',
     write: (columns, _types: readonly ColumnType[], batches, out) =>
-      writeNacha(originator, now(), columns, batches, out),
+      writeNacha(originator, config.offset, now(), columns, batches, out),
   };
 }
 
 async function writeNacha(
   o: NachaOriginator,
+  offset: NachaFormatConfig['offset'],
   now: Date,
   columns: readonly string[],
   batches: AsyncIterable<Batch>,
   out: Writable,
 ): Promise<number> {
   checkOriginator(o);
+  const offsetProblem = offset ? routingProblem(offset.routing) : null;
+  if (offsetProblem) throw new UserError(`NACHA offset.routing ${offset!.routing} ${offsetProblem}`);
+  const serviceClass = offset ? '200' : '220';
   const at = COLUMNS.map((c) => columns.indexOf(c));
   const missing = COLUMNS.filter((_, i) => at[i] === -1);
   if (missing.length > 0) {
@@ -108,7 +132,7 @@ async function writeNacha(
       const date = cells[at[6]!]!;
       if (effective === null) {
         effective = date;
-        await put(batchHeader(o, effective, 1));
+        await put(batchHeader(o, effective, 1, serviceClass));
         records++;
       } else if (date !== effective) {
         throw new UserError(
@@ -121,7 +145,21 @@ async function writeNacha(
     }
   }
   if (effective !== null) {
-    await put(batchControl(o, totals, 1));
+    if (offset) {
+      const debit: NachaEntry = {
+        routing: offset.routing,
+        account: offset.account.toUpperCase(),
+        accountType: offset.account_type,
+        cents: totals.credits,
+        debit: true,
+        id: o.companyId,
+        name: offset.name ?? o.immediateOriginName,
+      };
+      totals.add(debit);
+      await put(entryDetail(o, debit, totals.entries));
+      records++;
+    }
+    await put(batchControl(o, totals, 1, serviceClass));
     records++;
   }
   for (const line of fileTrailer(totals, effective === null ? 0 : 1, records)) await put(line);

@@ -53,6 +53,34 @@ export const x12DelimitersSchema = z
   })
   .strict();
 
+/** What an 856 may have to carry; each names the shipment field that supplies it. */
+export const SHIP_NOTICE_REQUIREMENTS = [
+  'bill_of_lading',
+  'carrier',
+  'tracking_number',
+  'weight',
+  'packages',
+  'sscc',
+] as const;
+export type ShipNoticeRequirement = (typeof SHIP_NOTICE_REQUIREMENTS)[number];
+
+/** How the partner wants its 856 ship notices: the HL hierarchy and what must be in it. */
+export const shipNoticeSchema = z
+  .object({
+    /**
+     * HL levels: S-O-I (shipment, order, item) or S-O-P-I (…, pack: one HL per carton with its
+     * SSCC-18, every line packed). @defaultValue S-O-I
+     */
+    hierarchy: z.enum(['S-O-I', 'S-O-P-I']).default('S-O-I'),
+    /** What an 856 must carry; a shipment lacking one is not sent. @defaultValue [] */
+    require: z.array(z.enum(SHIP_NOTICE_REQUIREMENTS)).default([]),
+  })
+  .strict()
+  .refine((n) => n.hierarchy === 'S-O-P-I' || !n.require.includes('sscc'), {
+    message: 'sscc is sent on the pack level (MAN*GM): require it with hierarchy S-O-P-I',
+    path: ['require'],
+  });
+
 /** A trading partner's X12 profile; see the module comment for an example. */
 export const x12ProfileSchema = z
   .object({
@@ -88,6 +116,8 @@ export const x12ProfileSchema = z
       .default({}),
     /** Hours after which an outbound interchange without the partner's 997/999 is overdue. @defaultValue 24 */
     ack_overdue_hours: z.number().positive().default(24),
+    /** The 856's hierarchy and required content. @defaultValue S-O-I, nothing required */
+    ship_notice: shipNoticeSchema.prefault({}),
   })
   .strict()
   .superRefine((p, ctx) => {

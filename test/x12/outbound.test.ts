@@ -9,9 +9,11 @@ import {
   outboundMappingSchema,
   writeOutbound,
   type OutboundDocument,
+  type OutboundMapping,
 } from '../../src/x12/outbound.js';
 import { splitX12 } from '../../src/x12/splitter.js';
 import { X12FormatError } from '../../src/x12/writer.js';
+import { checkHierarchy, gs1CheckDigit } from '../helpers/hl-check.js';
 import { HOME, profile } from './helpers.js';
 
 const NOW = new Date('2026-02-01T14:45:00Z');
@@ -182,9 +184,15 @@ describe('810 invoices', () => {
   });
 });
 
+/** The shipped 856 mapping with only the given HL levels (as a partner's ship_notice.hierarchy picks). */
+async function ship856(levels: string): Promise<OutboundMapping> {
+  const m = await loadOutboundMapping(HOME, 'x12/856-out');
+  return { ...m, hierarchy: m.hierarchy!.filter((l) => levels.includes(l.level)) };
+}
+
 describe('856 ship notices', () => {
   it('HL loops S → O → I with ids, parents, level codes and child flags; CTT01 counts HLs', async () => {
-    const mapping = await loadOutboundMapping(HOME, 'x12/856-out');
+    const mapping = await ship856('SOI');
     const out = buildOutbound(
       {
         profile: await profile('partner-a'),
@@ -224,8 +232,57 @@ describe('856 ship notices', () => {
     ]);
   });
 
+  it('S-O-P-I: one pack HL per carton under its order, MAN*GM with the SSCC-18, items under their pack', async () => {
+    const body = '00614141000000001';
+    const sscc = (n: number): string => {
+      const b = body.slice(0, -1) + String(n);
+      return b + String(gs1CheckDigit(b));
+    };
+    const packed: OutboundDocument = {
+      header: { ...shipment.header, tracking_number: '1Z999AA10123456784', weight_uom: 'KG' },
+      lines: [
+        { ...shipment.lines[0]!, sscc: sscc(1) },
+        { ...shipment.lines[1]!, sscc: sscc(2) },
+        { ...shipment.lines[2]!, sscc: sscc(1) },
+      ],
+    };
+    const out = buildOutbound(
+      {
+        profile: await profile('partner-a'),
+        mapping: await ship856('SOPI'),
+        control: { isa13: 22, gs06: 2003, st02: [1] },
+        now: NOW,
+      },
+      [packed],
+    );
+    const set = parseStrict(out.text).sets[0]!;
+    expect(set.filter((x) => x[0] === 'TD1' || x[0] === 'REF')).toEqual([
+      ['TD1', 'CTN25', '3', '', '', '', 'G', '120.5', 'KG'],
+      ['REF', 'BM', 'BOL-77'],
+      ['REF', 'CN', '1Z999AA10123456784'],
+    ]);
+    const tree = checkHierarchy(set, ['S', 'O', 'P', 'I']);
+    expect(
+      tree.map((h) => [h.hl, ...h.segments.filter((x) => ['PRF', 'MAN', 'LIN'].includes(x[0]!))]),
+    ).toEqual([
+      ['S:1<'],
+      ['O:2<1', ['PRF', 'PO-10001']],
+      ['P:3<2', ['MAN', 'GM', sscc(1)]],
+      ['I:4<3', ['LIN', '1', 'BP', 'SKU-1001', 'VP', 'V-9001']],
+      ['I:5<3', ['LIN', '2', 'BP', 'SKU-1002']],
+      ['O:6<1', ['PRF', 'PO-10002']],
+      ['P:7<6', ['MAN', 'GM', sscc(2)]],
+      ['I:8<7', ['LIN', '1', 'BP', 'SKU-2001']],
+    ]);
+    for (const h of tree.filter((x) => x.level === 'P')) {
+      const code = h.segments[0]![2]!;
+      expect(code).toMatch(/^\d{18}$/);
+      expect(Number(code[17])).toBe(gs1CheckDigit(code.slice(0, 17)));
+    }
+  });
+
   it('reads back through our own splitter with no envelope problems', async () => {
-    const mapping = await loadOutboundMapping(HOME, 'x12/856-out');
+    const mapping = await ship856('SOI');
     const out = buildOutbound(
       {
         profile: await profile('partner-b'),

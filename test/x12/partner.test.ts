@@ -58,6 +58,25 @@ describe('x12ProfileSchema', () => {
     );
     expect(bad(`version: '004010'\nusage: staging\n`)).toContain('usage');
     expect(bad(`version: '004010'\nextra: 1\n`)).toContain("unknown key 'extra'");
+    expect(bad(`version: '004010'\nship_notice: { hierarchy: S-O-T-I }\n`)).toContain(
+      'ship_notice.hierarchy',
+    );
+    expect(bad(`version: '004010'\nship_notice: { require: [pallet_count] }\n`)).toContain(
+      'ship_notice.require',
+    );
+    expect(bad(`version: '004010'\nship_notice: { hierarchy: S-O-I, require: [sscc] }\n`)).toContain(
+      'ship_notice.require: sscc is sent on the pack level (MAN*GM): require it with hierarchy S-O-P-I',
+    );
+  });
+
+  it('ship_notice: S-O-I and nothing required unless the partner says otherwise', () => {
+    const p = (extra = ''): unknown =>
+      parseYaml('p.yaml', `${BASE}version: '004010'\n${extra}`, x12ProfileSchema).ship_notice;
+    expect(p()).toEqual({ hierarchy: 'S-O-I', require: [] });
+    expect(p('ship_notice: { hierarchy: S-O-P-I, require: [bill_of_lading, sscc] }\n')).toEqual({
+      hierarchy: 'S-O-P-I',
+      require: ['bill_of_lading', 'sscc'],
+    });
   });
 });
 
