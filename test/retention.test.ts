@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -241,6 +241,16 @@ holds:
     const again = await erp(['purge', '--dry-run']);
     expect(again.stdout).not.toMatch(/: [1-9]\d* would go/);
     expect(again.stdout).toMatch(/run records older than .*: 0 would go, 1 kept by a legal hold/);
+  });
+
+  it('erp schema --out writes its JSON Schema beside the others', async () => {
+    const out = path.join(home.dir, 'schemas');
+    const r = await erp(['schema', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const schema = JSON.parse(await readFile(path.join(out, 'retention.schema.json'), 'utf8')) as {
+      properties: Record<string, unknown>;
+    };
+    expect(Object.keys(schema.properties)).toEqual(['periods', 'holds']);
   });
 
   it('validates the policy like every definition: file, line, field, expectation', () => {
