@@ -446,7 +446,7 @@ cli
   )
   .option(
     '--role <role>',
-    'viewer (read), operator (cancel, rerun, reload, trigger) or admin (also users, queue)',
+    'viewer (read), operator (cancel, rerun, reload, trigger), approver (also sees runs awaiting approval) or admin (also users, queue)',
     {
       type: [String],
     },
