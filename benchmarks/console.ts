@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
-import { consoleConfigSchema } from '../src/console/config.js';
+import { loadConfig } from '../src/config/env.js';
+import { consoleConfigOf } from '../src/console/config.js';
 import { buildConsole } from '../src/console/server.js';
 import { createSession } from '../src/console/sessions.js';
 import { addUser } from '../src/console/users.js';
@@ -74,7 +75,7 @@ export async function benchConsole(
       log: pino({ level: 'silent' }),
       home: '.',
       dataDir: 'var',
-      config: consoleConfigSchema.parse({}),
+      config: consoleConfigOf(loadConfig({})),
       queue: null,
       events: null,
     });

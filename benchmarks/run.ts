@@ -9,6 +9,7 @@ import { benchChunks } from './chunks.js';
 import { benchConsole, printConsoleBench } from './console.js';
 import { benchMetrics, SCRAPE_MS } from './metrics.js';
 import { benchQueue } from './queue.js';
+import { printRejectsBench } from './rejects.js';
 import { benchSftp } from './sftp.js';
 import { runX12Bench } from './x12.js';
 import { benchXlsx } from './xlsx.js';
@@ -34,7 +35,9 @@ async function main(): Promise<void> {
   await pool.end();
   const work = await mkdtemp(path.join(tmpdir(), 'erp-bench-'));
   try {
-    const only = (process.env.BENCH_ONLY ?? 'csv,xlsx,sftp,x12,queue,metrics,console,encryption').split(',');
+    const only = (
+      process.env.BENCH_ONLY ?? 'csv,rejects,xlsx,sftp,x12,queue,metrics,console,encryption'
+    ).split(',');
     const sizes = (process.env.BENCH_ROWS ?? '1000000,5000000').split(',').map(Number);
     if (only.includes('csv'))
       console.log('## CSV → PostgreSQL: erp run (every field validated) vs psql \\copy of the same file');
@@ -81,6 +84,7 @@ async function main(): Promise<void> {
         `${pct(e.exportClear, e.exportDecrypted)} (issue target < 10%)`,
       );
     }
+    if (only.includes('rejects')) await printRejectsBench(url.toString(), work, line);
     if (only.includes('xlsx')) {
       console.log(
         "\n## XLSX read: erp's reader (batches of typed cells) vs exceljs's own streaming reader doing nothing",

@@ -13,11 +13,28 @@ export interface App extends AppContext {
   close(): Promise<void>;
 }
 
-/** Builds the process's app from the environment. The CLI and the worker call this same function. */
-export function createApp(env: NodeJS.ProcessEnv = process.env, log?: Logger): App {
+/** Connections of a command's pool, unless ERP_PG_MAX_CONNECTIONS allows fewer. */
+const COMMAND_POOL_MAX = 10;
+
+/**
+ * Builds the process's app from the environment. The CLI and the worker call this same function.
+ * `poolMax` sizes the pool for a process that needs more than a command does (a worker: see
+ * {@link workerPoolSize}).
+ */
+export function createApp(
+  env: NodeJS.ProcessEnv = process.env,
+  log?: Logger,
+  opts: { poolMax?: number | ((config: Config) => number) } = {},
+): App {
   const config = loadConfig(env);
   const logger = log ?? createLogger(config.LOG_LEVEL);
-  const pool: pg.Pool = createPool(config.DATABASE_URL);
+  const budget = config.ERP_PG_MAX_CONNECTIONS;
+  // One connection of the budget stays free for the runner session a worker or a follower opens.
+  const max =
+    typeof opts.poolMax === 'function'
+      ? opts.poolMax(config)
+      : (opts.poolMax ?? (budget ? Math.min(COMMAND_POOL_MAX, budget - 1) : COMMAND_POOL_MAX));
+  const pool: pg.Pool = createPool(config.DATABASE_URL, max);
   const home = path.resolve(config.ERP_HOME);
   return {
     config,

@@ -20,6 +20,7 @@ import { jobSchema } from './jobs/definition.js';
 import { alertsSchema } from './alerts/definition.js';
 import { retentionSchema } from './compliance/retention.js';
 import { getRun, listRuns } from './runs/history.js';
+import { workerPoolSize } from './runner/connections.js';
 import { mappingFileSchema } from './stages/transform.js';
 
 /**
@@ -29,11 +30,14 @@ import { mappingFileSchema } from './stages/transform.js';
 const cli = cac('erp');
 
 /** Runs `fn` with an app, closing it afterwards; errors become one line and an exit code. */
-async function withApp(fn: (app: App) => Promise<number>): Promise<void> {
+async function withApp(
+  fn: (app: App) => Promise<number>,
+  appOpts: Parameters<typeof createApp>[2] = {},
+): Promise<void> {
   let app: App | null = null;
   let code: number;
   try {
-    app = createApp();
+    app = createApp(process.env, undefined, appOpts);
     code = await fn(app);
   } catch (err) {
     code = reportError(err, app);
@@ -177,39 +181,50 @@ cli
 cli
   .command('worker', 'Execute queued runs (start several, on several machines)')
   .option('--concurrency <n>', 'Runs executed at once by this process', { default: '1', type: [String] })
-  .action((opts: { concurrency: string[] | string }) =>
-    withApp(async (app) => {
-      const concurrency = Number(Array.isArray(opts.concurrency) ? opts.concurrency[0] : opts.concurrency);
-      if (!Number.isInteger(concurrency) || concurrency < 1) {
-        throw new UserError('--concurrency expects a positive whole number');
-      }
-      // Listen before starting, so a SIGTERM during start-up stops the worker cleanly too.
-      const stopping = untilSignal();
-      // BullMQ and the EDI stack load only for the commands that use them, so `erp validate` starts fast.
-      const { startWorker } = await import('./runner/worker.js');
-      const { serveHealthIfConfigured } = await import('./http/serve.js');
-      const stopHttp = await serveHealthIfConfigured(app, 'worker');
-      const worker = await startWorker(app, { concurrency, graceMs: app.config.ERP_SHUTDOWN_GRACE_MS }).catch(
-        async (err: unknown) => {
+  .action((opts: { concurrency: string[] | string }) => {
+    const concurrency = Number(Array.isArray(opts.concurrency) ? opts.concurrency[0] : opts.concurrency);
+    return withApp(
+      async (app) => {
+        if (!Number.isInteger(concurrency) || concurrency < 1) {
+          throw new UserError('--concurrency expects a positive whole number');
+        }
+        // Listen before starting, so a SIGTERM during start-up stops the worker cleanly too.
+        const stopping = untilSignal();
+        // BullMQ and the EDI stack load only for the commands that use them, so `erp validate` starts fast.
+        const { startWorker } = await import('./runner/worker.js');
+        const { serveHealthIfConfigured } = await import('./http/serve.js');
+        const stopHttp = await serveHealthIfConfigured(app, 'worker');
+        const worker = await startWorker(app, {
+          concurrency,
+          graceMs: app.config.ERP_SHUTDOWN_GRACE_MS,
+        }).catch(async (err: unknown) => {
           await stopHttp();
           throw err;
-        },
-      );
-      const { installLastResort } = await import('./runner/last-resort.js');
-      installLastResort({
-        log: app.log,
-        databaseUrl: app.config.DATABASE_URL,
-        runsInHand: worker.runsInHand,
-        exitCode: EXIT.failed,
-      });
-      app.log.info({ concurrency, prefix: app.config.ERP_QUEUE_PREFIX }, 'worker started');
-      const signal = await stopping;
-      app.log.info({ signal }, 'worker stopping: no new runs; finishing the runs in hand');
-      await worker.close();
-      await stopHttp();
-      return EXIT.ok;
-    }),
-  );
+        });
+        const { installLastResort } = await import('./runner/last-resort.js');
+        installLastResort({
+          log: app.log,
+          databaseUrl: app.config.DATABASE_URL,
+          runsInHand: worker.runsInHand,
+          claims: worker.claims,
+          exitCode: EXIT.failed,
+        });
+        app.log.info({ concurrency, prefix: app.config.ERP_QUEUE_PREFIX }, 'worker started');
+        const signal = await stopping;
+        app.log.info({ signal }, 'worker stopping: no new runs; finishing the runs in hand');
+        await worker.close();
+        await stopHttp();
+        return EXIT.ok;
+      },
+      // One pool for the whole process, sized for the runs in hand within ERP_PG_MAX_CONNECTIONS.
+      {
+        poolMax: (config) =>
+          Number.isInteger(concurrency) && concurrency >= 1
+            ? workerPoolSize(concurrency, config.ERP_PG_MAX_CONNECTIONS)
+            : 1,
+      },
+    );
+  });
 
 cli
   .command('scheduler', 'Fire the schedules declared in jobs/ (several schedulers still fire each tick once)')

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/env.js';
 import { describeError, UserError } from '../src/errors.js';
 import { createLogger, redactUrls } from '../src/log.js';
+import { parseRedisUrl } from '../src/runner/redis-url.js';
 
 describe('loadConfig', () => {
   it('has defaults that work on this machine kind', () => {
@@ -28,8 +29,17 @@ describe('loadConfig', () => {
     const cases: [Record<string, string>, RegExp][] = [
       [
         { REDIS_URL: 'http://:pw@127.0.0.1:6391' },
-        /^environment variable REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL, not http:\/\/$/,
+        /^environment variable REDIS_URL: expected a redis:\/\/ or rediss:\/\/ or redis\+sentinel:\/\/ or redis\+cluster:\/\/ URL, not http:\/\/$/,
       ],
+      [
+        { REDIS_URL: 'redis+sentinel://:pw@127.0.0.1:26379,127.0.0.1:26380' },
+        /^environment variable REDIS_URL: a redis\+sentinel:\/\/ URL names the master after the hosts/,
+      ],
+      [
+        { REDIS_URL: 'redis+cluster://:pw@127.0.0.1:7000,127.0.0.1:70000' },
+        /^environment variable REDIS_URL: '127.0.0.1:70000' is not host:port with a port from 1 to 65535$/,
+      ],
+      [{ REDIS_URL: 'not a url :pw@' }, /^environment variable REDIS_URL: Invalid URL$/],
       [
         { REDIS_URL: 'redis://:pw@127.0.0.1/notadb' },
         /^environment variable REDIS_URL: the database .* is not a number$/,
@@ -55,6 +65,34 @@ describe('loadConfig', () => {
       expect((thrown as Error).message).toMatch(message);
       expect((thrown as Error).message).not.toContain('pw');
     }
+  });
+
+  it('reads the Sentinel and Cluster forms of REDIS_URL', () => {
+    expect(parseRedisUrl('redis+sentinel://:s%40c@10.0.0.1:26379,[::1]:26380/main?db=2')).toEqual({
+      kind: 'sentinel',
+      sentinels: [
+        { host: '10.0.0.1', port: 26379 },
+        { host: '::1', port: 26380 },
+      ],
+      name: 'main',
+      username: undefined,
+      password: 's@c',
+      sentinelPassword: undefined,
+      db: 2,
+    });
+    expect(parseRedisUrl('redis+cluster://u:p@h1:7000,h2:7001')).toEqual({
+      kind: 'cluster',
+      nodes: [
+        { host: 'h1', port: 7000 },
+        { host: 'h2', port: 7001 },
+      ],
+      username: 'u',
+      password: 'p',
+    });
+    expect(loadConfig({ REDIS_URL: 'redis+cluster://h1:7000,h2:7001' }).REDIS_URL).toBe(
+      'redis+cluster://h1:7000,h2:7001',
+    );
+    expect(redactUrls('redis+sentinel://:s3cret@h:26379,h2:26380/main')).not.toContain('s3cret');
   });
 
   it('redacts every form of a URL password, including the ones libraries print', () => {

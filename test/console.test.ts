@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { QueueEvents } from 'bullmq';
@@ -6,13 +7,19 @@ import type { Redis } from 'ioredis';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { consoleConfigSchema } from '../src/console/config.js';
+import { loadConfig } from '../src/config/env.js';
+import { consoleConfigOf } from '../src/console/config.js';
 import { buildConsole } from '../src/console/server.js';
 import { addUser } from '../src/console/users.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { executeRun } from '../src/jobs/execute.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
-import { createQueueEvents, redisConnection, type RunJobData } from '../src/runner/queue.js';
+import {
+  createQueueEvents,
+  redisConnection,
+  type RedisClient,
+  type RunJobData,
+} from '../src/runner/queue.js';
 import type { Queue } from 'bullmq';
 import { HAVE_CHROMIUM, CHROMIUM, launchChromium, logIn, screenshot } from './console/browser.js';
 import {
@@ -55,6 +62,37 @@ rejects: { max_rejects: 1 }
   // Runs the tests leave queued (never put on the queue), one lock scope each.
   'jobs/held.yaml': 'params:\n  n: { type: int }\nlock: [n]\nsteps:\n  - sql: t/slow.sql\n',
   'sql/t/slow.sql': "INSERT INTO public.cancel_me (note) VALUES ('uncommitted');\nSELECT pg_sleep(60);\n",
+  // Rerun, reload and trigger: each run leaves a mark the tests count.
+  'jobs/tagged.yaml': 'params:\n  tag: { type: string }\nlock: false\nsteps:\n  - sql: t/tag.sql\n',
+  'sql/t/tag.sql': "INSERT INTO public.marks (tag) VALUES (:'tag');\n",
+  'jobs/nightly-mark.yaml':
+    "lock: false\nschedules:\n  - cron: '0 2 * * *'\nsteps:\n  - sql: t/nightly.sql\n",
+  'sql/t/nightly.sql': "INSERT INTO public.marks (tag) VALUES ('nightly');\n",
+  'pipelines/codes.yaml': `
+source: { kind: file, path: 'in/codes.csv' }
+format: { kind: csv }
+sink: { kind: postgres, table: public.codes, mode: append }
+`,
+  'in/codes.csv': 'code\nX1\nX2\n',
+  'pipelines/notes.yaml': `
+source: { kind: file, path: 'in/notes.csv' }
+format: { kind: csv }
+sink: { kind: postgres, table: public.codes, mode: append }
+`,
+  'in/notes.csv': 'code\nN1\nN2\nN3\n',
+  // A partner whose SFTP host key is pinned in the file: the partners page shows its fingerprint.
+  'partners/PINNED.yaml': `name: PINNED
+sftp:
+  host: sftp.pinned.example
+  port: 22
+  user: erp
+  private_key_file: keys/pinned
+  host_key_sha256: ['SHA256:${'Q'.repeat(43)}']
+  inbox: in
+  outbox: out
+  archive: archive
+  error: error
+`,
 };
 
 let db: TestDatabase;
@@ -62,7 +100,7 @@ let home: { dir: string; remove(): Promise<void> };
 let prefix: string;
 let queue: Queue<RunJobData>;
 let redis: Redis;
-let eventsRedis: Redis;
+let eventsRedis: RedisClient;
 let events: QueueEvents;
 let server: FastifyInstance;
 let base: string;
@@ -84,6 +122,66 @@ async function newPage() {
   return { page, errors };
 }
 
+let worker: Promise<unknown> | null = null;
+
+/**
+ * An `erp worker` process on the test's database and queue, started once (killed after the tests).
+ * Its reconciler looks once, at start: the `held` runs the tests leave queued stay off the queue.
+ */
+function ensureWorker(): Promise<unknown> {
+  worker ??= startWorkerProcess(
+    {
+      DATABASE_URL: db.url,
+      ERP_HOME: home.dir,
+      ERP_QUEUE_PREFIX: prefix,
+      REDIS_URL,
+      ERP_RECONCILE_MS: '3600000',
+    },
+    ['--concurrency', '2'],
+  );
+  return worker;
+}
+
+/** Executes a queued run of `name` here, to its end; returns its id. */
+async function executedRun(
+  name: string,
+  given: Record<string, string>,
+  opts: { files?: string[] } = {},
+): Promise<number> {
+  const runnable = await resolveRunnable(home.dir, name);
+  const params = resolveParams(runnable.job, given);
+  const id = (await createQueuedRun(db.pool, runnable, params, { requestedBy: 'night-shift', ...opts }))!;
+  const outcome = await executeRun(testApp(db, home.dir), {
+    runId: id,
+    runnable,
+    params,
+    dryRun: false,
+    ...opts,
+    signal: new AbortController().signal,
+  });
+  expect(outcome.status).toBe('succeeded');
+  return id;
+}
+
+async function waitRun(id: number, status: string): Promise<void> {
+  let last: { status: string; error: string | null } | undefined;
+  await waitFor(
+    async () => {
+      const row = await one<{ status: string; error: string | null }>(
+        'SELECT status, error FROM runner.runs WHERE id = $1',
+        [id],
+      );
+      last = row;
+      return row.status === status;
+    },
+    60_000,
+    () => `run ${id} to be ${status} (${JSON.stringify(last)})`,
+  );
+}
+
+const count = async (sql: string, params: unknown[] = []): Promise<number> =>
+  (await one<{ n: number }>(sql, params)).n;
+
 async function queuedRun(name: string, given: Record<string, string>): Promise<number> {
   const runnable = await resolveRunnable(home.dir, name);
   const params = resolveParams(runnable.job, given);
@@ -95,7 +193,8 @@ describe.skipIf(!HAVE_CHROMIUM)('erp console in chromium', { timeout: 120_000 },
   beforeAll(async () => {
     db = await createTestDatabase('console');
     await db.pool.query(
-      'CREATE TABLE public.items (sku text, price numeric(10,2)); CREATE TABLE public.cancel_me (note text);',
+      `CREATE TABLE public.items (sku text, price numeric(10,2)); CREATE TABLE public.cancel_me (note text);
+       CREATE TABLE public.marks (tag text); CREATE TABLE public.codes (code text);`,
     );
     // A home under var/, named by a relative path: the pages (and the README's screenshots) show
     // `var/console-home-…/in/items-bad.csv`, not a path of the machine the test ran on.
@@ -141,7 +240,7 @@ describe.skipIf(!HAVE_CHROMIUM)('erp console in chromium', { timeout: 120_000 },
       log: pino({ level: 'silent' }),
       home: home.dir,
       dataDir: app.dataDir,
-      config: consoleConfigSchema.parse({}),
+      config: consoleConfigOf(loadConfig({})),
       queue,
       events,
       throttle: { perAccount: 3, perAddress: 100, windowMs: 60_000 },
@@ -260,12 +359,7 @@ describe.skipIf(!HAVE_CHROMIUM)('erp console in chromium', { timeout: 120_000 },
   });
 
   it('cancels a running run from its page: the run is cancelled and its transaction rolled back', async () => {
-    await startWorkerProcess({
-      DATABASE_URL: db.url,
-      ERP_HOME: home.dir,
-      ERP_QUEUE_PREFIX: prefix,
-      REDIS_URL,
-    });
+    await ensureWorker();
     const runnable = await resolveRunnable(home.dir, 'slow');
     const id = (await createQueuedRun(db.pool, runnable, {}, { requestedBy: 'test' }))!;
     await enqueueRun(queue, id, runnable, {});
@@ -327,6 +421,252 @@ describe.skipIf(!HAVE_CHROMIUM)('erp console in chromium', { timeout: 120_000 },
     await logIn(op.page, base, 'oscar', PASSWORDS.oscar);
     await op.page.goto(`${base}/runs/${id}`);
     expect(await op.page.locator('button:text("Cancel run")').count()).toBe(1);
+  });
+
+  it('reruns a run with the same parameters from its page; a viewer has no button and a forged POST gets 403', async () => {
+    await ensureWorker();
+    const first = await executedRun('tagged', { tag: 'night' });
+    const runs = () => count(`SELECT count(*)::int AS n FROM runner.runs WHERE name = 'tagged'`);
+    const before = await runs();
+
+    const viewer = await newPage();
+    await logIn(viewer.page, base, 'vera', PASSWORDS.vera);
+    await viewer.page.goto(`${base}/runs/${first}`);
+    expect(await viewer.page.locator('button:text("Rerun with the same parameters")').count()).toBe(0);
+    const csrf = await viewer.page.locator('header input[name=_csrf]').getAttribute('value');
+    const forged = await viewer.page.request.post(`${base}/runs/${first}/rerun`, { form: { _csrf: csrf! } });
+    expect(forged.status()).toBe(403);
+    expect(await runs()).toBe(before);
+
+    const { page, errors } = await newPage();
+    await logIn(page, base, 'oscar', PASSWORDS.oscar);
+    await page.goto(`${base}/runs/${first}`);
+    await Promise.all([
+      page.waitForURL((u) => /^\/runs\/\d+$/.test(u.pathname) && u.pathname !== `/runs/${first}`),
+      page.click('button:text("Rerun with the same parameters")'),
+    ]);
+    const id = Number(new URL(page.url()).pathname.split('/').pop());
+    // A new run of the same job with the same parameters, queued by the operator, and put on the queue.
+    expect(
+      await one('SELECT name, params, requested_by, trigger FROM runner.runs WHERE id = $1', [id]),
+    ).toEqual({ name: 'tagged', params: { tag: 'night' }, requested_by: 'oscar', trigger: 'console rerun' });
+    expect(await runs()).toBe(before + 1);
+    await waitRun(id, 'succeeded');
+    expect(await count(`SELECT count(*)::int AS n FROM public.marks WHERE tag = 'night'`)).toBe(2);
+    // The action shows on the run it started.
+    await page.goto(`${base}/runs/${id}`);
+    const action = (await page.locator('#actions tr.action').first().textContent())!;
+    expect(action).toContain('oscar');
+    expect(action).toContain('rerun');
+    expect(
+      await one(
+        'SELECT actor, action, run_id::int, new_run_id::int FROM console.actions WHERE new_run_id = $1',
+        [id],
+      ),
+    ).toEqual({ actor: 'oscar', action: 'rerun', run_id: first, new_run_id: id });
+    expect(errors).toEqual([]);
+    await screenshot(page, 'rerun');
+  });
+
+  it('reloads a file with --force from its run page: loaded again, not skipped as already loaded', async () => {
+    await ensureWorker();
+    // Absolute: the worker's working directory is not this process's (a relative --file is
+    // recorded as given, relative to the submitter's directory).
+    const file = path.join(home.dir, 'in/codes.csv');
+    const first = await executedRun('codes', {}, { files: [file] });
+    expect(await count('SELECT count(*)::int AS n FROM public.codes')).toBe(2);
+    const fileId = (
+      await one<{ id: number }>('SELECT id::int FROM runner.run_files WHERE run_id = $1', [first])
+    ).id;
+    const runs = () => count(`SELECT count(*)::int AS n FROM runner.runs WHERE name = 'codes'`);
+    const before = await runs();
+
+    const viewer = await newPage();
+    await logIn(viewer.page, base, 'vera', PASSWORDS.vera);
+    await viewer.page.goto(`${base}/runs/${first}`);
+    expect(await viewer.page.locator('button:text("Reload (--force)")').count()).toBe(0);
+    const csrf = await viewer.page.locator('header input[name=_csrf]').getAttribute('value');
+    const forged = await viewer.page.request.post(`${base}/runs/${first}/files/${fileId}/reload`, {
+      form: { _csrf: csrf! },
+    });
+    expect(forged.status()).toBe(403);
+    expect(await runs()).toBe(before);
+
+    const { page, errors } = await newPage();
+    await logIn(page, base, 'oscar', PASSWORDS.oscar);
+    await page.goto(`${base}/runs/${first}`);
+    await Promise.all([
+      page.waitForURL((u) => /^\/runs\/\d+$/.test(u.pathname) && u.pathname !== `/runs/${first}`),
+      page.click('button:text("Reload (--force)")'),
+    ]);
+    const id = Number(new URL(page.url()).pathname.split('/').pop());
+    expect(
+      await one('SELECT name, options, requested_by, trigger FROM runner.runs WHERE id = $1', [id]),
+    ).toEqual({
+      name: 'codes',
+      options: { force: true, files: [file] },
+      requested_by: 'oscar',
+      trigger: 'console reload',
+    });
+    await waitRun(id, 'succeeded');
+    // Without --force the ledger would have skipped the file; forced, its rows went in again.
+    expect(
+      await one('SELECT status, rows_loaded::int FROM runner.run_files WHERE run_id = $1', [id]),
+    ).toEqual({ status: 'loaded', rows_loaded: 2 });
+    expect(await count('SELECT count(*)::int AS n FROM public.codes')).toBe(4);
+    expect(errors).toEqual([]);
+    await screenshot(page, 'reload');
+  });
+
+  it('triggers a schedule’s job now from the schedules page; a viewer cannot', async () => {
+    await ensureWorker();
+    const runs = () => count(`SELECT count(*)::int AS n FROM runner.runs WHERE name = 'nightly-mark'`);
+    const before = await runs();
+
+    const viewer = await newPage();
+    await logIn(viewer.page, base, 'vera', PASSWORDS.vera);
+    await viewer.page.goto(`${base}/schedules`);
+    expect(await viewer.page.textContent('main')).toContain('nightly-mark#0');
+    expect(await viewer.page.locator('button:text("Trigger now")').count()).toBe(0);
+    const csrf = await viewer.page.locator('header input[name=_csrf]').getAttribute('value');
+    const forged = await viewer.page.request.post(`${base}/schedules/nightly-mark/0/trigger`, {
+      form: { _csrf: csrf! },
+    });
+    expect(forged.status()).toBe(403);
+    expect(await runs()).toBe(before);
+
+    const { page, errors } = await newPage();
+    await logIn(page, base, 'oscar', PASSWORDS.oscar);
+    await page.goto(`${base}/schedules`);
+    const row = page.locator('tr', { hasText: 'nightly-mark#0' });
+    await Promise.all([
+      page.waitForURL((u) => /^\/runs\/\d+$/.test(u.pathname)),
+      row.locator('button:text("Trigger now")').click(),
+    ]);
+    const id = Number(new URL(page.url()).pathname.split('/').pop());
+    expect(await one('SELECT name, requested_by, trigger FROM runner.runs WHERE id = $1', [id])).toEqual({
+      name: 'nightly-mark',
+      requested_by: 'oscar',
+      trigger: 'console trigger nightly-mark#0',
+    });
+    expect(await runs()).toBe(before + 1);
+    await waitRun(id, 'succeeded');
+    expect(await count(`SELECT count(*)::int AS n FROM public.marks WHERE tag = 'nightly'`)).toBe(1);
+    expect(
+      await one('SELECT actor, action, address FROM console.actions WHERE new_run_id = $1', [id]),
+    ).toEqual({ actor: 'oscar', action: 'trigger', address: '127.0.0.1' });
+    expect(errors).toEqual([]);
+    await screenshot(page, 'trigger');
+  });
+
+  it('lists runs filtered by job and status, a page at a time, with the job’s chart', async () => {
+    const runnable = await resolveRunnable(home.dir, 'tagged');
+    const params = resolveParams(runnable.job, { tag: 'paged' });
+    const ids: number[] = [];
+    for (let i = 0; i < 55; i++)
+      ids.push((await createQueuedRun(db.pool, runnable, params, { requestedBy: 'pager' }))!);
+    // Finished runs with a duration, so the chart has points; one left failed, outside the filter.
+    await db.pool.query(
+      `UPDATE runner.runs SET status = 'succeeded', started_at = created_at, finished_at = created_at + interval '2 seconds'
+        WHERE id = ANY($1)`,
+      [ids.slice(1)],
+    );
+    await db.pool.query(`UPDATE runner.runs SET status = 'failed', finished_at = now() WHERE id = $1`, [
+      ids[0],
+    ]);
+    const { page, errors } = await newPage();
+    await logIn(page, base, 'vera', PASSWORDS.vera);
+    await page.goto(`${base}/runs?name=tagged&status=succeeded&who=pager`);
+    const shown = async (): Promise<number[]> =>
+      (
+        await page.locator('tr[data-run]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-run')))
+      ).map(Number);
+    const first = await shown();
+    expect(first).toHaveLength(50);
+    expect(first).toEqual([...ids.slice(1)].reverse().slice(0, 50));
+    expect(await page.locator('figure.chart svg').count()).toBeGreaterThan(0);
+    await Promise.all([page.waitForURL(/before=/), page.click('a[rel=next]')]);
+    const second = await shown();
+    expect(second).toEqual([...ids.slice(1)].reverse().slice(50));
+    expect(await page.locator('a[rel=next]').count()).toBe(0);
+    // The failed one is there under its own status.
+    await page.goto(`${base}/runs?name=tagged&status=failed&who=pager`);
+    expect(await shown()).toEqual([ids[0]]);
+    expect(errors).toEqual([]);
+    await screenshot(page, 'runs');
+  });
+
+  it('finds a loaded file in the ledger by name and by SHA-256, with the run that loaded it', async () => {
+    const file = path.join(home.dir, 'in/notes.csv');
+    const run = await executedRun('notes', {}, { files: [file] });
+    const sha = createHash('sha256')
+      .update(await readFile(file))
+      .digest('hex');
+    const { page, errors } = await newPage();
+    await logIn(page, base, 'vera', PASSWORDS.vera);
+    for (const q of ['notes.csv', sha]) {
+      await page.goto(`${base}/files?q=${encodeURIComponent(q)}`);
+      const cells = await page.locator('main tbody tr').first().locator('td').allTextContents();
+      expect(cells[0]).toContain('notes.csv');
+      expect(cells[1]).toBe('notes');
+      expect(cells[4]).toBe(`run ${run}`);
+      expect(cells[6]).toBe('3');
+      expect(await page.locator('main tbody tr').count()).toBe(1);
+    }
+    await page.goto(`${base}/files?q=no-such-file-anywhere`);
+    expect(await page.textContent('main')).toContain('No file in the ledger matches.');
+    expect(errors).toEqual([]);
+  });
+
+  it('shows a partner’s pinned SFTP host key on the partners page', async () => {
+    const { page, errors } = await newPage();
+    await logIn(page, base, 'vera', PASSWORDS.vera);
+    await page.goto(`${base}/partners`);
+    const row = page.locator('tr', { hasText: 'PINNED' }).first();
+    expect(await row.locator('td').allTextContents()).toEqual([
+      'PINNED',
+      'sftp.pinned.example',
+      `SHA256:${'Q'.repeat(43)}`,
+      '—',
+      '—',
+    ]);
+    expect(errors).toEqual([]);
+  });
+
+  it('mounts bull-board at /queue for admins only', async () => {
+    const admin = await newPage();
+    await logIn(admin.page, base, 'alice', PASSWORDS.alice);
+    const ok = await admin.page.goto(`${base}/queue`);
+    expect(ok?.status()).toBe(200);
+    expect(await admin.page.title()).toContain('erp queue');
+    for (const [user, password] of [
+      ['oscar', PASSWORDS.oscar],
+      ['vera', PASSWORDS.vera],
+    ] as const) {
+      const { page } = await newPage();
+      await logIn(page, base, user, password);
+      const r = await page.goto(`${base}/queue`);
+      expect(r?.status(), user).toBe(403);
+      const api = await page.request.get(`${base}/queue/api/queues`);
+      expect(api.status(), user).toBe(403);
+    }
+  });
+
+  it('shows the queue and the workers alive on the overview', async () => {
+    await ensureWorker();
+    // A retry waiting for its backoff: delayed, not run by the worker.
+    const job = await queue.add('console-test-delayed', { runId: 0 } as RunJobData, { delay: 3_600_000 });
+    try {
+      const { page, errors } = await newPage();
+      await logIn(page, base, 'vera', PASSWORDS.vera);
+      const facts = await page.locator('dl.facts dd').allTextContents();
+      // waiting, active, delayed, workers alive
+      expect(Number(facts[2])).toBe(1);
+      expect(Number(await page.textContent('#workers-alive'))).toBeGreaterThanOrEqual(1);
+      expect(errors).toEqual([]);
+    } finally {
+      await job.remove();
+    }
   });
 
   it('refuses a state-changing request without the CSRF token, or with another session’s', async () => {

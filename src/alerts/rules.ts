@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import { CronExpressionParser } from 'cron-parser';
 import type pg from 'pg';
 import { listJobNames, loadJob } from '../jobs/definition.js';
-import { loadPartners } from '../partners/profile.js';
+import { loadAnyPartners, loadPartners } from '../partners/profile.js';
 import { listPipelineNames, loadPipeline } from '../pipeline/definition.js';
 import { overdueInterchanges } from '../edi/interchanges.js';
 import type { AlertsConfig, RuleName } from './definition.js';
@@ -118,19 +118,75 @@ async function scheduleLate(ctx: RuleContext, now: Date): Promise<Condition[]> {
 /** Files that did not come, came much smaller than usual, or came again unchanged. */
 async function expectedFiles(ctx: RuleContext, now: Date): Promise<Condition[]> {
   const out: Condition[] = [];
+  const sftpPipelines = new Map<string, string[]>();
   for (const name of await listPipelineNames(ctx.home)) {
     const def = await loadPipeline(ctx.home, name).catch(() => null);
-    if (def?.config.expect) out.push(...(await pipelineFiles(ctx, name, def.config.expect, now)));
+    if (!def) continue;
+    const source = def.config.source as { kind: string; partner?: string };
+    if (source.kind === 'sftp' && source.partner) {
+      sftpPipelines.set(source.partner, [...(sftpPipelines.get(source.partner) ?? []), name]);
+    }
+    if (def.config.expect) {
+      out.push(
+        ...(await arrivals(
+          ctx,
+          { label: `pipeline ${name}`, subject: name, pipelines: [name] },
+          def.config.expect,
+          now,
+        )),
+      );
+    }
+  }
+  // A partner's files are those its pipelines fetch from its SFTP server and the interchanges it sends.
+  for (const partner of await loadAnyPartners(ctx.home).catch(() => [])) {
+    if (!partner.expect) continue;
+    const from = {
+      label: `partner ${partner.name}`,
+      subject: `partner ${partner.name}`,
+      pipelines: sftpPipelines.get(partner.name) ?? [],
+      partner: partner.name,
+    };
+    out.push(...(await arrivals(ctx, from, partner.expect, now)));
   }
   return out;
 }
 
-async function pipelineFiles(
+/** Where an expected file comes from: pipelines' loaded files, and a partner's inbound interchanges. */
+interface ArrivalSource {
+  label: string;
+  subject: string;
+  pipelines: string[];
+  partner?: string;
+}
+
+/**
+ * The files of a source: a pipeline's run files (rows loaded, size, skipped when seen before) and a
+ * partner's inbound interchanges (transaction sets as rows; a re-delivery byte-identical to a loaded
+ * one as skipped).
+ */
+const ARRIVALS = `
+  SELECT f.file, f.status, f.sha256, f.size_bytes AS size, f.rows_loaded, f.finished_at AS at,
+         (SELECT min(e.loaded_at) FROM runner.ingested_files e WHERE e.pipeline = f.pipeline AND e.sha256 = f.sha256) AS earlier
+    FROM runner.run_files f JOIN runner.runs r ON r.id = f.run_id
+   WHERE f.pipeline = ANY($1) AND NOT r.dry_run AND f.status IN ('loaded', 'skipped')
+  UNION ALL
+  SELECT i.file_name, CASE i.status WHEN 'duplicate' THEN 'skipped' ELSE i.status END, i.sha256, NULL,
+         i.set_count, i.created_at,
+         (SELECT min(e.created_at) FROM edi.interchanges e
+           WHERE e.partner = i.partner AND e.direction = 'in' AND e.status = 'loaded' AND e.sha256 = i.sha256)
+    FROM edi.interchanges i
+   WHERE i.partner = $2 AND i.direction = 'in'
+     AND (i.status = 'loaded' OR (i.status = 'duplicate' AND EXISTS (
+           SELECT 1 FROM edi.interchanges e WHERE e.partner = i.partner AND e.direction = 'in'
+              AND e.status = 'loaded' AND e.sha256 = i.sha256)))`;
+
+async function arrivals(
   ctx: RuleContext,
-  pipeline: string,
+  source: ArrivalSource,
   spec: ExpectSpec,
   now: Date,
 ): Promise<Condition[]> {
+  const { subject } = source;
   const { from, deadline } = expectedPeriod(spec, now);
   const { rows } = await ctx.pool.query<{
     file: string;
@@ -139,40 +195,37 @@ async function pipelineFiles(
     size: string | null;
     rows_loaded: string;
     earlier: Date | null;
-  }>(
-    `SELECT f.file, f.status, f.sha256, f.size_bytes AS size, f.rows_loaded,
-            (SELECT min(e.loaded_at) FROM runner.ingested_files e WHERE e.pipeline = f.pipeline AND e.sha256 = f.sha256) AS earlier
-       FROM runner.run_files f JOIN runner.runs r ON r.id = f.run_id
-      WHERE f.pipeline = $1 AND f.finished_at > $2 AND f.finished_at <= $3 AND NOT r.dry_run
-        AND f.status IN ('loaded', 'skipped')
-      ORDER BY f.id`,
-    [pipeline, from, now],
-  );
+  }>(`SELECT * FROM (${ARRIVALS}) a WHERE a.at > $3 AND a.at <= $4 ORDER BY a.at`, [
+    source.pipelines,
+    source.partner ?? null,
+    from,
+    now,
+  ]);
   const loaded = rows.filter((r) => r.status === 'loaded');
-  const where = `pipeline ${pipeline} (due ${spec.cron}${spec.within ? ` + ${spec.within / 60_000} min` : ''})`;
+  const where = `${source.label} (due ${spec.cron}${spec.within ? ` + ${spec.within / 60_000} min` : ''})`;
   if (loaded.length === 0) {
     const stale = rows.find((r) => r.status === 'skipped');
     if (stale)
       return [
         {
           rule: 'file_stale',
-          subject: pipeline,
+          subject,
           message: `${where}: the file for the period due ${iso(deadline)}, ${stale.file}, is byte-identical to one loaded ${stale.earlier ? iso(stale.earlier) : 'earlier'} (SHA-256 ${stale.sha256 ?? '?'}): a stale re-send, nothing new was loaded`,
         },
       ];
     return [
       {
         rule: 'file_missing',
-        subject: pipeline,
+        subject,
         message: `${where}: no file loaded since ${iso(from)}; it was due by ${iso(deadline)}`,
       },
     ];
   }
   const { rows: usual } = await ctx.pool.query<{ median: number | null }>(
-    `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY size_bytes)::float8 AS median FROM (
-       SELECT size_bytes FROM runner.run_files WHERE pipeline = $1 AND status = 'loaded' AND finished_at <= $2
-        ORDER BY finished_at DESC LIMIT 10) s`,
-    [pipeline, from],
+    `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY size)::float8 AS median FROM (
+       SELECT a.size FROM (${ARRIVALS}) a WHERE a.status = 'loaded' AND a.at <= $3 AND a.size IS NOT NULL
+        ORDER BY a.at DESC LIMIT 10) s`,
+    [source.pipelines, source.partner ?? null, from],
   );
   const median = usual[0]?.median ?? null;
   const small: string[] = [];
@@ -192,18 +245,18 @@ async function pipelineFiles(
     : [
         {
           rule: 'file_small',
-          subject: pipeline,
+          subject,
           message: `${where}: much smaller than usual: ${small.join('; ')}`,
         },
       ];
 }
 
 /** Outbound interchanges whose 997/999 is later than the partner's limit. */
-async function ackOverdue(ctx: RuleContext): Promise<Condition[]> {
+async function ackOverdue(ctx: RuleContext, now: Date): Promise<Condition[]> {
   const partners = await loadPartners(ctx.home);
   if (partners.length === 0) return [];
   const limits = Object.fromEntries(partners.map((p) => [p.name, p.x12.ack_overdue_hours]));
-  return (await overdueInterchanges(ctx.pool, limits)).map((o) => ({
+  return (await overdueInterchanges(ctx.pool, limits, now)).map((o) => ({
     rule: 'ack_overdue' as const,
     subject: `${o.partner} ${o.isa13}`,
     message: `partner ${o.partner}: interchange ${o.isa13} (${o.fileName}) sent ${o.hoursWaiting} h ago has no 997/999 yet (limit ${limits[o.partner]} h)`,
@@ -259,7 +312,7 @@ export async function evaluateRules(ctx: RuleContext, config: AlertsConfig, now:
   if (on('schedule_late')) out.push(...(await scheduleLate(ctx, now)));
   if (on('file_missing') || on('file_small') || on('file_stale'))
     out.push(...(await expectedFiles(ctx, now)).filter((c) => on(c.rule)));
-  if (on('ack_overdue')) out.push(...(await ackOverdue(ctx)));
+  if (on('ack_overdue')) out.push(...(await ackOverdue(ctx, now)));
   if (on('inbound_held')) out.push(...(await inboundHeld(ctx)));
   if (on('no_worker')) out.push(...(await noWorker(ctx, now, config.rules.no_worker.after)));
   return out;

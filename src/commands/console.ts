@@ -1,5 +1,5 @@
 import type { App } from '../app.js';
-import { loadConsoleConfig } from '../console/config.js';
+import { consoleConfigOf } from '../console/config.js';
 import { buildConsole } from '../console/server.js';
 import { describeError } from '../errors.js';
 import { EXIT } from './exit.js';
@@ -9,7 +9,7 @@ import { EXIT } from './exit.js';
  * Redis the pages still show; starting runs and the queue page need it.
  */
 export async function consoleCommand(app: App, stopping: Promise<string>): Promise<number> {
-  const config = loadConsoleConfig();
+  const config = consoleConfigOf(app.config);
   const { connectRedis, createQueue, createQueueEvents, redisConnection } =
     await import('../runner/queue.js');
   // A service connection: commands fail fast while Redis is down, and it keeps reconnecting.

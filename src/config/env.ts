@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
+import { parseRedisUrl } from '../runner/redis-url.js';
 
 /**
  * Settings read from the environment. Every option is declared once here, with its default;
@@ -13,11 +14,21 @@ export const configSchema = z.object({
     .url()
     .superRefine((v, ctx) => checkUrl(v, ['postgres:', 'postgresql:'], ctx, postgresProblem))
     .default('postgres://root@127.0.0.1:5432/root'),
-  /** Redis connection string for the BullMQ worker pool. */
+  /**
+   * Redis for the BullMQ worker pool: `redis://` or `rediss://` for one server, `redis+sentinel://`
+   * or `redis+cluster://` with comma-separated host:port pairs for a group (src/runner/redis-url.ts).
+   */
   REDIS_URL: z
     .string()
-    .url()
-    .superRefine((v, ctx) => checkUrl(v, ['redis:', 'rediss:'], ctx, redisProblem))
+    .superRefine((v, ctx) => {
+      try {
+        if (parseRedisUrl(v).kind === 'single') new URL(v);
+      } catch (err) {
+        const message = err instanceof TypeError ? 'Invalid URL' : (err as Error).message;
+        return ctx.addIssue({ code: 'custom', message });
+      }
+      checkUrl(v, ['redis:', 'rediss:', 'redis+sentinel:', 'redis+cluster:'], ctx, redisProblem);
+    })
     .default('redis://127.0.0.1:6379'),
   /** pino level: fatal, error, warn, info, debug, trace or silent. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -36,10 +47,38 @@ export const configSchema = z.object({
   ERP_WORKER_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
   /** How often a worker looks for stalled runs (their worker died) to hand them to another, in ms. */
   ERP_WORKER_STALLED_MS: z.coerce.number().int().min(500).default(30_000),
-  /** Port of the /metrics, /healthz and /readyz server of `erp worker` and `erp scheduler`; unset: no server. */
+  /**
+   * Port of a process's HTTP server: the console of `erp console` (unset: {@link HTTP_DEFAULTS}, 8080),
+   * the /metrics, /healthz and /readyz server of `erp worker` and `erp scheduler` (unset: none).
+   */
   ERP_HTTP_PORT: z.coerce.number().int().min(0).max(65535).optional(),
-  /** Address that server listens on. */
-  ERP_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
+  /**
+   * Address that server listens on. Unset: loopback for the console (a reverse proxy on the same
+   * host fronts it), every interface for the metrics of workers and schedulers ({@link HTTP_DEFAULTS}).
+   */
+  ERP_HTTP_HOST: z.string().min(1).optional(),
+  /** How long a console session lasts after login, in minutes. */
+  ERP_CONSOLE_SESSION_MINUTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 60)
+    .default(480),
+  /**
+   * Trust `X-Forwarded-For` / `X-Forwarded-Proto` from the reverse proxy at these addresses
+   * (comma-separated, as Fastify's `trustProxy`); off by default, so a client cannot spoof its address.
+   */
+  ERP_CONSOLE_TRUST_PROXY: z.string().optional(),
+  /**
+   * Single sign-on: the name of a header the reverse proxy sets to the signed-in user's name
+   * (`X-Remote-User`). Off unless set; honoured only on requests from an address of
+   * ERP_CONSOLE_TRUST_PROXY (required with it), and the user must exist in `erp users` (the role
+   * comes from there).
+   */
+  ERP_CONSOLE_TRUSTED_HEADER: z
+    .string()
+    .regex(/^[A-Za-z0-9-]+$/, 'a header name')
+    .optional(),
   /** How often workers and schedulers reconcile runs in PostgreSQL with the queue in Redis, in ms. */
   ERP_RECONCILE_MS: z.coerce.number().int().min(200).default(15_000),
   /** How often schedulers cancel runs whose approval expired (runner.expire_approvals), in ms. */
@@ -49,11 +88,24 @@ export const configSchema = z.object({
    * `:`; a file anywhere else is refused before it is opened.
    */
   ERP_INPUT_DIRS: z.string().default(''),
+  /**
+   * The most PostgreSQL connections one erp process may open (its pool and its runner session);
+   * unset: 10 for a command, 2 per run in hand plus 2 for a worker. A worker whose --concurrency
+   * needs more refuses to start. Size it under the server's (or PgBouncer's) per-client limit.
+   */
+  ERP_PG_MAX_CONNECTIONS: z.coerce.number().int().min(3).optional(),
   /** Rows kept per file in the erp.rejects table; the CSV report always has them all. */
   ERP_REJECTS_IN_TABLE: z.coerce.number().int().min(0).default(1000),
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** Where each process's HTTP server listens when ERP_HTTP_PORT / ERP_HTTP_HOST are unset. */
+export const HTTP_DEFAULTS = {
+  console: { port: 8080, host: '127.0.0.1' },
+  /** `erp worker` and `erp scheduler`: no server unless ERP_HTTP_PORT is set. */
+  service: { port: null, host: '0.0.0.0' },
+} as const;
 
 /**
  * Checks a connection URL's form, so a malformed one is one line naming the variable (exit 2)
@@ -91,6 +143,7 @@ function postgresProblem(u: URL): string | null {
 }
 
 function redisProblem(u: URL): string | null {
+  if (u.protocol.startsWith('redis+')) return null; // read by parseRedisUrl
   const db = u.pathname.replace(/^\//, '');
   if (db !== '' && !/^\d+$/.test(db)) return 'the database (the path after the host) is not a number';
   if (u.hostname === '') return 'the URL names no host';

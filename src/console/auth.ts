@@ -1,3 +1,4 @@
+import { compile as compileTrust } from '@fastify/proxy-addr';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type pg from 'pg';
 import { recordAction } from './actions.js';
@@ -95,6 +96,9 @@ export function registerAuth(app: FastifyInstance, opts: AuthOptions): void {
   const { pool, config, assets } = opts;
   const throttle = opts.throttle ?? DEFAULT_THROTTLE;
   const ttlMs = config.ERP_CONSOLE_SESSION_MINUTES * 60_000;
+  const fromProxy = config.ERP_CONSOLE_TRUST_PROXY
+    ? compileTrust(config.ERP_CONSOLE_TRUST_PROXY.split(',').map((a) => a.trim()))
+    : null;
   app.decorateRequest('session', null);
 
   app.addHook('onRequest', async (req, reply) => {
@@ -109,7 +113,13 @@ export function registerAuth(app: FastifyInstance, opts: AuthOptions): void {
     if (PUBLIC.some((p) => p.test(path))) return;
     const token = req.cookies[SESSION_COOKIE];
     req.session = token ? await findSession(pool, token) : null;
-    if (!req.session && config.ERP_CONSOLE_TRUSTED_HEADER) {
+    // The identity header counts only on a request the trusted proxy itself made (its socket's
+    // address, not X-Forwarded-For, which anyone can send).
+    if (
+      !req.session &&
+      config.ERP_CONSOLE_TRUSTED_HEADER &&
+      fromProxy?.(req.socket.remoteAddress ?? '', 0) === true
+    ) {
       const name = req.headers[config.ERP_CONSOLE_TRUSTED_HEADER.toLowerCase()];
       const user = typeof name === 'string' && name !== '' ? await findUser(pool, name) : null;
       if (user) {

@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Queue, QueueEvents } from 'bullmq';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../runner/queue.js';
 import { UserError } from '../errors.js';
 import { registerHealthRoutes } from '../http/health.js';
 import type { RunJobData } from '../runner/queue.js';
@@ -32,7 +32,7 @@ export interface ConsoleOptions {
   queue: Queue<RunJobData> | null;
   events: QueueEvents | null;
   /** The queue's Redis connection, pinged by /readyz. */
-  redis?: Redis | null;
+  redis?: RedisClient | null;
   /** Login throttling; tests pass a smaller window. */
   throttle?: ThrottlePolicy;
 }

@@ -97,6 +97,8 @@ export interface OverdueInterchange {
 export async function overdueInterchanges(
   db: Queryable,
   limits: Record<string, number>,
+  /** The clock to judge by (the alert rules pass theirs); the database's by default. */
+  at?: Date,
 ): Promise<OverdueInterchange[]> {
   const partners = Object.keys(limits);
   const { rows } = await db.query<{
@@ -108,12 +110,13 @@ export async function overdueInterchanges(
     hours: string;
   }>(
     `SELECT i.id, i.partner, lpad(i.isa13::text, 9, '0') AS isa13, i.file_name, i.sent_at,
-            round(extract(epoch FROM now() - i.sent_at) / 3600, 1)::text AS hours
+            round(extract(epoch FROM coalesce($3, now()) - i.sent_at) / 3600, 1)::text AS hours
        FROM edi.interchanges i
        JOIN unnest($1::text[], $2::float8[]) AS l (partner, hours) ON l.partner = i.partner
-      WHERE i.direction = 'out' AND i.status = 'sent' AND i.sent_at < now() - make_interval(secs => l.hours * 3600)
+      WHERE i.direction = 'out' AND i.status = 'sent'
+        AND i.sent_at < coalesce($3, now()) - make_interval(secs => l.hours * 3600)
       ORDER BY i.sent_at`,
-    [partners, partners.map((p) => limits[p]!)],
+    [partners, partners.map((p) => limits[p]!), at ?? null],
   );
   return rows.map((r) => ({
     id: Number(r.id),

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Queue } from 'bullmq';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../runner/queue.js';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
@@ -22,7 +22,7 @@ import { readMigrations } from '../db/migrate.js';
 export interface HealthDeps {
   pool: pg.Pool;
   /** Pinged by /readyz; omit where the process has no Redis. */
-  redis?: Redis;
+  redis?: RedisClient;
   /** The runs queue, for the queue gauges. */
   queue?: Queue;
   /** Project root: its sql/ says which migration the database should be at. */

@@ -1,4 +1,5 @@
 import type { App } from '../app.js';
+import { HTTP_DEFAULTS } from '../config/env.js';
 import { createQueue, redisConnection } from '../runner/queue.js';
 import { startHttpServer } from './health.js';
 
@@ -17,7 +18,7 @@ export async function serveHealthIfConfigured(app: App, processName: string): Pr
     const server = await startHttpServer(
       port,
       { pool: app.pool, redis, queue, home: app.home, log: app.log },
-      { host: app.config.ERP_HTTP_HOST, process: processName },
+      { host: app.config.ERP_HTTP_HOST ?? HTTP_DEFAULTS.service.host, process: processName },
     );
     return async () => {
       await server.close();

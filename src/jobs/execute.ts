@@ -17,6 +17,7 @@ import { loadRetention } from '../compliance/retention.js';
 import { recordPipeline } from '../metrics/counters.js';
 import { loadPartner } from '../partners/profile.js';
 import { errorKindOf, finishRun, type ErrorKind } from '../runs/history.js';
+import { ClaimGate } from './claims.js';
 import { claimRun, detailOf, finalOutcome, recordStep, stepSucceededSql, type Claim } from './run-record.js';
 import { loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';
 import { runSqlStep, sqlFilePath, type SqlStepOptions, type SqlStepResult } from './sql-step.js';
@@ -68,6 +69,11 @@ export interface ExecuteOptions {
    * recorded run holds a session of its own (a pool connection) for its duration.
    */
   liveness?: number;
+  /**
+   * The process's claim gate, which its last resort closes before handing its runs back
+   * (claims.ts). @defaultValue a gate of the run's own, never closed
+   */
+  claims?: ClaimGate;
   onProgress?: (p: RunProgress) => void;
 }
 
@@ -182,10 +188,13 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
   let claiming: Promise<Claim | { final: Partial<RunOutcome> }> | null = null;
   let claimTimer: NodeJS.Timeout | undefined;
   let claimedByCommit = false;
+  const gate = opts.claims ?? new ClaimGate();
+  /** Ends the hold of a step commit that claims the run (commitWith), once it settled. */
+  let releaseClaim: (() => void) | undefined;
   const claimNow = (): Promise<Claim | { final: Partial<RunOutcome> }> => {
     clearTimeout(claimTimer);
     if (!claiming) {
-      claiming = claimRun(app, runId!, liveness!, steps[0]);
+      claiming = gate.send(() => claimRun(app, runId!, liveness!, steps[0]));
       // Settled on every path (the catch below waits for it), so never an unhandled rejection.
       claiming.catch(() => undefined);
     }
@@ -241,6 +250,8 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
                 if (claim.cancelRequested) throw new CancelledError();
               }
               const by = claiming || claimedByCommit ? null : { liveness: liveness! };
+              // This commit claims the run: it is a claim in flight until the step settles.
+              if (by) releaseClaim = gate.hold();
               return stepSucceededSql(
                 client,
                 runId,
@@ -253,7 +264,10 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
           : undefined;
       const result = await runStep(app, step, opts, signal, commitWith, (rows) =>
         opts.onProgress?.({ ...base, state: 'running', rows }),
-      );
+      ).finally(() => {
+        releaseClaim?.();
+        releaseClaim = undefined;
+      });
       outcome.steps.push(result);
       if (commitWith) {
         // The run's claim (if not made yet), the next step's running record or the run's success
@@ -273,6 +287,16 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
     if (runId !== null && !finished) await finishRun(app.pool, runId, 'succeeded');
     return outcome;
   } catch (caught) {
+    // The process crashed and its last resort hands this run back: that record is the last word.
+    if (gate.stopped) {
+      Object.assign(outcome, {
+        status: 'retrying',
+        error: describeError(caught),
+        permanent: false,
+        errorKind: 'infra',
+      } satisfies Partial<RunOutcome>);
+      return outcome;
+    }
     // A failure is recorded only once the run is claimed (so it records the attempt), and after the
     // claim landed (else the claim could mark the run running again).
     const claimed = runId === null || claimedByCommit ? claiming : claimNow();
@@ -280,7 +304,7 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
     // The claim was cut off with the step (the database restarted before it landed): the attempt is
     // still one, so it is claimed once the database is back, else a retry would not count it.
     if (claim === null && runId !== null && !claimedByCommit)
-      claim = await whileUnreachable(() => claimRun(app, runId, liveness!, steps[0]), {
+      claim = await whileUnreachable(() => gate.send(() => claimRun(app, runId, liveness!, steps[0])), {
         onWait: () =>
           app.log.warn({ runId }, 'the database is unreachable; waiting for it to record the attempt'),
       }).catch(() => null);

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../runner/queue.js';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
@@ -34,7 +34,7 @@ export interface ReconcileContext {
   log: Logger;
   queue: Queue<RunJobData>;
   /** The queue's Redis connection. */
-  redis: Redis;
+  redis: RedisClient;
 }
 
 export interface ReconcileResult {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { loadYamlFile } from '../config/yaml.js';
 import { UserError } from '../errors.js';
+import { expectSchema } from '../alerts/expect.js';
 import {
   sftpEndpointSchema,
   sftpReadySchema,
@@ -189,6 +190,12 @@ export const partnerSchema = z
     business_errors: z.enum(['reject', 'hold', 'acknowledge']).default('reject'),
     /** Most documents (810s or 856s) in one outbound interchange; more go in further files. @defaultValue 500 */
     max_documents_per_file: z.number().int().min(1).max(100_000).default(500),
+    /**
+     * When the partner's file is due (docs/operations.md, "Expected files"): the files its
+     * pipelines fetch from its SFTP server and the interchanges it sends count; an interchange's
+     * transaction sets count as its rows.
+     */
+    expect: expectSchema.optional(),
   })
   .strict()
   .refine((p) => p.x12 === undefined || p.customer_no !== undefined, {
@@ -249,14 +256,16 @@ export async function loadAnyPartner(home: string, name: string): Promise<AnyPar
   return { ...config, file: display };
 }
 
+/** Loads every partner under `home`/partners, trading partners and file-only ones. */
+export async function loadAnyPartners(home: string): Promise<AnyPartner[]> {
+  const out: AnyPartner[] = [];
+  for (const name of await listPartnerNames(home)) out.push(await loadAnyPartner(home, name));
+  return out;
+}
+
 /** Loads every trading partner (with an X12 profile) under `home`/partners. */
 export async function loadPartners(home: string): Promise<Partner[]> {
-  const out: Partner[] = [];
-  for (const name of await listPartnerNames(home)) {
-    const p = await loadAnyPartner(home, name);
-    if (isTradingPartner(p)) out.push(p);
-  }
-  return out;
+  return (await loadAnyPartners(home)).filter(isTradingPartner);
 }
 
 /** Which delivery directories an endpoint resolves to. */

@@ -3,7 +3,7 @@ import { CronExpressionParser } from 'cron-parser';
 import cron from 'node-cron';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './queue.js';
 import { whileUnreachable } from '../db/pool.js';
 import { describeError, UserError } from '../errors.js';
 import { startApprovalExpiry } from '../approvals/approvals.js';
@@ -42,7 +42,7 @@ export interface SchedulerContext {
   home: string;
   queue: Queue<RunJobData>;
   /** With the queue's Redis connection, the scheduler also reconciles runs (see jobs/reconcile.ts). */
-  reconcile?: { redis: Redis; intervalMs: number };
+  reconcile?: { redis: RedisClient; intervalMs: number };
   /** How often runs whose approval expired are cancelled, in ms. @defaultValue 60000 */
   approvalExpiryMs?: number;
 }

@@ -6,15 +6,18 @@ import { preflight as checkRun, PreflightError } from '../jobs/preflight.js';
 import { finishRun } from '../runs/history.js';
 import { openRunnerSession, type RunnerSession } from '../jobs/session.js';
 import { createPool } from '../db/pool.js';
+import { workerConnections } from './connections.js';
 import { setWorkerConcurrency, trackRun } from '../metrics/counters.js';
 import { describeError } from '../errors.js';
 import { sweepRunTemps } from '../runs/temp.js';
 import { startReconciler } from '../jobs/reconcile.js';
+import { ClaimGate } from '../jobs/claims.js';
 import {
   checkEvictionPolicy,
   connectRedis,
   createQueue,
   QUEUE_NAME,
+  queuePrefix,
   redisConnection,
   type RunJobData,
 } from './queue.js';
@@ -32,7 +35,7 @@ import {
  * event-loop delay during a load with a short lock and checks the job never stalls).
  */
 export interface WorkerOptions {
-  /** Runs executed at once by this process; its runs get a pool of up to 3 PostgreSQL connections each. @defaultValue 1 */
+  /** Runs executed at once by this process; its runs get 2 PostgreSQL connections each (see {@link workerPoolSize}). @defaultValue 1 */
   concurrency?: number;
   /** BullMQ lock duration in ms; a run whose lock is not renewed within it counts as stalled. @defaultValue ERP_WORKER_LOCK_MS (30000) */
   lockDuration?: number;
@@ -46,15 +49,14 @@ export interface RunningWorker {
   worker: Worker<RunJobData>;
   /** The ids of the runs this process executes right now. */
   runsInHand(): number[];
+  /** The claims of its runs; the last resort closes this gate before it hands them back. */
+  claims: ClaimGate;
   /** Stops taking work; waits up to the grace period for runs in hand, then hands them back. */
   close(): Promise<void>;
 }
 
 /** Times a run may stall (its worker died or hung) before BullMQ gives up on it. */
 const MAX_STALLED = 2;
-
-/** PostgreSQL connections one run in hand may hold at once: see {@link startWorker}. */
-const CONNECTIONS_PER_RUN = 2;
 
 /**
  * A run's live progress goes out once it has been in hand this long: a run that ends sooner sends
@@ -65,12 +67,12 @@ export const PROGRESS_AFTER_MS = 200;
 
 export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<RunningWorker> {
   const concurrency = opts.concurrency ?? 1;
-  // A run in hand holds up to two connections at once: its step's transaction and a short query
-  // beside it (a record, a cancel). With fewer connections than that per run, every connection can
-  // end up held by a run waiting for one more: a deadlock. So the runs get a pool of their own, sized
-  // for the concurrency; connections open only when used. The process's liveness lock and cancel
-  // listener share one more connection (its runner session).
-  const pool = createPool(app.config.DATABASE_URL, Math.max(10, concurrency * CONNECTIONS_PER_RUN + 1));
+  // The runs need a pool of two connections each or they can deadlock (src/runner/connections.ts).
+  // `erp worker` sizes the app's own pool for this (workerPoolSize), so the process opens one pool;
+  // an app with a smaller pool (a test's, an embedding program's) gets a pool of its own for the runs.
+  const ownPool =
+    app.pool.options.max === undefined || app.pool.options.max < workerConnections(concurrency).pool;
+  const pool = ownPool ? createPool(app.config.DATABASE_URL, workerConnections(concurrency).pool) : app.pool;
   const runApp: App = { ...app, pool };
   const connection = redisConnection(app.config.REDIS_URL, 'worker');
   // The reconciler's own connection: it fails fast while Redis is down and comes back by itself.
@@ -90,7 +92,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
     connection.disconnect();
     await reconcileQueue.close().catch(() => undefined);
     reconcileRedis.disconnect();
-    await pool.end();
+    if (ownPool) await pool.end();
     throw err;
   }
 
@@ -99,6 +101,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
     app.log.warn({ err: describeError(err) }, 'could not sweep the temporary files of dead runs'),
   );
 
+  const claims = new ClaimGate();
   const process = async (job: Job<RunJobData>, token?: string): Promise<{ status: string }> => {
     const stored = await storedRunOf(pool, app.home, job.data);
     const firstDelivery =
@@ -152,6 +155,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
         attemptsLeft: (job.opts.attempts ?? 1) - job.attemptsMade - 1,
         onProgress: report,
         liveness: session.key,
+        claims,
         firstDelivery,
       });
       finalStatus = outcome.status;
@@ -195,7 +199,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
   setWorkerConcurrency(concurrency);
   const worker = new Worker<RunJobData>(QUEUE_NAME, process, {
     connection,
-    prefix: app.config.ERP_QUEUE_PREFIX,
+    prefix: queuePrefix(connection, app.config.ERP_QUEUE_PREFIX),
     concurrency,
     lockDuration: opts.lockDuration ?? app.config.ERP_WORKER_LOCK_MS,
     stalledInterval: opts.stalledInterval ?? app.config.ERP_WORKER_STALLED_MS,
@@ -227,6 +231,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
   return {
     worker,
     runsInHand: () => [...controllers.keys()],
+    claims,
     async close() {
       const grace = opts.graceMs ?? 30_000;
       const closing = worker.close();
@@ -240,7 +245,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
       reconcileRedis.disconnect();
       await session.close().catch(() => undefined);
       await connection.quit().catch(() => undefined);
-      await pool.end().catch(() => undefined);
+      if (ownPool) await pool.end().catch(() => undefined);
     },
   };
 }

@@ -233,6 +233,15 @@ function tempName(name: string): string {
   return `.${name}.${randomBytes(6).toString('hex')}.part`;
 }
 
+/** Removes the temporary files ({@link tempName}) earlier uploads of `name` left in `remoteDir`. */
+async function removeStaleTemps(client: Sftp, remoteDir: string, name: string): Promise<void> {
+  const prefix = `.${name}.`;
+  for (const e of await listFiles(client, remoteDir)) {
+    if (e.isFile && e.name.startsWith(prefix) && /^[0-9a-f]{12}\.part$/.test(e.name.slice(prefix.length)))
+      await client.delete(resolveInside(remoteDir, e.name), true);
+  }
+}
+
 /**
  * Uploads a local file (path) or a stream to `remoteDir/name` atomically: the bytes go to
  * `remoteDir/.name.<random>.part`, their count is checked, and only then is the file renamed to
@@ -293,6 +302,9 @@ export async function uploadAtomic(
     }
     created = false;
     recordTransfer(partnerOf(client), 'out', writer.bytesWritten);
+    // An earlier attempt whose connection was cut (a server killed mid-upload) could not remove
+    // its temporary file; the file is in place now, so those go. Best effort: the upload stands.
+    await removeStaleTemps(client, remoteDir, name).catch(() => undefined);
     return finalPath;
   } catch (err) {
     if (created) await client.delete(temp, true).catch(() => undefined);

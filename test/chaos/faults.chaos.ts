@@ -1,11 +1,12 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { BENCH_DDL, generateCsv } from '../../benchmarks/generate.js';
 import { killChildren, waitFor, type Child } from '../fixtures/jobs/runner.js';
+import { startSshd, type TestSshd } from '../helpers/sshd.js';
 import {
   clean,
   makeStage,
@@ -66,9 +67,28 @@ steps:
   - sql: t/tick.sql
 `,
   'sql/t/tick.sql': `SELECT 1;\n`,
+  // Over SFTP, from and to the scenario's own sshd (its partner file is written by the scenario).
+  'pipelines/sftp-in.yaml': `
+source: { kind: sftp, partner: CHAOS, glob: 'hours-*.csv' }
+format: { kind: csv }
+validate:
+  fields:
+    emp: { type: string, required: true }
+    hours: { type: decimal, precision: 5, scale: 2, required: true }
+sink: { kind: postgres, table: public.hours, mode: append }
+`,
+  'pipelines/sftp-out.yaml': `
+source: { kind: postgres, sql: 'SELECT id, pad FROM public.outrows ORDER BY id' }
+format: { kind: csv }
+sink: { kind: sftp, partner: CHAOS, name: 'out-{run_id}.{ext}' }
+`,
 };
 
-const DDL = `CREATE TABLE big ${BENCH_DDL}; CREATE TABLE marks (tag text NOT NULL); CREATE TABLE bad (sku int, name text);`;
+const DDL = `CREATE TABLE big ${BENCH_DDL}; CREATE TABLE marks (tag text NOT NULL); CREATE TABLE bad (sku int, name text);
+  CREATE TABLE hours (emp text NOT NULL, hours numeric(5,2) NOT NULL); CREATE TABLE outrows (id int, pad text);`;
+
+/** Rows of the SFTP scenarios' files (about 60 MB): still in transfer when the server is killed. */
+const SFTP_ROWS = 600_000;
 
 let servers: Servers | string;
 let data: string;
@@ -214,7 +234,7 @@ describe('chaos', () => {
   );
 
   scenario(
-    'Redis killed and restarted empty with runs queued and running: each run executes once',
+    'Redis killed and restarted empty with runs queued, running and followed: each run executes once',
     async (s, srv) => {
       const worker = await s.worker();
       // r1 runs long enough for r2 to be queued behind it when Redis goes.
@@ -223,14 +243,19 @@ describe('chaos', () => {
       await untilRunning(s, 'pg_sleep');
       const b = s.erp(['run', 'slow', '--param', 'tag=r2', '--detach']);
       expect(await b.exited).toBe(0);
-      const ids = [Number(a.stdout().trim()), Number(b.stdout().trim())];
+      // r3 is followed by its `erp run`, which rides out the outage and exits with the run's outcome.
+      const c = s.erp(['run', 'slow', '--param', 'tag=r3']);
+      const followed = await queuedRunId(c);
+      const ids = [Number(a.stdout().trim()), Number(b.stdout().trim()), followed];
       expect(await s.run(ids[1]!)).toMatchObject({ status: 'queued' });
       await srv.redis.kill();
       await srv.redis.start();
       for (const id of ids) await s.waitStatus(id, 'succeeded');
+      expect(await c.exited, c.stderr()).toBe(0);
+      expect(clean(c.stderr() + c.stdout()), c.stderr()).toBe(true);
       expect(await s.one('SELECT count(*)::int AS n, count(DISTINCT tag)::int AS tags FROM marks')).toEqual({
-        n: 2,
-        tags: 2,
+        n: 3,
+        tags: 3,
       });
       expect(worker.process.exitCode).toBeNull();
       expect(worker.stderr()).toContain(
@@ -337,6 +362,65 @@ describe('chaos', () => {
       for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBe(2000);
     },
   );
+  scenario(
+    'sshd killed mid-download and down for seconds: the worker lives, the run retries, the file loads once',
+    async (s) => {
+      await withSshd(s, async (sshd, env) => {
+        let body = 'emp,hours\n';
+        const pad = 'x'.repeat(90);
+        for (let i = 0; i < SFTP_ROWS; i++) body += `E${i}${pad},8.00\n`;
+        await writeFile(path.join(sshd.root, 'inbox/hours-big.csv'), body);
+        const worker = await s.worker(env);
+        const follower = s.erp(['run', 'sftp-in'], env);
+        const id = await queuedRunId(follower);
+        // The download is under way: part of it is in the run's temporary directory.
+        await untilPartial(path.join(s.home, 'var', 'tmp', String(id)), body.length);
+        await sshd.restart(4000);
+        expect(await follower.exited, follower.stderr()).toBe(0);
+        expect(clean(follower.stderr() + follower.stdout()), follower.stderr()).toBe(true);
+        expect(await s.rows('hours', 'emp')).toEqual({ n: SFTP_ROWS, keys: SFTP_ROWS });
+        expect(await s.ledger('sftp-in')).toBe(1);
+        expect(await s.run(id)).toMatchObject({ status: 'succeeded', error: null });
+        // Nothing of the cut download is left, and the partner's file was archived once loaded.
+        expect(await readdir(path.join(s.home, 'var', 'tmp', String(id))).catch(() => [])).toEqual([]);
+        expect(await readdir(path.join(sshd.root, 'inbox'))).toEqual([]);
+        expect(await readdir(path.join(sshd.root, 'archive'))).toEqual(['hours-big.csv']);
+        expect(worker.process.exitCode).toBeNull();
+        await stopWorker(worker);
+        expect(clean(worker.stderr()), worker.stderr()).toBe(true);
+      });
+    },
+  );
+
+  scenario(
+    'sshd killed mid-upload and down for seconds: the worker lives, the run retries, the partner gets one whole file',
+    async (s) => {
+      await withSshd(s, async (sshd, env) => {
+        await s.pool.query(
+          `INSERT INTO outrows SELECT i, repeat('y', 90) FROM generate_series(1, ${SFTP_ROWS}) AS i`,
+        );
+        const worker = await s.worker(env);
+        const follower = s.erp(['run', 'sftp-out'], env);
+        const id = await queuedRunId(follower);
+        // The upload is under way: a partial temporary file is in the partner's directory.
+        await untilPartial(path.join(sshd.root, 'outbox'), 90 * SFTP_ROWS);
+        await sshd.restart(4000);
+        expect(await follower.exited, follower.stderr()).toBe(0);
+        expect(clean(follower.stderr() + follower.stdout()), follower.stderr()).toBe(true);
+        expect(await s.run(id)).toMatchObject({ status: 'succeeded', error: null });
+        // One whole file under its final name; no partial temporary file of the cut upload.
+        const name = `out-${id}.csv`;
+        expect(await readdir(path.join(sshd.root, 'outbox'))).toEqual([name]);
+        const text = await readFile(path.join(sshd.root, 'outbox', name), 'utf8');
+        const lines = text.trimEnd().split('\n');
+        expect(lines).toHaveLength(SFTP_ROWS + 1);
+        expect(new Set(lines.slice(1).map((l) => l.split(',')[0])).size).toBe(SFTP_ROWS);
+        expect(worker.process.exitCode).toBeNull();
+        await stopWorker(worker);
+        expect(clean(worker.stderr()), worker.stderr()).toBe(true);
+      });
+    },
+  );
 });
 
 /** Report files left under a data dir. */
@@ -389,4 +473,70 @@ async function smallDisk(): Promise<{ dir: string; mounted: boolean; remove(): P
   } catch {
     return { dir, mounted: false, remove: () => rm(dir, { recursive: true, force: true }) };
   }
+}
+
+/**
+ * Runs `fn` with an sshd of the scenario's own and the partner CHAOS pinned to it; `env` points
+ * `erp` at it. SFTP-level retries are few and short, so an outage of seconds fails the attempt
+ * and the run's own retry takes over.
+ */
+async function withSshd(
+  s: Stage,
+  fn: (sshd: TestSshd, env: Record<string, string>) => Promise<void>,
+): Promise<void> {
+  const sshd = await startSshd();
+  try {
+    await mkdir(path.join(s.home, 'partners'), { recursive: true });
+    await writeFile(
+      path.join(s.home, 'partners', 'CHAOS.yaml'),
+      `name: CHAOS
+sftp:
+  host: 127.0.0.1
+  port_env: CHAOS_SFTP_PORT
+  user_env: CHAOS_SFTP_USER
+  private_key_file_env: CHAOS_SFTP_KEY
+  host_key_sha256: ['${sshd.hostKeyFingerprint}']
+  base_dir_env: CHAOS_SFTP_ROOT
+  inbox: inbox
+  outbox: outbox
+  archive: archive
+  error: error
+  ready: { mode: stable, interval_ms: 200 }
+  retry: { attempts: 2, base_delay_ms: 200 }
+`,
+    );
+    await fn(sshd, {
+      CHAOS_SFTP_PORT: String(sshd.port),
+      CHAOS_SFTP_USER: sshd.user,
+      CHAOS_SFTP_KEY: sshd.privateKeyPath,
+      CHAOS_SFTP_ROOT: sshd.root,
+    });
+  } finally {
+    await sshd.stop();
+  }
+}
+
+/** Resolves once a file under `dir` (at any depth) holds more than 1 MB and less than `whole` bytes. */
+async function untilPartial(dir: string, whole: number): Promise<void> {
+  const sizes = async (d: string): Promise<number[]> => {
+    const out: number[] = [];
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) out.push(...(await sizes(p)));
+      else
+        out.push(
+          await stat(p).then(
+            (st) => st.size,
+            () => 0,
+          ),
+        );
+    }
+    return out;
+  };
+  await waitFor(
+    async () => (await sizes(dir)).some((n) => n > 1 << 20 && n < whole),
+    60_000,
+    `a partial transfer under ${dir}`,
+    5,
+  );
 }

@@ -41,8 +41,11 @@ export interface TestSshd {
   root: string;
   /** An endpoint config for this server, pinned to its host key; `extra` overrides keys. */
   endpoint(extra?: Record<string, unknown>): SftpEndpoint;
-  /** Kills the server (SIGKILL, with its sessions) and starts it again on the same port and key. */
-  restart(): Promise<void>;
+  /**
+   * Kills the server (SIGKILL, with its sessions) and starts it again on the same port and key,
+   * after `downMs` (0: at once) during which connections are refused.
+   */
+  restart(downMs?: number): Promise<void>;
   /** Kills the server and its sessions and removes every temp file. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -265,9 +268,10 @@ export async function startSshd(): Promise<TestSshd> {
           ...extra,
         });
       },
-      async restart() {
+      async restart(downMs = 0) {
         if (stopped) throw new Error('sshd was stopped');
         await kill();
+        if (downMs > 0) await sleep(downMs);
         await launch(port);
       },
       async stop() {
