@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { consoleConfigSchema } from '../src/console/config.js';
+import { consoleConfigOf } from '../src/console/config.js';
+import { loadConfig } from '../src/config/env.js';
 import { buildConsole } from '../src/console/server.js';
 import { addUser } from '../src/console/users.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
@@ -54,7 +55,7 @@ beforeAll(async () => {
     log: pino({ level: 'silent' }),
     home: home.dir,
     dataDir: home.dir,
-    config: consoleConfigSchema.parse({}),
+    config: consoleConfigOf(loadConfig({})),
     queue: null,
     events: null,
   });
