@@ -349,13 +349,17 @@ cli
 cli
   .command(
     'edi [action] [partner]',
-    "EDI: `erp edi status` lists overdue acknowledgments and recent interchanges; `erp edi preview <partner>` shows what a run would do; `erp edi test <partner>` replays the partner's samples; `erp edi exceptions` / `erp edi reprocess <partner>` handle held orders",
+    "EDI: `erp edi status` lists overdue acknowledgments and recent interchanges; `erp edi preview <partner>` shows what a run would do; `erp edi test <partner>` replays the partner's samples; `erp edi replay <partner> --since 30d [--mapping FILE]` runs archived inbound files through a mapping and shows what would change; `erp edi exceptions` / `erp edi reprocess <partner>` handle held orders",
   )
   .option('--partner <name>', 'Only this trading partner (partners/<name>.yaml)', { type: [String] })
   .option('--limit <n>', 'How many recent interchanges to show', { default: '20', type: [String] })
   .option('--direction <dir>', 'preview: inbound, outbound (default) or acks', { type: [String] })
   .option('--transaction-set <id>', 'preview outbound: 810 or 856 only', { type: [String] })
   .option('--update', 'test: write the expected files beside the samples')
+  .option('--since <period>', 'replay: inbound files received in this period, e.g. 30d or 12h', {
+    type: [String],
+  })
+  .option('--mapping <file>', "replay: this inbound mapping instead of the partner's", { type: [String] })
   .action((action: string | undefined, partner: string | undefined, opts: EdiCommandOptions) =>
     withApp(async (app) => (await import('./commands/edi.js')).ediCommand(app, action, partner, opts)),
   );

@@ -122,4 +122,17 @@ describe('docs examples', () => {
     }
     expect(problems).toEqual([]);
   });
+
+  it("README's command table lists every erp edi action the command accepts", async () => {
+    // The actions, from the usage message src/commands/edi.ts gives for an unknown one.
+    const source = await readFile('src/commands/edi.ts', 'utf8');
+    const usage = /unknown action '\$\{action\}'; use: ([^`]+)`/.exec(source)?.[1] ?? '';
+    const actions = [...new Set([...usage.matchAll(/erp edi (\w+)/g)].map((m) => m[1]!))];
+    expect(actions).toEqual(
+      expect.arrayContaining(['status', 'preview', 'test', 'replay', 'exceptions', 'reprocess']),
+    );
+    const readme = await readFile('README.md', 'utf8');
+    const rows = readme.split('\n').filter((l) => l.startsWith('| `erp edi '));
+    expect(actions.filter((a) => !rows.some((r) => r.startsWith(`| \`erp edi ${a}`)))).toEqual([]);
+  });
 });

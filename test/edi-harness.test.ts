@@ -63,7 +63,7 @@ describe('partner test harness over the sample corpus', () => {
       'narrow',
     );
     const before = await replayFile(w.app, partner, file);
-    const after = await replayFile(w.app, partner, file, narrow);
+    const after = await replayFile(w.app, partner, file, { mapping: narrow });
     expect(before.orders[0]!.outcome).toBe('loaded');
     // VN SKU-1001 on line 1 is no longer read: the line falls back to the buyer part ACME-1, unknown.
     expect(after.orders[0]!.outcome).toBe('rejected');

@@ -240,6 +240,7 @@ describe('item resolution', () => {
 
 describe('malformed inbound files', () => {
   let results: Map<string, InboundFileResult>;
+  let footerOffset = 0;
   const fixtures = [
     'bad-se-count.edi',
     'bad-iea-control.edi',
@@ -261,18 +262,23 @@ describe('malformed inbound files', () => {
       .replace('PO-10001', 'PO-90001');
     await writeFile(path.join(w.dir('PARTNERA', 'inbox'), 'unknown-item.edi'), text);
     // 100 good interchanges (more than one 64 KiB read, so the first ones are loaded before the
-    // problem is seen), then text that is not X12: the file is unreadable, so nothing of it loads.
+    // problem is seen), then text that is not X12 and one more interchange: garbage between
+    // interchanges makes the file unreadable, so nothing of it loads.
     const one = await readFile(path.join(FIXTURES, 'partner-a-850.edi'), 'utf8');
-    let many = '';
-    for (let i = 0; i < 100; i++) {
-      many += one
+    const nth = (i: number, prefix = 'PO-T'): string =>
+      one
         .replaceAll('000000101', String(902000 + i).padStart(9, '0'))
-        .replaceAll('PO-1000', `PO-T${i}-`);
-    }
+        .replaceAll('PO-1000', `${prefix}${i}-`);
+    let many = '';
+    for (let i = 0; i < 100; i++) many += nth(i);
     await writeFile(
       path.join(w.dir('PARTNERA', 'inbox'), 'trailing-garbage.edi'),
-      `${many}THIS IS NOT X12~\n`,
+      `${many}THIS IS NOT X12~\n${nth(100)}`,
     );
+    // Two interchanges and a footer without terminator after the last IEA: read, with a warning.
+    const two = `${nth(200, 'PO-F')}${nth(201, 'PO-F')}`;
+    footerOffset = Buffer.byteLength(two);
+    await writeFile(path.join(w.dir('PARTNERA', 'inbox'), 'footer.edi'), `${two}THIS IS A FOOTER`);
     const files = await inbound('PARTNERA');
     results = new Map(files.map((f) => [f.file, f]));
   });
@@ -315,12 +321,11 @@ describe('malformed inbound files', () => {
     expect(await report('bad-se-count.edi')).toMatch(/accepted: 1, rejected: 1/);
   });
 
-  it('mismatched IEA control number: every group rejected, nothing loaded', async () => {
+  it('mismatched IEA control number: a TA1 R 001 and no 997 (whose AK9 would have no code for it), nothing loaded', async () => {
     const r = results.get('bad-iea-control.edi')!;
-    expect([r.status, r.setsAccepted, r.ordersLoaded]).toEqual(['rejected', 0, 0]);
-    const s = await ack('PARTNERA', r.ack!.name);
-    expect(segs(s, 'AK5')).toEqual([['AK5', 'R']]);
-    expect(segs(s, 'AK9')).toEqual([['AK9', 'R', '1', '1', '0']]);
+    expect([r.status, r.setsAccepted, r.ordersLoaded, r.ack]).toEqual(['rejected', 0, 0, null]);
+    expect(r.ta1!.text).toMatch(/~\nTA1\*\d{9}\*\d{6}\*\d{4}\*R\*001~\n/);
+    expect(await w.list('PARTNERA', 'outbox')).toContain(r.ta1!.name);
     expect(await ordersWith(['PO-50001'])).toEqual([]);
     expect(await report('bad-iea-control.edi')).toMatch(/IEA02/);
   });
@@ -332,12 +337,10 @@ describe('malformed inbound files', () => {
     expect(await ordersWith(['PO-60001'])).toEqual([]);
   });
 
-  it('truncated: the complete first set is not loaded either; 997 R', async () => {
+  it('truncated: the complete first set is not loaded either; TA1 R 023 (premature end of file), no 997', async () => {
     const r = results.get('truncated.edi')!;
-    expect([r.status, r.ordersLoaded]).toEqual(['rejected', 0]);
-    const s = await ack('PARTNERA', r.ack!.name);
-    expect(segs(s, 'AK9')![0]![1]).toBe('R');
-    expect(segs(s, 'AK9')![0]![4]).toBe('0');
+    expect([r.status, r.ordersLoaded, r.ack]).toEqual(['rejected', 0, null]);
+    expect(r.ta1!.text).toMatch(/~\nTA1\*\d{9}\*\d{6}\*\d{4}\*R\*023~\n/);
     expect(await ordersWith(['PO-70001', 'PO-70002'])).toEqual([]);
     expect(await report('truncated.edi')).toMatch(/truncated/);
   });
@@ -361,18 +364,27 @@ describe('malformed inbound files', () => {
     expect(rows[0].n).toBe(0);
   });
 
-  it('an unreadable tail rejects the whole file: the complete interchange before it is acknowledged R, not loaded', async () => {
+  it('text after the last IEA is a warning naming its byte offset: the interchanges before it are loaded and archived', async () => {
+    const r = results.get('footer.edi')!;
+    expect([r.status, r.ordersLoaded, r.setsAccepted, r.problemCount]).toEqual(['loaded', 4, 4, 0]);
+    expect(r.notices).toEqual([
+      `warning: footer.edi, end of file: text after the last IEA, from byte offset ${footerOffset}: "THIS IS A FOOTER"; ignored (the interchanges before it are read)`,
+    ]);
+    expect(await w.list('PARTNERA', 'archive')).toContain('footer.edi');
+  });
+
+  it('garbage between interchanges rejects the whole file: the complete interchanges before it are acknowledged R, not loaded', async () => {
     const r = results.get('trailing-garbage.edi')!;
     expect([r.status, r.ordersLoaded]).toEqual(['failed', 0]);
     expect(r.error).toMatch(
-      /^trailing-garbage\.edi, segment 3601 \(THI\): expected an ISA segment or the end of the file after the IEA, found "THIS IS NOT X12"/,
+      /^trailing-garbage\.edi, segment 3601: expected an ISA segment or the end of the file after the IEA, found "THIS IS NOT X12~\\nISA\*00\*.*" at byte offset \d+, and then another ISA$/,
     );
-    // The interchanges read before the problem are acknowledged, every group rejected.
-    const { segments } = parseStrict(
-      await readFile(path.join(w.dir('PARTNERA', 'outbox'), r.ack!.name), 'utf8'),
+    // The interchanges read before the problem are rejected by a TA1 each (024, invalid content), no 997.
+    expect(r.ack).toBeNull();
+    const ta1s = [...r.ta1!.text.matchAll(/~\nTA1\*(\d{9})\*\d{6}\*\d{4}\*R\*024~\n/g)].map((m) =>
+      Number(m[1]),
     );
-    expect(segments.length).toBeGreaterThan(10);
-    for (const x of segments) expect(segs(x, 'AK9')).toEqual([['AK9', 'R', '2', '2', '0']]);
+    expect(ta1s).toEqual(Array.from({ length: 100 }, (_, i) => 902000 + i));
     const { rows } = await w.db.pool.query(
       `SELECT (SELECT count(*)::int FROM edi.interchanges WHERE isa13 BETWEEN 902000 AND 902099) AS ix,
               (SELECT count(*)::int FROM sales.orders WHERE customer_po LIKE 'PO-T%') AS orders`,

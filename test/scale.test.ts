@@ -78,6 +78,29 @@ async function submit(n: string): Promise<number> {
   return runId;
 }
 
+/** Submits `count` runs of the job, waits until every one has ended and checks each succeeded. */
+async function submitAndWait(count: number, tag: string): Promise<number[]> {
+  const ids: number[] = [];
+  for (let i = 0; i < count; i++) ids.push(await submit(`${tag}${i}`));
+  await waitFor(
+    async () =>
+      (
+        await db.pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM runner.runs WHERE id = ANY($1) AND status IN ('succeeded', 'failed')`,
+          [ids],
+        )
+      ).rows[0]!.n === ids.length,
+    60_000,
+    `all ${count} runs to end`,
+  );
+  const { rows } = await db.pool.query<{ status: string }>(
+    'SELECT DISTINCT status FROM runner.runs WHERE id = ANY($1)',
+    [ids],
+  );
+  expect(rows.map((r) => r.status)).toEqual(['succeeded']);
+  return ids;
+}
+
 /** The worker's DATABASE_URL, its sessions labelled so pg_stat_activity tells them from the test's. */
 function labelled(url: string, name: string): string {
   const u = new URL(url);
@@ -119,19 +142,7 @@ describe('several worker processes on one queue', () => {
   it('share the runs: each runs once, and more than one worker does work', async () => {
     await db.pool.query('TRUNCATE ticks');
     const workers = await Promise.all([1, 2, 3].map(() => startWorkerProcess(env, ['--concurrency', '2'])));
-    const ids: number[] = [];
-    for (let i = 0; i < 12; i++) ids.push(await submit(`s${i}`));
-    await waitFor(
-      async () =>
-        (
-          await db.pool.query<{ n: number }>(
-            `SELECT count(*)::int AS n FROM runner.runs WHERE id = ANY($1) AND status = 'succeeded'`,
-            [ids],
-          )
-        ).rows[0]!.n === ids.length,
-      60_000,
-      'all 12 runs to succeed',
-    );
+    const ids = await submitAndWait(12, 's');
     const { rows: ticks } = await db.pool.query<{ n: string; c: number }>(
       'SELECT n, count(*)::int AS c FROM ticks GROUP BY n ORDER BY n',
     );
@@ -164,25 +175,8 @@ describe('ERP_PG_MAX_CONNECTIONS', () => {
       '--concurrency',
       '2',
     ]);
-    const ids: number[] = [];
-    for (let i = 0; i < 8; i++) ids.push(await submit(`b${i}`));
-    await waitFor(
-      async () =>
-        (
-          await db.pool.query<{ n: number }>(
-            `SELECT count(*)::int AS n FROM runner.runs WHERE id = ANY($1) AND status IN ('succeeded', 'failed')`,
-            [ids],
-          )
-        ).rows[0]!.n === ids.length,
-      60_000,
-      'all 8 runs to end',
-    );
+    await submitAndWait(8, 'b');
     const most = await sampler.stop();
-    const { rows } = await db.pool.query<{ status: string }>(
-      'SELECT DISTINCT status FROM runner.runs WHERE id = ANY($1)',
-      [ids],
-    );
-    expect(rows.map((r) => r.status)).toEqual(['succeeded']);
     expect(most).toBeLessThanOrEqual(7);
     // Not a vacuous cap: two runs in hand and the runner session were seen at once.
     expect(most).toBeGreaterThanOrEqual(3);
@@ -194,19 +188,7 @@ describe('ERP_PG_MAX_CONNECTIONS', () => {
     const name = `erp-nobudget-${prefix}`.slice(0, 60);
     const sampler = sampleConnections(name);
     await startWorkerProcess({ ...env, DATABASE_URL: labelled(db.url, name) }, ['--concurrency', '3']);
-    const ids: number[] = [];
-    for (let i = 0; i < 9; i++) ids.push(await submit(`c${i}`));
-    await waitFor(
-      async () =>
-        (
-          await db.pool.query<{ n: number }>(
-            `SELECT count(*)::int AS n FROM runner.runs WHERE id = ANY($1) AND status = 'succeeded'`,
-            [ids],
-          )
-        ).rows[0]!.n === ids.length,
-      60_000,
-      'all 9 runs to succeed',
-    );
+    await submitAndWait(9, 'c');
     const most = await sampler.stop();
     expect(most).toBeLessThanOrEqual(workerConnections(3).total);
     expect(most).toBeGreaterThanOrEqual(4);

@@ -1,10 +1,12 @@
+import path from 'node:path';
 import type { App } from '../app.js';
 import { listExceptions, reprocessHeld } from '../edi/exceptions.js';
 import { samplesDir, testPartner } from '../edi/harness.js';
 import { UserError } from '../errors.js';
 import { listPartnerNames, loadPartner } from '../partners/profile.js';
 import { table } from './report.js';
-import type { EdiCommandOptions } from './edi.js';
+import { loadMappingFile, parseSince, replayPartner } from '../edi/replay.js';
+import { first, type EdiCommandOptions } from './edi.js';
 import { EXIT } from './exit.js';
 
 /**
@@ -12,10 +14,12 @@ import { EXIT } from './exit.js';
  * compared with the expected files beside them (exit 1 when any differs or is missing).
  * `erp edi exceptions [partner]`: the orders held for business errors.
  * `erp edi reprocess <partner>`: loads the held orders whose problems are gone, each once.
+ * `erp edi replay <partner> --since 30d [--mapping FILE]`: archived inbound files through a
+ * mapping, the differences with what was loaded; nothing written.
  */
 export async function ediHarnessCommand(
   app: App,
-  action: 'test' | 'exceptions' | 'reprocess',
+  action: 'test' | 'exceptions' | 'reprocess' | 'replay',
   partnerName: string | undefined,
   opts: EdiCommandOptions,
 ): Promise<number> {
@@ -52,6 +56,33 @@ export async function ediHarnessCommand(
     );
   }
   const partner = await loadPartner(app.home, partnerName);
+  if (action === 'replay') {
+    const since = first(opts.since);
+    if (since === undefined)
+      throw new UserError('usage: erp edi replay <partner> --since 30d [--mapping FILE]');
+    const mappingFile = first(opts.mapping);
+    const files = await replayPartner(app, partner, {
+      sinceHours: parseSince(since),
+      ...(mappingFile ? { mapping: await loadMappingFile(path.resolve(mappingFile)) } : {}),
+    });
+    const lines = [
+      `edi replay ${partner.name}, files received in the last ${since}${mappingFile ? ` through ${mappingFile}` : ''} (nothing written):`,
+    ];
+    for (const f of files) {
+      lines.push(
+        `${f.file}: ${f.diff.length === 0 ? 'same' : 'differs'} (${f.loaded} order(s) loaded then, ${f.orders} now)`,
+      );
+      for (const d of f.diff) lines.push(`  ${d}`);
+    }
+    const differ = files.filter((f) => f.diff.length > 0).length;
+    lines.push(
+      files.length === 0
+        ? `no inbound file from ${partner.name} in the last ${since}`
+        : `${differ} of ${files.length} file(s) differ`,
+    );
+    out(lines);
+    return EXIT.ok;
+  }
   if (action === 'reprocess') {
     const done = await reprocessHeld(app, partner);
     const loaded = done.filter((d) => d.orderNo !== null);

@@ -24,6 +24,10 @@ export interface EdiCommandOptions {
   transactionSet?: string[] | string;
   /** `erp edi test --update`: write the expected files. */
   update?: boolean;
+  /** `erp edi replay --since 30d`. */
+  since?: string[] | string;
+  /** `erp edi replay --mapping FILE`. */
+  mapping?: string[] | string;
 }
 
 const when = (d: Date): string => d.toISOString().replace('T', ' ').slice(0, 16);
@@ -76,7 +80,19 @@ export function formatEdiStatus(s: EdiStatus): string {
     out.push('recent interchanges:');
     out.push(
       table(
-        ['ID', 'DIR', 'PARTNER', 'ISA13', 'STATUS', 'SETS', 'FILE', 'AT (UTC)', 'ACK ISA13', 'MESSAGE'],
+        [
+          'ID',
+          'DIR',
+          'PARTNER',
+          'ISA13',
+          'STATUS',
+          'SETS',
+          'FILE',
+          'AT (UTC)',
+          'ACK ISA13',
+          'TA1',
+          'MESSAGE',
+        ],
         s.recent.map((r) => [
           r.id,
           r.direction,
@@ -87,6 +103,7 @@ export function formatEdiStatus(s: EdiStatus): string {
           r.fileName,
           when(r.at),
           r.ackIsa13,
+          r.ta1,
           r.message && r.message.length > 80 ? `${r.message.slice(0, 77)}...` : r.message,
         ]),
       ),
@@ -95,7 +112,8 @@ export function formatEdiStatus(s: EdiStatus): string {
   return out.join('\n');
 }
 
-const first = (v: string[] | string | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+/** The first value of an option given as a list or once. */
+export const first = (v: string[] | string | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 
 /** `erp edi <action> [partner]`. */
 export async function ediCommand(
@@ -112,7 +130,7 @@ export async function ediCommand(
     process.stdout.write(formatEdiStatus(await ediStatus(app.pool, partners, { limit })) + '\n');
     return EXIT.ok;
   }
-  if (action === 'test' || action === 'exceptions' || action === 'reprocess') {
+  if (action === 'test' || action === 'exceptions' || action === 'reprocess' || action === 'replay') {
     return (await import('./edi-harness.js')).ediHarnessCommand(
       app,
       action,
@@ -122,7 +140,7 @@ export async function ediCommand(
   }
   if (action !== 'preview') {
     throw new UserError(
-      `unknown action '${action}'; use: erp edi status, erp edi preview <partner> [--direction inbound|outbound|acks], erp edi test <partner> [--update], erp edi exceptions [partner], erp edi reprocess <partner>`,
+      `unknown action '${action}'; use: erp edi status, erp edi preview <partner> [--direction inbound|outbound|acks], erp edi test <partner> [--update], erp edi replay <partner> --since 30d [--mapping FILE], erp edi exceptions [partner], erp edi reprocess <partner>`,
     );
   }
   const name = partnerArg ?? first(opts.partner);

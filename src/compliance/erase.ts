@@ -11,7 +11,7 @@ import { UserError } from '../errors.js';
 import { listPartnerNames, loadAnyPartner, resolveEndpoint } from '../partners/profile.js';
 import { withSftp } from '../sftp/connect.js';
 import { resolveInside } from '../sftp/names.js';
-import { downloadVerified, listFiles, uploadAtomic } from '../sftp/transfer.js';
+import { downloadVerified, listRemote, uploadAtomic } from '../sftp/transfer.js';
 import { decryptValue, isEncrypted, requireKeyring } from './keys.js';
 import { exportDir, inside } from './purge.js';
 
@@ -203,7 +203,7 @@ async function eraseInArchives(
       const partner = await loadAnyPartner(app.home, name);
       const endpoint = resolveEndpoint(partner);
       await withSftp(endpoint, { log, partner: name }, async (client) => {
-        for (const e of await listFiles(client, endpoint.archive)) {
+        for (const e of await listRemote(client, endpoint.archive)) {
           if (!e.isFile) continue;
           const remote = resolveInside(endpoint.archive, e.name);
           const local = await downloadVerified(client, remote, work, e.size);

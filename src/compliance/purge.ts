@@ -8,7 +8,7 @@ import { listPartnerNames, loadAnyPartner, resolveEndpoint } from '../partners/p
 import { withSftp } from '../sftp/connect.js';
 import { loadPipeline } from '../pipeline/definition.js';
 import { resolveInside } from '../sftp/names.js';
-import { listFiles } from '../sftp/transfer.js';
+import { listRemote } from '../sftp/transfer.js';
 import { CATEGORIES, type Category, type RetentionPolicy } from './retention.js';
 
 /**
@@ -251,7 +251,7 @@ async function purgeArchives(
       ...(opts.env ? { env: opts.env } : {}),
     };
     await withSftp(endpoint, connect, async (client) => {
-      for (const e of await listFiles(client, endpoint.archive)) {
+      for (const e of await listRemote(client, endpoint.archive)) {
         if (!e.isFile || e.mtime >= cutoff.getTime()) continue;
         if (heldPartners.has(partner.name) || heldMonths.has(monthOf(new Date(e.mtime)))) {
           found.held++;

@@ -49,8 +49,9 @@ export async function replayFile(
   app: AppContext,
   partner: Partner,
   file: string,
-  mapping?: InboundMapping,
+  opts: { mapping?: InboundMapping; name?: string; storeOrders?: boolean } = {},
 ): Promise<{ orders: MappedOrder[]; acks: string; result: InboundFileResult }> {
+  const { mapping, name = path.basename(file), storeOrders = true } = opts;
   const ctx = await prepareInbound(app, partner, { dryRun: true });
   ctx.control = new ControlNumberSource(app.pool, partner.name, true, { isa13: 0, gs06: 0, st02: 0 });
   if (mapping) ctx.mapping = mapping;
@@ -60,11 +61,11 @@ export async function replayFile(
     ctx,
     {
       path: file,
-      name: path.basename(file),
+      name,
       size: data.length,
       sha256: createHash('sha256').update(data).digest('hex'),
     },
-    { dryRun: true, fresh: true, now: HARNESS_NOW, onOrder: (o) => orders.push(o) },
+    { dryRun: true, fresh: true, now: HARNESS_NOW, storeOrders, onOrder: (o) => orders.push(o) },
   );
   const acks = [result.ack?.text, result.ta1?.text, result.poAck?.text].filter(Boolean).join('');
   return { orders, acks, result };

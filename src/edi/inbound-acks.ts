@@ -11,6 +11,8 @@ import type { InboundProcessor, PoAckRequest } from './inbound-processor.js';
  *
  *   per inbound interchange with groups other than FA:  ISA ─ FA group per inbound group ─ IEA
  *   per inbound interchange with ISA14 = 1 or a bad envelope: ISA ─ TA1 (TA104 A | R, TA105 note code) ─ IEA
+ *     (a TA1 R — IEA02 ≠ ISA13, a truncated file, a reused ISA13, a usage not accepted — is the only
+ *     answer: the interchange's groups get no 997/999, whose AK9 has no code for an envelope fault)
  *   per file with acknowledged business errors (business_errors: acknowledge):
  *     ISA ─ GS PR ─ 855 per purchase order ─ GE ─ IEA, recorded as an outbound interchange
  *       (so the partner's 997 for it is reconciled like any other)
@@ -47,7 +49,9 @@ export async function buildFileAcks(
         ...(opts.now ? { now: opts.now } : {}),
       });
     }
-    if (groups.length === 0) continue;
+    // A TA1 that rejects the interchange is the whole answer: its groups were not accepted for
+    // processing, and a 997/999 could only say AK9 R with no code (716 has none for an envelope fault).
+    if (groups.length === 0 || ta1?.code === 'R') continue;
     const control = await ctx.control.next({ groups: groups.length, sets: groups.length });
     first ??= control.isa13;
     const ack = buildAck({

@@ -41,6 +41,16 @@ export interface AppliedAck {
   interchangeId: number | null;
 }
 
+/** A partner's TA1 that was reconciled with our outbound interchange. */
+export interface AppliedPartnerTa1 {
+  /** TA101: our ISA13. */
+  isa13: string;
+  code: 'A' | 'E' | 'R';
+  note: string;
+  /** Our outbound interchange it updated, or null when we never sent that ISA13. */
+  interchangeId: number | null;
+}
+
 /** The outcome of one inbound file. */
 export interface InboundFileResult {
   file: string;
@@ -54,6 +64,8 @@ export interface InboundFileResult {
   orders: string[];
   ordersLoaded: number;
   acksApplied: AppliedAck[];
+  /** The partner's TA1s about our interchanges, as reconciled. */
+  ta1sApplied: AppliedPartnerTa1[];
   /** Our 997/999 for the file (null when it has no group to acknowledge). */
   ack: { type: '997' | '999'; name: string; text: string } | null;
   /** Our TA1s (ISA14 = 1, or a bad envelope), apart from the 997/999, or null. */
@@ -99,6 +111,11 @@ export interface InboundOptions {
    * PO number was loaded (the partner test harness and replays).
    */
   fresh?: boolean;
+  /**
+   * Store the orders (default); false: map and check them, call `onOrder` with outcome `loaded`,
+   * insert nothing (a replay of files whose orders exist already).
+   */
+  storeOrders?: boolean;
   /** Called with each purchase order as it would be stored (the partner test harness collects them). */
   onOrder?: (order: MappedOrder) => void;
 }
@@ -172,6 +189,7 @@ export async function processInboundFile(
     orders: [],
     ordersLoaded: 0,
     acksApplied: [],
+    ta1sApplied: [],
     ack: null,
     poAck: null,
     ta1: null,
@@ -203,7 +221,9 @@ export async function processInboundFile(
         else if (ev.kind === 'gs') await p.gs(ev.group);
         else if (ev.kind === 'transaction') await p.transaction(ev.set);
         else if (ev.kind === 'ge') await p.ge(ev);
-        else await p.iea(ev);
+        else if (ev.kind === 'iea') await p.iea(ev);
+        else if (ev.kind === 'ta1') await p.ta1(ev);
+        else p.notice(`warning: ${ev.problem.message}`);
       }
     } catch (err) {
       if (err instanceof NotAnAckFile) {
@@ -223,6 +243,7 @@ export async function processInboundFile(
         orders: [],
         ordersLoaded: 0,
         acksApplied: [],
+        ta1sApplied: [],
       });
       p.note(err.message);
       const acks = await buildFileAcks(ctx, p, opts, [err.problem]);

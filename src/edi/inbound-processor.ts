@@ -11,8 +11,15 @@ import {
   type MappedTransaction,
 } from '../x12/mapping.js';
 import { findPartner } from '../x12/partner.js';
-import { applyFunctionalAck, readFunctionalAck } from './reconcile.js';
-import type { GeEvent, GroupHeader, IeaEvent, InterchangeHeader, TransactionSet } from '../x12/types.js';
+import { applyFunctionalAck, applyTa1, readFunctionalAck, TA1_NOTES } from './reconcile.js';
+import type {
+  GeEvent,
+  GroupHeader,
+  IeaEvent,
+  InterchangeHeader,
+  Ta1Event,
+  TransactionSet,
+} from '../x12/types.js';
 import { holdOrder } from './exceptions.js';
 import type { InboundContext, InboundFileResult, InboundOptions } from './inbound-file.js';
 import { insertPurchaseOrder } from './orders.js';
@@ -51,6 +58,8 @@ export interface InterchangeState {
   header: InterchangeHeader;
   id: number;
   duplicate: boolean;
+  /** Received before, even when judged `fresh` (its row stays a duplicate's: the first one holds the ISA13). */
+  receivedBefore: boolean;
   /** Sets of this interchange may be loaded (not a duplicate, usage accepted). */
   loadable: boolean;
   /** Problems of ours about the interchange (usage, reused ISA13), on top of the splitter's. */
@@ -61,6 +70,8 @@ export interface InterchangeState {
   closed: boolean;
   /** SHA-256 of GS … GE, to tell a re-delivery from a reused ISA13. */
   content: Hash;
+  /** TA1s of the partner read in this interchange. */
+  ta1s: number;
 }
 
 /** A purchase order to answer with an 855 (business_errors: acknowledge). */
@@ -183,12 +194,14 @@ export class InboundProcessor {
       header: h,
       id: receipt.id,
       duplicate,
+      receivedBefore: receipt.duplicate,
       loadable: !duplicate && usageOk,
       extra,
       problems: [],
       groups: [],
       closed: false,
       content: createHash('sha256'),
+      ta1s: 0,
     };
     this.interchanges.push(this.ix);
     await this.q('SAVEPOINT edi_interchange');
@@ -216,6 +229,34 @@ export class InboundProcessor {
     if (ev.problems.length > 0) await this.q('ROLLBACK TO SAVEPOINT edi_group');
     await this.q('RELEASE SAVEPOINT edi_group');
     this.group = null;
+  }
+
+  /**
+   * A partner's TA1 inside its interchange: reconciled with our outbound interchange of that ISA13
+   * (TA104/TA105 recorded; R marks it rejected by the partner). Part of the interchange's content,
+   * so a reused ISA13 with another TA1 is told from a re-delivery.
+   */
+  async ta1(ev: Ta1Event): Promise<void> {
+    this.hash(ev.segment.elements);
+    this.ix!.ta1s++;
+    if (!this.ix!.loadable) return;
+    const partner = this.ctx.partner;
+    const applied = await applyTa1(this.client, partner.name, ev);
+    this.result.ta1sApplied.push({
+      isa13: ev.controlNumber,
+      code: ev.code,
+      note: ev.note,
+      interchangeId: applied.interchangeId,
+    });
+    if (applied.interchangeId === null) {
+      this.note(
+        `${this.result.file}, segment ${ev.segment.ordinal} (TA1): acknowledges our interchange ${ev.controlNumber}, which we never sent to ${partner.name}; ignored`,
+      );
+    } else if (ev.code === 'R') {
+      this.notice(
+        `${partner.name} rejected our interchange ${ev.controlNumber} (TA1 R ${ev.note}: ${TA1_NOTES[ev.note] ?? 'unknown note code'})`,
+      );
+    }
   }
 
   /** A partner's 997/999 for one of our groups. */
@@ -347,6 +388,10 @@ export class InboundProcessor {
   ): Promise<void> {
     const { partner } = this.ctx;
     const keep = checked.lines.map((l) => l !== null);
+    if (this.opts.storeOrders === false) {
+      this.emit(set, mapped, checked, 'loaded');
+      return;
+    }
     await this.q('SAVEPOINT edi_set');
     try {
       doc.orderNo = await insertPurchaseOrder(
@@ -421,7 +466,13 @@ export class InboundProcessor {
       }
       if (!x.duplicate) await recordGroup(this.client, partner.name, x.id, g, verdict);
     }
-    const status = held ? 'held' : x.duplicate ? 'duplicate' : accepted > 0 || fa > 0 ? 'loaded' : 'rejected';
+    const status = held
+      ? 'held'
+      : x.duplicate
+        ? 'duplicate'
+        : accepted > 0 || fa > 0 || (x.ta1s > 0 && x.problems.length === 0)
+          ? 'loaded'
+          : 'rejected';
     const message =
       x.duplicate && !held
         ? undefined
@@ -434,7 +485,15 @@ export class InboundProcessor {
       `UPDATE edi.interchanges SET status = $2, group_count = $3, set_count = $4,
               message = CASE WHEN $5::boolean THEN message ELSE $6 END, content_sha256 = $7, updated_at = now()
         WHERE id = $1`,
-      [x.id, status, x.groups.length, setCount, message === undefined, message ?? null, content],
+      [
+        x.id,
+        x.receivedBefore ? 'duplicate' : status,
+        x.groups.length,
+        setCount,
+        message === undefined,
+        message ?? null,
+        content,
+      ],
     );
     this.result.interchanges.push({ isa13: x.header.controlNumber, status, usage: x.header.usage });
     x.closed = true;

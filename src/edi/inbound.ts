@@ -224,6 +224,9 @@ export function describeInboundFile(r: InboundFileResult, previewLines = 0): str
     r.acksApplied.length > 0
       ? `acks applied: ${r.acksApplied.map((a) => `${a.functionalId} ${a.gs06} ${a.code}`).join(', ')}`
       : null,
+    r.ta1sApplied.length > 0
+      ? `TA1s applied: ${r.ta1sApplied.map((t) => `${t.isa13} ${t.code} ${t.note}`).join(', ')}`
+      : null,
     r.ack ? `ack ${r.ack.name}` : null,
     r.ta1 ? `TA1 ${r.ta1.name}` : null,
     r.poAck ? `855 ${r.poAck.name}` : null,

@@ -253,3 +253,86 @@ export async function applyFunctionalAck(
   const id = rows[0]?.id;
   return id === null || id === undefined ? null : Number(id);
 }
+
+/** TA105 interchange note codes (I18), as a partner's TA1 gives them. */
+export const TA1_NOTES: Readonly<Record<string, string>> = {
+  '000': 'no error',
+  '001': 'the interchange control number in the header and trailer do not match',
+  '002': 'the standard in the control standards identifier is not supported',
+  '003': 'this version of the controls is not supported',
+  '004': 'the segment terminator is invalid',
+  '005': 'invalid interchange id qualifier for the sender',
+  '006': 'invalid interchange sender id',
+  '007': 'invalid interchange id qualifier for the receiver',
+  '008': 'invalid interchange receiver id',
+  '009': 'unknown interchange receiver id',
+  '010': 'invalid authorization information qualifier value',
+  '011': 'invalid authorization information value',
+  '012': 'invalid security information qualifier value',
+  '013': 'invalid security information value',
+  '014': 'invalid interchange date value',
+  '015': 'invalid interchange time value',
+  '016': 'invalid interchange standards identifier value',
+  '017': 'invalid interchange version id value',
+  '018': 'invalid interchange control number value',
+  '019': 'invalid acknowledgment requested value',
+  '020': 'invalid test indicator value',
+  '021': 'invalid number of included groups value',
+  '022': 'invalid control structure',
+  '023': 'improper (premature) end of file',
+  '024': 'invalid interchange content',
+  '025': 'duplicate interchange control number',
+  '026': 'invalid data element separator',
+  '027': 'invalid component element separator',
+  '028': 'invalid delivery date in deferred delivery request',
+  '029': 'invalid delivery time in deferred delivery request',
+  '030': 'invalid delivery time code in deferred delivery request',
+  '031': 'invalid grade of service code',
+};
+
+/** What a partner's TA1 did to our outbound interchange. */
+export interface AppliedTa1 {
+  /** Our interchange it acknowledges, or null when we never sent that ISA13 to this partner. */
+  interchangeId: number | null;
+  /** Its status after the TA1: `rejected_by_partner` on TA104 R, else unchanged. */
+  status: string | null;
+}
+
+/**
+ * Reconciles a partner's TA1 with our outbound interchange of that ISA13: records TA104/TA105 on
+ * it; a TA1 R marks it (and its groups still waiting) `rejected_by_partner`, with the note code's
+ * meaning as its message. An accepted TA1 leaves the 997/999 still expected.
+ */
+export async function applyTa1(
+  db: Queryable,
+  partner: string,
+  ta1: { controlNumber: string; code: 'A' | 'E' | 'R'; note: string },
+): Promise<AppliedTa1> {
+  const meaning = TA1_NOTES[ta1.note] ?? `note code ${ta1.note}`;
+  const { rows } = await db.query<{ id: string; status: string }>(
+    `UPDATE edi.interchanges
+        SET ta1_code = $3, ta1_note = $4, ta1_at = now(), updated_at = now(),
+            status = CASE WHEN $3 = 'R' AND status = 'sent' THEN 'rejected_by_partner' ELSE status END,
+            message = CASE WHEN $3 = 'R' THEN $5 ELSE message END
+      WHERE id = (SELECT id FROM edi.interchanges
+                   WHERE partner = $1 AND direction = 'out' AND isa13 = $2
+                   ORDER BY id DESC LIMIT 1)
+      RETURNING id, status`,
+    [partner, Number(ta1.controlNumber), ta1.code, ta1.note, `TA1 R ${ta1.note}: ${meaning}`],
+  );
+  const row = rows[0];
+  if (!row) return { interchangeId: null, status: null };
+  if (ta1.code === 'R') {
+    await db.query(
+      `UPDATE edi.groups SET status = 'rejected_by_partner', ack_code = 'R', acknowledged_at = now()
+        WHERE interchange_id = $1 AND status = 'sent'`,
+      [row.id],
+    );
+    await db.query(
+      `UPDATE edi.transaction_sets SET status = 'rejected_by_partner'
+        WHERE status = 'sent' AND group_id IN (SELECT id FROM edi.groups WHERE interchange_id = $1)`,
+      [row.id],
+    );
+  }
+  return { interchangeId: Number(row.id), status: row.status };
+}

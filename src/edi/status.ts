@@ -19,6 +19,8 @@ export interface RecentInterchange {
   sets: number;
   at: Date;
   ackIsa13: string | null;
+  /** out: the partner's TA1 about it, `R 001` (TA104 and TA105), or null. */
+  ta1: string | null;
   message: string | null;
 }
 
@@ -59,10 +61,12 @@ export async function ediStatus(
     set_count: number;
     at: Date;
     ack_isa13: string | null;
+    ta1: string | null;
     message: string | null;
   }>(
     `SELECT i.id, i.direction, i.partner, lpad(i.isa13::text, 9, '0') AS isa13, i.status, i.file_name, i.set_count,
-            coalesce(i.sent_at, i.created_at) AS at, lpad(i.ack_isa13::text, 9, '0') AS ack_isa13, i.message
+            coalesce(i.sent_at, i.created_at) AS at, lpad(i.ack_isa13::text, 9, '0') AS ack_isa13,
+            CASE WHEN i.ta1_code IS NOT NULL THEN i.ta1_code || ' ' || i.ta1_note END AS ta1, i.message
        FROM edi.interchanges i
       WHERE i.partner = ANY ($1::text[])
       ORDER BY i.id DESC
@@ -102,6 +106,7 @@ export async function ediStatus(
       sets: r.set_count,
       at: r.at,
       ackIsa13: r.ack_isa13,
+      ta1: r.ta1,
       message: r.message,
     })),
   };

@@ -31,6 +31,7 @@ export {
 } from './connect.js';
 export {
   downloadVerified,
+  listRemote,
   listReady,
   moveRemote,
   moveToError,

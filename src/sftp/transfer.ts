@@ -47,8 +47,7 @@ export interface DownloadedFile {
 // ─── listing ────────────────────────────────────────────────────────────────────────────────────
 
 /** One directory entry, as listed. */
-/** A directory entry as listed: name, size, mtime, whether it is a regular file. */
-export interface Listed {
+interface Listed {
   name: string;
   size: number;
   /** Milliseconds since the epoch. */
@@ -56,8 +55,12 @@ export interface Listed {
   isFile: boolean;
 }
 
-/** Every entry of `dir`; a missing directory is an operator error naming it. */
-export async function listFiles(client: SftpClient, dir: string): Promise<Listed[]> {
+/** The entries of a remote directory (name, size, mtime, whether a regular file), as listed. */
+export async function listRemote(client: SftpClient, dir: string): Promise<Listed[]> {
+  return listFiles(client, dir);
+}
+
+async function listFiles(client: SftpClient, dir: string): Promise<Listed[]> {
   const where = `${label(client)}: list ${dir}`;
   try {
     const entries = await request<FileEntryWithStats[]>(session(client, where), where, (cb) =>

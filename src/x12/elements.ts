@@ -25,30 +25,86 @@ export interface ElementContext {
 
 const DAYS = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
+/** The number of `v[from, to)` read as decimal digits, or -1 when one is not a digit. */
+function digitsAt(v: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const c = v.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    n = n * 10 + c;
+  }
+  return n;
+}
+
 /** True when `v` (8 digits CCYYMMDD, or 6 digits YYMMDD) is a calendar date. */
 export function isDate(v: string): boolean {
   let y: number, mo: number, d: number;
-  if (/^\d{8}$/.test(v)) [y, mo, d] = [Number(v.slice(0, 4)), Number(v.slice(4, 6)), Number(v.slice(6, 8))];
-  else if (/^\d{6}$/.test(v))
-    [y, mo, d] = [2000 + Number(v.slice(0, 2)), Number(v.slice(2, 4)), Number(v.slice(4, 6))];
-  else return false;
+  if (v.length === 8) {
+    y = digitsAt(v, 0, 4);
+    mo = digitsAt(v, 4, 6);
+    d = digitsAt(v, 6, 8);
+  } else if (v.length === 6) {
+    y = digitsAt(v, 0, 2);
+    if (y >= 0) y += 2000;
+    mo = digitsAt(v, 2, 4);
+    d = digitsAt(v, 4, 6);
+  } else return false;
+  if (y < 0 || mo < 0 || d < 0) return false;
   const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
   return mo >= 1 && mo <= 12 && d >= 1 && d <= DAYS[mo - 1]! && !(mo === 2 && d === 29 && !leap);
 }
 
 /** True when `v` is HHMM, HHMMSS or HHMMSSd..d. */
 export function isTime(v: string): boolean {
-  const m = /^(\d{2})(\d{2})(?:(\d{2})(\d{1,2})?)?$/.exec(v);
-  return m !== null && Number(m[1]) <= 23 && Number(m[2]) <= 59 && (m[3] === undefined || Number(m[3]) <= 59);
+  const n = v.length;
+  if (n !== 4 && n !== 6 && n !== 7 && n !== 8) return false;
+  if (digitsAt(v, 0, n) < 0) return false;
+  return digitsAt(v, 0, 2) <= 23 && digitsAt(v, 2, 4) <= 59 && (n < 6 || digitsAt(v, 4, 6) <= 59);
 }
 
-/** Characters X12 never allows inside a value: control characters (the delimiters are split out). */
-function hasControl(v: string): boolean {
+/** What one pass over a value found (see {@link scan}). */
+const CONTROL = 1;
+const COMPONENT = 2;
+const REPETITION = 4;
+
+/**
+ * One pass over `v`: control characters, the component separator, the repetition separator
+ * (`repetition` is -1 when values cannot repeat). No allocation: this runs for every element.
+ */
+function scan(v: string, component: number, repetition: number): number {
+  let flags = 0;
   for (let i = 0; i < v.length; i++) {
     const c = v.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f) return true;
+    if (c < 0x20 || c === 0x7f) flags |= CONTROL;
+    else if (c === component) flags |= COMPONENT;
+    else if (c === repetition) flags |= REPETITION;
   }
-  return false;
+  return flags;
+}
+
+/** Digits of a decimal number (R): -1 when `v` is not one (an optional leading minus, one optional point). */
+export function decimalDigits(v: string): number {
+  let digits = 0;
+  let points = 0;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c >= 48 && c <= 57) digits++;
+    else if (c === 46 /* . */) {
+      if (++points > 1) return -1;
+    } else if (c !== 45 /* - */ || i !== 0) return -1;
+  }
+  return digits === 0 ? -1 : digits;
+}
+
+/** Digits of an integer (N0–N9): -1 when `v` is not one (an optional leading minus). */
+export function integerDigits(v: string): number {
+  const from = v.charCodeAt(0) === 45 ? 1 : 0;
+  if (from === v.length) return -1;
+  for (let i = from; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+  }
+  return v.length - from;
 }
 
 const describeDef = (d: ElementDef): string => {
@@ -77,35 +133,38 @@ export function checkValue(
   d: ElementDef,
   ctx: ElementContext,
 ): { ak4: string; why: string } | null {
-  if (ctx.repetitions && ctx.delimiters.repetition && v.includes(ctx.delimiters.repetition)) {
+  const delimiters = ctx.delimiters;
+  const repetition = ctx.repetitions && delimiters.repetition ? delimiters.repetition.charCodeAt(0) : -1;
+  const flags = scan(v, delimiters.component.charCodeAt(0), repetition);
+  if (flags & REPETITION) {
     return {
       ak4: '12',
-      why: `a single value; it holds the repetition separator ${ctx.delimiters.repetition}`,
+      why: `a single value; it holds the repetition separator ${delimiters.repetition}`,
     };
   }
   if (d.type === 'C') return v.length > d.max ? { ak4: '5', why: describeDef(d) } : null;
-  if (v.includes(ctx.delimiters.component)) {
-    return { ak4: '6', why: `${describeDef(d)}, not a composite (it holds ${ctx.delimiters.component})` };
+  if (flags & COMPONENT) {
+    return { ak4: '6', why: `${describeDef(d)}, not a composite (it holds ${delimiters.component})` };
   }
   let length = v.length;
   switch (d.type) {
     case 'AN':
     case 'ID':
-      if (hasControl(v)) return { ak4: '6', why: `${describeDef(d)} without control characters` };
+      if (flags & CONTROL) return { ak4: '6', why: `${describeDef(d)} without control characters` };
       break;
     case 'DT':
-      if (!isDate(v) || (v.length !== d.min && v.length !== d.max)) return { ak4: '8', why: describeDef(d) };
+      if ((v.length !== d.min && v.length !== d.max) || !isDate(v)) return { ak4: '8', why: describeDef(d) };
       return null;
     case 'TM':
-      if (!isTime(v) || v.length < d.min || v.length > d.max) return { ak4: '9', why: describeDef(d) };
+      if (v.length < d.min || v.length > d.max || !isTime(v)) return { ak4: '9', why: describeDef(d) };
       return null;
     case 'R':
-      if (!/^-?(?:\d+\.?\d*|\.\d+)$/.test(v)) return { ak4: '6', why: describeDef(d) };
-      length = v.replace(/[-.]/g, '').length;
+      length = decimalDigits(v);
+      if (length < 0) return { ak4: '6', why: describeDef(d) };
       break;
     default:
-      if (!/^-?\d+$/.test(v)) return { ak4: '6', why: describeDef(d) };
-      length = v.startsWith('-') ? v.length - 1 : v.length;
+      length = integerDigits(v);
+      if (length < 0) return { ak4: '6', why: describeDef(d) };
   }
   if (length < d.min) return { ak4: '4', why: describeDef(d) };
   if (length > d.max) return { ak4: '5', why: describeDef(d) };
@@ -121,118 +180,140 @@ export function checkValue(
 
 const pos2 = (n: number): string => String(n).padStart(2, '0');
 
+/** True when element `n` of `e` holds a value. */
+const has = (e: readonly string[], n: number): boolean => n < e.length && e[n] !== '';
+
+/** How many of `els` hold a value in `e` (the elements of a segment). */
+function countPresent(e: readonly string[], els: readonly number[]): number {
+  let n = 0;
+  for (let k = 0; k < els.length; k++) {
+    const i = els[k]!;
+    if (i < e.length && e[i] !== '') n++;
+  }
+  return n;
+}
+
 /** Checks a syntax note; returns the element at fault, the AK4 code and the reason, or null. */
 function checkNote(seg: Segment, note: SyntaxNote): { element: number; ak4: string; why: string } | null {
   const e = seg.elements;
-  const present = (n: number): boolean => n < e.length && e[n] !== '';
   const els = note.elements;
-  // Cheap answers first: a segment has many notes and nearly all hold.
-  if ((note.kind === 'C' || note.kind === 'L') && !present(els[0]!)) return null;
-  if ((note.kind === 'P' || note.kind === 'R') && els.every((n) => n >= e.length || e[n] === '')) {
-    return note.kind === 'P'
-      ? null
-      : {
-          element: els[0]!,
-          ak4: '2',
-          why: `at least one of ${els.map((n) => `${seg.tag}${pos2(n)}`).join(', ')} is required (${note.source})`,
-        };
-  }
-  if (note.kind === 'E' && els.filter(present).length <= 1) return null;
-  const names = els.map((n) => `${seg.tag}${pos2(n)}`);
-  const [first, ...rest] = els as [number, ...number[]];
+  // Cheap answers first, without allocating: a segment has many notes and nearly all hold.
   switch (note.kind) {
     case 'P': {
-      if (!note.elements.some(present)) return null;
-      const missing = note.elements.find((n) => !present(n));
-      return missing === undefined
-        ? null
-        : {
-            element: missing,
-            ak4: '2',
-            why: `${names.join(' and ')} go together (${note.source}): all or none`,
-          };
+      const n = countPresent(e, els);
+      if (n === 0 || n === els.length) return null;
+      break;
     }
     case 'R':
-      return note.elements.some(present)
-        ? null
-        : {
-            element: first,
-            ak4: '2',
-            why: `at least one of ${names.join(', ')} is required (${note.source})`,
-          };
-    case 'C': {
-      if (!present(first)) return null;
-      const missing = rest.find((n) => !present(n));
-      return missing === undefined
-        ? null
-        : {
-            element: missing,
-            ak4: '2',
-            why: `${names.slice(1).join(' and ')} required when ${names[0]} is present (${note.source})`,
-          };
-    }
-    case 'L':
-      return !present(first) || rest.some(present)
-        ? null
-        : {
-            element: rest[0]!,
-            ak4: '2',
-            why: `one of ${names.slice(1).join(', ')} required when ${names[0]} is present (${note.source})`,
-          };
-    case 'E': {
-      const there = note.elements.filter(present);
-      return there.length <= 1
-        ? null
-        : {
-            element: there[1]!,
-            ak4: '10',
-            why: `only one of ${names.join(', ')} may be present (${note.source})`,
-          };
+      if (countPresent(e, els) > 0) return null;
+      break;
+    case 'E':
+      if (countPresent(e, els) <= 1) return null;
+      break;
+    case 'C':
+    case 'L': {
+      if (!has(e, els[0]!)) return null;
+      const rest = countPresent(e, els) - 1;
+      if (note.kind === 'C' ? rest === els.length - 1 : rest > 0) return null;
+      break;
     }
   }
+  const present = (n: number): boolean => has(e, n);
+  const names = els.map((n) => `${seg.tag}${pos2(n)}`);
+  const rest = els.slice(1);
+  switch (note.kind) {
+    case 'P':
+      return {
+        element: els.find((n) => !present(n))!,
+        ak4: '2',
+        why: `${names.join(' and ')} go together (${note.source}): all or none`,
+      };
+    case 'R':
+      return {
+        element: els[0]!,
+        ak4: '2',
+        why: `at least one of ${names.join(', ')} is required (${note.source})`,
+      };
+    case 'C':
+      return {
+        element: rest.find((n) => !present(n))!,
+        ak4: '2',
+        why: `${names.slice(1).join(' and ')} required when ${names[0]} is present (${note.source})`,
+      };
+    case 'L':
+      return {
+        element: rest[0]!,
+        ak4: '2',
+        why: `one of ${names.slice(1).join(', ')} required when ${names[0]} is present (${note.source})`,
+      };
+    case 'E':
+      return {
+        element: els.filter(present)[1]!,
+        ak4: '10',
+        why: `only one of ${names.join(', ')} may be present (${note.source})`,
+      };
+  }
+}
+
+function elementProblem(
+  seg: Segment,
+  ctx: ElementContext,
+  element: number,
+  ak4: string,
+  value: string | undefined,
+  text: string,
+): X12Problem {
+  return problem({
+    code: 'ELEMENT_SYNTAX',
+    level: 'element',
+    file: ctx.file,
+    segment: seg.ordinal,
+    segmentId: seg.tag,
+    positionInSet: ctx.position,
+    element,
+    ...(value !== undefined ? { value } : {}),
+    text,
+    ack: { ak3: '8', ak4 },
+  });
 }
 
 /** Checks `seg` against `def`, pushing a problem per bad element onto `out`. */
 export function checkElements(def: SegmentDef, seg: Segment, ctx: ElementContext, out: X12Problem[]): void {
-  const push = (element: number, ak4: string, value: string | undefined, text: string): void => {
-    out.push(
-      problem({
-        code: 'ELEMENT_SYNTAX',
-        level: 'element',
-        file: ctx.file,
-        segment: seg.ordinal,
-        segmentId: seg.tag,
-        positionInSet: ctx.position,
-        element,
-        ...(value !== undefined ? { value } : {}),
-        text,
-        ack: { ak3: '8', ak4 },
-      }),
-    );
-  };
   const defs = def.elements;
-  const count = seg.elements.length - 1;
-  for (let i = 1; i <= count || i <= defs.length; i++) {
-    const v = seg.elements[i] ?? '';
-    const name = `${seg.tag}${pos2(i)}`;
+  const e = seg.elements;
+  const count = e.length - 1;
+  // Past the last element sent, only a mandatory one can be wrong (missing).
+  const last = count > def.lastMandatory ? count : def.lastMandatory;
+  for (let i = 1; i <= last; i++) {
+    const v = i <= count ? e[i]! : '';
     const d = defs[i - 1];
     if (d === undefined) {
       if (v !== '') {
-        push(i, '3', v, `${name} is ${JSON.stringify(v)}, but ${seg.tag} has ${defs.length} elements`);
+        const text = `${seg.tag}${pos2(i)} is ${JSON.stringify(v)}, but ${seg.tag} has ${defs.length} elements`;
+        out.push(elementProblem(seg, ctx, i, '3', v, text));
         return;
       }
       continue;
     }
     if (v === '') {
-      if (d.req === 'M')
-        push(i, '1', undefined, `${name} is empty; it is mandatory: expected ${describeDef(d)}`);
+      if (d.req === 'M') {
+        const text = `${seg.tag}${pos2(i)} is empty; it is mandatory: expected ${describeDef(d)}`;
+        out.push(elementProblem(seg, ctx, i, '1', undefined, text));
+      }
       continue;
     }
     const bad = checkValue(v, d, ctx);
-    if (bad) push(i, bad.ak4, v, `${name} is ${JSON.stringify(v)}; expected ${bad.why}`);
+    if (bad !== null) {
+      const text = `${seg.tag}${pos2(i)} is ${JSON.stringify(v)}; expected ${bad.why}`;
+      out.push(elementProblem(seg, ctx, i, bad.ak4, v, text));
+    }
   }
-  for (const note of def.notes) {
-    const bad = checkNote(seg, note);
-    if (bad) push(bad.element, bad.ak4, undefined, `${seg.tag}${pos2(bad.element)}: ${bad.why}`);
+  const notes = def.notes;
+  for (let k = 0; k < notes.length; k++) {
+    const bad = checkNote(seg, notes[k]!);
+    if (bad) {
+      const text = `${seg.tag}${pos2(bad.element)}: ${bad.why}`;
+      out.push(elementProblem(seg, ctx, bad.element, bad.ak4, undefined, text));
+    }
   }
 }

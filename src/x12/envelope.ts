@@ -35,7 +35,15 @@ export interface EnvelopeOptions {
 
 type State = 'outside' | 'interchange' | 'group' | 'set';
 
-const TAG = /^[A-Z][A-Z0-9]{1,2}$/;
+/** A segment id: 2 or 3 upper-case letters or digits, starting with a letter (no regex: every segment passes here). */
+function isTag(t: string): boolean {
+  if (t.length < 2 || t.length > 3) return false;
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (!((c >= 65 && c <= 90) || (i > 0 && c >= 48 && c <= 57))) return false;
+  }
+  return true;
+}
 const ST01 = /^\d{3}$/;
 const ST02 = /^[A-Za-z0-9]{4,9}$/;
 const GS06 = /^\d{1,9}$/;
@@ -213,6 +221,9 @@ export class EnvelopeReader {
         return this.stray(seg, 'GE without a matching GS');
       case 'IEA':
         return this.closeInterchange(seg, seg, out);
+      case 'TA1':
+        if (this.state === 'interchange') return this.ta1(seg, out);
+        return this.stray(seg, 'TA1 inside a functional group');
       default:
         if (this.state === 'set') return this.addToSet(seg);
         return this.stray(seg);
@@ -406,7 +417,7 @@ export class EnvelopeReader {
       );
     }
     set.segments.push(seg);
-    if (!TAG.test(seg.tag)) {
+    if (!isTag(seg.tag)) {
       set.problems.push(
         problem({
           code: 'SEGMENT_ID_INVALID',
@@ -506,6 +517,49 @@ export class EnvelopeReader {
     this.interchange = null;
     this.interchangeProblems = [];
     this.state = 'outside';
+  }
+
+  /**
+   * A TA1 between ISA and IEA, outside any group: the partner's interchange acknowledgment of one
+   * of ours. X12 allows it there; its five elements are checked like an ISA's.
+   */
+  private ta1(seg: Segment, out: X12Event[]): void {
+    const e = seg.elements;
+    const checks: [number, RegExp, string][] = [
+      [1, /^\d{9}$/, 'the 9-digit ISA13 of the interchange it acknowledges'],
+      [2, /^\d{6}$/, "that interchange's date YYMMDD (ISA09)"],
+      [3, /^\d{4}$/, "that interchange's time HHMM (ISA10)"],
+      [4, /^[AER]$/, 'A (accepted), E (accepted with errors) or R (rejected)'],
+      [5, /^\d{3}$/, 'a 3-digit interchange note code such as 000'],
+    ];
+    const bad = checks.find(([n, re]) => !re.test(e[n] ?? ''));
+    if (bad || e.length > 6) {
+      const [n, , what] = bad ?? [6, null, 'five elements'];
+      this.interchangeProblems.push(
+        problem({
+          code: 'TA1_INVALID',
+          level: 'interchange',
+          file: this.file,
+          segment: seg.ordinal,
+          segmentId: 'TA1',
+          element: n,
+          value: e[n] ?? '',
+          text: `TA1${String(n).padStart(2, '0')} is ${JSON.stringify(e[n] ?? '')}; expected ${what}`,
+          ack: { ta1: '024' },
+        }),
+      );
+      return;
+    }
+    out.push({
+      kind: 'ta1',
+      interchange: this.interchange!,
+      segment: seg,
+      controlNumber: e[1]!,
+      date: e[2]!,
+      time: e[3]!,
+      code: e[4] as 'A' | 'E' | 'R',
+      note: e[5]!,
+    });
   }
 
   /** A segment where the envelope does not allow it. */

@@ -98,22 +98,34 @@ export function readLoops(structure: SetStructure, set: TransactionSet): LoopTre
   const close = (frame: Frame, next: PlacedSegment | null): void =>
     skip(frame, frame.pos, frame.def.entries.length, next);
 
-  for (const seg of segs) {
+  for (let si = 0; si < segs.length; si++) {
+    const seg = segs[si]!;
     position++;
     const placed = { seg, position };
-    let done = false;
-    for (let depth = stack.length - 1; depth >= 0 && !done; depth--) {
+    // The innermost open loop where the segment can stand, and its entry there.
+    let depth = stack.length - 1;
+    let idx = -1;
+    for (; depth >= 0; depth--) {
       const frame = stack[depth]!;
       const candidates = frame.def.starts.get(seg.tag);
-      if (!candidates) continue;
+      if (candidates === undefined) continue;
       // In a nested loop the first entry starts a new occurrence: that belongs to the enclosing loop.
-      const minIndex = depth === 0 ? frame.pos : Math.max(frame.pos, 1);
-      const idx = candidates.find((c) => c >= minIndex);
-      if (idx === undefined) continue;
+      const minIndex = depth === 0 || frame.pos > 1 ? frame.pos : 1;
+      for (let k = 0; k < candidates.length; k++) {
+        if (candidates[k]! >= minIndex) {
+          idx = candidates[k]!;
+          break;
+        }
+      }
+      if (idx >= 0) break;
+    }
+    const done = idx >= 0;
+    if (done) {
+      const frame = stack[depth]!;
       for (let d = stack.length - 1; d > depth; d--) close(stack[d]!, placed);
       stack.length = depth + 1;
       const entry = frame.def.entries[idx]!;
-      skip(frame, frame.pos, idx, placed);
+      if (idx > frame.pos) skip(frame, frame.pos, idx, placed);
       frame.pos = idx;
       frame.counts[idx]!++;
       if (frame.counts[idx]! > entry.max) {
@@ -142,11 +154,12 @@ export function readLoops(structure: SetStructure, set: TransactionSet): LoopTre
         counts[0] = 1;
         stack.push({ def: entry.loop, node, pos: 0, counts });
       }
-      done = true;
     }
     if (done) continue;
-    // Not placeable: kept in the innermost loop so nothing is lost, and reported.
+    // Not placeable: kept in the innermost loop so nothing is lost.
     stack[stack.length - 1]!.node.segments.push(placed);
+    // A segment of the standard erp does not check is read as unused wherever it stands.
+    if (structure.standardOnly.has(seg.tag)) continue;
     const known = structure.segments.has(seg.tag);
     problems.push(
       problem({
@@ -158,7 +171,7 @@ export function readLoops(structure: SetStructure, set: TransactionSet): LoopTre
         positionInSet: position,
         text: known
           ? `${seg.tag} is not in its place in transaction set ${set.id} (inside loop ${stack[stack.length - 1]!.def.id})`
-          : `${seg.tag} is not a segment of the ${set.id} structure erp reads (src/x12/sets/${structure.id}.ts)`,
+          : `${seg.tag} is not a segment of transaction set ${set.id} (src/x12/sets/${structure.id}.ts lists the segments of the standard)`,
         ack: { ak3: known ? '7' : '6' },
       }),
     );

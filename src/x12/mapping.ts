@@ -2,6 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { loadYamlFile } from '../config/yaml.js';
 import { UserError } from '../errors.js';
+import { decimalDigits, integerDigits, isDate } from './elements.js';
 import { problem, type X12Problem } from './errors.js';
 import { flatten, type LoopNode, type PlacedSegment } from './loops.js';
 import type { SetStructure } from './structure.js';
@@ -275,13 +276,50 @@ interface Scope {
   anchor: number;
 }
 
-function find(scope: Scope, p: ElementPath): PlacedSegment | undefined {
-  for (const s of scope.segments) {
-    if (s.seg.tag !== p.tag) continue;
-    if (p.where && !p.where.values.includes(s.seg.elements[p.where.element] ?? '')) continue;
-    return s;
+/** Per field list: the indexes of the fields reading each segment id (built once per mapping). */
+const FIELDS_BY_TAG = new WeakMap<CompiledField[], Map<string, number[]>>();
+
+function fieldsByTag(fields: CompiledField[]): Map<string, number[]> {
+  let index = FIELDS_BY_TAG.get(fields);
+  if (index === undefined) {
+    index = new Map();
+    fields.forEach((f, i) => {
+      const tag = f.kind === 'path' ? f.path.tag : f.segment;
+      const list = index!.get(tag) ?? [];
+      list.push(i);
+      index!.set(tag, list);
+    });
+    FIELDS_BY_TAG.set(fields, index);
   }
-  return undefined;
+  return index;
+}
+
+/**
+ * The segment each field reads in `scope`, in one pass: the first with the field's tag (and, for a
+ * qualified path, a qualifier among the allowed values).
+ */
+function findAll(fields: CompiledField[], scope: Scope): (PlacedSegment | undefined)[] {
+  const index = fieldsByTag(fields);
+  const hits = new Array<PlacedSegment | undefined>(fields.length);
+  const segments = scope.segments;
+  for (let i = 0; i < segments.length; i++) {
+    const s = segments[i]!;
+    const wanted = index.get(s.seg.tag);
+    if (wanted === undefined) continue;
+    for (let k = 0; k < wanted.length; k++) {
+      const n = wanted[k]!;
+      if (hits[n] !== undefined) continue;
+      const f = fields[n]!;
+      if (
+        f.kind === 'path' &&
+        f.path.where &&
+        !f.path.where.values.includes(s.seg.elements[f.path.where.element] ?? '')
+      )
+        continue;
+      hits[n] = s;
+    }
+  }
+  return hits;
 }
 
 const DAYS = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
@@ -292,7 +330,7 @@ function convert(value: string, type: X12Type): { value: string } | { error: str
     case 'ID':
       return { value: value.trimEnd() };
     case 'R': {
-      if (!/^-?(\d+\.?\d*|\.\d+)$/.test(value)) return { error: 'expected a decimal number (R)', ak4: '6' };
+      if (decimalDigits(value) < 0) return { error: 'expected a decimal number (R)', ak4: '6' };
       const neg = value.startsWith('-');
       const v = neg ? value.slice(1) : value;
       return {
@@ -300,6 +338,9 @@ function convert(value: string, type: X12Type): { value: string } | { error: str
       };
     }
     case 'DT': {
+      // The common case first: CCYYMMDD, checked without a regex.
+      if (value.length === 8 && isDate(value))
+        return { value: `${value.slice(0, 4)}-${value.slice(4, 6)}-${value.slice(6, 8)}` };
       let y: number, mo: number, d: number;
       if (/^\d{8}$/.test(value))
         [y, mo, d] = [Number(value.slice(0, 4)), Number(value.slice(4, 6)), Number(value.slice(6, 8))];
@@ -324,7 +365,7 @@ function convert(value: string, type: X12Type): { value: string } | { error: str
     }
     default: {
       // N0–N9: implied decimal places.
-      if (!/^-?\d+$/.test(value))
+      if (integerDigits(value) < 0)
         return { error: `expected digits only (${type}, implied decimals)`, ak4: '6' };
       const places = Number(type.slice(1));
       if (places === 0) return { value };
@@ -336,10 +377,9 @@ function convert(value: string, type: X12Type): { value: string } | { error: str
 }
 
 function productId(
-  scope: Scope,
+  hit: PlacedSegment | undefined,
   f: Extract<CompiledField, { kind: 'product' }>,
 ): { hit: PlacedSegment; id: ProductIdHit; value: string } | { hit: PlacedSegment | undefined } {
-  const hit = scope.segments.find((s) => s.seg.tag === f.segment);
   if (!hit) return { hit };
   const e = hit.seg.elements;
   for (const q of f.qualifiers) {
@@ -362,18 +402,19 @@ function readFields(
   const out: Record<string, string | null> = {};
   const file = set.group.interchange.file;
   const component = set.group.interchange.delimiters.component;
-  for (const f of fields) {
-    let hit: PlacedSegment | undefined;
+  const hits = findAll(fields, scope);
+  for (let n = 0; n < fields.length; n++) {
+    const f = fields[n]!;
+    let hit: PlacedSegment | undefined = hits[n];
     let raw = '';
     if (f.kind === 'product') {
-      const r = productId(scope, f);
+      const r = productId(hit, f);
       hit = r.hit;
       if ('id' in r) {
         raw = r.value;
         if (ids) ids[f.name] = r.id;
       } else if (ids) ids[f.name] = null;
     } else {
-      hit = find(scope, f.path);
       raw = hit?.seg.elements[f.path.element] ?? '';
       if (raw !== '' && f.path.component !== null) raw = raw.split(component)[f.path.component - 1] ?? '';
     }

@@ -69,6 +69,12 @@ class Tokenizer {
   private pos = 0;
   private delimiters: Delimiters | null = null;
   private ordinal = 0;
+  /** Bytes of the text before `buf` (for byte offsets in messages). */
+  private consumed = 0;
+  /** Segments read since the last ISA: none means its declared terminator was never found. */
+  private sinceIsa = 0;
+  /** Text after the last IEA that is not an ISA: where it starts and how it begins. */
+  private trailing: { offset: number; segment: number; text: string; carried: number } | null = null;
   private readonly o: Required<SplitOptions>;
   private readonly reader: EnvelopeReader;
 
@@ -77,23 +83,46 @@ class Tokenizer {
     this.reader = reader;
   }
 
+  /** Byte length of `text` in the input's encoding. */
+  private bytes(text: string): number {
+    return this.o.encoding === 'latin1' ? text.length : Buffer.byteLength(text, 'utf8');
+  }
+
   push(text: string, out: X12Event[], final: boolean): void {
+    if (this.pos > 0) this.consumed += this.bytes(this.buf.slice(0, this.pos));
     this.buf = this.pos < this.buf.length ? this.buf.slice(this.pos) + text : text;
     this.pos = 0;
     const buf = this.buf;
     const len = buf.length;
     let pos = 0;
     for (;;) {
+      if (this.trailing) {
+        pos = this.afterLastIea(buf, pos, final, out);
+        break;
+      }
       const between = this.delimiters === null || this.reader.outside;
-      // Line breaks after a terminator are not part of the next segment; between interchanges any
-      // white space, a byte order mark, NUL padding and a DOS end-of-file (^Z) are tolerated.
+      // White space and line breaks after a terminator are not part of the next segment (senders
+      // indent segments, or write "~ " and a newline); between interchanges a byte order mark, NUL
+      // padding and a DOS end-of-file (^Z) are tolerated too.
       while (pos < len) {
         const c = buf.charCodeAt(pos);
-        if (c === 10 || c === 13 || (between && (c === 32 || c === 9 || c === 0xfeff || c === 0 || c === 26)))
+        if (c === 10 || c === 13 || c === 32 || c === 9 || (between && (c === 0xfeff || c === 0 || c === 26)))
           pos++;
         else break;
       }
       if (pos >= len) break;
+      if (between && this.delimiters !== null && !buf.startsWith('ISA', pos)) {
+        if (len - pos < 3 && !final) break;
+        // Text after an IEA that is not another ISA: a footer some translators write. Read on
+        // (an ISA further on makes it garbage between interchanges); at the end it is a warning.
+        this.trailing = {
+          offset: this.consumed + this.bytes(buf.slice(0, pos)),
+          segment: this.ordinal + 1,
+          text: '',
+          carried: 0,
+        };
+        continue;
+      }
       if (between || buf.charCodeAt(pos) === 73 /* I */) {
         if (len - pos < 4 && !final) break;
         // Between interchanges anything starting with ISA is read as one, so a bad separator gets
@@ -104,6 +133,7 @@ class Tokenizer {
           const parsed = parseIsa(buf.slice(pos, pos + ISA_LENGTH), this.o.file, this.ordinal);
           pos += ISA_LENGTH;
           this.delimiters = parsed.delimiters;
+          this.sinceIsa = 0;
           this.reader.isa(parsed, { tag: 'ISA', elements: parsed.elements, ordinal: this.ordinal }, out);
           continue;
         }
@@ -125,8 +155,12 @@ class Tokenizer {
       const d = this.delimiters!;
       const end = buf.indexOf(d.segment, pos);
       if (end < 0 || end - pos > this.o.maxSegmentLength) {
-        if (len - pos > this.o.maxSegmentLength) this.tooLong(buf, pos, d);
+        if (len - pos > this.o.maxSegmentLength) {
+          if (this.sinceIsa === 0) this.terminatorNotFound(buf.slice(pos, pos + this.o.maxSegmentLength));
+          this.tooLong(buf, pos, d);
+        }
         if (final) {
+          if (this.sinceIsa === 0 && buf.slice(pos).trim() !== '') this.terminatorNotFound(buf.slice(pos));
           const fragment = buf.slice(pos).replace(/\s+$/, '');
           pos = len;
           if (fragment !== '') this.finalFragment(fragment, out);
@@ -137,6 +171,67 @@ class Tokenizer {
       pos = end + 1;
     }
     this.pos = pos;
+  }
+
+  /**
+   * After the last IEA: looks for another ISA (then the text was garbage between interchanges, as
+   * fatal as before); at the end of the input the text is a warning naming its byte offset. Keeps
+   * the last two characters, so an ISA split between chunks is still found. Returns the new position.
+   */
+  private afterLastIea(buf: string, pos: number, final: boolean, events: X12Event[]): number {
+    const t = this.trailing!;
+    if (t.text.length < 40) t.text += buf.slice(pos + t.carried, pos + t.carried + 40 - t.text.length);
+    const element = this.delimiters!.element;
+    for (let at = buf.indexOf('ISA', pos); at >= 0; at = buf.indexOf('ISA', at + 1)) {
+      if (at + 3 >= buf.length) break;
+      if (buf[at + 3] !== element) continue;
+      throw new X12Error(
+        problem({
+          code: 'OUTSIDE_INTERCHANGE',
+          level: 'interchange',
+          file: this.o.file,
+          segment: t.segment,
+          text: `expected an ISA segment or the end of the file after the IEA, found ${JSON.stringify(t.text)} at byte offset ${t.offset}, and then another ISA`,
+          ack: { ta1: '024' },
+        }),
+      );
+    }
+    if (!final) {
+      const keep = Math.max(pos, buf.length - 3);
+      t.carried = buf.length - keep;
+      return keep;
+    }
+    const out = problem({
+      code: 'TEXT_AFTER_LAST_IEA',
+      level: 'interchange',
+      file: this.o.file,
+      segment: null,
+      text: `text after the last IEA, from byte offset ${t.offset}: ${JSON.stringify(t.text)}; ignored (the interchanges before it are read)`,
+      ack: {},
+    });
+    events.push({ kind: 'warning', problem: out });
+    return buf.length;
+  }
+
+  /** The ISA's segment terminator never appears after it: say so, and what the segments seem to end with. */
+  private terminatorNotFound(after: string): never {
+    const d = this.delimiters!;
+    const seems = after.includes('\r\n')
+      ? '; the segments seem to end with CR LF line breaks instead'
+      : after.includes('\n')
+        ? '; the segments seem to end with line breaks (LF) instead'
+        : '';
+    throw new X12Error(
+      problem({
+        code: 'TERMINATOR_NOT_FOUND',
+        level: 'interchange',
+        file: this.o.file,
+        segment: this.ordinal,
+        segmentId: 'ISA',
+        text: `the ISA declares the segment terminator ${showChar(d.segment)} (its character 106), but ${showChar(d.segment)} never appears after the ISA${seems}; expected every segment to end with ${showChar(d.segment)}`,
+        ack: { ta1: '004' },
+      }),
+    );
   }
 
   /** A last segment without terminator: an IEA missing only its terminator is accepted. */
@@ -172,6 +267,7 @@ class Tokenizer {
       }
     }
     const segment: Segment = { tag: elements[0]!, elements, ordinal: this.ordinal };
+    this.sinceIsa++;
     this.reader.segment(segment, out);
   }
 
@@ -211,6 +307,23 @@ function strictUtf8(file: string): { write(b: Buffer): string; end(): string } {
     });
   };
   return { write: (b) => check(d.decode(b)), end: () => check(d.end()) };
+}
+
+/**
+ * Runs one tokenizer step and yields its events. When the step throws, the events it produced
+ * before (whole interchanges read in the same chunk) are yielded first: what a caller sees before
+ * the error does not depend on where the chunks happen to break.
+ */
+function* pushed(step: () => void, out: X12Event[]): Generator<X12Event, void, undefined> {
+  try {
+    step();
+  } catch (err) {
+    yield* out;
+    out.length = 0;
+    throw err;
+  }
+  yield* out;
+  out.length = 0;
 }
 
 /**
@@ -256,13 +369,9 @@ export async function* splitX12(
       );
     }
     if (text === '') continue;
-    tokenizer.push(text, out, false);
-    if (out.length > 0) {
-      yield* out;
-      out.length = 0;
-    }
+    yield* pushed(() => tokenizer.push(text, out, false), out);
   }
-  tokenizer.push(decoder.end(), out, true);
+  yield* pushed(() => tokenizer.push(decoder.end(), out, true), out);
   if (reader.interchanges === 0) {
     throw new X12Error(
       problem({

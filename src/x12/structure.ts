@@ -46,6 +46,8 @@ export interface SegmentDef {
    * PO124/PO125; null when the segment has none.
    */
   idPairsFrom: number | null;
+  /** Position of the last mandatory element (0 when none): the checker stops there when fewer are sent. */
+  lastMandatory: number;
 }
 
 /** One place in a loop: a segment or a nested loop, with how often it may occur. */
@@ -84,6 +86,12 @@ export interface SetStructure {
   totals: ControlTotal[];
   /** Every loop by id (an id used at several levels maps to the first found, outermost). */
   loops: Map<string, LoopDef>;
+  /**
+   * Segments the standard puts in this set that erp does not check element by element (TD3, PKG,
+   * MAN…): placed where the structure names them, kept wherever else they stand, never an error;
+   * a mapping cannot read them, so they are reported as unused.
+   */
+  standardOnly: ReadonlySet<string>;
 }
 
 /**
@@ -122,7 +130,11 @@ export function segment(
   syntax: SyntaxNote[] = [],
   idPairsFrom: number | null = null,
 ): SegmentDef {
-  return { tag, name, elements: defs, notes: syntax, idPairsFrom };
+  let lastMandatory = 0;
+  defs.forEach((d, i) => {
+    if (d.req === 'M') lastMandatory = i + 1;
+  });
+  return { tag, name, elements: defs, notes: syntax, idPairsFrom, lastMandatory };
 }
 
 type EntrySpec = string | { loop: LoopDef; min?: number; max?: number };
@@ -162,16 +174,19 @@ export function structure(
   root: LoopDef,
   segs: SegmentDef[],
   totals: ControlTotal[],
+  standard: readonly string[] = [],
 ): SetStructure {
   const segments = new Map(segs.map((s) => [s.tag, s]));
+  const standardOnly = new Set(standard.filter((t) => !segments.has(t)));
   const loops = new Map<string, LoopDef>();
   const visit = (l: LoopDef): void => {
     if (!loops.has(l.id)) loops.set(l.id, l);
     for (const e of l.entries) {
       if (e.kind === 'loop') visit(e.loop);
-      else if (!segments.has(e.tag)) throw new Error(`structure ${id}: segment ${e.tag} is not defined`);
+      else if (!segments.has(e.tag) && !standardOnly.has(e.tag))
+        throw new Error(`structure ${id}: segment ${e.tag} is not defined`);
     }
   };
   visit(root);
-  return { id, name, root, segments, totals, loops };
+  return { id, name, root, segments, totals, loops, standardOnly };
 }

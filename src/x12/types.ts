@@ -146,8 +146,33 @@ export interface IeaEvent {
   problems: X12Problem[];
 }
 
+/**
+ * Emitted for a TA1 inside an interchange (outside any group): the partner acknowledging one of
+ * our interchanges. Its elements are checked; a bad one is an interchange problem instead.
+ */
+export interface Ta1Event {
+  kind: 'ta1';
+  interchange: InterchangeHeader;
+  segment: Segment;
+  /** TA101: the ISA13 of our interchange it acknowledges. */
+  controlNumber: string;
+  /** TA102 YYMMDD and TA103 HHMM: the ISA09/ISA10 of that interchange. */
+  date: string;
+  time: string;
+  /** TA104: A accepted, E accepted with errors, R rejected. */
+  code: 'A' | 'E' | 'R';
+  /** TA105: interchange note code (I18). */
+  note: string;
+}
+
+/** Emitted for something read past and not an error: text after the last IEA (a footer). */
+export interface WarningEvent {
+  kind: 'warning';
+  problem: X12Problem;
+}
+
 /** What {@link splitX12} yields. */
-export type X12Event = IsaEvent | GsEvent | TransactionEvent | GeEvent | IeaEvent;
+export type X12Event = IsaEvent | GsEvent | TransactionEvent | GeEvent | IeaEvent | Ta1Event | WarningEvent;
 
 /** X12 data types an element is read or written as: text, ids, decimals, implied decimals, dates, times. */
 export const X12_TYPES = [

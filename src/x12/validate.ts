@@ -1,6 +1,6 @@
 import { checkElements, type ElementContext } from './elements.js';
 import { problem, type X12Problem } from './errors.js';
-import { readLoops, type LoopNode, type LoopTree, type PlacedSegment } from './loops.js';
+import { readLoops, type LoopTree, type PlacedSegment } from './loops.js';
 import { PURCHASE_ORDER_850 } from './sets/850.js';
 import type { ControlTotal, SetStructure } from './structure.js';
 import type { TransactionSet } from './types.js';
@@ -47,13 +47,52 @@ const show = (d: Decimal): string => {
   return `${neg ? '-' : ''}${int}${frac}`;
 };
 
+/**
+ * The sum of `values` as a scaled integer in a double, when every step is exact (at most 15
+ * digits each, the sum a safe integer); null otherwise (the caller sums with bigint instead).
+ */
+function quickSum(values: readonly string[]): { units: number; scale: number } | null {
+  let units = 0;
+  let scale = 0;
+  for (const v of values) {
+    let n = 0;
+    let s = -1;
+    let digits = 0;
+    let neg = false;
+    for (let i = 0; i < v.length; i++) {
+      const c = v.charCodeAt(i);
+      if (c >= 48 && c <= 57) {
+        n = n * 10 + (c - 48);
+        digits++;
+        if (s >= 0) s++;
+      } else if (c === 46 && s < 0) s = 0;
+      else if (c === 45 && i === 0) neg = true;
+      else return null;
+    }
+    if (digits === 0 || digits > 15) return null;
+    if (s < 0) s = 0;
+    if (neg) n = -n;
+    while (scale < s) {
+      units *= 10;
+      scale++;
+    }
+    for (let k = s; k < scale; k++) n *= 10;
+    units += n;
+    if (!Number.isSafeInteger(units) || !Number.isSafeInteger(n)) return null;
+  }
+  return { units, scale };
+}
+
 function checkTotal(total: ControlTotal, tree: LoopTree, set: TransactionSet, out: X12Problem[]): void {
+  // The trailer (CTT) is near the end of the set.
   let trailer: PlacedSegment | undefined;
-  const visit = (node: LoopNode): void => {
-    for (const s of node.segments) if (s.seg.tag === total.segment) trailer ??= s;
-    for (const l of node.loops) visit(l);
-  };
-  visit(tree.root);
+  const segs = set.segments;
+  for (let i = segs.length - 1; i >= 0; i--) {
+    if (segs[i]!.tag === total.segment) {
+      trailer = { seg: segs[i]!, position: i + 1 };
+      break;
+    }
+  }
   if (!trailer) return;
   const lines = tree.root.loops.filter((l) => l.id === total.loop);
   const file = set.group.interchange.file;
@@ -83,12 +122,32 @@ function checkTotal(total: ControlTotal, tree: LoopTree, set: TransactionSet, ou
     );
   }
   const hash = total.hash;
-  const declared = hash ? decimal(trailer.seg.elements[hash.element] ?? '') : null;
-  if (!hash || !declared) return;
-  let sum: Decimal = { units: 0n, scale: 0 };
+  if (!hash) return;
+  const declaredText = trailer.seg.elements[hash.element] ?? '';
+  if (declaredText === '') return;
+  const values: string[] = [];
   for (const l of lines) {
-    const s = l.segments.find((p) => p.seg.tag === hash.of.tag);
-    const v = s ? decimal(s.seg.elements[hash.of.element] ?? '') : null;
+    const s =
+      l.segments[0]!.seg.tag === hash.of.tag
+        ? l.segments[0]
+        : l.segments.find((p) => p.seg.tag === hash.of.tag);
+    const v = s?.seg.elements[hash.of.element] ?? '';
+    if (v !== '') values.push(v);
+  }
+  // The common case, exactly and without bigint: equal sums at the same scale.
+  const quick = quickSum(values);
+  const quickDeclared = quickSum([declaredText]);
+  if (quick && quickDeclared) {
+    let [a, b] = [quick.units, quickDeclared.units];
+    for (let k = quick.scale; k < quickDeclared.scale; k++) a *= 10;
+    for (let k = quickDeclared.scale; k < quick.scale; k++) b *= 10;
+    if (Number.isSafeInteger(a) && Number.isSafeInteger(b) && a === b) return;
+  }
+  const declared = decimal(declaredText);
+  if (!declared) return;
+  let sum: Decimal = { units: 0n, scale: 0 };
+  for (const text of values) {
+    const v = decimal(text);
     if (!v) continue;
     const scale = Math.max(sum.scale, v.scale);
     sum = { units: rescale(sum, scale) + rescale(v, scale), scale };

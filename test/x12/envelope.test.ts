@@ -146,3 +146,35 @@ describe('envelope validation of hand-made cases', () => {
     expect(judgeGroup(groups(evs)[0]!).code).toBe('R');
   });
 });
+
+describe('TA1 inside an inbound interchange', () => {
+  it('before the first GS: a ta1 event with its elements, no problem', async () => {
+    const evs = await events(
+      `${ISA}TA1*000000042*260114*1200*R*001~${GS}ST*850*0001~SE*2*0001~GE*1*7~IEA*1*000000101~`,
+    );
+    expect(evs.map((e) => e.kind)).toEqual(['isa', 'ta1', 'gs', 'transaction', 'ge', 'iea']);
+    expect(evs[1]).toMatchObject({
+      controlNumber: '000000042',
+      date: '260114',
+      time: '1200',
+      code: 'R',
+      note: '001',
+    });
+    expect(iea(evs).problems).toEqual([]);
+  });
+
+  it('malformed: TA1_INVALID naming the element; inside a group: out of place', async () => {
+    const bad = await events(`${ISA}TA1*42*260114*1200*R*001~IEA*0*000000101~`);
+    expect(iea(bad).problems.map((p) => [p.code, p.element, p.ack.ta1, p.message])).toEqual([
+      [
+        'TA1_INVALID',
+        1,
+        '024',
+        'x.edi, segment 2 (TA101): TA101 is "42"; expected the 9-digit ISA13 of the interchange it acknowledges',
+      ],
+    ]);
+    const inGroup = await events(`${ISA}${GS}TA1*000000042*260114*1200*A*000~GE*0*7~IEA*1*000000101~`);
+    expect(groups(inGroup)[0]!.problems.map((p) => p.code)).toEqual(['SEGMENT_OUTSIDE_SET']);
+    expect(inGroup.some((e) => e.kind === 'ta1')).toBe(false);
+  });
+});

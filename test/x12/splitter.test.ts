@@ -225,11 +225,56 @@ describe('splitX12 refuses what is not X12', () => {
     expect(err.problem).toMatchObject({ code: 'ISA13_INVALID', element: 13, ack: { ta1: '018' } });
   });
 
-  it('text after an IEA that is not another ISA', async () => {
-    const text = `${ISA_A}GS*PO*A*B*20260115*0930*1*X*004010~ST*850*0001~SE*2*0001~GE*1*1~IEA*1*000000101~JUNK*1~`;
-    const err = await failure(text);
+  it('text after the last IEA is a warning naming its byte offset; the interchange before it is read', async () => {
+    const body = `${ISA_A}GS*PO*A*B*20260115*0930*1*X*004010~ST*850*0001~SE*2*0001~GE*1*1~IEA*1*000000101~`;
+    for (const [tail, shown] of [
+      ['\nTHIS IS A FOOTER', 'THIS IS A FOOTER'],
+      ['JUNK*1~', 'JUNK*1~'],
+    ] as const) {
+      for (const size of [1, 7, 1 << 16]) {
+        const events = await collect(body + tail, size);
+        expect(events.map((e) => e.kind)).toEqual(['isa', 'gs', 'transaction', 'ge', 'iea', 'warning']);
+        const offset = Buffer.byteLength(body) + (tail.startsWith('\n') ? 1 : 0);
+        const w = events[5]!;
+        expect(w.kind === 'warning' && w.problem.message).toBe(
+          `test.edi, end of file: text after the last IEA, from byte offset ${offset}: ${JSON.stringify(shown)}; ignored (the interchanges before it are read)`,
+        );
+        expect(sets(events)[0]!.problems).toEqual([]);
+      }
+    }
+  });
+
+  it('text after an IEA followed by another ISA is garbage between interchanges: fatal, as before', async () => {
+    const one = `${ISA_A}GS*PO*A*B*20260115*0930*1*X*004010~ST*850*0001~SE*2*0001~GE*1*1~IEA*1*000000101~`;
+    const err = await failure(`${one}JUNK*1~${one}`);
     expect(err.problem).toMatchObject({ code: 'OUTSIDE_INTERCHANGE', segment: 7 });
-    expect(err.message).toContain('expected an ISA segment or the end of the file after the IEA');
+    expect(err.message).toMatch(
+      /^bad\.edi, segment 7: expected an ISA segment or the end of the file after the IEA, found "JUNK\*1~ISA\*00\*.*" at byte offset 186, and then another ISA$/,
+    );
+  });
+
+  it('spaces, tabs and line breaks after a terminator are not part of the next segment', async () => {
+    const text = `${ISA_A} \nGS*PO*A*B*20260115*0930*1*X*004010~ \r\n\tST*850*0001~\n\t\tBEG*00*SA*PO-1**20260115~  \n\tSE*3*0001~\nGE*1*1~\nIEA*1*000000101~ \n`;
+    for (const size of [1, 5, 1 << 16]) {
+      const events = await collect(text, size);
+      expect(events.map((e) => e.kind)).toEqual(['isa', 'gs', 'transaction', 'ge', 'iea']);
+      const set = sets(events)[0]!;
+      expect(set.segments.map((x) => x.tag)).toEqual(['ST', 'BEG', 'SE']);
+      expect(set.problems).toEqual([]);
+      for (const e of events) if (e.kind === 'ge' || e.kind === 'iea') expect(e.problems).toEqual([]);
+    }
+  });
+
+  it('a declared terminator that never appears is said in those words', async () => {
+    const text = `${ISA_A}\r\nGS*PO*A*B*20260115*0930*1*X*004010\r\nST*850*0001\r\nSE*2*0001\r\nGE*1*1\r\nIEA*1*000000101\r\n`;
+    const err = await failure(text);
+    expect(err.problem).toMatchObject({ code: 'TERMINATOR_NOT_FOUND', ack: { ta1: '004' } });
+    expect(err.message).toBe(
+      "bad.edi, segment 1 (ISA): the ISA declares the segment terminator '~' (its character 106), but '~' never appears after the ISA; the segments seem to end with CR LF line breaks instead; expected every segment to end with '~'",
+    );
+    // The same past the longest segment: not "no terminator within 64 characters".
+    const big = await failure(text, { maxSegmentLength: 64 });
+    expect(big.problem.code).toBe('TERMINATOR_NOT_FOUND');
   });
 });
 

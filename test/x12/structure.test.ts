@@ -147,6 +147,74 @@ lines:
       ['SEGMENT_NOT_IN_SET', 'ZZZ', 5, '6'],
     ]);
   });
+  it('segments of the standard 850 erp does not check (TD3, TD4, PKG, MAN, TAX, SI…) are read, not rejected, and reported as unused', async () => {
+    const mapping = await loadInboundMapping(HOME, 'x12/850-in');
+    const { sets } = await events(
+      x850(`BEG*00*SA*PO-1**20260115~
+        TAX*ABC123~
+        SAC*C*D240***1500~
+        CUR*BY*USD~
+        PKG*F*68***PALLETIZED~
+        TD5*O*2*UPSN*U~
+        TD3*TL**TRAILER1~
+        TD4*ZZZ~
+        MAN*GM*LABEL1~
+        N1*ST*DC ONE*92*DC01~
+        TD5*O*2*FDEG~
+        PKG*F*68***STACKED~
+        PO1*1*2*EA*1**BP*A~
+        SI*ZZ*XX*1~
+        PO4*1~
+        TD3*TL~
+        PKG*F*68***BOXED~
+        SLN*1**I*1*EA~
+        PO1*2*3*EA*1**BP*B~
+        LS*1~
+        N9*ZZ*REF~
+        LE*1~
+        CTT*2*5~`),
+    );
+    const m = mapTransaction(mapping, sets[0]!);
+    expect(m.problems).toEqual([]);
+    expect(m.lines.map((l) => l.buyer_part)).toEqual(['A', 'B']);
+    expect(m.header.ship_to_code).toBe('DC01');
+    expect(m.unused.sort()).toEqual(
+      [
+        'MAN',
+        'PKG',
+        'SAC',
+        'TAX',
+        'TD3',
+        'TD4',
+        'TD5',
+        'PO1/LE',
+        'PO1/LS',
+        'PO1/N9',
+        'PO1/PKG',
+        'PO1/PO4',
+        'PO1/SI',
+        'PO1/SLN',
+        'PO1/TD3',
+      ].sort(),
+    );
+  });
+
+  it('a segment that is no 850 segment at all is still AK304 6, a declared one out of place AK304 7', async () => {
+    const mapping = await loadInboundMapping(HOME, 'x12/850-in');
+    const { sets } = await events(
+      x850(`BEG*00*SA*PO-1**20260115~
+        PO1*1*2*EA*1**BP*A~
+        BSN*00*X~
+        TD3*TL~
+        CTT*1*2~
+        FOB*PP~`),
+    );
+    const m = mapTransaction(mapping, sets[0]!);
+    expect(m.problems.map((p) => [p.code, p.segmentId, p.ack.ak3])).toEqual([
+      ['SEGMENT_NOT_IN_SET', 'BSN', '6'],
+      ['SEGMENT_OUT_OF_SEQUENCE', 'FOB', '7'],
+    ]);
+  });
 });
 
 describe('element-level validation', () => {

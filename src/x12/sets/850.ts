@@ -2,8 +2,10 @@ import { elements, loop, notes, segment, structure, type SetStructure } from '..
 
 /**
  * The 850 purchase order, 004010 and 005010 (one structure: where the releases differ, the wider
- * length of the two is allowed). Segments a sender may put here that are not declared are reported
- * as "not in the defined transaction set" (AK304 6); add them here, with their elements, to read them.
+ * length of the two is allowed). The segments a mapping can read are declared with their elements;
+ * the other segments of the standard (STANDARD_ONLY) are accepted and reported as unused; a segment
+ * that is not in the 850 at all is "not in the defined transaction set" (AK304 6). To read one of
+ * the standard-only segments, declare it here with its elements.
  */
 
 // Data element 235, product/service id qualifier: the codes partners use on PO1 lines.
@@ -43,32 +45,141 @@ const N9 = segment(
   notes('R0203', 'C0605'),
 );
 
-const nameLoop = (): ReturnType<typeof loop> => loop('N1', 'N1', 'N2*', 'N3*', 'N4*', 'REF*', 'PER*');
+// Segments of the 850 in 004010 and 005010 that erp reads without checking their elements: where
+// the structure below names them they are placed (so the loops around them stay right), anywhere
+// else they are kept and reported as unused, never rejected.
+const STANDARD_ONLY = [
+  'TAX',
+  'PAM',
+  'CSH',
+  'TC2',
+  'DIS',
+  'INC',
+  'LDT',
+  'LIN',
+  'SI',
+  'PWK',
+  'PKG',
+  'TD3',
+  'TD4',
+  'MAN',
+  'PCT',
+  'CTB',
+  'TXI',
+  'FA1',
+  'FA2',
+  'NX2',
+  'LM',
+  'LQ',
+  'SPI',
+  'RDR',
+  'CB1',
+  'ADV',
+  'MTX',
+  'CN1',
+  'PO3',
+  'IT8',
+  'IT3',
+  'QTY',
+  'SCH',
+  'LS',
+  'LE',
+  'SLN',
+  'G53',
+  'USD',
+];
+
+const nameLoop = (): ReturnType<typeof loop> =>
+  loop(
+    'N1',
+    'N1',
+    'N2*',
+    'N3*',
+    'N4*',
+    'NX2*',
+    'REF*',
+    'PER*',
+    'SI*',
+    'FOB*',
+    'TD1*',
+    'TD5*',
+    'TD3*',
+    'TD4*',
+    'PKG*',
+  );
 const noteLoop = (): ReturnType<typeof loop> => loop('N9', 'N9', 'DTM*', 'MSG*');
+const chargeLoop = (): ReturnType<typeof loop> => loop('SAC', 'SAC', 'CUR?');
+const amountLoop = (): ReturnType<typeof loop> => loop('AMT', 'AMT', 'REF?', 'DTM?', 'PCT*', 'FA1*', 'FA2*');
+const codeLoop = (): ReturnType<typeof loop> => loop('LM', 'LM', 'LQ*');
 
 const pidLoop = loop('PID', 'PID', 'MEA*');
 
-// 004010/005010 order inside a line: … SAC, ITD, SDQ, DTM, TD1, TD5, MSG, N9 loop, N1 loop, AMT loop.
+// 004010/005010 order inside a line (PO1 loop), standard-only segments included.
 const lineLoop = loop(
   'PO1',
   'PO1',
+  'LIN*',
+  'SI*',
   'CUR?',
-  'CTP*',
+  'CN1*',
+  'PO3*',
+  { loop: loop('CTP', 'CTP', 'CUR?') },
+  'PAM*',
   'MEA*',
   { loop: pidLoop },
+  'PWK*',
   'PO4*',
   'REF*',
   'PER*',
-  'SAC*',
+  { loop: chargeLoop() },
+  'IT8*',
+  'CSH*',
   'ITD*',
+  'DIS*',
+  'INC?',
+  'TAX*',
+  'FOB*',
   'SDQ*',
+  'IT3*',
   'DTM*',
+  'TC2*',
   'TD1*',
   'TD5*',
+  'TD3*',
+  'TD4*',
+  'PCT*',
+  'MAN*',
   'MSG*',
+  'SPI*',
+  'TXI*',
+  'CTB*',
+  { loop: loop('QTY', 'QTY', 'SI*') },
+  { loop: loop('SCH', 'SCH', 'TD1*', 'TD5*', 'TD3*', 'TD4*', 'REF*') },
+  'PKG*',
+  'LS?',
+  { loop: loop('LDT', 'LDT', 'QTY*', 'MSG*', 'REF*') },
+  'LE?',
   { loop: noteLoop() },
   { loop: nameLoop() },
-  'AMT*',
+  {
+    loop: loop(
+      'SLN',
+      'SLN',
+      'MSG*',
+      'SI*',
+      'PID*',
+      'PO3*',
+      'TC2*',
+      'SAC*',
+      'DTM*',
+      'CTP*',
+      'PAM*',
+      'PO4*',
+      'TAX*',
+    ),
+  },
+  { loop: amountLoop() },
+  { loop: codeLoop() },
 );
 
 const summaryLoop = loop('CTT', 'CTT', 'AMT*');
@@ -84,15 +195,38 @@ export const PURCHASE_ORDER_850: SetStructure = structure(
     'CUR?',
     'REF*',
     'PER*',
+    'TAX*',
     'FOB*',
-    'SAC*',
+    'CTP*',
+    'PAM*',
+    'CSH*',
+    'TC2*',
+    { loop: chargeLoop() },
     'ITD*',
+    'DIS*',
+    'INC?',
     'DTM*',
+    'LDT*',
+    'LIN*',
+    'SI*',
+    'PID*',
+    'MEA*',
+    'PWK*',
+    'PKG*',
     'TD1*',
     'TD5*',
-    'AMT*',
+    'TD3*',
+    'TD4*',
+    'MAN*',
+    'PCT*',
+    'CTB*',
+    'TXI*',
+    { loop: amountLoop() },
     { loop: noteLoop() },
     { loop: nameLoop() },
+    { loop: codeLoop() },
+    { loop: loop('SPI', 'SPI', 'REF*', 'DTM*', 'MSG*') },
+    { loop: loop('ADV', 'ADV', 'DTM*', 'MTX*') },
     { loop: lineLoop, min: 1 },
     { loop: summaryLoop, max: 1 },
     'SE',
@@ -380,4 +514,5 @@ export const PURCHASE_ORDER_850: SetStructure = structure(
     segment('SE', 'Transaction Set Trailer', elements('M N0 1 10', 'M AN 4 9')),
   ],
   [{ segment: 'CTT', countElement: 1, loop: 'PO1', hash: { element: 2, of: { tag: 'PO1', element: 2 } } }],
+  STANDARD_ONLY,
 );
