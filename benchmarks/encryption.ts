@@ -117,9 +117,12 @@ export async function benchEncryption(
       t.exportClear.push(await erp('export-clear'));
       t.exportDecrypted.push(await erp('export-decrypted'));
     }
-    const { rows: check } = await pool.query<{ n: number; enc: number }>(
-      `SELECT count(*)::int AS n, count(*) FILTER (WHERE account LIKE 'enc:v1:bench:%')::int AS enc FROM bench_enc.encrypted`,
+    const { rows: check } = await pool.query<{ n: number; enc: number; clear: number }>(
+      `SELECT count(*)::int AS n, count(*) FILTER (WHERE account LIKE 'enc:v1:bench:%')::int AS enc,
+              (SELECT count(*)::int FROM bench_enc.clear WHERE account NOT LIKE 'enc:%') AS clear FROM bench_enc.encrypted`,
     );
+    if (check[0]!.clear !== rows)
+      throw new Error(`the clear table holds ${check[0]!.clear} rows, expected ${rows}`);
     if (check[0]!.n !== rows || check[0]!.enc !== rows)
       throw new Error(
         `the encrypted table holds ${check[0]!.enc} encrypted of ${check[0]!.n} rows, expected ${rows}`,
