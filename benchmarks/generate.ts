@@ -24,9 +24,33 @@ export const BENCH_DDL = `(
 
 const CATEGORIES = ['RAW', 'WIP', 'FINISHED', 'SERVICE', 'SPARE'];
 const WORDS = ['steel', 'bolt', 'M8', 'zinc', 'plated', 'hex', 'nut', 'washer', 'bracket', 'pallet', 'resin'];
+/** The same vocabulary with multi-byte UTF-8 (2, 3 and 4 bytes) in most words. */
+const WORDS_UTF8 = [
+  'Stahl',
+  'Schraube',
+  'M8',
+  'Zink',
+  'verzinkt',
+  'Sechskant',
+  'Mutter',
+  'Unterlegscheibe',
+  'Halterung',
+  'Palette',
+  'Harz',
+].map((w, i) => (i % 4 === 0 ? w : i % 4 === 1 ? `${w}ü` : i % 4 === 2 ? `${w}€` : `${w}😀`));
 
-/** Writes `rows` rows of deterministic item data with quoted fields and NULLs; returns bytes written. */
-export async function generateCsv(file: string, rows: number): Promise<void> {
+/**
+ * Writes `rows` rows of deterministic item data with quoted fields and NULLs, ids from `firstId`
+ * on (other values do not depend on it). `utf8`: descriptions hold multi-byte characters (ü, €, an
+ * emoji) instead of ASCII only.
+ */
+export async function generateCsv(
+  file: string,
+  rows: number,
+  opts: { utf8?: boolean; firstId?: number } = {},
+): Promise<void> {
+  const words = opts.utf8 ? WORDS_UTF8 : WORDS;
+  const firstId = opts.firstId ?? 1;
   const out = createWriteStream(file);
   out.write(BENCH_COLUMNS.join(',') + '\n');
   let seed = 42;
@@ -35,9 +59,9 @@ export async function generateCsv(file: string, rows: number): Promise<void> {
     return seed % n;
   };
   let buf = '';
-  for (let i = 1; i <= rows; i++) {
-    const w1 = WORDS[rnd(WORDS.length)]!;
-    const w2 = WORDS[rnd(WORDS.length)]!;
+  for (let i = firstId; i < firstId + rows; i++) {
+    const w1 = words[rnd(words.length)]!;
+    const w2 = words[rnd(words.length)]!;
     const desc = rnd(4) === 0 ? `"${w1}, ${w2} ""grade ${rnd(9)}"""` : `${w1} ${w2}`;
     const weight = rnd(5) === 0 ? '' : `${rnd(1000)}.${String(rnd(1000)).padStart(3, '0')}`;
     const month = String(1 + rnd(12)).padStart(2, '0');

@@ -80,3 +80,16 @@ if [ ! -x /usr/bin/chromium ]; then
     echo "setup: chromium missing; install it (apt-get install chromium) for the console's browser tests" >&2
   fi
 fi
+
+# LibreOffice Calc writes workbooks during the XLSX tests (a CSV, and dates in the 1900 and 1904 date
+# systems), so the reader is tested on files another program made in the same run.
+if ! command -v soffice >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends libreoffice-calc-nogui >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends libreoffice-calc-nogui >/dev/null; } ||
+      echo "setup: LibreOffice could not be installed; the soffice tests of test/format-xlsx.test.ts will be skipped" >&2
+  else
+    echo "setup: LibreOffice missing; install it (apt-get install --no-install-recommends libreoffice-calc-nogui) for the XLSX tests" >&2
+  fi
+fi

@@ -2,16 +2,16 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { cac } from 'cac';
-import { SingleBar } from 'cli-progress';
 import { z } from 'zod';
 import { createApp, type App } from './app.js';
 import { describeError, RejectPolicyError, UserError } from './errors.js';
 import { redactUrls } from './log.js';
 import { migrate } from './db/migrate.js';
 import { loadPipeline, pipelineSchema } from './pipeline/definition.js';
-import { runPipeline, type Progress } from './pipeline/run.js';
+import { runPipeline } from './pipeline/run.js';
 import { formatPipelineResult, formatRunDetail, formatRuns, table } from './commands/report.js';
 import { EXIT, exitCodeOf, withSigint, wouldExitLine } from './commands/exit.js';
+import { stepReporter } from './commands/progress.js';
 import type { EdiCommandOptions } from './commands/edi.js';
 import type { RunCommandOptions } from './commands/run.js';
 import type { UsersCommandOptions } from './commands/users.js';
@@ -62,39 +62,29 @@ function asList(v: unknown): string[] | undefined {
   return (Array.isArray(v) ? v : [v]).map(String);
 }
 
-/** A progress bar on a TTY, nothing otherwise (the summary follows either way). */
-function progressReporter(): { update(p: Progress): void; stop(): void } {
-  if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
-  const bar = new SingleBar({
-    stream: process.stderr,
-    format: ' {file} |{bar}| {percentage}% | {rows} rows | {eta_formatted} left',
-    hideCursor: true,
-  });
-  let current = -1;
-  return {
-    update(p) {
-      if (p.fileIndex !== current) {
-        if (current >= 0) bar.stop();
-        current = p.fileIndex;
-        bar.start(Math.max(p.bytesTotal, 1), 0, { file: path.basename(p.file), rows: 0 });
-      }
-      bar.update(p.bytesRead, { rows: p.rowsRead });
-    },
-    stop() {
-      if (current >= 0) bar.stop();
-    },
-  };
-}
-
 /** `erp validate`: a dry run of a pipeline, with a progress bar of the file on a TTY. */
 async function validateAndReport(app: App, name: string, files: string[] | undefined): Promise<number> {
   const { checkPipelineCommand } = await import('./commands/list.js');
   await checkPipelineCommand(app, name, files);
   const def = await loadPipeline(app.home, name);
-  const progress = progressReporter();
+  // The same progress as a one-step run's: a bar on a terminal, a line every ERP_PROGRESS_MS elsewhere.
+  const progress = stepReporter({ every: app.config.ERP_PROGRESS_MS });
+  const step = { runId: null, step: 1, steps: 1, kind: 'pipeline', name, state: 'running' } as const;
   try {
     const result = await withSigint((signal) =>
-      runPipeline(app, def, { files, dryRun: true, signal, onProgress: progress.update }),
+      runPipeline(app, def, {
+        files,
+        dryRun: true,
+        signal,
+        onProgress: (p) =>
+          progress.update({
+            ...step,
+            rows: p.rowsRead,
+            file: path.basename(p.file),
+            bytes: p.bytesRead,
+            bytesTotal: p.bytesTotal,
+          }),
+      }),
     );
     progress.stop();
     const policy = result.files.some((f) => f.policyExceeded);

@@ -63,7 +63,7 @@ export function describeError(err: unknown): string {
     const code = (err as { code?: unknown }).code;
     if (code === 'ECONNREFUSED') return redactUrls(`connection refused: ${err.message}`);
     if (typeof code === 'string') {
-      return redactUrls(databaseWords(code, err.message, (err as { where?: unknown }).where));
+      return redactUrls(databaseWords(code, err.message));
     }
     return redactUrls(err.message);
   }
@@ -74,7 +74,7 @@ export function describeError(err: unknown): string {
  * A PostgreSQL error an operator can meet, in the operator's words: what it means for this
  * project and the setting or command to check. Other errors keep PostgreSQL's message.
  */
-function databaseWords(code: string, message: string, where: unknown): string {
+function databaseWords(code: string, message: string): string {
   switch (code) {
     case '3D000':
       return `${message}: check that DATABASE_URL names an existing database (create it, then run erp migrate)`;
@@ -84,11 +84,16 @@ function databaseWords(code: string, message: string, where: unknown): string {
         : `${message}: run erp migrate, or check that DATABASE_URL names the right database`;
     case '42P10':
       return `${message}: the upsert's key (sink.key) is not the column set of a unique index or primary key of the table; add one in a migration, or change sink.key`;
-    case '22003': {
-      // COPY says where: "COPY erp_stage, line 3, column price: \"123456789.00\"".
-      const at = typeof where === 'string' ? /line (\d+), column (\w+)(?:: (.*))?/.exec(where) : null;
-      if (!at) return message;
-      return `column ${at[2]}: ${message} — value ${at[3] ?? '?'} (row ${at[1]} sent to the table) is too large for the column's type; declare precision and scale in validate.fields.${at[2]} so such rows are rejected with their line`;
+    case 'P0001':
+    case 'ERP01': {
+      // The schema's refusals (sql/000002, 000003, 000131) point at the SQL file; an operator runs the job.
+      const period = /period (\d{4}-\d{2}) does not exist/.exec(message)?.[1];
+      return period
+        ? message.replace(
+            'open it first (sql/jobs/open_period.sql)',
+            `open it first with erp run open-period --period ${period}`,
+          )
+        : message;
     }
     default:
       return message;

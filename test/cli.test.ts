@@ -170,19 +170,19 @@ describe('erp CLI', () => {
       `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} validate items --file in/items-tty.csv`,
     );
     expect(tty.code).toBe(0);
-    expect(tty.stdout).toMatch(/items-tty\.csv \|[=-]+\| \d+% \| \d+ rows/);
-    expect(tty.stdout).toContain('50000 rows');
-    // A run shows its step log and a bar of rows for the step in progress.
+    expect(tty.stdout).toMatch(/items-tty\.csv \|[█░]+\| \d+% \| [\d,]+ rows \| [\d,]+ rows\/s \| \d+s left/);
+    expect(tty.stdout).toContain('50,000 rows');
+    // A run shows its step log and a bar of the file's bytes for the step in progress.
     const run = await onTty(
       `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} run items --inline --force --file in/items-tty.csv`,
     );
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('step 1/1 pipeline items: running');
-    expect(run.stdout).toMatch(/step 1\/1 items \| \d+ rows/);
+    expect(run.stdout).toMatch(/step 1\/1 items-tty\.csv \|[█░]+\| \d+% \| [\d,]+ rows/);
     expect(run.stdout).toContain('step 1/1 pipeline items: succeeded');
     const plain = await erp(['validate', 'items', '--file', 'in/items-tty.csv']);
     expect(plain.code).toBe(0);
-    expect(plain.stderr + plain.stdout).not.toMatch(/\|[=-]+\|/);
+    expect(plain.stderr + plain.stdout).not.toMatch(/\|[█░=-]+\|/);
   });
 
   it('prints a JSON Schema of pipeline definitions', async () => {

@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { runPipeline, type FileResult } from '../src/pipeline/run.js';
@@ -19,6 +21,8 @@ validate:
     note: { type: string }
 sink: { kind: postgres, table: public.people, mode: append }
 `;
+
+const execFileAsync = promisify(execFile);
 
 let db: TestDatabase;
 let home: { dir: string; remove(): Promise<void> };
@@ -116,6 +120,143 @@ describe('CSV strict decoding', () => {
 });
 
 describe('validate and load agree', () => {
+  /** One bad row between two good ones; `bad` is the raw second line, `field` the column it spoils. */
+  const CASES: { name: string; encoding?: string; bad: Buffer; field: string; reason: RegExp }[] = [
+    {
+      name: 'a Latin-1 é',
+      bad: Buffer.from('2,Caf\xe9,x', 'latin1'),
+      field: 'name',
+      reason: /\\xE9 at byte offset 27$/,
+    },
+    {
+      name: 'a lone continuation byte',
+      bad: Buffer.from('2,a\x80b,x', 'latin1'),
+      field: 'name',
+      reason: /\\x80 at/,
+    },
+    {
+      name: 'a sequence cut short by a delimiter',
+      bad: Buffer.from('2,\xe2\x82,x', 'latin1'),
+      field: 'name',
+      reason: /\\xE2\\x82 at/,
+    },
+    {
+      name: 'an overlong encoding',
+      bad: Buffer.from('2,\xc0\xaf,x', 'latin1'),
+      field: 'name',
+      reason: /\\xC0 at/,
+    },
+    {
+      name: 'a surrogate encoded in UTF-8',
+      bad: Buffer.from('2,\xed\xa0\x80,x', 'latin1'),
+      field: 'name',
+      reason: /\\xED at/,
+    },
+    {
+      name: 'a code point above U+10FFFF',
+      bad: Buffer.from('2,\xf4\x90\x80\x80,x', 'latin1'),
+      field: 'name',
+      reason: /\\xF4 at/,
+    },
+    {
+      name: 'a byte never valid in UTF-8',
+      bad: Buffer.from('2,x,\xff', 'latin1'),
+      field: 'note',
+      reason: /\\xFF at/,
+    },
+    {
+      name: 'a NUL',
+      bad: Buffer.from('2,x,a\0b', 'latin1'),
+      field: 'note',
+      reason: /NUL byte \(\\x00\) at byte offset 27; text cannot hold NUL/,
+    },
+    {
+      name: 'a bad byte in a quoted field over two lines',
+      bad: Buffer.from('2,"two\nlines \xe9",x', 'latin1'),
+      field: 'name',
+      reason: /\\xE9 at/,
+    },
+    {
+      name: 'a lone surrogate in UTF-16LE',
+      encoding: 'utf-16le',
+      bad: Buffer.concat([
+        Buffer.from('2,a', 'utf16le'),
+        Buffer.from([0x00, 0xd8]),
+        Buffer.from(',x', 'utf16le'),
+      ]),
+      field: 'name',
+      reason: /invalid utf-16le byte sequence \\x00\\xD8 at/,
+    },
+  ];
+  const enc = (text: string, encoding = 'utf-8'): Buffer =>
+    Buffer.from(text, encoding === 'utf-16le' ? 'utf16le' : 'utf8');
+
+  it.each(CASES)('on $name: the row is rejected by both, naming its field, and the rest loads', async (c) => {
+    const pipeline = c.encoding ? `, encoding: ${c.encoding}` : '';
+    await writeFile(path.join(home.dir, 'pipelines/people.yaml'), PIPELINE(pipeline));
+    const bytes = Buffer.concat([
+      enc('id,name,note\n1,Ann,é\n', c.encoding),
+      c.bad,
+      enc('\n3,Bob,😀\n', c.encoding),
+    ]);
+    const dry = await runOn(bytes, true);
+    const load = await runOn(bytes, false);
+    const summary = (f: FileResult) => ({
+      status: f.status,
+      rowsRead: f.rowsRead,
+      rowsRejected: f.rowsRejected,
+      rejects: f.rejects.map((j) => ({ line: j.line, field: j.field, value: j.value, reason: j.reason })),
+    });
+    expect(summary(dry)).toEqual({ ...summary(load), status: 'validated' });
+    expect(load.status).toBe('loaded');
+    expect(load.rejects).toHaveLength(1);
+    expect(load.rejects[0]).toMatchObject({ line: 3, field: c.field });
+    expect(load.rejects[0]!.reason).toMatch(c.reason);
+    expect(load.rejects[0]!.value).toMatch(/\\x[0-9A-F]{2}/);
+    expect(load.rejects[0]!.value).not.toContain('\uFFFD');
+    expect(await people()).toEqual([
+      { id: 1, name: 'Ann', note: 'é' },
+      { id: 3, name: 'Bob', note: '😀' },
+    ]);
+  });
+
+  it('erp validate and erp run print the same rejects for a file holding every one of them', async () => {
+    const bytes = Buffer.concat([
+      Buffer.from('id,name,note\n1,Ann,é\n'),
+      ...CASES.filter((c) => !c.encoding).flatMap((c, i) => [
+        Buffer.from(c.bad.toString('latin1').replace(/^2,/, `${i + 10},`), 'latin1'),
+        Buffer.from('\n'),
+      ]),
+      // A row with a field too many as well: rejected for that, its bad bytes escaped all the same.
+      Buffer.from('4,Caf\xe9,x,extra\n', 'latin1'),
+      Buffer.from('3,Bob,😀\n'),
+    ]);
+    await writeFile(
+      path.join(home.dir, 'pipelines/people.yaml'),
+      PIPELINE('') + 'rejects: { max_reject_rate: 1 }\n',
+    );
+    const file = path.join(home.dir, 'in', 'all-errors.csv');
+    await writeFile(file, bytes);
+    const cli = (args: string[]) =>
+      execFileAsync(process.execPath, [path.resolve('dist/cli.js'), ...args, '--file', file], {
+        env: { ...process.env, DATABASE_URL: db.url, ERP_HOME: home.dir, LOG_LEVEL: 'warn' },
+      }).then(
+        (r) => ({ code: 0, out: r.stdout }),
+        (e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout }),
+      );
+    const validate = await cli(['validate', 'people']);
+    const run = await cli(['run', 'people', '--inline']);
+    const rejectLines = (out: string) => out.split('\n').filter((l) => /^\s+line \d+[,:]/.test(l));
+    const n = CASES.filter((c) => !c.encoding).length + 1;
+    expect(rejectLines(validate.out), validate.out).toHaveLength(n);
+    expect(validate.out).toContain('value "4,Caf\\\\xE9,x,extra": expected 3 fields, found 4');
+    expect(validate.out).not.toContain('\uFFFD');
+    expect(rejectLines(run.out), run.out).toEqual(rejectLines(validate.out));
+    expect(validate.out).toMatch(new RegExp(`valid 2, rejected ${n}`));
+    expect(run.out).toMatch(new RegExp(`loaded 2, rejected ${n}`));
+    expect(run.code).toBe(validate.code);
+  });
+
   /** Every import pipeline shipped, on every fixture file of its format in fixtures/. */
   it('on every fixture in fixtures/', async () => {
     const root = path.resolve('.');

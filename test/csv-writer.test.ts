@@ -2,7 +2,12 @@ import { Writable } from 'node:stream';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import { describe, expect, it } from 'vitest';
-import { createCsvWriter, neutraliseFormula, type CsvWriterOptions } from '../src/csv/writer.js';
+import {
+  createCsvWriter,
+  neutraliseFormula,
+  recordEncoder,
+  type CsvWriterOptions,
+} from '../src/csv/writer.js';
 import type { Batch, Cell, ColumnType } from '../src/stages/types.js';
 
 async function* batchesOf(columns: string[], rows: Cell[][], size = 2): AsyncGenerator<Batch> {
@@ -91,6 +96,17 @@ describe('csv writer', () => {
     }
   });
 
+  it('doubles the quote character it quotes with, and leaves the other one alone', async () => {
+    const rows: Cell[][] = [["it's"], ['say "hi"'], ['a|b']];
+    const single = await exportCsv(['note'], ['text'], rows, { quote: "'", delimiter: '|' });
+    expect(single.text).toBe(['note', "'it''s'", 'say "hi"', "'a|b'", ''].join('\n'));
+    expect(parse(single.text, { quote: "'", escape: "'", delimiter: '|', columns: true })).toEqual(
+      rows.map(([note]) => ({ note })),
+    );
+    const double = await exportCsv(['note'], ['text'], rows, { delimiter: '|' });
+    expect(double.text).toBe(['note', "it's", '"say ""hi"""', '"a|b"', ''].join('\n'));
+  });
+
   it("works around csv-stringify's escape_formulas, which would alter negative numbers in numeric columns", () => {
     // What the option does with our cells (all text): the decimal is escaped too.
     expect(stringify([['-12.50', '-cmd']], { escape_formulas: true })).toBe("'-12.50,'-cmd\n");
@@ -140,5 +156,61 @@ describe('csv writer', () => {
     await expect(createCsvWriter().write(columns, types, batchesOf(columns, rows), out)).rejects.toThrow(
       'disk full',
     );
+  });
+});
+
+describe('recordEncoder (the writer without csv-stringify, for the default quote)', () => {
+  it('writes what csv-stringify writes with the same options, on generated rows', () => {
+    const pieces = [
+      '',
+      'a',
+      ' ',
+      ',',
+      ';',
+      '\t',
+      '|',
+      '"',
+      "'",
+      '\r',
+      '\n',
+      '\r\n',
+      'é',
+      '😀',
+      '=1',
+      '-2',
+      '\\.',
+    ];
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    for (const delimiter of [',', ';', '\t', '|', ']', '-', '^']) {
+      for (const eol of ['\n', '\r\n']) {
+        const rows: Cell[][] = [];
+        for (let r = 0; r < 300; r++) {
+          const row: Cell[] = [];
+          for (let c = 0; c < 4; c++) {
+            if (rnd(6) === 0) row.push(null);
+            else {
+              let v = '';
+              for (let k = rnd(4); k > 0; k--) v += pieces[rnd(pieces.length)];
+              row.push(v);
+            }
+          }
+          rows.push(row);
+        }
+        const expected = stringify(rows, {
+          delimiter,
+          quote: '"',
+          record_delimiter: eol,
+          quoted_match: [/^$/, /[\r\n]/],
+          escape_formulas: false,
+          eof: true,
+        });
+        const ours = recordEncoder(delimiter, eol)(rows, 4, (v) => v);
+        expect(ours, JSON.stringify({ delimiter, eol })).toBe(expected);
+      }
+    }
   });
 });

@@ -5,9 +5,10 @@ import { INBOX_LOCK_CLASS, runInbound, type InboundFileResult } from '../src/edi
 import { ediStatus } from '../src/edi/status.js';
 import { runEdiStep } from '../src/edi/step.js';
 import { resolveRunnable } from '../src/jobs/definition.js';
+import { formatRunDetail } from '../src/commands/report.js';
 import { executeRun, planRun } from '../src/jobs/execute.js';
 import { resolveEndpoint } from '../src/partners/profile.js';
-import { createRun } from '../src/runs/history.js';
+import { createRun, getRun } from '../src/runs/history.js';
 import { FIXTURES, HOME, parseStrict, segs, startEdiWorld, type EdiWorld } from './edi-helpers.js';
 
 let w: EdiWorld;
@@ -491,6 +492,24 @@ describe('the edi job step', () => {
           summary: '1 file: 1 duplicate; 0 orders loaded',
         },
       ]);
+      // erp runs show tells each EDI step's own counts, not the pipeline row counters (0 here).
+      const shown = formatRunDetail((await getRun(w.db.pool, runId))!);
+      expect(shown).not.toContain('rows read');
+      const counts = outcome.steps.map((s) => {
+        const files = s.edi!.inbound!.files;
+        const sum = (k: 'setsAccepted' | 'setsRejected' | 'ordersLoaded'): number =>
+          files.reduce((n, f) => n + f[k], 0);
+        return `files read ${files.length}, transaction sets accepted ${sum('setsAccepted')}, rejected ${sum('setsRejected')}, orders loaded ${sum('ordersLoaded')}`;
+      });
+      expect(counts[0]).toMatch(
+        /^files read 2, transaction sets accepted \d+, rejected \d+, orders loaded 0$/,
+      );
+      expect(shown).toContain(
+        `  1. edi PARTNERA inbound: succeeded\n     2 files: 1 duplicate, 1 failed; 0 orders loaded\n     ${counts[0]}\n`,
+      );
+      expect(shown).toContain(
+        `  2. edi PARTNERB inbound: succeeded\n     1 file: 1 duplicate; 0 orders loaded\n     ${counts[1]}`,
+      );
     } finally {
       for (const k of Object.keys(w.env)) delete process.env[k];
     }

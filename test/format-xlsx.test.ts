@@ -3,6 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { PassThrough, Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import ExcelJS from 'exceljs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -350,6 +351,35 @@ describe('xlsx reader: hand-written XML', () => {
     ]);
   });
 
+  it('rejects a row whose text holds NUL (_x0000_), inline or shared, naming row and column', async () => {
+    const f = await handmade(
+      'nul.xlsx',
+      '<row r="1"><c r="A1" t="inlineStr"><is><t>id</t></is></c><c r="B1" t="inlineStr"><is><t>name</t></is></c></row>' +
+        '<row r="2"><c r="A2"><v>1</v></c><c r="B2" t="inlineStr"><is><t>Al_x0000_ice</t></is></c></row>' +
+        '<row r="3"><c r="A3"><v>2</v></c><c r="B3" t="s"><v>0</v></c></row>' +
+        '<row r="4"><c r="A4"><v>3</v></c><c r="B4" t="inlineStr"><is><t>Bob _x005F_x0000_</t></is></c></row>',
+      { sharedStrings: ['<si><t>x_x0000_</t></si>'] },
+    );
+    const r = await readXlsx(f);
+    expect(r.rows).toEqual([['3', 'Bob _x0000_']]);
+    expect(r.rejects).toEqual([
+      {
+        file: 'nul.xlsx[Hand]',
+        line: 2,
+        field: 'name',
+        value: 'Al\\x00ice',
+        reason: 'row 2, column B: a NUL character (_x0000_); text cannot hold NUL',
+      },
+      {
+        file: 'nul.xlsx[Hand]',
+        line: 3,
+        field: 'name',
+        value: 'x\\x00',
+        reason: 'row 3, column B: a NUL character (_x0000_); text cannot hold NUL',
+      },
+    ]);
+  });
+
   it('reads 1904 serials and refuses unusable headers', async () => {
     const f = await handmade(
       'h1904.xlsx',
@@ -426,37 +456,118 @@ describe('xlsx reader: a workbook written by LibreOffice', () => {
   });
 
   it('reads a CSV converted by soffice --headless in this run', async (ctx) => {
-    try {
-      await run('soffice', ['--version']);
-    } catch {
-      ctx.skip(
-        'soffice is not installed (apt-get install -y --no-install-recommends libreoffice-calc-nogui)',
-      );
-    }
     const work = await mkdtemp(path.join(dir, 'lo-'));
     await writeFile(path.join(work, 'items.csv'), csv);
-    await run(
-      'soffice',
-      [
-        `-env:UserInstallation=file://${work}/profile`,
-        '--headless',
-        // comma, double quote, UTF-8 (LibreOffice's text-encoding number 76)
-        '--infilter=CSV:44,34,76',
-        '--convert-to',
-        'xlsx',
-        '--outdir',
-        work,
-        path.join(work, 'items.csv'),
-      ],
-      { timeout: 120_000 },
-    );
+    // comma, double quote, UTF-8 (LibreOffice's text-encoding number 76)
+    if (!(await soffice(ctx, work, ['--infilter=CSV:44,34,76', 'items.csv']))) return;
     const f = path.join(work, 'items.xlsx');
     expect(await unzipPart(f, 'docProps/app.xml')).toMatch(/LibreOffice/);
     const r = await readXlsx(f);
     expect(r.rows).toEqual(expected);
     expect(r.rejects).toEqual([]);
   });
+
+  // The same dates saved by LibreOffice in each date system: LibreOffice writes the null date of the
+  // spreadsheet (table:null-date) as the workbook's date system, `date1904="true"` for 1904-01-01.
+  const dates = [
+    ['a', '2026-11-30', '2026-11-30T10:15:00'],
+    ['b', '1904-01-01', '1904-01-02T00:00:01'],
+    ['c', '2024-02-29', '2024-02-29T23:59:59'],
+    ['d', '1999-12-31', '2000-01-01T00:00:00.500'],
+    ['e', '1904-01-02', '1904-01-01T12:00:00'],
+  ];
+  it.for([
+    ['1900', 46356],
+    ['1904', 46356 - 1462],
+  ] as const)(
+    'reads dates exactly from a workbook LibreOffice saved in the %s date system',
+    async ([system, serial], ctx) => {
+      const work = await mkdtemp(path.join(dir, `lo${system}-`));
+      await writeFile(path.join(work, 'dates.fods'), flatOds(dates, system === '1904' ? '1904-01-01' : null));
+      if (!(await soffice(ctx, work, ['dates.fods']))) return;
+      const f = path.join(work, 'dates.xlsx');
+      expect(await unzipPart(f, 'docProps/app.xml')).toMatch(/LibreOffice/);
+      const book = await unzipPart(f, 'xl/workbook.xml');
+      if (system === '1904') expect(book).toMatch(/<workbookPr[^>]* date1904="true"/);
+      else expect(book).not.toMatch(/date1904="(true|1)"/);
+      // The serials really differ by the 1,462 days between the systems; the reader must undo that.
+      expect(await unzipPart(f, 'xl/worksheets/sheet1.xml')).toContain(
+        `<c r="B2" s="1" t="n"><v>${serial}</v></c>`,
+      );
+      const r = await readXlsx(f);
+      expect(r.rejects).toEqual([]);
+      expect(r.columns).toEqual(['name', 'day', 'at']);
+      // Fractions of a day as LibreOffice stores them (15 digits) come back to the millisecond.
+      expect(r.rows).toEqual(dates.map(([n, d, t]) => [n, d, t!.replace(/T00:00:00$/, '')]));
+    },
+  );
 });
+
+/** A flat OpenDocument spreadsheet of (name, date, date-time) rows; `nullDate` sets its date system. */
+function flatOds(rows: string[][], nullDate: string | null): string {
+  const text = (v: string): string =>
+    `<table:table-cell office:value-type="string"><text:p>${v}</text:p></table:table-cell>`;
+  const date = (style: string, v: string): string =>
+    `<table:table-cell table:style-name="${style}" office:value-type="date" office:date-value="${v}"/>`;
+  const ymd =
+    '<number:year number:style="long"/><number:text>-</number:text><number:month number:style="long"/>' +
+    '<number:text>-</number:text><number:day number:style="long"/>';
+  const hms =
+    '<number:text> </number:text><number:hours number:style="long"/><number:text>:</number:text>' +
+    '<number:minutes number:style="long"/><number:text>:</number:text><number:seconds number:style="long"/>';
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<office:document xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+ xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+ xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" xmlns:number="urn:oasis:names:tc:opendocument:xmlns:datastyle:1.0"
+ office:version="1.2" office:mimetype="application/vnd.oasis.opendocument.spreadsheet">
+ <office:automatic-styles>
+  <number:date-style style:name="ymd">${ymd}</number:date-style>
+  <number:date-style style:name="ymdhms">${ymd}${hms}</number:date-style>
+  <style:style style:name="d" style:family="table-cell" style:data-style-name="ymd"/>
+  <style:style style:name="dt" style:family="table-cell" style:data-style-name="ymdhms"/>
+ </office:automatic-styles>
+ <office:body><office:spreadsheet>
+  ${nullDate ? `<table:calculation-settings><table:null-date table:date-value="${nullDate}"/></table:calculation-settings>` : ''}
+  <table:table table:name="Dates">
+   <table:table-row>${text('name')}${text('day')}${text('at')}</table:table-row>
+   ${rows.map(([n, d, t]) => `<table:table-row>${text(n!)}${date('d', d!)}${date('dt', t!)}</table:table-row>`).join('\n   ')}
+  </table:table>
+ </office:spreadsheet></office:body>
+</office:document>
+`;
+}
+
+/**
+ * Converts `args`' input in `work` to xlsx with LibreOffice (`soffice --headless`, a profile of its
+ * own). False, with the test marked skipped and why, when LibreOffice is not installed
+ * (scripts/setup.sh installs it where it can).
+ */
+async function soffice(ctx: { skip(note?: string): void }, work: string, args: string[]): Promise<boolean> {
+  try {
+    await run('soffice', ['--version']);
+  } catch {
+    ctx.skip(
+      'soffice is not installed: scripts/setup.sh installs it as root (apt-get install -y --no-install-recommends libreoffice-calc-nogui)',
+    );
+    return false;
+  }
+  const input = args.pop()!;
+  await run(
+    'soffice',
+    [
+      `-env:UserInstallation=file://${work}/profile`,
+      '--headless',
+      ...args,
+      '--convert-to',
+      'xlsx',
+      '--outdir',
+      work,
+      path.join(work, input),
+    ],
+    { timeout: 120_000 },
+  );
+  return true;
+}
 
 describe('xlsx value conversions', () => {
   it('writes numbers as plain decimals at Excel precision', () => {
@@ -592,6 +703,75 @@ describe('xlsx writer', () => {
     expect(xml).not.toContain('\r');
     const r = await readXlsx(file);
     expect(r.rows).toEqual(texts.map((t) => [t]));
+  });
+
+  it('keeps dates of years below 100 and outside Excel’s range as they are (Date.UTC would read 0001 as 1901)', async () => {
+    const file = path.join(dir, 'old-dates.xlsx');
+    const old: Cell[][] = [
+      ['0001-01-01', '0099-12-31 23:59:59'],
+      ['1899-12-31', '1900-02-28 12:00:00'],
+      ['1900-03-01', '1900-03-01 00:00:00.001'],
+      ['9999-12-31', '9999-12-31 23:59:59.999'],
+    ];
+    await exportXlsx(file, ['day', 'at'], ['date', 'timestamp'], old);
+    const r = await readXlsx(file);
+    expect(r.rows).toEqual([
+      // Before 1900-03-01 Excel has no date: exact text, which the date/timestamp fields accept.
+      ['0001-01-01', '0099-12-31 23:59:59'],
+      ['1899-12-31', '1900-02-28 12:00:00'],
+      ['1900-03-01', '1900-03-01T00:00:00.001'],
+      ['9999-12-31', '9999-12-31T23:59:59.999'],
+    ]);
+  });
+
+  // The writer reads exceljs 4.4.0 internals (pinned in package.json) to honour back-pressure: the
+  // worksheet's part stream (`ws.stream`) piping into its zip entry (`pipes[0]`), and that entry's
+  // drain flag. If an exceljs upgrade moves them, this test fails rather than memory growing silently.
+  it('waits for a destination that does not drain (exceljs internals it relies on are still there)', async () => {
+    const wb = new ExcelJS.stream.xlsx.WorkbookWriter({ stream: new PassThrough() });
+    const ws = wb.addWorksheet('y');
+    ws.addRow(['a']).commit();
+    const entry = (ws as unknown as { stream: { pipes: { _writableState?: { needDrain?: boolean } }[] } })
+      .stream.pipes[0];
+    expect(typeof entry?._writableState?.needDrain).toBe('boolean');
+
+    const total = 200_000;
+    let pulled = 0;
+    async function* lazy(): AsyncGenerator<Batch> {
+      for (let i = 0; i < total; i += 1000) {
+        const rows: Cell[][] = Array.from({ length: 1000 }, (_, k) => [
+          String(i + k),
+          `row ${i + k} ${'x'.repeat(40)}`,
+        ]);
+        pulled += rows.length;
+        yield { columns: ['n', 'text'], rows, lines: rows.map((_, k) => i + k + 2) };
+      }
+    }
+    // A destination that takes nothing until released.
+    let release: (() => void) | null = null;
+    const held: (() => void)[] = [];
+    let bytes = 0;
+    const out = new Writable({
+      highWaterMark: 1 << 16,
+      write(chunk: Buffer, _enc, cb) {
+        bytes += chunk.length;
+        if (release === null) held.push(cb);
+        else cb();
+      },
+    });
+    const done = createXlsxFormat(config()).write(['n', 'text'], ['int', 'text'], lazy(), out);
+    // Let the writer run until it stops pulling rows: back-pressure, not the whole export in memory.
+    let before = -1;
+    while (pulled !== before) {
+      before = pulled;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(pulled).toBeLessThan(total / 4);
+    release = () => undefined;
+    for (const cb of held.splice(0)) cb();
+    expect(await done).toBe(total);
+    expect(pulled).toBe(total);
+    expect(bytes).toBeGreaterThan(0);
   });
 
   it('continues on a new sheet when a sheet is full, and writes an empty export as a header', async () => {

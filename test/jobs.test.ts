@@ -7,7 +7,7 @@ import { createApp, type App } from '../src/app.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { executeRun, type RunOutcome } from '../src/jobs/execute.js';
 import { LIVENESS_LOCK_CLASS, openRunnerSession } from '../src/jobs/session.js';
-import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
+import { abandon, createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
 import { jobIdOf, type RunJobData } from '../src/runner/queue.js';
 import { startWorker, type RunningWorker } from '../src/runner/worker.js';
 import {
@@ -354,7 +354,9 @@ describe('through a worker', () => {
       ),
     );
     expect(loser.stdout()).toBe('');
-    expect(winner.stdout()).toMatch(new RegExp(`^run ${holder}: job payroll — succeeded`));
+    expect(winner.stdout()).toMatch(
+      new RegExp(`^payroll period=2026-11 run_type=regular \\(run ${holder}\\)\\n`),
+    );
     // One run recorded and executed; the refused one left no row and no BullMQ job.
     const runs = await db.pool.query(
       `SELECT id::int, status, requested_by FROM runner.runs WHERE name = 'payroll'`,
@@ -460,6 +462,41 @@ describe('erp run --inline', () => {
     expect(Date.now() - started).toBeLessThan(5000);
     expect(inline.stdout()).toMatch(/cancelled/);
     expect(await runRow(id)).toMatchObject({ status: 'cancelled', error_kind: 'cancelled' });
+    expect(await count('SELECT count(*) FROM cancel_marks')).toBe(0);
+  });
+
+  it('killed mid-step: the abandoned run and its running step are recorded failed, not left running', async () => {
+    const inline = startErp(['run', 'long', '--inline'], env);
+    const id = await waitFor(
+      async () => {
+        if ((await longStatements()) === 0) return null;
+        const { rows } = await db.pool.query<{ id: number }>(
+          `SELECT id::int FROM runner.runs WHERE name = 'long' AND status = 'running'`,
+        );
+        return rows[0]?.id ?? null;
+      },
+      15_000,
+      () => `the inline run's long statement to start (stderr: ${inline.stderr()})`,
+    );
+    inline.process.kill('SIGKILL');
+    await inline.exited;
+    // Its liveness lock went with its session's connection: the run is found abandoned (as the next
+    // submission, a resume or the reconciler find it).
+    await waitFor(() => abandon(db.pool, id), 10_000, `run ${id} to be found abandoned`, 100);
+    const { rows: steps } = await db.pool.query<{ status: string; error: string }>(
+      'SELECT status, error FROM runner.run_steps WHERE run_id = $1',
+      [id],
+    );
+    expect(steps).toEqual([
+      { status: 'failed', error: expect.stringMatching(/^abandoned: the process running it stopped/) },
+    ]);
+    const show = await erp(['runs', 'show', String(id)], env);
+    expect(show.stdout).toContain('  1. sql t/long.sql: failed — abandoned: the process running it stopped');
+    // The orphaned statement cannot commit; it is stopped rather than left sleeping.
+    await db.pool.query(
+      `SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()`,
+    );
+    await waitFor(async () => (await longStatements()) === 0, 10_000, 'the orphaned statement to stop');
     expect(await count('SELECT count(*) FROM cancel_marks')).toBe(0);
   });
 });

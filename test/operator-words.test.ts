@@ -26,7 +26,7 @@ const erp = (args: string[], env: Record<string, string> = {}): Promise<Result> 
 beforeAll(async () => {
   db = await createTestDatabase('words');
   await db.pool.query(
-    'CREATE TABLE amounts (id int PRIMARY KEY, price numeric(5,2)); CREATE TABLE plain (name text)',
+    'CREATE TABLE amounts (id int PRIMARY KEY, price numeric(5,2), note text); CREATE TABLE plain (name text)',
   );
   await queryOnce(ADMIN_URL, `DROP DATABASE IF EXISTS ${bare}`);
   await queryOnce(ADMIN_URL, `CREATE DATABASE ${bare}`);
@@ -35,9 +35,30 @@ beforeAll(async () => {
     'pipelines/amounts.yaml': `
 source: { kind: file, path: in/amounts.csv }
 format: { kind: csv }
+validate:
+  fields:
+    id: { type: int, required: true }
 sink: { kind: postgres, table: public.amounts }
 `,
-    'in/amounts.csv': 'id,price\n1,12.50\n2,123456.00\n',
+    // The overflowing row is the COPY's second but the file's line 5: a quoted note spans two
+    // lines and line 4 is rejected before the load.
+    'in/amounts.csv': 'id,price,note\n1,12.50,"two\nlines"\nx,1.00,bad id\n3,123456.00,big\n',
+    'pipelines/secret-amounts.yaml': `
+source: { kind: file, path: in/amounts.csv }
+format: { kind: csv }
+validate:
+  fields:
+    id: { type: int, required: true }
+    price: { type: string, sensitive: true }
+sink: { kind: postgres, table: public.amounts }
+`,
+    // The shipped close on a period nobody opened.
+    'jobs/close-unopened.yaml': `
+params:
+  period: { type: period }
+steps:
+  - sql: jobs/payroll_close.sql
+`,
     'jobs/close.yaml': `
 params:
   period: { type: period, default: current_month }
@@ -85,12 +106,34 @@ describe('operator words', () => {
     expect(list.stderr).toMatch(/no jobs or pipelines under .*set ERP_HOME to it/);
   });
 
-  it('a numeric overflow names the column and the value', async () => {
+  it('a numeric overflow names the file, the line, the column and the value', async () => {
     const r = await erp(['run', 'amounts', '--inline']);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(
-      /pipeline amounts: in\/amounts\.csv: column price: numeric field overflow — value "123456\.00" \(row 2 sent to the table\) is too large/,
+    expect(r.stdout).toContain(
+      `in/amounts.csv line 5, column price: value "123456.00": numeric field overflow (A field with precision 5, scale 2 must round to an absolute value less than 10^3); the value is too large for the column's type; declare its precision and scale in validate.fields so such rows are rejected with their line`,
     );
+  });
+
+  it("a sensitive column's value is withheld from the overflow's message, the line still named", async () => {
+    const r = await erp(['run', 'secret-amounts', '--inline']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(
+      'in/amounts.csv line 5, column price: value "[sensitive 9 chars]": numeric field overflow',
+    );
+    expect(r.stdout + r.stderr).not.toContain('123456');
+    const { rows } = await db.pool.query(
+      `SELECT message FROM runner.run_files WHERE pipeline = 'secret-amounts'`,
+    );
+    expect(JSON.stringify(rows)).not.toContain('123456');
+  });
+
+  it('a period nobody opened: the operator is told the erp command that opens it, not a SQL file', async () => {
+    const r = await erp(['run', 'close-unopened', '--period', '2031-01', '--inline']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(
+      'payroll period 2031-01 does not exist; open it first with erp run open-period --period 2031-01',
+    );
+    expect(r.stdout).not.toContain('open_period.sql');
   });
 
   it('an ON CONFLICT without a unique index says what to add', async () => {

@@ -1,7 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome } from './helpers/home.js';
-import { erp as runErp, killChildren, type Result } from './fixtures/jobs/runner.js';
+import { pino } from 'pino';
+import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
+import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
+import { fireTick, loadSchedules } from '../src/runner/scheduler.js';
+import {
+  erp as runErp,
+  killChildren,
+  makeJobsHome,
+  REDIS_URL,
+  removeKeys,
+  startWorkerProcess,
+  testPrefix,
+  testQueue,
+  waitFor,
+  type Result,
+} from './fixtures/jobs/runner.js';
 
 /**
  * Preflight: a broken job is refused before its run is recorded — exit 2, every problem listed
@@ -20,7 +34,8 @@ beforeAll(async () => {
   // people.code is unique; people_plain has no unique index at all.
   await db.pool.query(`CREATE TABLE people (code text PRIMARY KEY, name text, born date);
     CREATE TABLE people_plain (code text, name text, born date);`);
-  home = await makeHome({
+  // A sql/ of the test's own: the job's SQL files never land in the repository's sql/.
+  home = await makeJobsHome({
     'in/people.csv': CSV,
     'var/exports/.keep': '',
     // 1. a mapping file that does not exist, and a date format in lower case.
@@ -90,6 +105,8 @@ sink: { kind: file, dir: var/exports, name: 'people.{ext}', overwrite: false }
     'jobs/broken.yaml': `
 params:
   period: { type: period, default: current_month }
+schedules:
+  - { cron: '0 2 * * *', timezone: UTC }
 steps:
   - pipeline: no-mapping
   - pipeline: typo
@@ -197,5 +214,73 @@ describe('preflight', () => {
     const r = await erp(['run', 'good', '--inline']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/loaded — read 1, loaded 1, rejected 0/);
+  });
+
+  it('the worker checks a queued run again: it fails it with every problem, and runs no step', async () => {
+    const prefix = testPrefix('preflight');
+    const { queue, redis } = testQueue(prefix);
+    try {
+      // Queued past erp run's own preflight, as a run queued before its definitions broke would be.
+      const runnable = await resolveRunnable(home.dir, 'broken');
+      const params = resolveParams(runnable.job, {});
+      const runId = (await createQueuedRun(db.pool, runnable, params))!;
+      await enqueueRun(queue, runId, runnable, params);
+      await startWorkerProcess({
+        DATABASE_URL: db.url,
+        ERP_HOME: home.dir,
+        ERP_QUEUE_PREFIX: prefix,
+        REDIS_URL,
+        ERP_PARTNER_PORT: '',
+      });
+      const run = await waitFor(
+        async () => {
+          const { rows } = await db.pool.query<{ status: string; error: string; error_kind: string }>(
+            'SELECT status, error, error_kind FROM runner.runs WHERE id = $1',
+            [runId],
+          );
+          return rows[0]?.status === 'failed' ? rows[0] : null;
+        },
+        30_000,
+        'the worker to fail the run',
+      );
+      expect(run.error_kind).toBe('user');
+      expect(run.error).toMatch(/^broken: \d+ problems found before running/);
+      expect(run.error).toContain('mappings/nowhere.yaml: no such file');
+      expect(run.error).toMatch(/sql\/jobs\/touch\.sql: uses :'company', which the job does not give/);
+      const steps = await db.pool.query('SELECT 1 FROM runner.run_steps WHERE run_id = $1', [runId]);
+      expect(steps.rowCount).toBe(0);
+    } finally {
+      await killChildren();
+      await queue.close();
+      await removeKeys(redis, prefix);
+      redis.disconnect();
+    }
+  });
+
+  it('the scheduler skips a tick of a broken job, logging every problem, and records nothing', async () => {
+    const prefix = testPrefix('preflight-tick');
+    const { queue, redis } = testQueue(prefix);
+    const logged: string[] = [];
+    const log = pino({ level: 'error' }, { write: (line: string) => void logged.push(line) });
+    try {
+      const entry = (await loadSchedules(home.dir)).find((e) => e.job.name === 'broken')!;
+      const before = await runCount();
+      const id = await fireTick(
+        { pool: db.pool, log, home: home.dir, queue },
+        entry,
+        new Date('2026-11-02T02:00:00Z'),
+      );
+      expect(id).toBeNull();
+      expect(await runCount()).toBe(before);
+      expect(await queue.count()).toBe(0);
+      const messages = logged.map((l) => (JSON.parse(l) as { msg: string }).msg);
+      expect(messages).toHaveLength(1);
+      expect(messages[0]).toMatch(/^tick skipped: broken failed its preflight, nothing was recorded: /);
+      expect(messages[0]).toContain('mappings/nowhere.yaml: no such file');
+    } finally {
+      await queue.close();
+      await removeKeys(redis, prefix);
+      redis.disconnect();
+    }
   });
 });

@@ -101,6 +101,17 @@ describe('StrictDecoder', () => {
     expect(d.check(['a\uFFFD'], 0)?.reason).toBe('invalid utf-8 byte sequence \\xFF at byte offset 4');
   });
 
+  it('keeps a byte-order mark that is not at the start, and ASCII and multi-byte chunks alike', () => {
+    const bytes = Buffer.from('\uFEFFid\nab\uFEFFc\n\uFEFF€😀\n');
+    for (let size = 1; size <= bytes.length; size++) {
+      const d = new StrictDecoder('utf-8');
+      let text = '';
+      for (let i = 0; i < bytes.length; i += size) text += d.decode(bytes.subarray(i, i + size));
+      expect(text + d.end(), `chunks of ${size}`).toBe('id\nab\uFEFFc\n\uFEFF€😀\n');
+      expect(d.pending).toBe(false);
+    }
+  });
+
   it.each<[TextEncoding, number[], string, string]>([
     ['utf-16le', [0xff, 0xfe, 0x61, 0x00, 0x00, 0xd8, 0x62, 0x00], 'a\uFFFDb', '\\x00\\xD8'],
     ['utf-16le', [0x61, 0x00, 0x3d, 0xd8, 0x00, 0xde, 0x00, 0xdc], 'a\u{1F600}\uFFFD', '\\x00\\xDC'],

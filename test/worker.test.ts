@@ -217,15 +217,27 @@ describe('erp worker', () => {
         '',
       ].join('\n'),
     );
+    // The outcome as the run's records tell it, as an inline run prints it.
+    expect(r.stdout).toBe(
+      [
+        `month-end period=2026-11 (run ${id})`,
+        '  sql t/stamp.sql: INSERT 1',
+        '  in/items.csv: loaded — read 2, loaded 2, rejected 0',
+        'succeeded: read 2, loaded 2, rejected 0',
+        'succeeded',
+        '',
+      ].join('\n'),
+    );
     const host = hostname();
-    expect(r.stdout).toMatch(
+    const show = await erp(['runs', 'show', String(id)], env);
+    expect(show.stdout).toMatch(
       new RegExp(
         `^run ${id}: job month-end — succeeded\\n  requested by operator-7 on ${host} \\(cli\\) at .+\\n  parameters: \\{"period":"2026-11"\\}\\n`,
       ),
     );
-    expect(r.stdout).toContain('  rows read 2, loaded 2, rejected 0; files loaded 1, skipped 0\n');
-    expect(r.stdout).toContain('steps:\n  1. sql t/stamp.sql: succeeded\n  2. pipeline items: succeeded\n');
-    expect(r.stdout).toContain('files:\n  in/items.csv: loaded — read 2, loaded 2, rejected 0');
+    expect(show.stdout).toContain('  rows read 2, loaded 2, rejected 0; files loaded 1, skipped 0\n');
+    expect(show.stdout).toContain('steps:\n  1. sql t/stamp.sql: succeeded\n');
+    expect(show.stdout).toContain('files:\n  in/items.csv: loaded — read 2, loaded 2, rejected 0');
 
     // The audit record: who, from where, with what, executed by the worker process.
     const run = await one<Record<string, unknown>>(

@@ -31,6 +31,7 @@ beforeAll(async () => {
     'pipelines/hostile-streaming.yaml': PIPELINE(
       ', max_compression_ratio: 1000000, max_uncompressed_mb: 100000',
     ),
+    'pipelines/hostile-small.yaml': PIPELINE(', max_uncompressed_mb: 1, max_compression_ratio: 1000000'),
     'in/.keep': '',
   });
 });
@@ -176,6 +177,80 @@ describe('hostile workbooks', () => {
       'strings.xlsx',
       entries,
       /strings\.xlsx: xl\/sharedStrings\.xml: more than 1000000 shared strings \(max_shared_strings\)/,
+    );
+  });
+
+  it('one 3 GB shared string: stopped by max_cell_chars while streaming, naming the string', async () => {
+    const parts = workbookParts({ sheetXml: '', sharedStrings: [] });
+    const entries: ZipEntry[] = Object.entries(parts).map(([name, data]) =>
+      name === 'xl/sharedStrings.xml'
+        ? {
+            name,
+            head: '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><si><t>a</t></si><si><t>',
+            repeat: 'A',
+            times: CHARS,
+            tail: '</t></si></sst>',
+          }
+        : { name, data },
+    );
+    await expectFailed(
+      'hostile-streaming',
+      'string.xlsx',
+      entries,
+      /string\.xlsx: xl\/sharedStrings\.xml, shared string 2: more than 32767 characters \(max_cell_chars\)/,
+    );
+  });
+
+  it('a workbook larger than max_uncompressed_mb: refused from the declared sizes before reading', async () => {
+    await expectFailed(
+      'hostile-small',
+      'big.xlsx',
+      hostileBook('<row r="1">', '<c><v>1</v></c>', 100_000, '</row>'),
+      /big\.xlsx: the workbook expands to more than 1048576 bytes \(max_uncompressed_mb\); refused before reading it/,
+    );
+  });
+
+  it('a zip that declares a small sheet and inflates to 3.2 GB: stopped at the declared size', async () => {
+    const entries = hostileBook('<row r="1">', '<c><v>1</v></c>', CELLS, '</row>');
+    const sheet = entries.at(-1) as Extract<ZipEntry, { repeat: string }>;
+    sheet.declaredSize = 4096;
+    await expectFailed(
+      'hostile',
+      'liar.xlsx',
+      entries,
+      /liar\.xlsx\[Data\]: the part cannot be unzipped \(too many bytes in the stream\. expected 4096\. got at least \d+\); the file is damaged/,
+    );
+  });
+
+  it('a sheet that is not UTF-8 (a Latin-1 é): the file fails naming the sheet and the byte offset', async () => {
+    const parts = workbookParts({
+      sheetXml: '<row r="1"><c r="A1" t="inlineStr"><is><t>Caf\u00e9</t></is></c></row>',
+    });
+    const sheet = Buffer.from(parts['xl/worksheets/sheet1.xml']!.replace('Caf\u00e9', 'Caf\xe9'), 'latin1');
+    const offset = sheet.indexOf(0xe9);
+    await expectFailed(
+      'hostile',
+      'latin1.xlsx',
+      Object.entries(parts).map(([name, data]) => ({
+        name,
+        data: name.endsWith('sheet1.xml') ? sheet : data,
+      })),
+      new RegExp(
+        `latin1\\.xlsx\\[Data\\]: invalid UTF-8 byte sequence \\\\xE9 at byte offset ${offset} of the part; an xlsx part must be UTF-8`,
+      ),
+    );
+  });
+
+  it('a NUL in the shared strings: the file fails as malformed XML, naming the part', async () => {
+    const parts = workbookParts({
+      sheetXml: '<row r="1"><c r="A1" t="s"><v>0</v></c></row>',
+      sharedStrings: ['Al\u0000ice'],
+    });
+    await expectFailed(
+      'hostile',
+      'nul.xlsx',
+      Object.entries(parts).map(([name, data]) => ({ name, data })),
+      /nul\.xlsx: xl\/sharedStrings\.xml is malformed: .*disallowed character/,
     );
   });
 

@@ -5,7 +5,7 @@ import { appendAudit } from '../audit/trail.js';
 import { definitionHashes, type DefinitionHash } from '../audit/definitions.js';
 import { withTransaction } from '../db/pool.js';
 import { describeError, UserError } from '../errors.js';
-import { lockKeyOf, resolveRunnable, type Runnable } from '../jobs/definition.js';
+import { lockKeyOf, paramStrings, resolveRunnable, typedParams, type Runnable } from '../jobs/definition.js';
 import { createRun, currentUser } from '../runs/history.js';
 
 /**
@@ -43,7 +43,7 @@ export async function requestApproval(
     const runId = await createRun(client, {
       kind: runnable.kind,
       name: runnable.name,
-      params,
+      params: typedParams(runnable.job, params),
       status: 'awaiting_approval',
       requestedBy: opts.requestedBy ?? currentUser(),
       trigger: 'cli',
@@ -117,7 +117,7 @@ interface PendingRow {
   status: string;
   name: string;
   requested_by: string;
-  params: Record<string, string>;
+  params: Record<string, unknown>;
   options: { force?: boolean; files?: string[] };
   definitions: DefinitionHash[];
   distinct_from_requester: boolean | null;
@@ -207,7 +207,7 @@ export async function decideApproval(
     return {
       runId,
       runnable,
-      params: row.params,
+      params: paramStrings(row.params),
       force: row.options.force ?? false,
       ...(row.options.files ? { files: row.options.files } : {}),
     };
@@ -230,7 +230,7 @@ function changedDefinitions(then: DefinitionHash[], now: DefinitionHash[]): stri
 export interface PendingApproval {
   run_id: number;
   name: string;
-  params: Record<string, string>;
+  params: Record<string, unknown>;
   requested_by: string;
   requested_at: Date;
   expires_at: Date | null;

@@ -13,7 +13,7 @@ import { describeError, UserError } from '../errors.js';
 import type { Runnable } from '../jobs/definition.js';
 import { executeRun } from '../jobs/execute.js';
 import { enqueueRun } from '../jobs/submit.js';
-import { formatOutcome, table } from './report.js';
+import { formatRunView, table, viewOfOutcome } from './report.js';
 import { finishRun } from '../runs/history.js';
 import { EXIT, exitCodeOf } from './exit.js';
 
@@ -47,7 +47,7 @@ export async function requestApprovalCommand(
     ...(opts.files ? { files: opts.files } : {}),
     signal: new AbortController().signal,
   });
-  const report = formatOutcome(runnable.name, params, outcome);
+  const report = formatRunView(viewOfOutcome(runnable.name, params, outcome));
   process.stdout.write(report + '\n');
   if (outcome.status !== 'succeeded') {
     process.stderr.write(`erp: the dry run of ${runnable.name} failed, so no approval was requested\n`);

@@ -1,20 +1,20 @@
 import type { QueueEvents } from 'bullmq';
-import { SingleBar } from 'cli-progress';
 import type { App } from '../app.js';
 import { definitionHashes } from '../audit/definitions.js';
 import { whileUnreachable } from '../db/pool.js';
 import { describeError, UserError } from '../errors.js';
 import { requestCancel } from '../jobs/cancel.js';
 import { resolveParams, resolveRunnable, type Runnable } from '../jobs/definition.js';
-import { executeRun, planRun, type FlatStep, type RunProgress } from '../jobs/execute.js';
+import { executeRun, planRun, type FlatStep } from '../jobs/execute.js';
 import { assertPreflight } from '../jobs/preflight.js';
 import { reopenRun } from '../jobs/resume.js';
 import { followRun } from '../jobs/follow.js';
 import { openRunnerSession } from '../jobs/session.js';
 import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
-import { formatOutcome, formatRunDetail } from './report.js';
+import { formatRunView, viewOfOutcome, viewOfRecords } from './report.js';
 import { finishRun, getRun } from '../runs/history.js';
 import { EXIT, exitCodeOf, withSigint, wouldExitLine } from './exit.js';
+import { stepReporter } from './progress.js';
 
 /** Options of `erp run`. */
 export interface RunCommandOptions {
@@ -51,41 +51,6 @@ export function parseParams(
   }
   for (const p of period ?? []) set('period', String(p), `--period ${p}`);
   return out;
-}
-
-/** The step log, with a progress bar of rows on a TTY and plain lines otherwise. */
-function stepReporter(): { update(p: RunProgress): void; stop(): void } {
-  const bar = process.stderr.isTTY
-    ? new SingleBar({
-        stream: process.stderr,
-        format: ' step {step}/{steps} {name} | {rows} rows | {duration}s',
-        hideCursor: true,
-      })
-    : null;
-  let active = false;
-  let last = '';
-  const stop = (): void => {
-    if (active) bar!.stop();
-    active = false;
-  };
-  return {
-    update(p) {
-      if (p.state === 'running' && p.rows !== undefined) {
-        if (bar && active) bar.update(p.step, { rows: p.rows });
-        return;
-      }
-      const line = `step ${p.step}/${p.steps} ${p.kind} ${p.name}: ${p.state}${p.message ? ` (${p.message})` : ''}`;
-      if (line === last) return;
-      last = line;
-      stop();
-      process.stderr.write(line + '\n');
-      if (bar && p.state === 'running') {
-        bar.start(p.steps, p.step, { step: p.step, steps: p.steps, name: p.name, rows: 0 });
-        active = true;
-      }
-    },
-    stop,
-  };
 }
 
 /**
@@ -184,7 +149,7 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
           onCancel: (id) => id === runId && cancelled.abort(),
           log: app.log,
         });
-    const steps = stepReporter();
+    const steps = stepReporter({ every: app.config.ERP_PROGRESS_MS });
     try {
       if (start.runId !== null) runId = start.runId;
       else if (!opts.dryRun) {
@@ -210,11 +175,12 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
       );
       steps.stop();
       const code = exitCodeOf(outcome.status, outcome.errorKind);
-      process.stdout.write(
-        formatOutcome(runnable.name, params, outcome) +
-          (opts.dryRun ? `\n${wouldExitLine(code)}` : '') +
-          '\n',
-      );
+      // A recorded run is told from its records, exactly as when it runs in a worker.
+      const view =
+        runId === null
+          ? viewOfOutcome(runnable.name, params, outcome)
+          : viewOfRecords((await whileUnreachable(() => getRun(app.pool, runId!)))!);
+      process.stdout.write(formatRunView(view) + (opts.dryRun ? `\n${wouldExitLine(code)}` : '') + '\n');
       return code;
     } finally {
       steps.stop();
@@ -258,7 +224,7 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
       `run ${runId} queued: ${runnable.kind} ${runnable.name}${shown ? ` ${shown}` : ''}\n`,
     );
     events = createQueueEvents(eventsRedis, app.config.ERP_QUEUE_PREFIX, since);
-    const steps = stepReporter();
+    const steps = stepReporter({ every: app.config.ERP_PROGRESS_MS });
     const status = await withSigint((signal) =>
       followRun(app.pool, events!, runId, steps.update, signal, plan.length, (message) => {
         steps.stop();
@@ -277,7 +243,7 @@ async function startRun(app: App, start: StartingRun, opts: RunCommandOptions): 
       return EXIT.cancelled;
     }
     const detail = (await whileUnreachable(() => getRun(app.pool, runId)))!;
-    process.stdout.write(formatRunDetail(detail) + '\n');
+    process.stdout.write(formatRunView(viewOfRecords(detail)) + '\n');
     return exitCodeOf(status, detail.run.error_kind);
   } finally {
     await events?.close().catch(() => undefined);

@@ -5,7 +5,7 @@ import { loadYamlFile } from '../config/yaml.js';
 import { UserError } from '../errors.js';
 import type { PipelineDefinition } from '../pipeline/definition.js';
 import { mappingFileSchema } from '../stages/transform.js';
-import type { FormatReader, Reject, RejectFn, RowStep, Sink } from '../stages/types.js';
+import type { Cell, FormatReader, Reject, RejectFn, RowStep, Sink } from '../stages/types.js';
 
 /**
  * Sensitive fields (`sensitive: true` on a validate field or a mapping column): their values never
@@ -146,23 +146,32 @@ export function redactStages<T extends { format: FormatReader; steps: RowStep[];
       reject(redactor.reject(r));
   const format: FormatReader = {
     read: (input, fileName, reject) => stages.format.read(input, fileName, wrap(reject)),
+    copyDialect: stages.format.copyDialect,
   };
-  const steps: RowStep[] = stages.steps.map((step) => ({
-    columns: (input) => step.columns(input),
-    compile(input, fileName) {
-      const fn = step.compile(input, fileName);
-      // The collector passes the same function for every row: wrap it once.
-      let seen: RejectFn | null = null;
-      let wrapped: RejectFn | null = null;
-      return (row, line, reject) => {
-        if (reject !== seen) {
-          seen = reject;
-          wrapped = wrap(reject);
-        }
-        return fn(row, line, wrapped!);
-      };
-    },
-  }));
+  /** The collector passes the same function for every row: wrap it once. */
+  const wrapOnce = <R>(
+    fn: (row: Cell[], line: number, reject: RejectFn) => R,
+  ): ((row: Cell[], line: number, reject: RejectFn) => R) => {
+    let seen: RejectFn | null = null;
+    let wrapped: RejectFn | null = null;
+    return (row, line, reject) => {
+      if (reject !== seen) {
+        seen = reject;
+        wrapped = wrap(reject);
+      }
+      return fn(row, line, wrapped!);
+    };
+  };
+  const steps: RowStep[] = stages.steps.map((step) => {
+    const check = step.compileCheck?.bind(step);
+    return {
+      columns: (input) => step.columns(input),
+      compile: (input, fileName) => wrapOnce(step.compile(input, fileName)),
+      ...(check && {
+        compileCheck: (input, fileName, types) => wrapOnce(check(input, fileName, types)),
+      }),
+    };
+  });
   // The sink's errors come from PostgreSQL, whose messages may quote the row (see above).
   const guard = async <R>(p: Promise<R>): Promise<R> => {
     try {
@@ -174,10 +183,13 @@ export function redactStages<T extends { format: FormatReader; steps: RowStep[];
   };
   const sink: Sink = {
     describe: () => stages.sink.describe(),
-    async open(client, columns) {
-      const writer = await guard(stages.sink.open(client, columns));
+    ...(stages.sink.passThrough && { passThrough: stages.sink.passThrough.bind(stages.sink) }),
+    async open(client, columns, csv) {
+      const writer = await guard(stages.sink.open(client, columns, csv));
       return {
+        columnTypes: writer.columnTypes,
         write: (rows) => guard(writer.write(rows)),
+        writeText: (text, rows) => guard(writer.writeText(text, rows)),
         end: () => guard(writer.end()),
         abort: (reason) => writer.abort(reason),
       };

@@ -94,6 +94,11 @@ export const configSchema = z.object({
    * needs more refuses to start. Size it under the server's (or PgBouncer's) per-client limit.
    */
   ERP_PG_MAX_CONNECTIONS: z.coerce.number().int().min(3).optional(),
+  /**
+   * How often `erp run` and `erp validate` print a running step's progress (percentage, rows/s, time
+   * left) as a plain line when stderr is not a terminal, in ms; on a terminal a progress bar shows it.
+   */
+  ERP_PROGRESS_MS: z.coerce.number().int().min(100).default(10_000),
   /** Rows kept per file in the erp.rejects table; the CSV report always has them all. */
   ERP_REJECTS_IN_TABLE: z.coerce.number().int().min(0).default(1000),
 });

@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import type pg from 'pg';
 import { describeError, UserError } from '../errors.js';
 import { requestCancel } from '../jobs/cancel.js';
-import { resolveParams, resolveRunnable, type Runnable } from '../jobs/definition.js';
+import { paramStrings, resolveParams, resolveRunnable, type Runnable } from '../jobs/definition.js';
 import { createQueuedRun, enqueueRun } from '../jobs/submit.js';
 import type { RunJobData } from '../runner/queue.js';
 import { finishRun } from '../runs/history.js';
@@ -43,10 +43,14 @@ async function submit(
 async function runRecord(
   pool: pg.Pool,
   id: number,
-): Promise<{ name: string; params: Record<string, string>; options: { force?: boolean; files?: string[] } }> {
+): Promise<{
+  name: string;
+  params: Record<string, unknown>;
+  options: { force?: boolean; files?: string[] };
+}> {
   const { rows } = await pool.query<{
     name: string;
-    params: Record<string, string>;
+    params: Record<string, unknown>;
     options: { force?: boolean; files?: string[] };
   }>('SELECT name, params, options FROM runner.runs WHERE id = $1', [id]);
   if (!rows[0]) throw new UserError(`no run ${id}`);
@@ -72,7 +76,7 @@ export async function cancelRun(a: Actor, runId: number): Promise<string> {
 export async function rerun(a: Actor, runId: number): Promise<number> {
   const r = await runRecord(a.pool, runId);
   const runnable = await resolveRunnable(a.home, r.name);
-  const id = await submit(a, runnable, r.params, { ...r.options, trigger: 'console rerun' });
+  const id = await submit(a, runnable, paramStrings(r.params), { ...r.options, trigger: 'console rerun' });
   await recordAction(a.pool, {
     actor: a.user,
     address: a.address,

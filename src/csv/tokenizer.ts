@@ -27,8 +27,13 @@ export interface TokenizerOptions {
 
 /** Receives what the tokenizer finds, in input order. */
 export interface TokenizerSink {
-  /** `start`: offset of the record's first character in the whole text fed so far. */
-  record(fields: Field[], line: number, start: number): void;
+  /**
+   * `start`, `end`: offsets of the record's first character and of its end (its line break
+   * excluded) in the whole text fed so far; {@link CsvTokenizer.text} holds them during the call.
+   * `plain`: PostgreSQL's CSV COPY reads the record's text as the same fields (no quote character
+   * stands inside an unquoted field, where COPY would open a quoted part).
+   */
+  record(fields: Field[], line: number, start: number, end: number, plain: boolean): void;
   error(line: number, reason: string, text: string): void;
 }
 
@@ -45,9 +50,12 @@ export class CsvTokenizer {
   /** Characters fed so far, and the offset in the whole text of the string being scanned. */
   private fed = 0;
   private base = 0;
+  /** The string being scanned, and the offset of its first character in the whole text. */
+  private scanned = '';
   private readonly d: number;
   private readonly q: number;
   private readonly qs: string;
+  private readonly ds: string;
   private readonly max: number;
 
   constructor(opts: TokenizerOptions) {
@@ -57,12 +65,15 @@ export class CsvTokenizer {
     this.d = opts.delimiter.charCodeAt(0);
     this.q = opts.quote.charCodeAt(0);
     this.qs = opts.quote;
+    this.ds = opts.delimiter;
     this.max = opts.maxRecordChars;
   }
 
   /** Feeds a chunk; complete records go to `sink`, the unfinished tail is kept for the next call. */
   push(chunk: string, sink: TokenizerSink): void {
-    const s = this.carry.length > 0 ? this.carry + chunk : chunk;
+    // join, not +: it makes one flat string, which charCodeAt reads faster than a concatenation.
+    const s = this.carry.length > 0 ? [this.carry, chunk].join('') : chunk;
+    this.scanned = s;
     this.base = this.fed - this.carry.length;
     this.fed += chunk.length;
     this.carry = '';
@@ -80,10 +91,19 @@ export class CsvTokenizer {
     }
   }
 
+  /**
+   * The text records reported since the last `push` or `end` came from, and the offset of its first
+   * character in the whole text: a record is `text.slice(start - offset, end - offset)`.
+   */
+  get text(): { text: string; offset: number } {
+    return { text: this.scanned, offset: this.base };
+  }
+
   /** Flushes the last record at end of input. */
   end(sink: TokenizerSink): void {
     if (this.carry.length > 0) {
       const s = this.carry;
+      this.scanned = s;
       this.base = this.fed - s.length;
       this.carry = '';
       this.scan(s, 0, true, sink);
@@ -100,6 +120,11 @@ export class CsvTokenizer {
     const Q = this.q;
     const max = this.max;
     let pos = from;
+    // Where the next delimiter, LF, CR and quote stand at or after `pos` (len: none); -1: not searched.
+    let nd = -1;
+    let nl = -1;
+    let ncr = -1;
+    let nq = -1;
     while (pos < len) {
       if (this.skipping) {
         const brk = lineBreakAt(s, pos);
@@ -115,6 +140,7 @@ export class CsvTokenizer {
       let extraLines = 0;
       const fields: Field[] = [];
       let bad: string | null = null;
+      let plain = true;
       // One record.
       for (;;) {
         if (pos >= len) {
@@ -163,13 +189,16 @@ export class CsvTokenizer {
           bad = `unexpected character '${s[pos]}' after a closing quote (a quote inside a quoted field must be doubled)`;
           break;
         }
-        let p = pos;
-        let ch = 0;
-        while (p < len) {
-          ch = s.charCodeAt(p);
-          if (ch === D || ch === LF || ch === CR) break;
-          p++;
-        }
+        // An unquoted field ends at the next delimiter, LF or CR: native searches, each run again
+        // only once the scan has passed what it found (about once per field, not per character).
+        if (nd < pos) nd = nextIndex(s, this.ds, pos);
+        if (nl < pos) nl = nextIndex(s, '\n', pos);
+        if (ncr < pos) ncr = nextIndex(s, '\r', pos);
+        if (nq < pos) nq = nextIndex(s, this.qs, pos);
+        let p = nd < nl ? nd : nl;
+        if (ncr < p) p = ncr;
+        if (nq < p) plain = false;
+        const ch = p < len ? s.charCodeAt(p) : 0;
         if (p >= len) {
           if (!final) return this.more(start, len);
           fields.push(p === pos ? null : s.slice(pos, p));
@@ -191,6 +220,7 @@ export class CsvTokenizer {
         if (endAt - start > max) {
           this.tooLong(s, start, sink);
           pos = start;
+          nd = nl = ncr = nq = -1; // the scan goes back: what was found ahead may not be the next
           continue;
         }
         if (!final && (brk < 0 || (brk + 1 >= len && s.charCodeAt(brk) === CR)))
@@ -203,8 +233,10 @@ export class CsvTokenizer {
       if (pos - start > max) {
         this.tooLong(s, start, sink);
         pos = start;
+        nd = nl = ncr = nq = -1;
         continue;
       }
+      const end = pos;
       // Record terminator: LF, CR LF, or a lone CR.
       if (pos < len) {
         const t = s.charCodeAt(pos);
@@ -218,7 +250,7 @@ export class CsvTokenizer {
       this.line += 1 + extraLines;
       // A blank line is no record.
       if (fields.length === 1 && fields[0] === null) continue;
-      sink.record(fields, startLine, this.base + start);
+      sink.record(fields, startLine, this.base + start, this.base + end, plain);
     }
     return len;
   }
@@ -240,6 +272,12 @@ export class CsvTokenizer {
     this.line += 1;
     this.skipping = true;
   }
+}
+
+/** Index of the first `c` at or after `from`, or the length of `s`. */
+function nextIndex(s: string, c: string, from: number): number {
+  const i = s.indexOf(c, from);
+  return i < 0 ? s.length : i;
 }
 
 /** Index of the first CR or LF at or after `from`, or -1. */

@@ -22,8 +22,8 @@ import type {
 } from '../x12/types.js';
 import { holdOrder } from './exceptions.js';
 import type { InboundContext, InboundFileResult, InboundOptions } from './inbound-file.js';
-import { insertPurchaseOrder } from './orders.js';
-import { checkPurchaseOrder, type CheckedOrder } from './po-check.js';
+import { insertPurchaseOrder, insertPurchaseOrders, type OrderToInsert } from './orders.js';
+import { checkPurchaseOrder, checkPurchaseOrders, type CheckedOrder } from './po-check.js';
 
 /**
  * One inbound file's events, one method per splitter event (the caller owns the transaction):
@@ -31,9 +31,11 @@ import { checkPurchaseOrder, type CheckedOrder } from './po-check.js';
  *   isa ─ findPartner, receive_interchange (duplicate?), SAVEPOINT interchange
  *   gs  ─ SAVEPOINT group
  *   transaction ─ FA: apply the partner's 997/999 to our outbound interchange
- *               └ 850: map (structure + elements) ─ check (business rules) ─ by business_errors:
- *                      reject (997 R) | hold (edi.held_orders) | acknowledge (load good lines, 855) ─ insert
- *   ge  ─ ROLLBACK TO the group when it has envelope problems
+ *               └ 850: kept until 500 are waiting (or the group ends), then set-wise:
+ *                      map each (structure + elements) ─ check all (business rules, two queries) ─
+ *                      each by business_errors: reject (997 R) | hold (edi.held_orders) |
+ *                      acknowledge (load good lines, 855) ─ store all (one INSERT … SELECT per table)
+ *   ge  ─ the group's last 850s as above; ROLLBACK TO the group when it has envelope problems
  *   iea ─ ROLLBACK TO the interchange when it has problems; reused ISA13 with other content → held;
  *         record groups and sets as judged (judgeGroup)
  *
@@ -100,6 +102,8 @@ function productFieldsOf(mapping: InboundMapping): string {
 
 const MAX_PROBLEMS = 200;
 const MAX_ORDERS = 100;
+/** 850s checked and stored together (two queries and three inserts per batch, not per set). */
+const SET_BATCH = 500;
 
 /** See the module comment. */
 export class InboundProcessor {
@@ -110,6 +114,19 @@ export class InboundProcessor {
   private ix: InterchangeState | null = null;
   private group: GroupState | null = null;
   sets = 0;
+  /** 850s of the current group read but not yet checked and stored (see {@link purchaseOrders}). */
+  private pendingSets: TransactionSet[] = [];
+  /** Checked orders waiting to be stored together. */
+  private toStore: {
+    set: TransactionSet;
+    mapped: MappedTransaction;
+    checked: CheckedOrder;
+    doc: DocState;
+  }[] = [];
+  /** `onOrder` events waiting for their batch to be stored, by the set's place in the batch. */
+  private events: ((() => void) | undefined)[] = [];
+  /** The place in the batch of the set being handled. */
+  private slot = 0;
 
   constructor(
     private readonly ctx: InboundContext,
@@ -129,14 +146,31 @@ export class InboundProcessor {
     if (this.result.notices.length < MAX_PROBLEMS) this.result.notices.push(message);
   }
 
+  /**
+   * Tells `onOrder` about an order, in file order: the events of a batch wait until its orders are
+   * stored (a `loaded` one is told only if its order was stored).
+   */
   private emit(
     set: TransactionSet,
     mapped: MappedTransaction,
     checked: CheckedOrder | null,
     outcome: 'loaded' | 'held' | 'rejected',
+    doc?: DocState,
   ): void {
     if (!this.opts.onOrder) return;
-    this.opts.onOrder({
+    this.events[this.slot] = () => {
+      const told = outcome !== 'loaded' || this.opts.storeOrders === false || doc?.orderNo;
+      if (told) this.emitNow(set, mapped, checked, outcome);
+    };
+  }
+
+  private emitNow(
+    set: TransactionSet,
+    mapped: MappedTransaction,
+    checked: CheckedOrder | null,
+    outcome: 'loaded' | 'held' | 'rejected',
+  ): void {
+    this.opts.onOrder!({
       st02: set.controlNumber,
       header: mapped.header,
       lines: (checked?.lines ?? [])
@@ -219,11 +253,16 @@ export class InboundProcessor {
   async transaction(set: TransactionSet): Promise<void> {
     for (const s of set.segments) this.hash(s.elements);
     if (this.group!.fa) await this.functionalAck(set);
-    else await this.purchaseOrder(set);
+    else {
+      this.pendingSets.push(set);
+      if (this.pendingSets.length >= SET_BATCH) await this.purchaseOrders();
+    }
     this.opts.onSets?.(++this.sets);
   }
 
   async ge(ev: GeEvent): Promise<void> {
+    // The group's last 850s are stored before its savepoint is kept or undone.
+    await this.purchaseOrders();
     this.group!.ge = ev;
     if (ev.trailer) this.hash(ev.trailer.elements);
     if (ev.problems.length > 0) await this.q('ROLLBACK TO SAVEPOINT edi_group');
@@ -298,10 +337,62 @@ export class InboundProcessor {
     }
   }
 
-  /** An 850: syntax problems reject it; business problems go as the partner profile says. */
-  private async purchaseOrder(set: TransactionSet): Promise<void> {
+  /**
+   * The 850s read so far, set-wise: each is mapped, then all are checked against the ERP with two
+   * queries, then each goes as the profile says (rejected, held, acknowledged), and the ones to
+   * store are stored with one statement per table ({@link storeOrders}). Per set the outcome is
+   * what checking and storing them one at a time gave: a PO number repeated in the batch is checked
+   * again once the earlier order is stored, and a data error undoes the batch and stores its
+   * orders one by one, each rejected alone (STORE_FAILED).
+   */
+  private async purchaseOrders(): Promise<void> {
+    if (this.pendingSets.length === 0) return;
+    const sets = this.pendingSets;
+    this.pendingSets = [];
     const { partner, mapping } = this.ctx;
     const x = this.ix!;
+    const mappedSets: { set: TransactionSet; mapped: MappedTransaction; doc: DocState; slot: number }[] = [];
+    for (let i = 0; i < sets.length; i++) {
+      this.slot = i;
+      const m = this.mapOrder(sets[i]!);
+      if (m !== null) mappedSets.push({ ...m, slot: i });
+    }
+    if (mappedSets.length > 0) {
+      const options = {
+        // A re-delivered interchange already loaded its POs; it is judged as it was the first time.
+        checkDuplicatePo: x.loadable && !this.opts.fresh,
+        productFields: productFieldsOf(mapping!),
+      };
+      const checked = await checkPurchaseOrders(this.client, partner.customer_no, mappedSets, options);
+      const storing = new Set<string>();
+      for (let i = 0; i < mappedSets.length; i++) {
+        const { set, mapped, doc, slot } = mappedSets[i]!;
+        this.slot = slot;
+        let c = checked[i]!;
+        const po = mapped.header.po_number ?? '';
+        if (options.checkDuplicatePo && po !== '' && storing.has(po)) {
+          // The same PO earlier in the batch: store it, then look again, as one at a time would.
+          await this.storeOrders();
+          storing.clear();
+          c = await checkPurchaseOrder(this.client, partner.customer_no, set, mapped, options);
+        }
+        if (await this.judgeOrder(set, mapped, c, doc)) {
+          this.toStore.push({ set, mapped, checked: c, doc });
+          storing.add(po);
+        }
+      }
+      await this.storeOrders();
+    }
+    const events = this.events;
+    this.events = [];
+    for (const e of events) e?.();
+  }
+
+  /** An 850's structure and mapping: syntax problems reject it; null unless it is to be checked. */
+  private mapOrder(
+    set: TransactionSet,
+  ): { set: TransactionSet; mapped: MappedTransaction; doc: DocState } | null {
+    const { partner, mapping } = this.ctx;
     const doc: DocState = { po: null, orderNo: null };
     this.group!.docs.set(set.controlNumber, doc);
     if (set.id !== '850' || mapping === null || !partner.x12.inbound.includes(set.id)) {
@@ -319,10 +410,10 @@ export class InboundProcessor {
           ack: { ak5: '1' },
         }),
       );
-      return;
+      return null;
     }
     // A set the envelope already rejects is not mapped: its codes say why.
-    if (set.problems.length > 0) return;
+    if (set.problems.length > 0) return null;
     const mapped = mapTransaction(mapping, set);
     doc.po = mapped.header.po_number ?? null;
     for (const u of mapped.unused) this.unused.set(u, (this.unused.get(u) ?? 0) + 1);
@@ -330,22 +421,29 @@ export class InboundProcessor {
     if (syntax.length > 0) {
       set.problems.push(...syntax);
       this.emit(set, mapped, null, 'rejected');
-      return;
+      return null;
     }
-    const checked = await checkPurchaseOrder(this.client, partner.customer_no, set, mapped, {
-      // A re-delivered interchange already loaded its POs; it is judged as it was the first time.
-      checkDuplicatePo: x.loadable && !this.opts.fresh,
-      productFields: productFieldsOf(mapping),
-    });
+    return { set, mapped, doc };
+  }
+
+  /** Business problems go as the partner profile says; true when the order is to be stored. */
+  private async judgeOrder(
+    set: TransactionSet,
+    mapped: MappedTransaction,
+    checked: CheckedOrder,
+    doc: DocState,
+  ): Promise<boolean> {
+    const { partner } = this.ctx;
+    const x = this.ix!;
     const mappedBusiness = mapped.problems.filter((p) => p.business);
     const business = [...mappedBusiness, ...checked.problems];
     const policy = business.length === 0 ? 'clean' : partner.business_errors;
     if (policy === 'reject') {
       set.problems.push(...business);
       this.emit(set, mapped, checked, 'rejected');
-      return;
+      return false;
     }
-    if (!x.loadable) return;
+    if (!x.loadable) return false;
     if (policy === 'hold') {
       await holdOrder(
         this.client,
@@ -356,7 +454,7 @@ export class InboundProcessor {
       );
       for (const p of business) this.notice(`held for an operator (erp edi exceptions): ${p.message}`);
       this.emit(set, mapped, checked, 'held');
-      return;
+      return false;
     }
     if (policy === 'acknowledge') {
       // A mapping-required value missing on a line rejects that line; anywhere else, the order.
@@ -374,12 +472,44 @@ export class InboundProcessor {
       for (const p of business) this.notice(`acknowledged in the 855: ${p.message}`);
       if (checked.headerRejected || checked.lines.every((l) => l === null)) {
         this.emit(set, mapped, checked, 'rejected');
-        return;
+        return false;
       }
     }
-    await this.insert(set, mapped, checked, doc);
+    this.emit(set, mapped, checked, 'loaded', doc);
+    return true;
   }
 
+  /** Stores the checked orders waiting in {@link toStore}: together, or one by one after a data error. */
+  private async storeOrders(): Promise<void> {
+    if (this.toStore.length === 0) return;
+    const orders = this.toStore;
+    this.toStore = [];
+    // A replay of files whose orders exist already: checked and told as loaded, stored nowhere.
+    if (this.opts.storeOrders === false) return;
+    const { partner } = this.ctx;
+    await this.q('SAVEPOINT edi_sets');
+    try {
+      const numbers = await insertPurchaseOrders(
+        this.client,
+        {
+          partner: partner.name,
+          customerNo: partner.customer_no,
+          interchangeId: this.ix!.id,
+          fileName: this.result.file,
+        },
+        orders.map(({ set, mapped, checked }) => keptLines(set, mapped, checked)),
+      );
+      await this.q('RELEASE SAVEPOINT edi_sets');
+      orders.forEach((o, k) => (o.doc.orderNo = numbers[k]!));
+    } catch (err) {
+      if (!isDataError(err)) throw err;
+      await this.q('ROLLBACK TO SAVEPOINT edi_sets');
+      await this.q('RELEASE SAVEPOINT edi_sets');
+      for (const o of orders) await this.insert(o.set, o.mapped, o.checked, o.doc);
+    }
+  }
+
+  /** Stores one order in a savepoint of its own; a data error rejects the set (STORE_FAILED), not the file. */
   private async insert(
     set: TransactionSet,
     mapped: MappedTransaction,
@@ -387,11 +517,7 @@ export class InboundProcessor {
     doc: DocState,
   ): Promise<void> {
     const { partner } = this.ctx;
-    const keep = checked.lines.map((l) => l !== null);
-    if (this.opts.storeOrders === false) {
-      this.emit(set, mapped, checked, 'loaded');
-      return;
-    }
+    const o = keptLines(set, mapped, checked);
     await this.q('SAVEPOINT edi_set');
     try {
       doc.orderNo = await insertPurchaseOrder(
@@ -403,11 +529,10 @@ export class InboundProcessor {
           fileName: this.result.file,
         },
         set,
-        { ...mapped, lines: mapped.lines.filter((_, i) => keep[i]) },
-        checked.lines.filter((l) => l !== null),
+        o.mapped,
+        o.lines,
       );
       await this.q('RELEASE SAVEPOINT edi_set');
-      this.emit(set, mapped, checked, 'loaded');
     } catch (err) {
       if (!isDataError(err)) throw err;
       await this.q('ROLLBACK TO SAVEPOINT edi_set');
@@ -428,6 +553,7 @@ export class InboundProcessor {
 
   /** At IEA: roll back what the interchange's problems reject, record groups and sets as judged. */
   async iea(ev: IeaEvent): Promise<void> {
+    await this.purchaseOrders();
     const x = this.ix!;
     const { partner } = this.ctx;
     const content = x.content.digest('hex');
@@ -526,6 +652,15 @@ export class InboundProcessor {
       }),
     );
   }
+}
+
+/** An order as stored: the lines the check kept, and the mapped lines that go with them. */
+function keptLines(set: TransactionSet, mapped: MappedTransaction, checked: CheckedOrder): OrderToInsert {
+  return {
+    set,
+    mapped: { ...mapped, lines: mapped.lines.filter((_, i) => checked.lines[i] !== null) },
+    lines: checked.lines.filter((l) => l !== null),
+  };
 }
 
 /** Records an inbound group and its sets as the ack judges them. */

@@ -123,21 +123,17 @@ class PurchaseOrderCheck {
     });
   }
 
-  async beg(db: pg.ClientBase): Promise<void> {
+  /** `existing`: the order number the customer's PO number was already loaded as, if any. */
+  beg(existing: string | undefined): void {
     const po = this.mapped.header.po_number ?? '';
-    if (!this.options.checkDuplicatePo || po === '') return;
-    const { rows } = await db.query<{ order_no: string }>(
-      'SELECT order_no FROM sales.orders WHERE customer_no = $1 AND customer_po = $2',
-      [this.customerNo, po],
-    );
-    if (rows.length === 0) return;
+    if (!this.options.checkDuplicatePo || po === '' || existing === undefined) return;
     this.headerRejected = true;
     this.report({
       at: this.first('BEG'),
       element: 3,
       code: 'PO_DUPLICATE',
       value: po,
-      text: `BEG03 purchase order "${po}" was already loaded for customer ${this.customerNo} (order ${rows[0]!.order_no}); a purchase order is loaded once, send changes as an 860`,
+      text: `BEG03 purchase order "${po}" was already loaded for customer ${this.customerNo} (order ${existing}); a purchase order is loaded once, send changes as an 860`,
       ak: { ak3: '8', ak4: '7' },
     });
   }
@@ -242,9 +238,28 @@ export async function checkPurchaseOrder(
   mapped: MappedTransaction,
   options: CheckOptions,
 ): Promise<CheckedOrder> {
-  const check = new PurchaseOrderCheck(set, mapped, customerNo, options);
-  check.cur();
-  if (mapped.lines.length === 0) check.noLines();
+  return (await checkPurchaseOrders(db, customerNo, [{ set, mapped }], options))[0]!;
+}
+
+/**
+ * {@link checkPurchaseOrder} for many orders with two queries in all (every line's item, every
+ * PO number), as the database stands: a PO number repeated among `orders` is not found in the
+ * others (the caller loads the first before checking the second).
+ */
+export async function checkPurchaseOrders(
+  db: pg.ClientBase,
+  customerNo: string,
+  orders: readonly { set: TransactionSet; mapped: MappedTransaction }[],
+  options: CheckOptions,
+): Promise<CheckedOrder[]> {
+  const bp: (string | null)[] = [];
+  const vp: (string | null)[] = [];
+  for (const { mapped } of orders) {
+    for (const l of mapped.lines) {
+      bp.push(l.buyer_part ?? null);
+      vp.push(l.vendor_part ?? null);
+    }
+  }
   const { rows } = await db.query<ItemRow & { ord: string }>(
     `SELECT u.ord::text, i.sku, i.active, i.list_price::text
        FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS u (bp, vp, ord)
@@ -255,13 +270,28 @@ export async function checkPurchaseOrder(
            (SELECT s.sku FROM sales.items s WHERE s.sku = u.bp)) AS sku) r ON true
        LEFT JOIN sales.items i ON i.sku = r.sku
       ORDER BY u.ord`,
-    [
-      customerNo,
-      mapped.lines.map((l) => l.buyer_part ?? null),
-      mapped.lines.map((l) => l.vendor_part ?? null),
-    ],
+    [customerNo, bp, vp],
   );
-  const lines = mapped.lines.map((_, i) => check.po1(i, rows[i]));
-  await check.beg(db);
-  return { problems: check.problems, lines, headerRejected: check.headerRejected };
+  const pos = options.checkDuplicatePo
+    ? [...new Set(orders.map((o) => o.mapped.header.po_number ?? '').filter((po) => po !== ''))]
+    : [];
+  const existing = new Map<string, string>();
+  if (pos.length > 0) {
+    const found = await db.query<{ customer_po: string; order_no: string }>(
+      `SELECT DISTINCT ON (customer_po) customer_po, order_no FROM sales.orders
+        WHERE customer_no = $1 AND customer_po = ANY ($2::text[]) ORDER BY customer_po, id`,
+      [customerNo, pos],
+    );
+    for (const r of found.rows) existing.set(r.customer_po, r.order_no);
+  }
+  let at = 0;
+  return orders.map(({ set, mapped }) => {
+    const check = new PurchaseOrderCheck(set, mapped, customerNo, options);
+    check.cur();
+    if (mapped.lines.length === 0) check.noLines();
+    const lines = mapped.lines.map((_, i) => check.po1(i, rows[at + i]));
+    at += mapped.lines.length;
+    check.beg(existing.get(mapped.header.po_number ?? ''));
+    return { problems: check.problems, lines, headerRejected: check.headerRejected };
+  });
 }

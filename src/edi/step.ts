@@ -125,12 +125,33 @@ export async function runEdiStep(
   return { ...base, summary, lines, inbound: r };
 }
 
+/** An EDI step's own counts, for its record: files, transaction sets and orders in; files and documents out. */
+function ediCounts(r: EdiStepResult): Record<string, number> {
+  if (r.outbound)
+    return {
+      files_sent: r.outbound.files.length,
+      documents_sent: r.outbound.files.reduce((n, f) => n + f.documents.length, 0),
+    };
+  const files = r.inbound?.files ?? [];
+  const sum = (k: 'setsAccepted' | 'setsRejected' | 'ordersLoaded'): number =>
+    files.reduce((n, f) => n + f[k], 0);
+  return {
+    files_read: files.length,
+    sets_accepted: sum('setsAccepted'),
+    sets_rejected: sum('setsRejected'),
+    orders_loaded: sum('ordersLoaded'),
+  };
+}
+
 /** The run record of a step (runner.run_steps.detail): counts and file names, no file contents. */
 export function ediStepDetail(r: EdiStepResult): Record<string, unknown> {
   return {
     direction: r.direction,
     partner: r.partner,
     summary: r.summary,
+    // What erp run prints under the summary, so a worker's run is told as an inline one is.
+    lines: r.lines,
+    ...ediCounts(r),
     files: r.inbound
       ? r.inbound.files.map((f) => ({
           file: f.file,

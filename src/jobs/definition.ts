@@ -346,6 +346,29 @@ function checkParam(job: string, key: string, spec: ParamSpec, value: string): s
   }
 }
 
+/**
+ * A run's parameters as runner.runs records them: `int` and `bool` parameters as JSON numbers and
+ * booleans, the others as text, so `erp runs show` shows each as it was declared and given.
+ */
+export function typedParams(
+  job: JobDefinition,
+  params: Record<string, string>,
+): Record<string, string | number | boolean> {
+  return Object.fromEntries(
+    Object.entries(params).map(([k, v]) => {
+      const type = job.config.params[k]?.type;
+      if (type === 'bool') return [k, v === 'true'];
+      if (type === 'int' && Number.isSafeInteger(Number(v))) return [k, Number(v)];
+      return [k, v];
+    }),
+  );
+}
+
+/** The parameters a run recorded ({@link typedParams}) as the text the steps bind. */
+export function paramStrings(recorded: Record<string, unknown>): Record<string, string> {
+  return Object.fromEntries(Object.entries(recorded).map(([k, v]) => [k, String(v)]));
+}
+
 /** The lock key of a run: job name plus the values of the lock's parameters; null when unlocked. */
 export function lockKeyOf(job: JobDefinition, params: Record<string, string>): string | null {
   const lock = job.config.lock;

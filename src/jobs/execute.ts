@@ -1,4 +1,5 @@
 import { access } from 'node:fs/promises';
+import path from 'node:path';
 import { whileUnreachable } from '../db/pool.js';
 import { removeRunTemp } from '../runs/temp.js';
 import type pg from 'pg';
@@ -21,6 +22,7 @@ import { ClaimGate } from './claims.js';
 import { claimRun, detailOf, finalOutcome, recordStep, stepSucceededSql, type Claim } from './run-record.js';
 import { loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';
 import { runSqlStep, sqlFilePath, type SqlStepOptions, type SqlStepResult } from './sql-step.js';
+import { failedPipelineError } from './pipeline-error.js';
 import { poolRunnerSession } from './session.js';
 
 /**
@@ -44,6 +46,10 @@ export interface RunProgress {
   name: string;
   state: 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
   rows?: number;
+  /** A pipeline step's file being read: its name, bytes read and size (0 when unknown). */
+  file?: string;
+  bytes?: number;
+  bytesTotal?: number;
   message?: string;
 }
 
@@ -262,8 +268,15 @@ export async function executeRun(app: AppContext, opts: ExecuteOptions): Promise
               );
             }
           : undefined;
-      const result = await runStep(app, step, opts, signal, commitWith, (rows) =>
-        opts.onProgress?.({ ...base, state: 'running', rows }),
+      const result = await runStep(
+        app,
+        step,
+        opts,
+        signal,
+        commitWith,
+        (rows, at) => opts.onProgress?.({ ...base, state: 'running', rows, ...at }),
+        // A failed pipeline's files and rejects are part of the outcome a dry run shows.
+        (failed) => outcome.steps.push(failed),
       ).finally(() => {
         releaseClaim?.();
         releaseClaim = undefined;
@@ -413,7 +426,8 @@ async function runStep(
   opts: ExecuteOptions,
   signal: AbortSignal,
   commitWith: SqlStepOptions['commitWith'],
-  onRows: (rows: number) => void,
+  onRows: (rows: number, at?: Pick<RunProgress, 'file' | 'bytes' | 'bytesTotal'>) => void,
+  onFailed: (failed: StepOutcome) => void,
 ): Promise<StepOutcome> {
   if (step.kind === 'sql') {
     const sql = await runSqlStep(app.pool, app.home, step.name, step.params, {
@@ -449,17 +463,16 @@ async function runStep(
     files: step.files ?? opts.files,
     params: step.params,
     signal,
-    onProgress: (p) => onRows(p.rowsRead),
+    onProgress: (p) =>
+      onRows(p.rowsRead, { file: path.basename(p.file), bytes: p.bytesRead, bytesTotal: p.bytesTotal }),
   });
   recordPipeline(result);
   if (result.status === 'cancelled') throw new CancelledError();
   if (result.status === 'failed') {
     const failed = result.files.filter((f) => f.status === 'failed');
-    // Each failed file named with its own message (which may name it already).
-    const why = failed.map((f) =>
-      f.message?.includes(f.file) ? f.message : `${f.file}: ${f.message ?? 'failed'}`,
-    );
-    const message = `pipeline ${step.name}: ${why.length > 0 ? why.join('; ') : (result.error ?? 'failed')}`;
+    const message =
+      failedPipelineError(step.name, failed) ?? `pipeline ${step.name}: ${result.error ?? 'failed'}`;
+    onFailed({ kind: 'pipeline', name: step.name, status: 'failed', pipeline: result, error: message });
     if (failed.some((f) => f.policyExceeded)) throw new RejectPolicyError(message);
     if (failed.length === 0 && result.transient) throw new Error(message);
     if (failed.length === 0 || failed.some((f) => !f.transient)) throw new UserError(message, 1);

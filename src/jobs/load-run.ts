@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { UserError } from '../errors.js';
 import type { RunJobData } from '../runner/queue.js';
-import { resolveRunnable, type Runnable } from './definition.js';
+import { paramStrings, resolveRunnable, type Runnable } from './definition.js';
 
 export interface StoredRun {
   runId: number;
@@ -15,12 +15,12 @@ export interface StoredRun {
 export async function loadStoredRun(pool: pg.Pool, home: string, runId: number): Promise<StoredRun> {
   const { rows } = await pool.query<{
     name: string;
-    params: Record<string, string>;
+    params: Record<string, unknown>;
     options: { force?: boolean; files?: string[] };
   }>('SELECT name, params, options FROM runner.runs WHERE id = $1', [runId]);
   const row = rows[0];
   if (!row) throw new UserError(`no run ${runId} in runner.runs`);
-  return storedRun(home, { ...row.options, runId, name: row.name, params: row.params });
+  return storedRun(home, { ...row.options, runId, name: row.name, params: paramStrings(row.params) });
 }
 
 /**

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import type { RunJobData } from '../runner/queue.js';
 import { finishRun } from '../runs/history.js';
-import { resolveRunnable } from './definition.js';
+import { paramStrings, resolveRunnable } from './definition.js';
 import { jobIdOf } from './job-id.js';
 import { LIVENESS_LOCK_CLASS } from './session.js';
 import { enqueueRun } from './submit.js';
@@ -89,7 +89,7 @@ export async function reconcileRuns(ctx: ReconcileContext): Promise<ReconcileRes
   const { rows: queued } = await ctx.pool.query<{
     id: number;
     name: string;
-    params: Record<string, string>;
+    params: Record<string, unknown>;
     options: { force?: boolean; files?: string[] };
   }>(
     `SELECT id::int, name, params, options FROM runner.runs
@@ -126,7 +126,7 @@ export async function reconcileRuns(ctx: ReconcileContext): Promise<ReconcileRes
     if (exists) continue;
     try {
       const runnable = await resolveRunnable(ctx.home, run.name);
-      await enqueueRun(ctx.queue, run.id, runnable, run.params, run.options);
+      await enqueueRun(ctx.queue, run.id, runnable, paramStrings(run.params), run.options);
       result.requeued.push(run.id);
       ctx.log.warn(
         { runId: run.id },

@@ -33,7 +33,8 @@ export function detailOf(s: StepOutcome): Record<string, unknown> {
     return {
       command: s.sql.command,
       row_count: s.sql.rowCount,
-      results: s.sql.results.map((r) => ({ columns: r.columns, rows: r.rows.slice(0, 50) })),
+      // As many rows as the step kept (sql-step.ts), so erp run prints the same from the record.
+      results: s.sql.results.map((r) => ({ columns: r.columns, rows: r.rows, row_count: r.rowCount })),
     };
   }
   return {};

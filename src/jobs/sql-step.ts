@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import { CancelledError, UserError } from '../errors.js';
+import { CancelledError, describeError, UserError } from '../errors.js';
 import { FileCache } from '../config/file-cache.js';
 import { bindNamedParams } from '../db/sql-params.js';
 
@@ -113,7 +113,9 @@ export async function runSqlStep(
     const pgErr = err as { code?: string; message: string; where?: string };
     // The runner's own refusal from commitWith (the run no longer runs here) is not the file's error.
     if (committing && opts.commitWith && (!pgErr.code || /^ERP0[23]$/.test(pgErr.code))) throw err;
-    if (pgErr.code === 'P0001' || pgErr.code === 'ERP01') throw new UserError(`sql/${ref}: ${pgErr.message}`);
+    // A refusal the SQL raised is the operator's to fix, said in the operator's words.
+    if (pgErr.code === 'P0001' || pgErr.code === 'ERP01')
+      throw new UserError(`sql/${ref}: ${describeError(err)}`);
     throw Object.assign(new Error(`sql/${ref}: ${pgErr.message}`), { code: pgErr.code });
   } finally {
     opts.signal.removeEventListener('abort', cancel);

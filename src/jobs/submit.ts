@@ -4,7 +4,7 @@ import { UserError } from '../errors.js';
 import { createRun, currentUser } from '../runs/history.js';
 import type { RunJobData } from '../runner/queue.js';
 import { jobIdOf } from './job-id.js';
-import { lockKeyOf, type Runnable } from './definition.js';
+import { lockKeyOf, typedParams, type Runnable } from './definition.js';
 import { LIVENESS_LOCK_CLASS } from './session.js';
 
 /** Another run holds the lock this run needs. */
@@ -52,7 +52,7 @@ export async function createQueuedRun(
     const id = await createRun(pool, {
       kind: runnable.kind,
       name: runnable.name,
-      params,
+      params: typedParams(runnable.job, params),
       status: 'queued',
       requestedBy: opts.requestedBy ?? currentUser(),
       trigger: opts.trigger ?? 'cli',

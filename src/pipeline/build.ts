@@ -1,5 +1,12 @@
-import { createRedactor, loadRedactKey, redactStages, sensitiveFieldsOf } from '../compliance/sensitive.js';
+import {
+  createRedactor,
+  loadRedactKey,
+  redactStages,
+  sensitiveFieldsOf,
+  type Redactor,
+} from '../compliance/sensitive.js';
 import { UserError } from '../errors.js';
+import { createClean } from '../stages/clean.js';
 import { createCsvFormat } from '../stages/format-csv.js';
 import { createNachaFormat } from '../stages/format-nacha.js';
 import { createXlsxFormat } from '../stages/format-xlsx.js';
@@ -22,6 +29,8 @@ export interface ImportStages {
   format: FormatReader;
   steps: RowStep[];
   sink: Sink;
+  /** The pipeline's sensitive fields: a database error naming one of their values is redacted too. */
+  redactor?: Redactor;
 }
 
 export interface BuildOptions {
@@ -78,6 +87,9 @@ export async function buildImport(
   opts: BuildOptions = {},
 ): Promise<ImportStages> {
   const steps: RowStep[] = [];
+  const format = def.config.format;
+  const clean = format.kind === 'nacha' ? null : createClean(format);
+  if (clean) steps.push(clean);
   if (def.config.validate) steps.push(createValidate(def.config.validate));
   if (def.config.transform) steps.push(await createTransform(def.config.transform, ctx));
   const { source, sink } = def.config;
@@ -95,5 +107,7 @@ export async function buildImport(
     sink: createPostgresSink(sink),
   };
   const sensitive = await sensitiveFieldsOf(ctx.home, def);
-  return sensitive.size === 0 ? stages : redactStages(stages, createRedactor(sensitive, loadRedactKey()));
+  if (sensitive.size === 0) return stages;
+  const redactor = createRedactor(sensitive, loadRedactKey());
+  return { ...redactStages(stages, redactor), redactor };
 }

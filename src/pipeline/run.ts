@@ -1,14 +1,31 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, type ReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import path from 'node:path';
 import { pipeline as streamPipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
 import { finishRun, recordRunFile } from '../runs/history.js';
-import type { Cell, Reject, RowStep, SinkWriter, SourceFile, StageContext } from '../stages/types.js';
+import { csvRowEncoder } from '../stages/sink-postgres.js';
+import {
+  ROW_CHANGED,
+  ROW_REJECTED,
+  ROW_SAME,
+  type Batch,
+  type Cell,
+  type Reject,
+  type RejectFn,
+  type RowStep,
+  type RowVerdict,
+  type SinkWriter,
+  type SourceFile,
+  type StageContext,
+} from '../stages/types.js';
 import { buildExport, buildImport, isExport, type ImportStages } from './build.js';
 import { pipelineRun } from './pipeline-run.js';
+import { CopyLines } from './copy-lines.js';
 import { RejectReport } from './reject-report.js';
 import { runTempDir } from '../runs/temp.js';
 import { runExport } from './export.js';
@@ -54,6 +71,12 @@ export interface RunPipelineOptions {
   /** An existing run (a job's) to attach the files to; otherwise a run is created. */
   runId?: number;
   onProgress?: (p: Progress) => void;
+  /**
+   * Records that validate unchanged go to COPY as the text they came in, when the format and the
+   * steps allow it (see {@link streamRows}). @defaultValue true; false sends every row through the
+   * general encoder (tests and benchmarks compare the two).
+   */
+  passThrough?: boolean;
 }
 
 export interface Progress {
@@ -184,6 +207,15 @@ function firstByLine(rejects: Reject[]): Reject[] {
   return [...rejects].sort((a, b) => (a.line ?? 0) - (b.line ?? 0)).slice(0, SHOWN_REJECTS);
 }
 
+/** Files up to this size are read into memory once instead of streamed twice (hash, then rows). */
+const READ_WHOLE_BYTES = 4 << 20;
+/** Bytes per read, whether from the file or from a file read whole: a batch is the rows of one. */
+const READ_BYTES = 1 << 18;
+
+function* slices(buf: Buffer, size: number): Generator<Buffer> {
+  for (let at = 0; at < buf.length; at += size) yield buf.subarray(at, at + size);
+}
+
 /** SHA-256 of a local file, streamed. */
 export async function hashFile(file: string): Promise<string> {
   const hash = createHash('sha256');
@@ -228,7 +260,12 @@ async function runFile(
   opts: FileRunOptions,
 ): Promise<FileResult> {
   // An SFTP download hashed the bytes as they arrived; a local file is hashed here.
-  const sha256 = file.sha256 ?? (await hashFile(file.path));
+  // A small file is read once, for its hash and its rows alike; a large one is streamed twice.
+  const content =
+    file.sha256 === undefined && file.size <= READ_WHOLE_BYTES ? await readFile(file.path) : null;
+  const sha256 =
+    file.sha256 ??
+    (content !== null ? createHash('sha256').update(content).digest('hex') : await hashFile(file.path));
   const reportPath =
     opts.runId === null
       ? null
@@ -258,20 +295,9 @@ async function runFile(
         message: result.message,
       },
       rejects.first.slice(0, app.rejectsInTable),
-    );
-    // The run's counters move with the file's record (in the file's transaction when it loads),
-    // so a crash after a commit leaves them right.
-    await db.query(
-      `UPDATE runner.runs SET rows_read = rows_read + $2, rows_loaded = rows_loaded + $3, rows_rejected = rows_rejected + $4,
-         files_loaded = files_loaded + $5, files_skipped = files_skipped + $6 WHERE id = $1`,
-      [
-        opts.runId,
-        result.rowsRead,
-        result.rowsLoaded,
-        result.rowsRejected,
-        result.status === 'loaded' ? 1 : 0,
-        result.status === 'skipped' ? 1 : 0,
-      ],
+      // The run's counters move with the file's record (in the file's transaction when it loads),
+      // so a crash after a commit leaves them right; so does the ledger row's count.
+      { countInRun: true, ledger: result.status === 'loaded' },
     );
   };
 
@@ -281,7 +307,7 @@ async function runFile(
       [def.name, sha256],
     );
     try {
-      await streamRows(app, def, stages, file, index, rejects, opts, null, result);
+      await streamRows(app, def, stages, file, content, index, rejects, opts, null, result);
       // The whole policy, as a real run applies it: the rate is known only at the end of the file.
       checkRatePolicy(def.config.rejects, result.rowsRejected, result.rowsRead, file.name);
       result.status = 'validated';
@@ -321,14 +347,10 @@ async function runFile(
       await file.settle?.({ status: 'skipped', message: result.message });
       return result;
     }
-    await streamRows(app, def, stages, file, index, rejects, opts, client, result);
+    await streamRows(app, def, stages, file, content, index, rejects, opts, client, result);
     checkRatePolicy(def.config.rejects, result.rowsRejected, result.rowsRead, file.name);
     result.rejectReport = await rejects.close();
     result.status = 'loaded';
-    await client.query(
-      'UPDATE runner.ingested_files SET rows_loaded = $3 WHERE pipeline = $1 AND sha256 = $2',
-      [def.name, sha256, result.rowsLoaded],
-    );
     await record(client);
     await client.query('COMMIT');
   } catch (err) {
@@ -359,60 +381,109 @@ async function runFile(
   return result;
 }
 
-/** Streams one file through format, row steps and (unless `client` is null) the sink. */
+/**
+ * Streams one file through format, row steps and (unless `client` is null) the sink.
+ *
+ * Pass-through: when the format hands each record's own text along (CSV in a dialect COPY can be
+ * told) and every step can say whether it left a row as is (validate), the load is a
+ * `COPY … (FORMAT csv)` and a record every step left as is goes as the text it was read — runs of
+ * adjacent records as one slice of the decoded chunk — with no per-field encoding. A record a step
+ * changed (a date normalised, an empty text made NULL) is encoded as CSV in the same dialect, in
+ * its place, so the table gets the same rows in the same order either way
+ * (test/pass-through.test.ts holds the two paths to the same table).
+ */
 async function streamRows(
   app: AppContext,
   def: PipelineDefinition,
   stages: ImportStages,
   file: SourceFile,
+  content: Buffer | null,
   index: number,
   rejects: RejectReport,
   opts: FileRunOptions,
   client: pg.PoolClient | null,
   result: FileResult,
 ): Promise<void> {
-  const input = createReadStream(file.path, { highWaterMark: 1 << 18 });
+  const input =
+    content !== null
+      ? Readable.from(slices(content, READ_BYTES), { objectMode: false })
+      : createReadStream(file.path, { highWaterMark: READ_BYTES });
+  const bytesRead = (): number => (content !== null ? content.length : (input as ReadStream).bytesRead);
   const abort = (): void => {
     input.destroy(new CancelledError());
   };
   opts.signal.addEventListener('abort', abort, { once: true });
+  const dialect =
+    client !== null &&
+    opts.passThrough !== false &&
+    stages.steps.every((s) => s.compileCheck) &&
+    // A table with encrypted columns takes every row through the sink's encryption.
+    ((await stages.sink.passThrough?.(client)) ?? true)
+      ? stages.format.copyDialect
+      : undefined;
   let writer: SinkWriter | null = null;
   let compiled: { columns: readonly string[]; fns: ReturnType<RowStep['compile']>[] } | null = null;
+  let checks: { columns: readonly string[]; fns: RowCheck[] } | null = null;
+  const encode = dialect === undefined ? null : csvRowEncoder(dialect);
   let rowsRead = 0;
   let rowsRejected = 0;
+  // A row PostgreSQL refuses is named by the file's line (src/pipeline/copy-lines.ts).
+  const sent = new CopyLines();
   try {
     for await (const batch of stages.format.read(input, file.name, rejects.addFromFormat)) {
       if (opts.signal.aborted) throw new CancelledError();
-      if (compiled === null || compiled.columns !== batch.columns) {
-        let cols = batch.columns;
-        const fns: ReturnType<RowStep['compile']>[] = [];
-        for (const step of stages.steps) {
-          fns.push(step.compile(cols, file.name));
-          cols = step.columns(cols);
+      let out: Cell[][] = [];
+      let text: ReturnType<typeof passThroughBatch> | null = null;
+      if (encode !== null) {
+        if (checks === null || checks.columns !== batch.columns) {
+          // The steps' own checks of the columns come first, as on the general path.
+          for (const step of stages.steps) step.compile(batch.columns, file.name);
+          writer ??= await stages.sink.open(client!, batch.columns, dialect);
+          const types = writer.columnTypes;
+          checks = {
+            columns: batch.columns,
+            fns: stages.steps.map((step) => step.compileCheck!(batch.columns, file.name, types)),
+          };
         }
-        compiled = { columns: batch.columns, fns };
-        if (client !== null && writer === null) writer = await stages.sink.open(client, cols);
+        text = passThroughBatch(batch, checks.fns, rejects.add, encode, (line) => sent.note(line));
+        rowsRejected += text.rejected;
+      } else {
+        if (compiled === null || compiled.columns !== batch.columns) {
+          let cols = batch.columns;
+          const fns: ReturnType<RowStep['compile']>[] = [];
+          for (const step of stages.steps) {
+            fns.push(step.compile(cols, file.name));
+            cols = step.columns(cols);
+          }
+          compiled = { columns: batch.columns, fns };
+          if (client !== null && writer === null) writer = await stages.sink.open(client, cols);
+        }
+        const fns = compiled.fns;
+        out = [];
+        const rows = batch.rows;
+        for (let i = 0; i < rows.length; i++) {
+          let row: Cell[] | null = rows[i]!;
+          for (let s = 0; s < fns.length && row !== null; s++)
+            row = fns[s]!(row, batch.lines[i]!, rejects.add);
+          if (row === null) rowsRejected++;
+          else {
+            out.push(row);
+            sent.note(batch.lines[i]!);
+          }
+        }
       }
-      const fns = compiled.fns;
-      const out: Cell[][] = [];
-      const rows = batch.rows;
-      for (let i = 0; i < rows.length; i++) {
-        let row: Cell[] | null = rows[i]!;
-        for (let s = 0; s < fns.length && row !== null; s++) row = fns[s]!(row, batch.lines[i]!, rejects.add);
-        if (row !== null) out.push(row);
-        else rowsRejected++;
-      }
-      rowsRead += rows.length;
+      rowsRead += batch.rows.length;
       result.rowsRead = rowsRead + rejects.structural;
       result.rowsRejected = rowsRejected + rejects.structural;
       checkCountPolicy(def.config.rejects, result.rowsRejected, file.name);
       // Back-pressure from the reject report: however many rows are rejected, memory stays flat.
       await rejects.ready();
       if (writer !== null && out.length > 0) await writer.write(out);
+      if (writer !== null && text !== null && text.rows > 0) await writer.writeText(text.text, text.rows);
       opts.onProgress?.({
         file: file.name,
         fileIndex: index,
-        bytesRead: input.bytesRead,
+        bytesRead: bytesRead(),
         bytesTotal: file.size,
         rowsRead,
       });
@@ -425,9 +496,76 @@ async function streamRows(
   } catch (err) {
     // A COPY still open holds the connection; end it so the transaction can roll back.
     await writer?.abort(err instanceof Error ? err : new Error(String(err)));
-    throw err;
+    throw sent.explain(err, file.name, stages.redactor);
   } finally {
     opts.signal.removeEventListener('abort', abort);
     input.destroy();
   }
+}
+
+type RowCheck = ReturnType<NonNullable<RowStep['compileCheck']>>;
+
+const LF = 10;
+
+/**
+ * Runs the checks over a batch and returns the CSV text to load (`encode` writes a row in the
+ * file's dialect): the records every check left as
+ * is, as they were read (adjacent ones as one slice), and the others encoded, in file order.
+ */
+export function passThroughBatch(
+  batch: Batch,
+  checks: readonly RowCheck[],
+  reject: RejectFn,
+  encode: (rows: Cell[][]) => string,
+  /** Told the file line of each record the text loads, in order. */
+  onLoaded?: (line: number) => void,
+): { text: string; rows: number; rejected: number } {
+  const raw = batch.raw;
+  const { rows, lines } = batch;
+  let text = '';
+  let loaded = 0;
+  let rejected = 0;
+  // The run of adjacent records not yet appended: [from, to) in raw.text.
+  let from = -1;
+  let to = -1;
+  const src = raw?.text ?? '';
+  const offset = raw?.offset ?? 0;
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]!;
+    let verdict: RowVerdict = ROW_SAME;
+    for (let s = 0; s < checks.length; s++) {
+      const v = checks[s]!(row, lines[i]!, reject);
+      if (v === ROW_REJECTED) {
+        verdict = v;
+        break;
+      }
+      if (v === ROW_CHANGED) verdict = v;
+    }
+    if (verdict === ROW_REJECTED) {
+      rejected++;
+      continue;
+    }
+    loaded++;
+    onLoaded?.(lines[i]!);
+    const start = raw === undefined ? -1 : raw.starts[i]! - offset;
+    if (verdict === ROW_SAME && start >= 0) {
+      const end = raw!.ends[i]! - offset;
+      // Extend the run over an LF that ends the previous record; any other break starts a new one
+      // (COPY wants one kind of line ending, and the encoded records end in LF).
+      if (from >= 0 && start === to + 1 && src.charCodeAt(to) === LF) to = end;
+      else {
+        if (from >= 0) text += src.slice(from, to) + '\n';
+        from = start;
+        to = end;
+      }
+      continue;
+    }
+    if (from >= 0) {
+      text += src.slice(from, to) + '\n';
+      from = -1;
+    }
+    text += encode([row]);
+  }
+  if (from >= 0) text += src.slice(from, to) + '\n';
+  return { text, rows: loaded, rejected };
 }

@@ -101,48 +101,74 @@ export interface RunFileRecord {
   message: string | null;
 }
 
-/** Records a file's outcome and its first rejects; returns the run_files id. */
+/** What else moves with a file's record, in the same statement (one round trip per file). */
+export interface RunFileAlso {
+  /** Add the file's rows and its loaded/skipped count to the run's counters. */
+  countInRun?: boolean;
+  /** Set the ledger row's (runner.ingested_files) rows_loaded: the file loaded. */
+  ledger?: boolean;
+}
+
+/**
+ * Records a file's outcome and its first rejects, and with `also` the run's counters and the
+ * ledger row, as one statement; returns the run_files id.
+ */
 export async function recordRunFile(
   db: pg.Pool | pg.PoolClient,
   f: RunFileRecord,
   rejects: readonly Reject[],
+  also: RunFileAlso = {},
 ): Promise<number> {
-  const { rows } = await db.query<{ id: string }>(
-    `INSERT INTO runner.run_files (run_id, pipeline, file, sha256, size_bytes, status, rows_read, rows_loaded,
+  const params: unknown[] = [
+    f.runId,
+    f.pipeline,
+    f.file,
+    f.sha256,
+    f.size,
+    f.status,
+    f.rowsRead,
+    f.rowsLoaded,
+    f.rowsRejected,
+    f.rejectReport,
+    f.message,
+  ];
+  const parts = [
+    `f AS (INSERT INTO runner.run_files (run_id, pipeline, file, sha256, size_bytes, status, rows_read, rows_loaded,
        rows_rejected, reject_report, message)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
-    [
-      f.runId,
-      f.pipeline,
-      f.file,
-      f.sha256,
-      f.size,
-      f.status,
-      f.rowsRead,
-      f.rowsLoaded,
-      f.rowsRejected,
-      f.rejectReport,
-      f.message,
-    ],
-  );
-  const fileId = Number(rows[0]!.id);
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id)`,
+  ];
   if (rejects.length > 0) {
-    await db.query(
-      `INSERT INTO runner.rejects (run_id, run_file_id, file, line, field, value, reason)
-       SELECT $1, $2, r.file, r.line, r.field, r.value, r.reason
-       FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[]) AS r(file, line, field, value, reason)`,
-      [
-        f.runId,
-        fileId,
-        rejects.map((r) => r.file),
-        rejects.map((r) => r.line),
-        rejects.map((r) => r.field),
-        rejects.map((r) => (r.value === null ? null : r.value.slice(0, 1000))),
-        rejects.map((r) => r.reason),
-      ],
+    const n = params.length;
+    params.push(
+      rejects.map((r) => r.file),
+      rejects.map((r) => r.line),
+      rejects.map((r) => r.field),
+      rejects.map((r) => (r.value === null ? null : r.value.slice(0, 1000))),
+      rejects.map((r) => r.reason),
+    );
+    parts.push(
+      `j AS (INSERT INTO runner.rejects (run_id, run_file_id, file, line, field, value, reason)
+       SELECT $1, f.id, r.file, r.line, r.field, r.value, r.reason
+       FROM f, unnest($${n + 1}::text[], $${n + 2}::bigint[], $${n + 3}::text[], $${n + 4}::text[], $${n + 5}::text[])
+         AS r(file, line, field, value, reason))`,
     );
   }
-  return fileId;
+  if (also.countInRun) {
+    parts.push(
+      `c AS (UPDATE runner.runs SET rows_read = rows_read + $7, rows_loaded = rows_loaded + $8,
+         rows_rejected = rows_rejected + $9,
+         files_loaded = files_loaded + CASE WHEN $6 = 'loaded' THEN 1 ELSE 0 END,
+         files_skipped = files_skipped + CASE WHEN $6 = 'skipped' THEN 1 ELSE 0 END
+       WHERE id = $1)`,
+    );
+  }
+  if (also.ledger) {
+    parts.push(
+      `l AS (UPDATE runner.ingested_files SET rows_loaded = $8 WHERE pipeline = $2 AND sha256 = $4)`,
+    );
+  }
+  const { rows } = await db.query<{ id: string }>(`WITH ${parts.join(',\n')}\nSELECT id FROM f`, params);
+  return Number(rows[0]!.id);
 }
 
 export interface RunRow {
@@ -193,7 +219,11 @@ export interface RunDetail {
     error: string | null;
     detail: unknown;
   }[];
+  /** Run options that are not job parameters (`--file`, `--force`). */
+  options: { files?: string[]; force?: boolean };
   files: {
+    id: number;
+    pipeline: string;
     file: string;
     status: string;
     rows_read: number;
@@ -202,7 +232,9 @@ export interface RunDetail {
     reject_report: string | null;
     message: string | null;
   }[];
+  /** The first rejects of each file, in line order. */
   rejects: {
+    file_id: number;
     file: string;
     line: number | null;
     field: string | null;
@@ -212,8 +244,14 @@ export interface RunDetail {
 }
 
 export async function getRun(db: pg.Pool, id: number, rejectLimit = 20): Promise<RunDetail | null> {
-  const run = (await db.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM runner.runs WHERE id = $1`, [id])).rows[0];
-  if (!run) return null;
+  const found = (
+    await db.query<RunRow & { options: RunDetail['options'] }>(
+      `SELECT ${RUN_COLUMNS}, options FROM runner.runs WHERE id = $1`,
+      [id],
+    )
+  ).rows[0];
+  if (!found) return null;
+  const { options, ...run } = found;
   const steps = (
     await db.query(
       `SELECT position, kind, name, status, error, detail FROM runner.run_steps WHERE run_id = $1 ORDER BY position`,
@@ -222,16 +260,21 @@ export async function getRun(db: pg.Pool, id: number, rejectLimit = 20): Promise
   ).rows;
   const files = (
     await db.query(
-      `SELECT file, status, rows_read::int, rows_loaded::int, rows_rejected::int, reject_report, message
+      `SELECT id::int, pipeline, file, status, rows_read::int, rows_loaded::int, rows_rejected::int, reject_report, message
        FROM runner.run_files WHERE run_id = $1 ORDER BY id`,
       [id],
     )
   ).rows;
   const rejects = (
     await db.query(
-      `SELECT file, line::int, field, value, reason FROM runner.rejects WHERE run_id = $1 ORDER BY id LIMIT $2`,
+      // In line order, as the load saw them (a structural reject is found ahead of the rows before it).
+      `SELECT file_id, file, line, field, value, reason FROM (
+         SELECT run_file_id::int AS file_id, file, line::int, field, value, reason, id,
+           row_number() OVER (PARTITION BY run_file_id ORDER BY coalesce(line, 0), id) AS n
+         FROM runner.rejects WHERE run_id = $1) r
+       WHERE n <= $2 ORDER BY file_id, coalesce(line, 0), id`,
       [id, rejectLimit],
     )
   ).rows;
-  return { run, steps, files, rejects };
+  return { run, options: options ?? {}, steps, files, rejects };
 }

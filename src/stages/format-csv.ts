@@ -5,7 +5,8 @@ import { UserError } from '../errors.js';
 import { createCsvWriter } from '../csv/writer.js';
 import { StrictDecoder } from '../csv/text-decode.js';
 import { BatchBuffer } from './batch-buffer.js';
-import type { Batch, FormatReader, FormatWriter, RejectFn } from './types.js';
+import { cleanOptions } from './clean.js';
+import type { Batch, CopyDialect, FormatReader, FormatWriter, RejectFn } from './types.js';
 
 const ENCODINGS = ['utf-8', 'latin1', 'windows-1252', 'utf-16le'] as const;
 
@@ -13,6 +14,7 @@ const ENCODINGS = ['utf-8', 'latin1', 'windows-1252', 'utf-16le'] as const;
 export const csvFormatSchema = z
   .object({
     kind: z.literal('csv'),
+    ...cleanOptions,
     /** Field separator, one character. */
     delimiter: z.string().length(1).default(','),
     /** Quote character, one character; doubled inside a quoted field. */
@@ -61,11 +63,25 @@ export function createCsvFormat(config: CsvFormatConfig): FormatReader & FormatW
     bom: config.bom,
     record_delimiter: config.record_delimiter,
   });
+  const copyDialect = copyDialectOf(config);
   return {
-    read: (input, fileName, reject) => readCsv(config, input, fileName, reject),
+    read: (input, fileName, reject) => readCsv(config, input, fileName, reject, copyDialect !== undefined),
+    copyDialect,
     extension: writer.extension,
     write: writer.write,
   };
+}
+
+/**
+ * The dialect in which the file's records may go to `COPY … (FORMAT csv)` as they were read, or
+ * undefined when COPY could not be told it: COPY takes a one-byte delimiter and quote (not a line
+ * break, not a backslash, which its end-of-data marker `\.` uses, and not a letter or digit, which
+ * could be read as part of a value).
+ */
+export function copyDialectOf(config: Pick<CsvFormatConfig, 'delimiter' | 'quote'>): CopyDialect | undefined {
+  const ok = (c: string): boolean => /^[\x20-\x7E\t]$/.test(c) && !/[A-Za-z0-9\\.]/.test(c);
+  if (!ok(config.delimiter) || !ok(config.quote) || config.delimiter === config.quote) return undefined;
+  return { delimiter: config.delimiter, quote: config.quote };
 }
 
 async function* readCsv(
@@ -73,6 +89,7 @@ async function* readCsv(
   input: Readable,
   fileName: string,
   reject: RejectFn,
+  raw: boolean,
 ): AsyncGenerator<Batch> {
   const tokenizer = new CsvTokenizer({
     delimiter: config.delimiter,
@@ -84,7 +101,7 @@ async function* readCsv(
   let toSkip = config.skip_lines;
   const buffer = new BatchBuffer();
   const sink = {
-    record(fields: Field[], line: number, start: number): void {
+    record(fields: Field[], line: number, start: number, end: number, plain: boolean): void {
       if (toSkip > 0) {
         toSkip--;
         return;
@@ -105,8 +122,9 @@ async function* readCsv(
           file: fileName,
           line,
           field: null,
+          // The bad bytes escaped here too, not U+FFFD.
           value: fields
-            .map((f) => f ?? '')
+            .map((f, i) => (bad && i === bad.field ? bad.shown : (f ?? '')))
             .join(config.delimiter)
             .slice(0, 200),
           reason: `expected ${columns.length} fields, found ${fields.length}`,
@@ -117,21 +135,26 @@ async function* readCsv(
         reject({ file: fileName, line, field: columns[bad.field]!, value: bad.shown, reason: bad.reason });
         return;
       }
-      buffer.push(fields, line);
+      // COPY ends its input at a line `\.`; such a record goes the general way (quoted).
+      if (raw) buffer.pushRaw(fields, line, plain && fields[0] !== '\\.' ? start : -1, end);
+      else buffer.push(fields, line);
     },
     error(line: number, reason: string, text: string): void {
       reject({ file: fileName, line, field: null, value: text, reason });
     },
   };
+  // Every batch holds the records of one scanned string, which its `raw` points into.
   for await (const chunk of input) {
     tokenizer.push(decoder.decode(chunk as Buffer), sink);
-    const batch = buffer.take(columns);
+    const batch = buffer.take(columns, tokenizer.text);
     if (batch) yield batch;
   }
   tokenizer.push(decoder.end(), sink);
+  const last = buffer.take(columns, tokenizer.text);
+  if (last) yield last;
   tokenizer.end(sink);
   if (columns === null) throw new UserError(`${fileName}: the file is empty; expected a header line`);
-  const batch = buffer.take(columns);
+  const batch = buffer.take(columns, tokenizer.text);
   if (batch) yield batch;
 }
 

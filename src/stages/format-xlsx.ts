@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { readXlsx } from '../xlsx/read.js';
+import { cleanOptions } from './clean.js';
 import { writeXlsx } from '../xlsx/write.js';
 import type { FormatReader, FormatWriter } from './types.js';
 
@@ -49,6 +50,7 @@ const numberFormatsSchema = z
 export const xlsxFormatSchema = z
   .object({
     kind: z.literal('xlsx'),
+    ...cleanOptions,
     /** Reader: the sheet to read, by name or 1-based position in the workbook's tab order. @defaultValue 1 */
     sheet: z.union([z.string().min(1), z.number().int().positive()]).default(1),
     /** Reader: the first non-empty row (after `skip_rows`) names the columns. Writer: write a header row. */

@@ -3,21 +3,23 @@ import type { Writable } from 'node:stream';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { z } from 'zod';
-import { encryptorFor } from '../compliance/encrypted-columns.js';
+import { encryptedColumnsOf, encryptorFor } from '../compliance/encrypted-columns.js';
 import { quoteIdent, quoteQualified, splitQualified } from '../db/pool.js';
 import { UserError } from '../errors.js';
-import type { Cell, Sink, SinkWriter } from './types.js';
+import type { Cell, CopyDialect, Sink, SinkWriter } from './types.js';
 
 /**
  * `sink: { kind: postgres }` — loads rows with COPY inside the file's transaction.
  *
  *   append   COPY target (cols) FROM STDIN
  *   replace  DELETE FROM target; COPY target …            (readers see the old rows until commit)
- *   upsert   COPY pg_temp.stage …; INSERT INTO target SELECT DISTINCT ON (key) … ON CONFLICT (key) DO UPDATE
- *            (the last row of a key in the file wins)
+ *   upsert   COPY pg_temp.stage (no index, no WAL) …; INSERT INTO target SELECT … ON CONFLICT (key) DO UPDATE
+ *            (a key twice in the file: undone, then SELECT DISTINCT ON (key) … ORDER BY key, ctid DESC —
+ *            the last row of a key in the file wins)
  *
  * Columns listed in compliance.encrypted_columns (bank account numbers, tax ids) are encrypted on
- * the way in (src/compliance/keys.ts): PostgreSQL only ever receives their ciphertext.
+ * the way in (src/compliance/keys.ts): PostgreSQL only ever receives their ciphertext. A table with
+ * such columns takes no pass-through text (`passThrough` says so): its values must be encrypted.
  */
 export const postgresSinkSchema = z
   .object({
@@ -56,6 +58,41 @@ export function encodeCopyText(rows: Cell[][]): string {
   return out;
 }
 
+/** A string as an SQL literal. */
+function literal(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
+/**
+ * Encodes rows as CSV in `dialect` for `COPY … (FORMAT csv)`: NULL is an empty field, and a value
+ * is quoted when it is empty (to stay distinct from NULL), holds the delimiter, the quote or a line
+ * break, or is `\.` (COPY's end-of-data marker).
+ */
+export function csvRowEncoder(dialect: CopyDialect): (rows: Cell[][]) => string {
+  const { delimiter: d, quote: q } = dialect;
+  const special = new RegExp(`[${escapeClass(d)}${escapeClass(q)}\r\n]`);
+  const qq = q + q;
+  return (rows) => {
+    let out = '';
+    for (let r = 0; r < rows.length; r++) {
+      const row = rows[r]!;
+      for (let i = 0; i < row.length; i++) {
+        const v = row[i];
+        if (i > 0) out += d;
+        if (v === null || v === undefined) continue;
+        if (v === '' || v === '\\.' || special.test(v)) out += q + v.replaceAll(q, qq) + q;
+        else out += v;
+      }
+      out += '\n';
+    }
+    return out;
+  };
+}
+
+function escapeClass(c: string): string {
+  return c.replace(/[\\\]^-]/g, '\\$&');
+}
+
 /** Writes `chunk`, waiting for 'drain' when the stream asks for it; rejects if the stream fails. */
 export async function writeWithBackpressure(stream: Writable, chunk: string): Promise<void> {
   if (stream.write(chunk)) return;
@@ -73,11 +110,18 @@ export async function writeWithBackpressure(stream: Writable, chunk: string): Pr
 export function createPostgresSink(config: PostgresSinkConfig): Sink {
   const target = quoteQualified(config.table);
   for (const k of config.key ?? []) quoteIdent(k);
+  let checked: { key: string; types: string[] } | null = null;
   return {
     describe: () =>
       `postgres ${config.table} (${config.mode}${config.key ? ` on ${config.key.join(', ')}` : ''})`,
-    async open(client, columns): Promise<SinkWriter> {
-      await checkColumns(client, config.table, columns);
+    async passThrough(client) {
+      return (await encryptedColumnsOf(client, config.table)).size === 0;
+    },
+    async open(client, columns, csv): Promise<SinkWriter> {
+      // Once per run and column list, not per file: a run over a glob of small files pays it once.
+      const key = columns.join('\0');
+      if (checked?.key !== key) checked = { key, types: await checkColumns(client, config.table, columns) };
+      const columnTypes = checked.types;
       const encrypt = await encryptorFor(client, config.table, columns);
       const cols = columns.map(quoteIdent).join(', ');
       let copyTarget = target;
@@ -92,23 +136,36 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
         await client.query(
           `CREATE TEMP TABLE erp_stage ON COMMIT DROP AS SELECT ${cols} FROM ${target} WITH NO DATA`,
         );
-        await client.query(`ALTER TABLE erp_stage ADD COLUMN erp_seq bigserial`);
         copyTarget = 'erp_stage';
       }
-      const stream = client.query(copyFrom(`COPY ${copyTarget} (${cols}) FROM STDIN`));
+      const options = csv
+        ? ` (FORMAT csv, DELIMITER ${literal(csv.delimiter)}, QUOTE ${literal(csv.quote)})`
+        : '';
+      const encode = csv ? csvRowEncoder(csv) : encodeCopyText;
+      const stream = client.query(copyFrom(`COPY ${copyTarget} (${cols}) FROM STDIN${options}`));
       // A COPY that fails (bad value, constraint) emits 'error'; keep it so end() reports it.
       let failure: Error | null = null;
       stream.on('error', (err: Error) => {
         failure ??= err;
       });
       let written = 0;
+      const send = async (text: string, rows: number): Promise<void> => {
+        if (failure) throw failure;
+        written += rows;
+        await writeWithBackpressure(stream, text);
+        if (failure) throw failure;
+      };
       return {
-        async write(rows) {
-          if (failure) throw failure;
-          written += rows.length;
+        columnTypes,
+        write: (rows) => {
           encrypt?.(rows);
-          await writeWithBackpressure(stream, encodeCopyText(rows));
-          if (failure) throw failure;
+          return send(encode(rows), rows.length);
+        },
+        async writeText(text, rows) {
+          if (!csv) throw new Error('writeText needs a sink opened with a CSV dialect');
+          if (encrypt)
+            throw new Error(`${config.table} has encrypted columns: it takes no pass-through text`);
+          await send(text, rows);
         },
         async abort(reason) {
           if (stream.closed) return;
@@ -128,10 +185,25 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
           const updates = columns
             .filter((c) => !config.key!.includes(c))
             .map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`);
-          const res = await client.query(
-            `INSERT INTO ${target} (${cols}) SELECT DISTINCT ON (${key}) ${cols} FROM erp_stage ORDER BY ${key}, erp_seq DESC ` +
-              `ON CONFLICT (${key}) DO ${updates.length > 0 ? `UPDATE SET ${updates.join(', ')}` : 'NOTHING'}`,
-          );
+          const onConflict = `ON CONFLICT (${key}) DO ${updates.length > 0 ? `UPDATE SET ${updates.join(', ')}` : 'NOTHING'}`;
+          // Most files hold each key once: the stage goes in as it is, unsorted. A key twice makes
+          // DO UPDATE fail (21000, "cannot affect row a second time"); then the statement is undone
+          // and the stage deduplicated, the last row of a key in the file winning (the stage's
+          // physical order is the file's: one COPY into a new table).
+          await client.query('SAVEPOINT erp_upsert');
+          let res: pg.QueryResult;
+          try {
+            res = await client.query(
+              `INSERT INTO ${target} (${cols}) SELECT ${cols} FROM erp_stage ${onConflict}`,
+            );
+            await client.query('RELEASE SAVEPOINT erp_upsert');
+          } catch (err) {
+            if ((err as { code?: string }).code !== '21000') throw err;
+            await client.query('ROLLBACK TO SAVEPOINT erp_upsert');
+            res = await client.query(
+              `INSERT INTO ${target} (${cols}) SELECT DISTINCT ON (${key}) ${cols} FROM erp_stage ORDER BY ${key}, ctid DESC ${onConflict}`,
+            );
+          }
           await client.query('DROP TABLE erp_stage');
           return res.rowCount ?? 0;
         },
@@ -140,12 +212,19 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
   };
 }
 
-/** Refuses a load whose columns the table lacks, listing the table's columns. */
-async function checkColumns(client: pg.PoolClient, table: string, columns: readonly string[]): Promise<void> {
+/**
+ * Refuses a load whose columns the table lacks, listing the table's columns; returns the type
+ * name (`pg_type.typname`) of each of `columns`.
+ */
+async function checkColumns(
+  client: pg.PoolClient,
+  table: string,
+  columns: readonly string[],
+): Promise<string[]> {
   const { schema, table: name } = splitQualified(table);
   // The catalog itself, not information_schema: its views cost milliseconds per file.
-  const { rows } = await client.query<{ column_name: string }>(
-    `SELECT attname AS column_name FROM pg_attribute
+  const { rows } = await client.query<{ column_name: string; type: string }>(
+    `SELECT attname AS column_name, (SELECT typname FROM pg_type WHERE oid = atttypid) AS type FROM pg_attribute
      WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
     [`${quoteIdent(schema)}.${quoteIdent(name)}`],
   );
@@ -157,4 +236,6 @@ async function checkColumns(client: pg.PoolClient, table: string, columns: reado
       `table ${table} has no column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}; its columns are: ${rows.map((r) => r.column_name).join(', ')}`,
     );
   }
+  const types = new Map(rows.map((r) => [r.column_name, r.type]));
+  return columns.map((c) => types.get(c)!);
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { glob } from 'tinyglobby';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
-import { confineInput } from '../config/input-roots.js';
+import { inputConfinement } from '../config/input-roots.js';
 import type { Source, SourceFile, StageContext } from './types.js';
 
 /** `source: { kind: file }` — local files by path or glob, processed in name order. */
@@ -21,8 +21,9 @@ export function createFileSource(config: FileSourceConfig, ctx: StageContext, ov
   return {
     async *files(): AsyncIterable<SourceFile> {
       const paths = override ?? (await expand(config.path, ctx.home));
+      const confine = await inputConfinement(ctx.inputRoots ?? [ctx.home]);
       for (const p of paths) {
-        await confineInput(p, ctx.inputRoots ?? [ctx.home]);
+        await confine(p);
         let size: number;
         try {
           const s = await stat(p);

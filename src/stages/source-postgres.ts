@@ -59,7 +59,7 @@ export const postgresSourceSchema = z
      * written clear into this export, e.g. `[account]` for the bank file. Decrypted in the stream
      * with the keys of ERP_KEYS_FILE / ERP_KEYS; every other export sees only ciphertext.
      */
-    decrypt: z.array(z.string().min(1)).default([]),
+    decrypt: z.array(z.string().min(1)).optional(),
   })
   .strict()
   .refine((c) => (c.query === undefined) !== (c.sql === undefined), {
@@ -272,14 +272,15 @@ export function createPostgresSource(
         seen.add(name);
       }
       const types = fields.map((f) => columnTypeOf(f.dataTypeID));
-      const unknown = config.decrypt.filter((c) => !seen.has(c));
+      const decryptColumns = config.decrypt ?? [];
+      const unknown = decryptColumns.filter((c) => !seen.has(c));
       if (unknown.length > 0) {
         throw new UserError(
           `decrypt names ${unknown.join(', ')}, which ${where} does not return; its columns are: ${columns.join(', ')}`,
         );
       }
       const batches = copyRows(ctx, sql, where, columns, types);
-      const decrypt = decryptorFor(columns, config.decrypt, where);
+      const decrypt = decryptorFor(columns, decryptColumns, where);
       return { columns, types, batches: decrypt ? decrypted(batches, decrypt) : batches };
     },
   };

@@ -23,6 +23,26 @@ export interface Batch {
   rows: Cell[][];
   /** `lines[i]` is where `rows[i]` starts in the source file. */
   lines: number[];
+  /** The records' own text, when the format can hand it to COPY as is (CSV); see {@link RawRecords}. */
+  raw?: RawRecords;
+}
+
+/**
+ * Where each row of a batch stands in the text it was read from: record i is
+ * `text.slice(starts[i] - offset, ends[i] - offset)` (its line break excluded), or `starts[i]` is -1
+ * when PostgreSQL's CSV COPY would not read that text as the same fields.
+ */
+export interface RawRecords {
+  text: string;
+  offset: number;
+  starts: number[];
+  ends: number[];
+}
+
+/** The CSV dialect of a file whose records may go to `COPY … (FORMAT csv)` as they are. */
+export interface CopyDialect {
+  delimiter: string;
+  quote: string;
 }
 
 /** A row that could not be loaded, and why. */
@@ -84,7 +104,17 @@ export interface Source {
 /** Parses one file into batches; structural problems become rejects, not exceptions. */
 export interface FormatReader {
   read(input: Readable, fileName: string, reject: RejectFn): AsyncIterable<Batch>;
+  /** Set when the reader's batches carry {@link Batch.raw}: the dialect COPY must be told. */
+  copyDialect?: CopyDialect;
 }
+
+/** What a {@link RowStep.compileCheck} function did to a row. */
+export const ROW_REJECTED = 0;
+/** The row is as it was read (or PostgreSQL reads the new values the same way). */
+export const ROW_SAME = 1;
+/** A value of the row was normalised in place. */
+export const ROW_CHANGED = 2;
+export type RowVerdict = typeof ROW_REJECTED | typeof ROW_SAME | typeof ROW_CHANGED;
 
 /** A row-level step: returns the new row, or null after reporting a reject. */
 export interface RowStep {
@@ -95,11 +125,30 @@ export interface RowStep {
     input: readonly string[],
     fileName: string,
   ): (row: Cell[], line: number, reject: RejectFn) => Cell[] | null;
+  /**
+   * Only for steps that keep their input columns and edit values in place (validate): the same
+   * work as `compile`, saying whether the row was rejected, left as it was read, or changed. A row
+   * every step left as is may be loaded as the text it came in. `targetTypes[i]` is the PostgreSQL
+   * type name (`pg_type.typname`) of column i of the target table, so that a normalisation the
+   * column's own input function makes too (`yes` → `t` into a `bool`) counts as leaving the row as is.
+   */
+  compileCheck?(
+    input: readonly string[],
+    fileName: string,
+    targetTypes: readonly string[],
+  ): (row: Cell[], line: number, reject: RejectFn) => RowVerdict;
 }
 
 /** Writes a file's rows inside the file's transaction. */
 export interface SinkWriter {
   write(rows: Cell[][]): Promise<void>;
+  /**
+   * Only for a writer opened with a {@link CopyDialect}: CSV text of `rows` records in that dialect,
+   * each ending in LF, written as is.
+   */
+  writeText(text: string, rows: number): Promise<void>;
+  /** PostgreSQL type name (`pg_type.typname`) of each loaded column, in order. */
+  readonly columnTypes: readonly string[];
   /** Finishes the load; returns rows written. */
   end(): Promise<number>;
   /** Abandons the load so the transaction can be rolled back (sends CopyFail for a COPY in progress). */
@@ -109,8 +158,14 @@ export interface SinkWriter {
 export interface Sink {
   /** Target description for plans and logs. */
   describe(): string;
-  /** Starts writing a file's rows with `client`, which holds the file's open transaction. */
-  open(client: pg.PoolClient, columns: readonly string[]): Promise<SinkWriter>;
+  /**
+   * Starts writing a file's rows with `client`, which holds the file's open transaction. With
+   * `csv`, the load reads CSV in that dialect (rows given to `write` are encoded so) and
+   * `writeText` takes records as they were read.
+   */
+  open(client: pg.PoolClient, columns: readonly string[], csv?: CopyDialect): Promise<SinkWriter>;
+  /** Whether the target may take records as they were read (`writeText`); absent: it may. */
+  passThrough?(client: pg.PoolClient): Promise<boolean>;
 }
 
 /**

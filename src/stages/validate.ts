@@ -1,6 +1,14 @@
 import { z } from 'zod';
 import { UserError } from '../errors.js';
-import type { Cell, RejectFn, RowStep } from './types.js';
+import {
+  ROW_CHANGED,
+  ROW_REJECTED,
+  ROW_SAME,
+  type Cell,
+  type RejectFn,
+  type RowStep,
+  type RowVerdict,
+} from './types.js';
 
 /**
  * `validate:` — declared fields with a type and constraints.
@@ -190,6 +198,58 @@ function decimalDigits(v: string): [number, number] | undefined {
   return [int, frac];
 }
 
+/**
+ * `decimalDigits(v)` within `intDigits` and `scale`, without the array: the validate fast path
+ * runs it on every decimal of a load.
+ */
+function decimalFits(v: string, intDigits: number, scale: number): boolean {
+  const len = v.length;
+  let i = 0;
+  let c = v.charCodeAt(0);
+  if (c === 43 || c === 45) i++; // + -
+  let lead = 0;
+  while (i < len && v.charCodeAt(i) === 48) {
+    lead++;
+    i++;
+  }
+  let int = 0;
+  for (; i < len; i++) {
+    c = v.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    int++;
+  }
+  let frac = 0;
+  if (i < len) {
+    if (v.charCodeAt(i) !== 46) return false; // .
+    for (i++; i < len; i++) {
+      c = v.charCodeAt(i);
+      if (c < 48 || c > 57) return false;
+      frac++;
+    }
+  }
+  return lead + int + frac > 0 && int <= intDigits && frac <= scale;
+}
+
+/** The value of `v` (at most 15 characters) when it is `[+-]?digits`, else undefined; as INT and Number. */
+function shortInt(v: string): number | undefined {
+  const len = v.length;
+  let i = 0;
+  let neg = false;
+  const c0 = v.charCodeAt(0);
+  if (c0 === 43 || c0 === 45) {
+    neg = c0 === 45;
+    i = 1;
+  }
+  if (i >= len) return undefined;
+  let n = 0;
+  for (; i < len; i++) {
+    const d = v.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return undefined;
+    n = n * 10 + d;
+  }
+  return neg ? -n : n;
+}
+
 /** Reads `n` ASCII digits of `v` at `at`, or -1 when one of them is not a digit. */
 function digitsAt(v: string, at: number, n: number): number {
   let x = 0;
@@ -335,12 +395,12 @@ function compileField(spec: FieldSpec, name: string): CompiledField {
       return {
         ...common,
         check(v) {
-          if (!INT.test(v)) return undefined;
           // Up to 15 characters (sign included) a Number is exact; 16 digits can exceed 2^53.
           if (v.length <= 15) {
-            const n = Number(v);
-            return n < lo || n > hi ? undefined : v;
+            const n = shortInt(v);
+            return n === undefined || n < lo || n > hi ? undefined : v;
           }
+          if (!INT.test(v)) return undefined;
           const n = BigInt(v);
           if (n < INT64_MIN || n > INT64_MAX) return undefined;
           if (
@@ -359,8 +419,7 @@ function compileField(spec: FieldSpec, name: string): CompiledField {
       return {
         ...common,
         check(v) {
-          const d = decimalDigits(v);
-          if (d === undefined || d[0] > intDigits || d[1] > scale) return undefined;
+          if (!decimalFits(v, intDigits, scale)) return undefined;
           if (min !== undefined || max !== undefined) {
             const n = Number(v);
             if ((min !== undefined && n < min) || (max !== undefined && n > max)) return undefined;
@@ -397,44 +456,65 @@ function compileField(spec: FieldSpec, name: string): CompiledField {
 export function createValidate(config: ValidateConfig): RowStep {
   const compiled = Object.entries(config.fields).map(([name, spec]) => ({
     name,
+    spec,
     field: compileField(spec, name),
   }));
+  const compileCheck = (
+    input: readonly string[],
+    fileName: string,
+    targetTypes: readonly string[],
+  ): ((row: Cell[], line: number, reject: RejectFn) => RowVerdict) => {
+    const missing = compiled.filter((c) => !input.includes(c.name)).map((c) => c.name);
+    if (missing.length > 0) {
+      throw new UserError(
+        `${fileName}: declared field${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')} not found; the file's columns are: ${input.join(', ')}`,
+      );
+    }
+    const checks = compiled.map((c) => {
+      const index = input.indexOf(c.name);
+      // A boolean column reads yes, 1, TRUE… as true itself: its normalisation changes nothing loaded.
+      const same = c.spec.type === 'bool' && targetTypes[index] === 'bool';
+      return { ...c, index, same };
+    });
+    return (row: Cell[], line: number, reject: RejectFn): RowVerdict => {
+      let verdict: RowVerdict = ROW_SAME;
+      for (let i = 0; i < checks.length; i++) {
+        const c = checks[i]!;
+        const v = row[c.index];
+        if (v === null || v === undefined || (v === '' && c.field.emptyIsNull)) {
+          if (c.field.required) {
+            reject({
+              file: fileName,
+              line,
+              field: c.name,
+              value: v ?? null,
+              reason: 'required value is missing',
+            });
+            verdict = ROW_REJECTED;
+          } else if (v !== null) {
+            row[c.index] = null;
+            if (verdict !== ROW_REJECTED) verdict = ROW_CHANGED;
+          }
+          continue;
+        }
+        const out = c.field.check(v);
+        if (out === undefined) {
+          reject({ file: fileName, line, field: c.name, value: v, reason: c.field.explain(v) });
+          verdict = ROW_REJECTED;
+        } else if (out !== v) {
+          row[c.index] = out;
+          if (verdict !== ROW_REJECTED && !c.same) verdict = ROW_CHANGED;
+        }
+      }
+      return verdict;
+    };
+  };
   return {
     columns: (input) => input,
+    compileCheck,
     compile(input, fileName) {
-      const missing = compiled.filter((c) => !input.includes(c.name)).map((c) => c.name);
-      if (missing.length > 0) {
-        throw new UserError(
-          `${fileName}: declared field${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')} not found; the file's columns are: ${input.join(', ')}`,
-        );
-      }
-      const checks = compiled.map((c) => ({ ...c, index: input.indexOf(c.name) }));
-      return (row: Cell[], line: number, reject: RejectFn): Cell[] | null => {
-        let ok = true;
-        for (let i = 0; i < checks.length; i++) {
-          const c = checks[i]!;
-          const v = row[c.index];
-          if (v === null || v === undefined || (v === '' && c.field.emptyIsNull)) {
-            if (c.field.required) {
-              reject({
-                file: fileName,
-                line,
-                field: c.name,
-                value: v ?? null,
-                reason: 'required value is missing',
-              });
-              ok = false;
-            } else row[c.index] = null;
-            continue;
-          }
-          const out = c.field.check(v);
-          if (out === undefined) {
-            reject({ file: fileName, line, field: c.name, value: v, reason: c.field.explain(v) });
-            ok = false;
-          } else if (out !== v) row[c.index] = out;
-        }
-        return ok ? row : null;
-      };
+      const check = compileCheck(input, fileName, []);
+      return (row, line, reject) => (check(row, line, reject) === ROW_REJECTED ? null : row);
     },
   };
 }

@@ -213,6 +213,16 @@ interface InlineText {
 }
 export const inline = (text: string): InlineText => ({ richText: [{ text: escapeOoxml(text) }] });
 
+/**
+ * Milliseconds since 1970 of a UTC wall-clock time. `Date.UTC` reads years 0–99 as 1900–1999, which
+ * turned 0001-01-01 into 1901-01-01, a date Excel holds; set the full year afterwards instead.
+ */
+function utcMs(y: number, mo: number, d: number, h = 0, mi = 0, s = 0, ms = 0): number {
+  const t = new Date(Date.UTC(2000, 0, 1, h, mi, s, ms));
+  t.setUTCFullYear(y, mo - 1, d);
+  return t.getTime();
+}
+
 function toDate(ms: number): Date | null {
   return ms >= EXCEL_MIN_MS && ms < EXCEL_MAX_MS ? new Date(ms) : null;
 }
@@ -233,7 +243,7 @@ export function xlsxValue(cell: Cell, type: ColumnType): XlsxValue {
       break;
     case 'date': {
       const m = DATE_TEXT.exec(cell);
-      const d = m ? toDate(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]))) : null;
+      const d = m ? toDate(utcMs(Number(m[1]), Number(m[2]), Number(m[3]))) : null;
       if (d) return d;
       break;
     }
@@ -242,15 +252,7 @@ export function xlsxValue(cell: Cell, type: ColumnType): XlsxValue {
       if (m) {
         const ms = Math.round(Number(`0${m[7] ?? ''}`) * 1000);
         const d = toDate(
-          Date.UTC(
-            Number(m[1]),
-            Number(m[2]) - 1,
-            Number(m[3]),
-            Number(m[4]),
-            Number(m[5]),
-            Number(m[6] ?? 0),
-            ms,
-          ),
+          utcMs(Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0), ms),
         );
         if (d) return d;
       }

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import type ExcelJS from 'exceljs';
 import { SaxesParser } from 'saxes';
-import { UserError } from '../errors.js';
+import { CancelledError, TimeoutError, UserError } from '../errors.js';
 import { escapeBytes, StrictDecoder } from '../csv/text-decode.js';
 import type { WorkbookZip } from './zip.js';
 
@@ -52,12 +52,46 @@ export async function* saxChunks(
     if (run > maxRun) throw tooLong();
     parser.write(text);
   };
-  for await (const chunk of stream) {
-    feed(decoder.decode(chunk));
-    yield;
+  const chunks = stream[Symbol.asyncIterator]();
+  let done = false;
+  try {
+    while (!done) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await chunks.next();
+      } catch (err) {
+        done = true; // an iterator that threw is finished; return() is not called on it
+        throw unzipError(err as Error, where);
+      }
+      done = next.done === true;
+      if (!done) {
+        feed(decoder.decode(next.value));
+        yield;
+      }
+    }
+  } finally {
+    // Stopped early (a limit, a consumer that left): let the stream clean up, as for-await would.
+    if (!done) await chunks.return?.();
   }
   feed(decoder.end());
   parser.close();
+}
+
+/**
+ * An error of the zip stream itself (yauzl, zlib: a part that inflates past its declared size, bad
+ * deflate data) as the operator's one line; cancellation and our own errors pass as they are.
+ */
+function unzipError(e: Error, where: string): Error {
+  if (
+    e instanceof UserError ||
+    e instanceof CancelledError ||
+    e instanceof TimeoutError ||
+    e.name === 'AbortError'
+  )
+    return e;
+  return new UserError(
+    `${where}: the part cannot be unzipped (${e.message}); the file is damaged or not what it claims to be`,
+  );
 }
 
 /** Element name without its namespace prefix: `x:workbook` → `workbook`. */

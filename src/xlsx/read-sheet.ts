@@ -160,6 +160,17 @@ export async function* readSheet(
       }
     }
     if (text === null || text === '') return;
+    // `_x0000_` decodes to NUL, which PostgreSQL text cannot hold: the row's reject, as in CSV,
+    // rather than COPY failing the whole file in its own words.
+    if (text.includes('\0')) {
+      bad.push({
+        col,
+        value: text.replace(/\0/g, '\\x00').slice(0, 200),
+        reason: 'a NUL character (_x0000_); text cannot hold NUL',
+      });
+      nonEmpty = true;
+      return;
+    }
     while (cells.length < col) cells.push(null);
     cells[col] = text;
     nonEmpty = true;

@@ -9,7 +9,15 @@ import { crc32, deflateRawSync, constants } from 'node:zlib';
  */
 export type ZipEntry =
   | { name: string; data: string | Buffer }
-  | { name: string; head: string; repeat: string; times: number; tail: string };
+  | {
+      name: string;
+      head: string;
+      repeat: string;
+      times: number;
+      tail: string;
+      /** An uncompressed size to declare instead of the true one (a zip that lies about its sizes). */
+      declaredSize?: number;
+    };
 
 function deflatedRepeat(e: Extract<ZipEntry, { repeat: string }>): {
   parts: Buffer[];
@@ -47,7 +55,10 @@ export async function writeZip(file: string, entries: ZipEntry[]): Promise<void>
       parts = [deflateRawSync(raw)];
       size = raw.length;
       crc = crc32(raw);
-    } else ({ parts, size, crc } = deflatedRepeat(e));
+    } else {
+      ({ parts, size, crc } = deflatedRepeat(e));
+      size = e.declaredSize ?? size;
+    }
     const compressed = parts.reduce((n, p) => n + p.length, 0);
     const name = Buffer.from(e.name);
     const local = Buffer.alloc(30);

@@ -1,1 +1,0 @@
-SELECT code, name FROM people WHERE name <> :'who';

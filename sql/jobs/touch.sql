@@ -1,1 +1,0 @@
-SELECT :'period' AS period, :'company' AS company;
