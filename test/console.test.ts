@@ -381,13 +381,9 @@ describe.skipIf(!HAVE_CHROMIUM)('erp console in chromium', { timeout: 120_000 },
     expect(await page.textContent('[data-field=status]')).toBe('running');
     await Promise.all([page.waitForURL(`${base}/runs/${id}`), page.click('button:text("Cancel run")')]);
     // Live progress (server-sent events) turns the status to cancelled, then the page reloads.
-    await page.waitForFunction(
-      "document.querySelector('[data-field=status]')?.textContent === 'cancelled'",
-      null,
-      {
-        timeout: 30_000,
-      },
-    );
+    // A locator wait outlives the reload; a waitForFunction string would be eval'd in the page,
+    // which the console's CSP (no unsafe-eval) refuses whenever the first check is not already true.
+    await page.locator('[data-field=status]', { hasText: /^cancelled$/ }).waitFor({ timeout: 30_000 });
     await page.waitForSelector('#actions tr.action');
     const action = (await page.locator('#actions tr.action').first().textContent())!;
     expect(action).toContain('oscar');
