@@ -4,6 +4,7 @@ import path from 'node:path';
 import { createPool, queryOnce } from '../src/db/pool.js';
 import { migrate } from '../src/db/migrate.js';
 import { benchCsv } from './csv.js';
+import { benchEncryption } from './encryption.js';
 import { benchCsvRead, printCsvRead } from './csv-read.js';
 import { benchChunks } from './chunks.js';
 import { benchEdiInbound } from './edi.js';
@@ -66,9 +67,27 @@ async function main(): Promise<void> {
       }
     }
     const only = (
-      process.env.BENCH_ONLY ?? 'rejects,modes,exports,small,edi,csv-read,xlsx,sftp,x12,queue,metrics,console'
+      process.env.BENCH_ONLY ??
+      'rejects,modes,exports,small,edi,csv-read,xlsx,sftp,x12,queue,metrics,console,encryption'
     ).split(',');
     if (only.includes('rejects')) await printRejectsBench(url.toString(), work, line);
+    if (only.includes('encryption')) {
+      const rows = Number(process.env.BENCH_ENCRYPTION_ROWS ?? 1_000_000);
+      console.log(
+        `\n## Encryption at rest: ${rows.toLocaleString('en')} rows with one sensitive, encrypted column vs the same into a clear twin (median of 3)`,
+      );
+      const e = await benchEncryption(rows, url.toString(), work);
+      const pct = (a: number, b: number): string => `${(100 * (b / a - 1)).toFixed(1)}%`;
+      line('load, clear column', `${e.loadClear.toFixed(2)} s`);
+      line('load, encrypted column', `${e.loadEncrypted.toFixed(2)} s`);
+      line('load, encryption cost', `${pct(e.loadClear, e.loadEncrypted)} (issue target < 10%)`);
+      line('bank-file export, clear column', `${e.exportClear.toFixed(2)} s`);
+      line('bank-file export, decrypted in the stream', `${e.exportDecrypted.toFixed(2)} s`);
+      line(
+        'bank-file export, decryption cost',
+        `${pct(e.exportClear, e.exportDecrypted)} (issue target < 10%)`,
+      );
+    }
     if (only.includes('csv-read')) {
       console.log(
         '\n## CSV read (decode + tokenize + batch, no database): the reader today (strict decoding) vs the same reader before strict decoding',

@@ -58,6 +58,8 @@ async function main(): Promise<void> {
         await mkdir(path.join(sshd.root, p, d), { recursive: true });
     }
     const env: NodeJS.ProcessEnv = {
+      // Bank accounts and tax ids are encrypted at rest: the demo's database gets a key of its own.
+      ERP_KEYS: `demo:${randomBytes(32).toString('base64')}`,
       ...process.env,
       DATABASE_URL: url.toString(),
       ERP_HOME: ROOT,

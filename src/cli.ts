@@ -18,6 +18,7 @@ import type { UsersCommandOptions } from './commands/users.js';
 import { requestCancel } from './jobs/cancel.js';
 import { jobSchema } from './jobs/definition.js';
 import { alertsSchema } from './alerts/definition.js';
+import { retentionSchema } from './compliance/retention.js';
 import { getRun, listRuns } from './runs/store/runs.js';
 import { workerPoolSize } from './runner/connections.js';
 import { mappingFileSchema } from './stages/transform.js';
@@ -118,7 +119,7 @@ cli
   .command('schema', 'Print the JSON Schema of pipeline definitions (or write all schemas with --out)')
   .option(
     '--out <dir>',
-    'Write the pipeline, job, mapping and alerts schemas (*.schema.json) into this directory',
+    'Write the pipeline, job, mapping, alerts and retention schemas (*.schema.json) into this directory',
     {
       type: [String],
     },
@@ -129,6 +130,7 @@ cli
       'mapping.schema.json': z.toJSONSchema(mappingFileSchema, { io: 'input' }),
       'job.schema.json': z.toJSONSchema(jobSchema, { io: 'input' }),
       'alerts.schema.json': z.toJSONSchema(alertsSchema, { io: 'input' }),
+      'retention.schema.json': z.toJSONSchema(retentionSchema, { io: 'input' }),
     };
     const out = opts.out?.[0];
     if (out) {
@@ -237,6 +239,7 @@ cli
         home: app.home,
         queue,
         reconcile: { redis, intervalMs: app.config.ERP_RECONCILE_MS },
+        approvalExpiryMs: app.config.ERP_APPROVAL_EXPIRY_MS,
       }).catch(async (err: unknown) => {
         await stopHttp();
         throw err;
@@ -415,12 +418,44 @@ cli
 
 cli
   .command(
+    'erase [what] [who]',
+    '`erp erase person <employee or customer>` pseudonymises their personal data wherever erp keeps it; postings stay',
+  )
+  .action((what: string | undefined, who: string | undefined) =>
+    withApp(async (app) => (await import('./commands/compliance.js')).eraseCommand(app, what, who)),
+  );
+
+cli
+  .command('purge', 'Apply retention.yaml: remove what is past its period, except what a legal hold covers')
+  .option('--dry-run', 'List what would go, and what the holds keep; remove nothing')
+  .action((opts: { dryRun?: boolean }) =>
+    withApp(async (app) =>
+      (await import('./commands/compliance.js')).purgeCommand(app, opts.dryRun ?? false),
+    ),
+  );
+
+cli
+  .command(
+    'keys [action] [id]',
+    '`erp keys status` counts encrypted values per key; `erp keys rotate` re-encrypts them under the current key; `erp keys new <id>` prints a key line',
+  )
+  .option('--batch <n>', 'rotate: values per transaction', { default: '1000', type: [String] })
+  .action((action: string | undefined, id: string | undefined, opts: { batch: string[] | string }) =>
+    withApp(async (app) =>
+      (await import('./commands/compliance.js')).keysCommand(app, action, id, {
+        batch: Array.isArray(opts.batch) ? opts.batch[0] : opts.batch,
+      }),
+    ),
+  );
+
+cli
+  .command(
     'users [action] [name] [role]',
     'Console users: list, add <name> --role R, remove, passwd, role <name> <role>',
   )
   .option(
     '--role <role>',
-    'viewer (read), operator (cancel, rerun, reload, trigger) or admin (also users, queue)',
+    'viewer (read), operator (cancel, rerun, reload, trigger), approver (also sees runs awaiting approval) or admin (also users, queue)',
     {
       type: [String],
     },

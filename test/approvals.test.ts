@@ -187,6 +187,31 @@ describe('approvals', { timeout: 300_000 }, () => {
     expect(await audit(id)).toEqual(['alice run.approval_requested', 'bob run.approval_expired']);
   });
 
+  it('a running scheduler cancels an expired approval on its own, with an audit row', async () => {
+    const scheduler = startErp(['scheduler'], {
+      ...env('scheduler'),
+      ERP_APPROVAL_EXPIRY_MS: '300',
+      LOG_LEVEL: 'info',
+    });
+    await waitFor(
+      () => scheduler.stderr().includes('"msg":"scheduler started"'),
+      100_000,
+      () => `scheduler start (stderr: ${scheduler.stderr()})`,
+    );
+    const id = await request('alice', 'quick-close', '2027-03');
+    // Nobody runs approve, reject or approvals: the scheduler alone ends it.
+    await waitFor(
+      async () => (await runOf(id)).status === 'cancelled',
+      30_000,
+      () => `run ${id} cancelled`,
+    );
+    expect((await runOf(id)).error).toMatch(/^approval expired at .*: nobody approved it in time$/);
+    expect(await audit(id)).toEqual(['alice run.approval_requested', 'scheduler run.approval_expired']);
+    expect(await closes('2027-03')).toBe(0);
+    scheduler.process.kill('SIGTERM');
+    expect(await scheduler.exited).toBe(0);
+  });
+
   it('refuses to approve a run whose definitions changed since its dry run', async () => {
     const id = await request('alice', 'payroll-close', '2027-02');
     await writeFile(

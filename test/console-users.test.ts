@@ -106,7 +106,7 @@ describe('erp users', () => {
       [
         ['users', 'add', 'bob', '--role', 'root'],
         pw,
-        "erp: role 'root': expected one of viewer, operator, admin\n",
+        "erp: role 'root': expected one of viewer, operator, approver, admin\n",
       ],
       [['users', 'add', 'bob'], { ...env, ERP_USER_PASSWORD: 'short' }, 'erp: password: expected at least'],
       [['users', 'role', 'nobody', 'admin'], env, 'erp: no user nobody\n'],

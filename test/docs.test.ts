@@ -7,12 +7,13 @@ import { parseParams } from '../src/commands/run.js';
 import { pipelineSchema } from '../src/pipeline/definition.js';
 import { mappingFileSchema } from '../src/stages/transform.js';
 import { partnerSchema } from '../src/partners/profile.js';
+import { retentionSchema } from '../src/compliance/retention.js';
 import { inboundMappingSchema } from '../src/x12/mapping.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
 /**
  * The docs' examples against the product: every fenced YAML snippet of README.md and docs/*.md is
- * schema-checked as the pipeline, mapping or job it is (and a pipeline's table must exist in the
+ * schema-checked as the pipeline, mapping, job or retention policy it is (and a pipeline's table must exist in the
  * migrated database); every `erp …` command in a fenced block must name a real command, and a
  * `run`/`validate` a real job or pipeline of this repository with parameters it accepts.
  *
@@ -69,6 +70,7 @@ describe('docs examples', () => {
         else if (/^name: [A-Z]/m.test(b.text)) parseYaml(where, b.text, partnerSchema);
         else if (/^transaction_set: '850'/m.test(b.text)) parseYaml(where, b.text, inboundMappingSchema);
         else if (/^columns:/m.test(b.text)) parseYaml(where, b.text, mappingFileSchema);
+        else if (/^periods:/m.test(b.text)) parseYaml(where, b.text, retentionSchema);
         else if (/^source:/m.test(b.text)) {
           const p = parseYaml(where, b.text, pipelineSchema);
           if (p.sink.kind === 'postgres') {

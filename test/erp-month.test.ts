@@ -4,6 +4,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../src/app.js';
+import { decryptValue, loadKeyring } from '../src/compliance/keys.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { executeRun } from '../src/jobs/execute.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
@@ -216,7 +217,8 @@ describe('a month of activity', () => {
       bank.map((b) => ({
         code: b.account_type === 'savings' ? '32' : '22',
         routing: b.routing,
-        account: b.account,
+        // Encrypted at rest; the bank file is written clear.
+        account: decryptValue(loadKeyring()!, b.account, 'payroll.bank_payments.account'),
         cents: Math.round(Number(b.amount) * 100),
         id: b.employee_no,
       })),

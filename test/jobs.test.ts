@@ -150,7 +150,10 @@ async function settledJob(runId: number): Promise<{ state: string; attemptsMade:
       const job = await queue.getJob(jobIdOf(runId));
       if (!job) return null;
       const state = await job.getState();
-      return state === 'completed' || state === 'failed' ? { state, attemptsMade: job.attemptsMade } : null;
+      if (state !== 'completed' && state !== 'failed') return null;
+      // The job was read before it settled: read it again, so attemptsMade is the settled count.
+      const settled = await queue.getJob(jobIdOf(runId));
+      return settled ? { state, attemptsMade: settled.attemptsMade } : null;
     },
     10_000,
     `BullMQ job of run ${runId} to settle`,

@@ -54,6 +54,19 @@ columns:
   tin: { from: tax_id, lookup: { table: public.known_tins, key: tin, value: tin }${sensitive ? ', sensitive: true' : ''} }
 `;
 
+/** Values PostgreSQL itself would quote in an error: a unique key, a bad integer, a failing row. */
+const DB_SECRETS = ['11-1111111', '98x7', '33-3333333'];
+const people = (sensitive: boolean): string => `
+source: { kind: file, path: 'in/dup.csv' }
+format: { kind: csv }
+validate:
+  fields:
+    employee_no: { type: string, required: true }
+    tax_id: { type: string${sensitive ? ', sensitive: true' : ''} }
+    pin: { type: string${sensitive ? ', sensitive: true' : ''} }
+sink: { kind: postgres, table: public.people }
+`;
+
 const erp = (args: string[]): Promise<Result> =>
   runErp(args, { DATABASE_URL: db.url, ERP_HOME: home.dir, ERP_REDACT_KEY: KEY, LOG_LEVEL: 'trace' });
 
@@ -68,7 +81,15 @@ beforeAll(async () => {
     'mappings/emp.yaml': mapping(true),
     'mappings/emp-plain.yaml': mapping(false),
     'in/employees.csv': CSV,
+    'pipelines/people.yaml': people(true),
+    'pipelines/people-plain.yaml': people(false),
+    'in/dup.csv': `employee_no,tax_id,pin\nE1,${DB_SECRETS[0]},1\nE2,${DB_SECRETS[0]},2\n`,
+    'in/pin.csv': `employee_no,tax_id,pin\nE3,22-0000003,${DB_SECRETS[1]}\n`,
+    'in/check.csv': `employee_no,tax_id,pin\nE4,${DB_SECRETS[2]},-5\n`,
   });
+  await db.pool.query(
+    `CREATE TABLE public.people (employee_no text, tax_id text UNIQUE, pin int CHECK (pin > 0))`,
+  );
 });
 afterAll(async () => {
   await killChildren();
@@ -123,6 +144,28 @@ describe('sensitive fields', { timeout: 300_000 }, () => {
     expect((await db.pool.query('SELECT employee_no FROM public.employees')).rows).toEqual([
       { employee_no: 'E1' },
     ]);
+  });
+
+  it("keep them out of PostgreSQL's own errors too: a unique key's DETAIL, a bad value, a failing row", async () => {
+    const outputs: Result[] = [];
+    for (const file of ['in/dup.csv', 'in/pin.csv', 'in/check.csv']) {
+      const r = await erp(['run', 'people', '--inline', '--file', file]);
+      expect(r.code, r.stdout + r.stderr).not.toBe(0);
+      outputs.push(r);
+    }
+    const all = await everything(outputs);
+    for (const secret of DB_SECRETS) expect(all).not.toContain(secret);
+    // The operator still learns what went wrong, and where.
+    const text = outputs.map((o) => o.stdout + o.stderr).join('\n');
+    expect(text).toContain('duplicate key value violates unique constraint "people_tax_id_key"');
+    expect(text).toMatch(
+      /Key \(tax_id\)=\(\[sensitive \*\*\*\*1111 hmac:|key tax_id: value withheld, sensitive/,
+    );
+    expect(text).toContain('invalid input syntax for type integer: "[sensitive 4 chars hmac:');
+    expect(text).toContain('Failing row contains (withheld: the pipeline declares sensitive fields)');
+    // Without the declaration the same search finds PostgreSQL quoting them.
+    const plain = await erp(['run', 'people-plain', '--inline', '--file', 'in/dup.csv']);
+    expect(await everything([plain])).toContain(DB_SECRETS[0]);
   });
 
   it('the same search finds them when the fields are not declared sensitive', async () => {

@@ -10,10 +10,11 @@
  * Every step is an audit row, written in the same transaction as the state it records.
  */
 import type pg from 'pg';
+import type { Logger } from 'pino';
 import { appendAudit } from '../audit/trail.js';
 import { definitionHashes, type DefinitionHash } from '../audit/definitions.js';
 import { withTransaction } from '../db/pool.js';
-import { UserError } from '../errors.js';
+import { describeError, UserError } from '../errors.js';
 import { lockKeyOf, paramStrings, resolveRunnable, typedParams, type Runnable } from '../jobs/definition.js';
 import {
   awaitingApproval,
@@ -72,6 +73,41 @@ export async function requestApproval(
 /** Cancels every run whose approval expired; returns how many. */
 export async function expireApprovals(pool: pg.Pool): Promise<number> {
   return expireApprovalRecords(pool, currentUser());
+}
+
+/**
+ * The schedulers' timer: every `intervalMs`, the runs whose approval expired are cancelled (with
+ * their audit rows), so an expiry happens on time even when nobody runs an approvals command.
+ * Several schedulers may run it at once: runner.expire_approvals skips rows another has locked.
+ */
+export function startApprovalExpiry(
+  pool: pg.Pool,
+  log: Logger,
+  intervalMs: number,
+): { stop(): Promise<void> } {
+  let running: Promise<void> = Promise.resolve();
+  let busy = false;
+  const pass = (): void => {
+    if (busy) return;
+    busy = true;
+    running = expireApprovals(pool)
+      .then(
+        (n) => {
+          if (n > 0) log.info({ expired: n }, 'approvals expired: runs cancelled');
+        },
+        (err: unknown) => log.warn({ err: describeError(err) }, 'could not expire approvals; retrying later'),
+      )
+      .finally(() => (busy = false));
+  };
+  pass();
+  const timer = setInterval(pass, intervalMs);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
 }
 
 /** A run approved: what the caller needs to put it on the queue. */

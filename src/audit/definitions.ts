@@ -4,11 +4,12 @@ import path from 'node:path';
 import { loadJob, type JobDefinition, type Runnable } from '../jobs/definition.js';
 import { sqlFilePath } from '../jobs/sql-step.js';
 import { loadPipeline } from '../pipeline/definition.js';
+import { RETENTION_FILE } from '../compliance/retention.js';
 import { loadAnyPartner } from '../partners/profile.js';
 
 /** One definition file a run used, and its SHA-256 when the run was requested. */
 export interface DefinitionHash {
-  kind: 'job' | 'pipeline' | 'mapping' | 'partner' | 'sql';
+  kind: 'job' | 'pipeline' | 'mapping' | 'partner' | 'sql' | 'retention';
   name: string;
   /** Relative to the project home. */
   path: string;
@@ -60,6 +61,8 @@ export async function definitionHashes(home: string, runnable: Runnable): Promis
         await add('sql', step.sql, path.relative(home, sqlFilePath(home, step.sql)));
       } else if ('edi' in step) {
         await partner(step.partner);
+      } else if ('compliance' in step) {
+        await add('retention', RETENTION_FILE, RETENTION_FILE);
       } else {
         await job(await loadJob(home, step.job), [...seen, def.name]);
       }

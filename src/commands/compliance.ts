@@ -182,3 +182,107 @@ export async function auditCommand(
     `unknown action '${action ?? ''}'; use: erp audit verify, or erp audit export --from D --to D`,
   );
 }
+
+/** `erp keys status`, `erp keys rotate [--batch N]`, `erp keys new <id>`. */
+export async function keysCommand(
+  app: App,
+  action: string | undefined,
+  arg: string | undefined,
+  opts: { batch?: string },
+): Promise<number> {
+  const { newKeyLine, requireKeyring } = await import('../compliance/keys.js');
+  const { keyUsage, rotateKeys } = await import('../compliance/rotate.js');
+  if (action === 'new') {
+    if (!arg) throw new UserError('usage: erp keys new <key id> >> keyfile (prints a new key line)');
+    process.stdout.write(newKeyLine(arg) + '\n');
+    return EXIT.ok;
+  }
+  if (action === 'status') {
+    const ring = requireKeyring('erp keys status: bank account numbers and tax ids');
+    const rows = await keyUsage(app.pool);
+    process.stdout.write(
+      (rows.length === 0
+        ? 'no encrypted values'
+        : table(
+            ['COLUMN', 'KEY', 'VALUES'],
+            rows.map((r) => [
+              r.column,
+              r.key === null
+                ? 'clear text (erp keys rotate encrypts it)'
+                : `${r.key}${r.key === ring.current ? ' (current)' : ring.keys.has(r.key) ? '' : ' (NOT in the configured keys)'}`,
+              String(r.values),
+            ]),
+          )) + '\n',
+    );
+    return EXIT.ok;
+  }
+  if (action === 'rotate') {
+    const batch = Number(opts.batch ?? '1000');
+    if (!Number.isInteger(batch) || batch < 1) throw new UserError('--batch expects a positive whole number');
+    const ring = requireKeyring('erp keys rotate: bank account numbers and tax ids');
+    const ac = new AbortController();
+    const stop = (): void => ac.abort();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    let shown = 0;
+    try {
+      const r = await rotateKeys(app.pool, ring, {
+        batch,
+        signal: ac.signal,
+        onProgress(p) {
+          // A line per second at most, and the last one of each column.
+          const now = Date.now();
+          if (p.done !== 0 && p.done !== p.total && now - shown < 1000) return;
+          shown = now;
+          process.stderr.write(
+            `${p.column}: ${p.done} of ${p.total} re-encrypted under key ${ring.current}\n`,
+          );
+        },
+      });
+      const total = r.columns.reduce((n, c) => n + c.rotated, 0);
+      if (ac.signal.aborted) {
+        process.stderr.write(`erp keys rotate: stopped after ${total} values; run it again to finish\n`);
+        return EXIT.failed;
+      }
+      process.stdout.write(`${total} values re-encrypted; every encrypted column is under key ${r.key}\n`);
+      return EXIT.ok;
+    } finally {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    }
+  }
+  throw new UserError(
+    `unknown action '${action ?? ''}'; use: erp keys status, erp keys rotate [--batch N], erp keys new <id>`,
+  );
+}
+
+/** `erp purge [--dry-run]`: retention.yaml applied now, as the retention-purge job does nightly. */
+export async function purgeCommand(app: App, dryRun: boolean): Promise<number> {
+  const { loadRetention } = await import('../compliance/retention.js');
+  const { describePurge, purge } = await import('../compliance/purge.js');
+  const policy = await loadRetention(app.home);
+  const result = await purge(app, policy, { dryRun, log: app.log });
+  process.stdout.write(describePurge(result, dryRun) + '\n');
+  if (dryRun) process.stdout.write('dry run: nothing was removed\n');
+  return EXIT.ok;
+}
+
+/** `erp erase person <employee or customer>`: pseudonymised everywhere erp keeps it, audited. */
+export async function eraseCommand(
+  app: App,
+  what: string | undefined,
+  ref: string | undefined,
+): Promise<number> {
+  if (what !== 'person' || !ref) {
+    throw new UserError(
+      'usage: erp erase person <employee_no or customer_no> (or employee:<no>, customer:<no>)',
+    );
+  }
+  const { erasePerson } = await import('../compliance/erase.js');
+  const r = await erasePerson(app, ref);
+  const rows = Object.entries(r.rows).map(([t, n]) => `${t} ${n}`);
+  process.stdout.write(
+    `${r.kind} ${ref} erased: now ${r.pseudonym}; rewritten: ${rows.join(', ') || 'no rows'}, ${r.files} file${r.files === 1 ? '' : 's'}\n`,
+  );
+  return EXIT.ok;
+}

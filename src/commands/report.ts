@@ -51,6 +51,8 @@ interface StepView {
     results: { columns: string[]; rows: Record<string, unknown>[]; rowCount: number }[];
   };
   edi?: { summary: string; lines: string[] };
+  /** A `compliance: purge` step: what it removed (or would). */
+  purge?: { summary: string };
 }
 
 interface FileView {
@@ -132,6 +134,7 @@ export function formatRunView(v: RunView): string {
       out.push(`  ${s.name}: ${s.edi.summary}`);
       for (const line of s.edi.lines) out.push(`    ${line}`);
     }
+    if (s.purge) out.push(`  compliance ${s.name}: ${s.purge.summary}`);
     if (s.status === 'skipped') out.push(`  ${s.kind} ${s.name}: skipped (done in an earlier attempt)`);
   }
   // A failed pipeline's error is its files' messages, shown above each file: said once.
@@ -171,6 +174,7 @@ export function viewOfOutcome(name: string, params: Record<string, unknown>, o: 
           }
         : {}),
       ...(s.edi ? { edi: { summary: s.edi.summary, lines: s.edi.lines } } : {}),
+      ...(s.purge ? { purge: s.purge } : {}),
     })),
   };
 }
@@ -230,6 +234,7 @@ export function viewOfRecords(d: RunDetail): RunView {
         };
       if (s.kind === 'edi' && detail.summary !== undefined)
         view.edi = { summary: detail.summary, lines: detail.lines ?? [] };
+      if (s.kind === 'compliance' && detail.summary !== undefined) view.purge = { summary: detail.summary };
       return view;
     }),
   };

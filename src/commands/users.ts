@@ -56,7 +56,7 @@ async function newPassword(opts: UsersCommandOptions): Promise<string> {
 }
 
 const USAGE =
-  'usage: erp users list | add <name> --role viewer|operator|admin | remove <name> | passwd <name> | role <name> <role>';
+  'usage: erp users list | add <name> --role viewer|operator|approver|admin | remove <name> | passwd <name> | role <name> <role>';
 
 /** `erp users add|list|remove|passwd|role`: the console's users and their roles. */
 export async function usersCommand(

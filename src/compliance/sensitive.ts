@@ -20,7 +20,7 @@ import { loadYamlFile } from '../config/yaml.js';
 import { UserError } from '../errors.js';
 import type { PipelineDefinition } from '../pipeline/definition.js';
 import { mappingFileSchema } from '../stages/transform.js';
-import type { Cell, FormatReader, Reject, RejectFn, RowStep } from '../stages/types.js';
+import type { Cell, FormatReader, Reject, RejectFn, RowStep, Sink } from '../stages/types.js';
 
 /** Where the redaction key comes from: ERP_REDACT_KEY, or the file named by ERP_REDACT_KEY_FILE. */
 export function loadRedactKey(env: NodeJS.ProcessEnv = process.env): Buffer | null {
@@ -56,11 +56,17 @@ export interface Redactor {
   /** The names (validate fields, mapping columns and their source fields) declared sensitive. */
   fields: ReadonlySet<string>;
   reject(r: Reject): Reject;
+  /** What `value` shows as (`whole`: it holds several fields, so no last four). */
+  protect(value: string, whole?: boolean): string;
+  /** `shown` is what {@link protect} made of a value already (an error redacted once, by the sink). */
+  isProtected(shown: string): boolean;
 }
 
 export function createRedactor(fields: ReadonlySet<string>, key: Buffer | null): Redactor {
   return {
     fields,
+    protect: (value, whole = false) => protectValue(value, key, whole),
+    isProtected: (shown) => /^\[sensitive [^\]]*\]$/.test(shown),
     reject(r) {
       if (r.value === null || r.value === '') return r;
       // A structural reject's value is the whole raw line, sensitive columns included.
@@ -93,8 +99,46 @@ export async function sensitiveFieldsOf(home: string, def: PipelineDefinition): 
   return out;
 }
 
+/**
+ * Rewrites, in place, a PostgreSQL error raised while loading a pipeline with sensitive fields, so
+ * that neither its message, its DETAIL nor its context (all of which a log line or the run record
+ * may show) holds a sensitive value:
+ * - `Key (tax_id)=(12-3456789) already exists` (a unique or foreign key): the key's values masked
+ *   when one of its columns is sensitive;
+ * - `Failing row contains (…)` (a check or not-null constraint): the row withheld as a whole;
+ * - COPY's context `COPY t, line 3, column pin: "98x7"` and a message quoting that value
+ *   (`invalid input syntax for type integer: "98x7"`): the value masked; a context quoting the
+ *   whole row (`COPY t, line 3: "…"`): withheld.
+ */
+export function redactDatabaseError(err: unknown, redactor: Redactor): void {
+  if (!(err instanceof Error) || redactor.fields.size === 0) return;
+  const e = err as Error & { detail?: unknown; where?: unknown };
+  if (typeof e.where === 'string') {
+    const m = /column (\w+): "(.*)"$/m.exec(e.where);
+    // Without a column, COPY quotes the whole row (a check constraint that failed).
+    const row = m ? null : /line \d+: "(.*)"$/m.exec(e.where);
+    if (m && redactor.fields.has(m[1]!) && m[2] !== '') {
+      const shown = redactor.protect(m[2]!);
+      e.where = e.where.split(m[2]!).join(shown);
+      e.message = e.message.split(m[2]!).join(shown);
+    } else if (row && row[1] !== '') {
+      e.where = e.where.split(row[1]!).join(redactor.protect(row[1]!, true));
+    }
+  }
+  if (typeof e.detail === 'string') {
+    const key = /^Key \((.+?)\)=\((.*)\)( .*)?$/s.exec(e.detail);
+    if (key) {
+      const columns = key[1]!.split(', ');
+      if (columns.some((c) => redactor.fields.has(c)))
+        e.detail = `Key (${key[1]})=(${redactor.protect(key[2]!, columns.length > 1)})${key[3] ?? ''}`;
+    } else if (e.detail.startsWith('Failing row contains')) {
+      e.detail = 'Failing row contains (withheld: the pipeline declares sensitive fields)';
+    }
+  }
+}
+
 /** The format and row steps of an import, with every reject they report redacted. */
-export function redactStages<T extends { format: FormatReader; steps: RowStep[] }>(
+export function redactStages<T extends { format: FormatReader; steps: RowStep[]; sink: Sink }>(
   stages: T,
   redactor: Redactor,
 ): T {
@@ -130,5 +174,28 @@ export function redactStages<T extends { format: FormatReader; steps: RowStep[] 
       }),
     };
   });
-  return { ...stages, format, steps };
+  // The sink's errors come from PostgreSQL, whose messages may quote the row (see above).
+  const guard = async <R>(p: Promise<R>): Promise<R> => {
+    try {
+      return await p;
+    } catch (err) {
+      redactDatabaseError(err, redactor);
+      throw err;
+    }
+  };
+  const sink: Sink = {
+    describe: () => stages.sink.describe(),
+    ...(stages.sink.passThrough && { passThrough: stages.sink.passThrough.bind(stages.sink) }),
+    async open(client, columns, csv) {
+      const writer = await guard(stages.sink.open(client, columns, csv));
+      return {
+        columnTypes: writer.columnTypes,
+        write: (rows) => guard(writer.write(rows)),
+        writeText: (text, rows) => guard(writer.writeText(text, rows)),
+        end: () => guard(writer.end()),
+        abort: (reason) => writer.abort(reason),
+      };
+    },
+  };
+  return { ...stages, format, steps, sink };
 }

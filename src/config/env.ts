@@ -82,6 +82,8 @@ export const configSchema = z.object({
     .optional(),
   /** How often workers and schedulers reconcile runs in PostgreSQL with the queue in Redis, in ms. */
   ERP_RECONCILE_MS: z.coerce.number().int().min(200).default(15_000),
+  /** How often schedulers cancel runs whose approval expired (runner.expire_approvals), in ms. */
+  ERP_APPROVAL_EXPIRY_MS: z.coerce.number().int().min(200).default(60_000),
   /**
    * Directories input files may come from besides ERP_HOME (`--file`, `source.path`), separated by
    * `:`; a file anywhere else is refused before it is opened.

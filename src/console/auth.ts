@@ -25,7 +25,7 @@ import {
   type Session,
   type ThrottlePolicy,
 } from './sessions.js';
-import { DUMMY_HASH, findUser, verifyPassword, type Role } from './users.js';
+import { DUMMY_HASH, findUser, ROLE_RANK, verifyPassword, type Role } from './users.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -63,8 +63,7 @@ export class HttpError extends Error {
 
 /** Throws 403 unless the user has at least `role`. */
 export function requireRole(req: FastifyRequest, role: Role): void {
-  const rank = { viewer: 0, operator: 1, admin: 2 };
-  if (!req.session || rank[req.session.role] < rank[role]) {
+  if (!req.session || ROLE_RANK[req.session.role] < ROLE_RANK[role]) {
     throw new HttpError(403, `forbidden: this needs the ${role} role`);
   }
 }

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { FastifyRequest } from 'fastify';
 import { html, type Part, type Safe } from './html.js';
-import type { Role } from './users.js';
+import { ROLE_RANK, type Role } from './users.js';
 
 /** An asset served at /assets/NAME. */
 export interface Asset {
@@ -38,11 +38,9 @@ export function loadAssets(): Map<string, Asset> {
   return out;
 }
 
-const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
-
 /** True when the request's user has at least `role`. */
 export function can(req: FastifyRequest, role: Role): boolean {
-  return req.session !== null && RANK[req.session.role] >= RANK[role];
+  return req.session !== null && ROLE_RANK[req.session.role] >= ROLE_RANK[role];
 }
 
 /** A POST form with the session's CSRF token: the only way the console's pages change anything. */
@@ -59,6 +57,7 @@ const NAV: { href: string; label: string; role?: Role }[] = [
   { href: '/schedules', label: 'Schedules' },
   { href: '/partners', label: 'Partners & EDI' },
   { href: '/files', label: 'Files' },
+  { href: '/approvals', label: 'Approvals', role: 'approver' },
   { href: '/queue', label: 'Queue', role: 'admin' },
 ];
 

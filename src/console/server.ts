@@ -15,6 +15,7 @@ import type { ConsoleConfig } from './config.js';
 import type { ConsoleContext } from './context.js';
 import { html } from './html.js';
 import { loadAssets, page } from './layout.js';
+import { registerApprovalsPage } from './pages/approvals.js';
 import { registerOtherPages } from './pages/other.js';
 import { registerRunPage } from './pages/run.js';
 import { registerRunsPages } from './pages/runs.js';
@@ -82,6 +83,7 @@ export async function buildConsole(opts: ConsoleOptions): Promise<FastifyInstanc
   registerRunsPages(app, ctx);
   registerRunPage(app, ctx);
   registerOtherPages(app, ctx);
+  registerApprovalsPage(app, ctx);
   if (opts.queue) await mountQueueBoard(app, opts.pool, opts.queue);
 
   // Metrics and health: the same routes `erp worker` and `erp scheduler` serve; auth.ts lets these

@@ -8,9 +8,14 @@ import type pg from 'pg';
 import { UserError } from '../errors.js';
 import { SQLSTATE } from '../db/sqlstate.js';
 
-/** What a user may do: viewer reads; operator also cancels, reruns, reloads, triggers; admin also users and queue. */
-export type Role = 'viewer' | 'operator' | 'admin';
-export const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
+/**
+ * What a user may do: viewer reads; operator also cancels, reruns, reloads, triggers; approver also
+ * sees the runs awaiting approval; admin also users and queue. Each role has the rights of those before it.
+ */
+export type Role = 'viewer' | 'operator' | 'approver' | 'admin';
+export const ROLES: readonly Role[] = ['viewer', 'operator', 'approver', 'admin'];
+/** A role's place in {@link ROLES}: a user may do what any role of a lower rank may. */
+export const ROLE_RANK: Record<Role, number> = { viewer: 0, operator: 1, approver: 2, admin: 3 };
 
 /** A user as listed (never with the hash). */
 export interface ConsoleUser {

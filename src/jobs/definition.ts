@@ -70,6 +70,12 @@ export const stepSchema = z.union([
       message: 'transaction_set is for edi: outbound steps',
       path: ['transaction_set'],
     }),
+  z
+    .object({
+      /** A compliance task: `purge` applies retention.yaml (what it removed goes to the audit trail). */
+      compliance: z.enum(['purge']),
+    })
+    .strict(),
 ]);
 export type StepSpec = z.infer<typeof stepSchema>;
 

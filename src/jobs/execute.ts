@@ -15,6 +15,7 @@ import { loadPipeline } from '../pipeline/definition.js';
 import { runPipeline } from '../pipeline/run.js';
 import { type AppContext } from '../app.js';
 import { ediStepName, runEdiStep, type EdiStepSpec } from '../edi/step.js';
+import { loadRetention } from '../compliance/retention.js';
 import { recordPipeline } from '../metrics/counters.js';
 import { loadPartner } from '../partners/profile.js';
 import { errorKindOf, finishRun, requeueRun } from '../runs/store/runs.js';
@@ -78,7 +79,8 @@ export async function flattenSteps(
         ...(step.transaction_set ? { transactionSet: step.transaction_set } : {}),
       };
       out.push({ kind: 'edi', name: ediStepName(edi), params: p, edi });
-    } else out.push(...(await flattenSteps(home, await loadJob(home, step.job), p, [...seen, job.name])));
+    } else if ('compliance' in step) out.push({ kind: 'compliance', name: step.compliance, params: p });
+    else out.push(...(await flattenSteps(home, await loadJob(home, step.job), p, [...seen, job.name])));
   }
   return out;
 }
@@ -96,6 +98,7 @@ export async function planRun(
   for (const step of steps) {
     if (step.kind === 'pipeline') await loadPipeline(home, step.name);
     else if (step.kind === 'edi') await loadPartner(home, step.edi.partner);
+    else if (step.kind === 'compliance') await loadRetention(home);
     else
       await access(sqlFilePath(home, step.name)).catch(() => {
         throw new UserError(`${runnable.job.file}: step sql '${step.name}': no such file sql/${step.name}`);
@@ -209,6 +212,7 @@ export async function executeRun(context: AppContext, opts: ExecuteOptions): Pro
         state: 'succeeded',
         rows: result.pipeline?.rowsLoaded,
         ...(result.edi ? { message: result.edi.summary } : {}),
+        ...(result.purge ? { message: result.purge.summary } : {}),
       });
     }
     if (runId !== null && !claim?.finished) await finishRun(app.pool, runId, 'succeeded');
@@ -348,6 +352,20 @@ async function runStep(
   if (step.kind === 'edi') {
     const edi = await runEdiStep(app, step, { runId: opts.runId, dryRun: opts.dryRun, signal, onRows });
     return { kind: 'edi', name: step.name, status: 'succeeded', edi };
+  }
+  if (step.kind === 'compliance') {
+    const { purge, summarisePurge } = await import('../compliance/purge.js');
+    const result = await purge(app, await loadRetention(app.home), {
+      dryRun: opts.dryRun,
+      log: app.log,
+      signal,
+    });
+    return {
+      kind: 'compliance',
+      name: step.name,
+      status: 'succeeded',
+      purge: { summary: summarisePurge(result, opts.dryRun) },
+    };
   }
   const def = await loadPipeline(app.home, step.name);
   const result = await runPipeline(app, def, {

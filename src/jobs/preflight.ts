@@ -15,6 +15,7 @@ import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
+import { loadRetention } from '../compliance/retention.js';
 import { loadYamlFile, yamlLineOf } from '../config/yaml.js';
 import { quoteIdent, splitQualified } from '../db/pool.js';
 import { describeError, UserError } from '../errors.js';
@@ -107,7 +108,8 @@ export async function preflight(
     try {
       if (step.kind === 'pipeline') await checkPipeline(ctx, step, step.files ?? opts.files);
       else if (step.kind === 'sql') await checkSqlStep(ctx, runnable, step);
-      else await checkPartner(ctx, step.edi.partner);
+      else if (step.kind === 'edi') await checkPartner(ctx, step.edi.partner);
+      else await loadRetention(app.home);
     } catch (err) {
       // A check that could not run (the database unreachable) is not a definition problem.
       if (!(err instanceof UserError)) throw err;

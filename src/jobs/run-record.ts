@@ -31,6 +31,7 @@ export function detailOf(s: StepOutcome): Record<string, unknown> {
     };
   }
   if (s.edi) return ediStepDetail(s.edi);
+  if (s.purge) return { summary: s.purge.summary };
   if (s.sql) {
     return {
       command: s.sql.command,

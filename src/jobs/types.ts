@@ -42,6 +42,8 @@ export interface StepOutcome {
   pipeline?: PipelineResult;
   sql?: SqlStepResult;
   edi?: EdiStepResult;
+  /** A `compliance: purge` step: what each retention category removed (or would). */
+  purge?: { summary: string };
   error?: string;
 }
 
@@ -59,7 +61,8 @@ export interface RunOutcome {
 export type FlatStep =
   | (StepBase & { kind: 'pipeline'; /** Files replacing the pipeline source's listing. */ files?: string[] })
   | (StepBase & { kind: 'sql' })
-  | (StepBase & { kind: 'edi'; /** The partner and direction. */ edi: EdiStepSpec });
+  | (StepBase & { kind: 'edi'; /** The partner and direction. */ edi: EdiStepSpec })
+  | (StepBase & { kind: 'compliance' });
 
 interface StepBase {
   /** The pipeline, the SQL file under sql/, or the EDI step's display name. */

@@ -54,8 +54,9 @@ export class CopyLines {
     let value = at[3] !== undefined ? ` value ${at[3]}:` : '';
     if (redactor) {
       // A sensitive column's value never reaches the message; a key naming one withholds its detail.
+      // The sink's guard (redactDatabaseError) may have masked it already: it is not masked twice.
       const raw = at[3]?.replace(/^"(.*)"$/s, '$1');
-      if (at[2] && raw !== undefined && redactor.fields.has(at[2])) {
+      if (at[2] && raw !== undefined && redactor.fields.has(at[2]) && !redactor.isProtected(raw)) {
         const r = redactor.reject({ file, line, field: at[2], value: raw, reason: detail });
         value = ` value ${JSON.stringify(r.value)}:`;
         detail = r.reason;

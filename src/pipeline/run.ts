@@ -332,7 +332,11 @@ async function streamRows(
   };
   opts.signal.addEventListener('abort', abort, { once: true });
   const dialect =
-    client !== null && opts.passThrough !== false && stages.steps.every((s) => s.compileCheck)
+    client !== null &&
+    opts.passThrough !== false &&
+    stages.steps.every((s) => s.compileCheck) &&
+    // A table with encrypted columns takes every row through the sink's encryption.
+    ((await stages.sink.passThrough?.(client)) ?? true)
       ? stages.format.copyDialect
       : undefined;
   let writer: SinkWriter | null = null;

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { RedisClient } from './queue.js';
 import { whileUnreachable } from '../db/pool.js';
 import { UserError } from '../errors.js';
+import { startApprovalExpiry } from '../approvals/approvals.js';
 import { startReconciler } from '../jobs/reconcile.js';
 import {
   listJobNames,
@@ -42,6 +43,8 @@ export interface SchedulerContext {
   queue: Queue<RunJobData>;
   /** With the queue's Redis connection, the scheduler also reconciles runs (see jobs/reconcile.ts). */
   reconcile?: { redis: RedisClient; intervalMs: number };
+  /** How often runs whose approval expired are cancelled, in ms. @defaultValue 60000 */
+  approvalExpiryMs?: number;
 }
 
 /** Every schedule of every job, with its cron pattern checked. */
@@ -302,12 +305,14 @@ export async function startScheduler(ctx: SchedulerContext): Promise<RunningSche
   const reconciler = ctx.reconcile
     ? startReconciler({ ...ctx, redis: ctx.reconcile.redis }, ctx.reconcile.intervalMs)
     : null;
+  const approvals = startApprovalExpiry(ctx.pool, ctx.log, ctx.approvalExpiryMs ?? 60_000);
   return {
     entries,
     caughtUp,
     async stop() {
       stopping.abort();
       await reconciler?.stop();
+      await approvals.stop();
       for (const t of tasks) await t.stop();
       await caughtUp;
     },

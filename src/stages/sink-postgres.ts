@@ -3,6 +3,7 @@ import type { Writable } from 'node:stream';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { z } from 'zod';
+import { encryptedColumnsOf, encryptorFor } from '../compliance/encrypted-columns.js';
 import { quoteIdent, quoteQualified, splitQualified } from '../db/pool.js';
 import { UserError } from '../errors.js';
 import type { Cell, CopyDialect, Sink, SinkWriter, StageKind } from './types.js';
@@ -15,6 +16,10 @@ import type { Cell, CopyDialect, Sink, SinkWriter, StageKind } from './types.js'
  *   upsert   COPY pg_temp.stage (no index, no WAL) …; INSERT INTO target SELECT … ON CONFLICT (key) DO UPDATE
  *            (a key twice in the file: undone, then SELECT DISTINCT ON (key) … ORDER BY key, ctid DESC —
  *            the last row of a key in the file wins)
+ *
+ * Columns listed in compliance.encrypted_columns (bank account numbers, tax ids) are encrypted on
+ * the way in (src/compliance/keys.ts): PostgreSQL only ever receives their ciphertext. A table with
+ * such columns takes no pass-through text (`passThrough` says so): its values must be encrypted.
  */
 export const postgresSinkSchema = z
   .object({
@@ -109,11 +114,15 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
   return {
     describe: () =>
       `postgres ${config.table} (${config.mode}${config.key ? ` on ${config.key.join(', ')}` : ''})`,
+    async passThrough(client) {
+      return (await encryptedColumnsOf(client, config.table)).size === 0;
+    },
     async open(client, columns, csv): Promise<SinkWriter> {
       // Once per run and column list, not per file: a run over a glob of small files pays it once.
       const key = columns.join('\0');
       if (checked?.key !== key) checked = { key, types: await checkColumns(client, config.table, columns) };
       const columnTypes = checked.types;
+      const encrypt = await encryptorFor(client, config.table, columns);
       const cols = columns.map(quoteIdent).join(', ');
       let copyTarget = target;
       if (config.mode === 'replace') await client.query(`DELETE FROM ${target}`);
@@ -148,9 +157,14 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
       };
       return {
         columnTypes,
-        write: (rows) => send(encode(rows), rows.length),
+        write: (rows) => {
+          encrypt?.(rows);
+          return send(encode(rows), rows.length);
+        },
         async writeText(text, rows) {
           if (!csv) throw new Error('writeText needs a sink opened with a CSV dialect');
+          if (encrypt)
+            throw new Error(`${config.table} has encrypted columns: it takes no pass-through text`);
           await send(text, rows);
         },
         async abort(reason) {

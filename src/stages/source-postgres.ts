@@ -14,6 +14,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { z } from 'zod';
+import { decryptorFor } from '../compliance/encrypted-columns.js';
 import { CancelledError, UserError } from '../errors.js';
 import { bindNamedParams } from '../db/sql-params.js';
 import type { Batch, Cell, ColumnType, RecordSource, StageContext, StageKind } from './types.js';
@@ -52,6 +53,12 @@ export const postgresSourceSchema = z
         queryParamSchema,
       )
       .default({}),
+    /**
+     * Result columns that hold values encrypted at rest (bank account numbers, tax ids) and are
+     * written clear into this export, e.g. `[account]` for the bank file. Decrypted in the stream
+     * with the keys of ERP_KEYS_FILE / ERP_KEYS; every other export sees only ciphertext.
+     */
+    decrypt: z.array(z.string().min(1)).optional(),
   })
   .strict()
   .refine((c) => (c.query === undefined) !== (c.sql === undefined), {
@@ -264,9 +271,28 @@ export function createPostgresSource(
         seen.add(name);
       }
       const types = fields.map((f) => columnTypeOf(f.dataTypeID));
-      return { columns, types, batches: copyRows(ctx, sql, where, columns, types) };
+      const decryptColumns = config.decrypt ?? [];
+      const unknown = decryptColumns.filter((c) => !seen.has(c));
+      if (unknown.length > 0) {
+        throw new UserError(
+          `decrypt names ${unknown.join(', ')}, which ${where} does not return; its columns are: ${columns.join(', ')}`,
+        );
+      }
+      const batches = copyRows(ctx, sql, where, columns, types);
+      const decrypt = decryptorFor(columns, decryptColumns, where);
+      return { columns, types, batches: decrypt ? decrypted(batches, decrypt) : batches };
     },
   };
+}
+
+async function* decrypted(
+  batches: AsyncIterable<Batch>,
+  decrypt: (rows: Cell[][]) => void,
+): AsyncGenerator<Batch> {
+  for await (const batch of batches) {
+    decrypt(batch.rows);
+    yield batch;
+  }
 }
 
 const UNESCAPE = /\\(.)/g;

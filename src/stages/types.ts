@@ -164,6 +164,8 @@ export interface Sink {
    * `writeText` takes records as they were read.
    */
   open(client: pg.PoolClient, columns: readonly string[], csv?: CopyDialect): Promise<SinkWriter>;
+  /** Whether the target may take records as they were read (`writeText`); absent: it may. */
+  passThrough?(client: pg.PoolClient): Promise<boolean>;
 }
 
 /**

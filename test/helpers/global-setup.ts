@@ -27,6 +27,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     );
   // A template of this run's own, so concurrent runs never rebuild one another's template.
   const template = `erp_template_${randomBytes(4).toString('hex')}`;
+  // Bank accounts and tax ids are encrypted at rest (src/compliance/keys.ts): the test workers and
+  // the CLI processes they start inherit a key of this run's own.
+  if (!process.env.ERP_KEYS_FILE) process.env.ERP_KEYS ??= `test:${randomBytes(32).toString('base64')}`;
   await queryOnce(ADMIN_URL, `CREATE DATABASE ${template}`);
   project.provide('templateDb', template);
   const url = new URL(ADMIN_URL);
