@@ -6,7 +6,8 @@ import { executeRun } from '../src/jobs/execute.js';
 import { createQueuedRun } from '../src/jobs/submit.js';
 import { createLogger } from '../src/log.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome, testApp } from './helpers/home.js';
+import { makeJobsHome } from './fixtures/jobs/runner.js';
+import { testApp } from './helpers/home.js';
 
 /**
  * A run's story in the log: every line logged while a run executes — the run, each step, each
@@ -19,7 +20,7 @@ let home: { dir: string; remove(): Promise<void> };
 beforeAll(async () => {
   db = await createTestDatabase('run_log');
   await db.pool.query('CREATE TABLE public.items (sku text NOT NULL, price numeric(10,2))');
-  home = await makeHome({
+  home = await makeJobsHome({
     'pipelines/items.yaml': `
 source: { kind: file, path: 'in/*.csv' }
 format: { kind: csv }

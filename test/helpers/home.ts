@@ -12,6 +12,9 @@ export async function makeHome(
   const dir = await mkdtemp(path.join(tmpdir(), 'erp-home-'));
   await symlink(path.resolve('sql'), path.join(dir, 'sql'));
   for (const [rel, content] of Object.entries(files)) {
+    // sql/ is the repository's own (a link): a test's SQL file there would land in the repository.
+    if (rel.split('/')[0] === 'sql')
+      throw new Error(`makeHome: ${rel} would be written into the repository's sql/; use makeJobsHome`);
     const file = path.join(dir, rel);
     await mkdir(path.dirname(file), { recursive: true });
     await writeFile(file, content);
