@@ -7,14 +7,14 @@ import { BENCH_DDL, generateCsv } from './generate.js';
 
 /**
  * What exporting metrics costs a load: the CSV benchmark's file queued with `erp run` and loaded by
- * `erp worker`, with ERP_HTTP_PORT set (and /metrics scraped every BENCH_SCRAPE_MS, 250 ms by default:
- * 60× Prometheus's usual 15 s, so a load of a few seconds is scraped several times and the figure is an
- * upper bound) and without it, rounds interleaved so the machine's noise hits both alike. Measured as the
+ * `erp worker`, with ERP_HTTP_PORT set (and /metrics scraped every BENCH_SCRAPE_MS, 1 s by default:
+ * 15× Prometheus's usual 15 s, so a load of a few seconds is scraped more than once a round and the
+ * figure is an upper bound; BENCH_SCRAPE_MS=250 shows the cost of scraping four times a second) and without it, rounds interleaved so the machine's noise hits both alike. Measured as the
  * worker's CPU time for the load (user + system, from /proc) — on a shared machine wall time mostly
  * measures the neighbours — and as wall time; each side's median over the rounds.
  */
 /** How often /metrics is scraped during the load with ERP_HTTP_PORT (Prometheus's usual: 15 s). */
-export const SCRAPE_MS = Number(process.env.BENCH_SCRAPE_MS ?? 250);
+export const SCRAPE_MS = Number(process.env.BENCH_SCRAPE_MS ?? 1000);
 
 export interface MetricsBenchResult {
   rows: number;
