@@ -682,10 +682,17 @@ describe.skipIf(!HAVE_CHROMIUM)('erp console in chromium', { timeout: 120_000 },
     });
     // With its own token, the same request goes through (and is recorded).
     await page.goto(`${base}/runs/${id}`);
-    await Promise.all([page.waitForURL(`${base}/runs/${id}`), page.click('button:text("Cancel run")')]);
+    // The form posts and is redirected back to the page it is on, so waiting for that URL would not
+    // wait at all: wait for the POST's own response.
+    const [posted] = await Promise.all([
+      page.waitForResponse((r) => r.url() === `${base}/runs/${id}/cancel` && r.request().method() === 'POST'),
+      page.click('button:text("Cancel run")'),
+    ]);
+    expect(posted.status()).toBeLessThan(400);
     expect(await one<{ status: string }>('SELECT status FROM runner.runs WHERE id = $1', [id])).toEqual({
       status: 'cancelled',
     });
+    await page.waitForLoadState();
     await screenshot(page, 'csrf');
   });
 
