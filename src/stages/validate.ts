@@ -168,42 +168,17 @@ export function compileDateFormat(format: string): (value: string) => string | u
   };
 }
 
-/** Significant digits before and after the point, or undefined when `v` is not a plain decimal. */
-function decimalDigits(v: string): [number, number] | undefined {
-  const len = v.length;
-  let i = 0;
-  let c = v.charCodeAt(0);
-  if (c === 43 || c === 45) i++; // + -
-  let lead = 0;
-  while (i < len && v.charCodeAt(i) === 48) {
-    lead++;
-    i++;
-  }
-  let int = 0;
-  for (; i < len; i++) {
-    c = v.charCodeAt(i);
-    if (c < 48 || c > 57) break;
-    int++;
-  }
-  let frac = 0;
-  if (i < len) {
-    if (v.charCodeAt(i) !== 46) return undefined; // .
-    for (i++; i < len; i++) {
-      c = v.charCodeAt(i);
-      if (c < 48 || c > 57) return undefined;
-      frac++;
-    }
-  }
-  if (lead + int + frac === 0) return undefined;
-  return [int, frac];
-}
+const DIGITS = 2 ** 26;
 
 /**
- * `decimalDigits(v)` within `intDigits` and `scale`, without the array: the validate fast path
- * runs it on every decimal of a load.
+ * Scans `v` as a plain decimal (`[+-]?digits[.digits]`): -1 when it is not one, else its digits
+ * before the point (leading zeros not counted) × 2^26 + its digits after it (a cell is far shorter
+ * than 2^26 characters, so both counts fit). One number, no array:
+ * the validate fast path runs this on every decimal of a load.
  */
-function decimalFits(v: string, intDigits: number, scale: number): boolean {
+function scanDecimal(v: string): number {
   const len = v.length;
+  if (len >= DIGITS) return -1;
   let i = 0;
   let c = v.charCodeAt(0);
   if (c === 43 || c === 45) i++; // + -
@@ -220,14 +195,27 @@ function decimalFits(v: string, intDigits: number, scale: number): boolean {
   }
   let frac = 0;
   if (i < len) {
-    if (v.charCodeAt(i) !== 46) return false; // .
+    if (v.charCodeAt(i) !== 46) return -1; // .
     for (i++; i < len; i++) {
       c = v.charCodeAt(i);
-      if (c < 48 || c > 57) return false;
+      if (c < 48 || c > 57) return -1;
       frac++;
     }
   }
-  return lead + int + frac > 0 && int <= intDigits && frac <= scale;
+  if (lead + int + frac === 0) return -1;
+  return int * DIGITS + frac;
+}
+
+/** Significant digits before and after the point, or undefined when `v` is not a plain decimal. */
+function decimalDigits(v: string): [number, number] | undefined {
+  const d = scanDecimal(v);
+  return d < 0 ? undefined : [Math.floor(d / DIGITS), d % DIGITS];
+}
+
+/** `decimalDigits(v)` within `intDigits` and `scale`. */
+function decimalFits(v: string, intDigits: number, scale: number): boolean {
+  const d = scanDecimal(v);
+  return d >= 0 && Math.floor(d / DIGITS) <= intDigits && d % DIGITS <= scale;
 }
 
 /** The value of `v` (at most 15 characters) when it is `[+-]?digits`, else undefined; as INT and Number. */
