@@ -20,7 +20,7 @@ import { createQueuedRun } from '../src/jobs/submit.js';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { runPipeline } from '../src/pipeline/run.js';
 import { QUEUE_NAME } from '../src/runner/queue.js';
-import { freePort, makeJobsHome, removeKeys, testPrefix, testQueue } from './fixtures/jobs/runner.js';
+import { freePort, makeJobsHome, removeKeys, testPrefix, testQueue } from './helpers/runner.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { testApp } from './helpers/home.js';
 

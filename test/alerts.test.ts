@@ -10,7 +10,7 @@ import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { createQueuedRun } from '../src/jobs/submit.js';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { runPipeline } from '../src/pipeline/run.js';
-import { erp, freePort, makeJobsHome } from './fixtures/jobs/runner.js';
+import { erp, freePort, makeJobsHome } from './helpers/runner.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { testApp } from './helpers/home.js';
 

@@ -12,7 +12,7 @@ import {
   testQueue,
   waitFor,
   type Result,
-} from './fixtures/jobs/runner.js';
+} from './helpers/runner.js';
 
 /**
  * Two-person approval through the built CLI, a real worker, Redis and PostgreSQL: a run of a job

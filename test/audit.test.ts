@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAudit, GENESIS, hashOf, verifyAudit, type AuditRow } from '../src/audit/trail.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { erp as runErp, killChildren, makeJobsHome, type Result } from './fixtures/jobs/runner.js';
+import { erp as runErp, killChildren, makeJobsHome, type Result } from './helpers/runner.js';
 
 /**
  * The audit trail on the real PostgreSQL: what erp appends, that PostgreSQL refuses changes, and

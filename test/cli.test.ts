@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BENCH_DDL, generateCsv } from '../benchmarks/generate.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { erp as runErp, killChildren, startErp, type Child, type Result } from './fixtures/jobs/runner.js';
+import { erp as runErp, killChildren, startErp, type Child, type Result } from './helpers/runner.js';
 import { makeHome } from './helpers/home.js';
 
 /** The CLI as operators run it: the built `dist/cli.js` in a child process. */

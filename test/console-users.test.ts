@@ -8,7 +8,7 @@ import { consoleConfigOf } from '../src/console/config.js';
 import { buildConsole } from '../src/console/server.js';
 import { createSession, findSession } from '../src/console/sessions.js';
 import { addUser, findUser, verifyPassword } from '../src/console/users.js';
-import { erp, REDIS_URL, startErp, testPrefix, waitFor, type Result } from './fixtures/jobs/runner.js';
+import { erp, REDIS_URL, startErp, testPrefix, waitFor, type Result } from './helpers/runner.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { makeHome } from './helpers/home.js';
 

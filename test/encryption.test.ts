@@ -19,7 +19,7 @@ import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { executeRun } from '../src/jobs/execute.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { makeHome } from './helpers/home.js';
-import { erp, killChildren, startErp, waitFor } from './fixtures/jobs/runner.js';
+import { erp, killChildren, startErp, waitFor } from './helpers/runner.js';
 
 /*
  * Bank account numbers and tax ids are encrypted at rest: the shipped employees pipeline writes

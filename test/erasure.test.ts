@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { makeHome } from './helpers/home.js';
 import { startSshd, type TestSshd } from './helpers/sshd.js';
-import { erp as runErp, killChildren, type Result } from './fixtures/jobs/runner.js';
+import { erp as runErp, killChildren, type Result } from './helpers/runner.js';
 
 /*
  * `erp erase person` on the fixture company after a real month: employees loaded (bank accounts

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { runPipeline } from '../src/pipeline/run.js';
-import { erp } from './fixtures/jobs/runner.js';
+import { erp } from './helpers/runner.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { makeHome, testApp } from './helpers/home.js';
 

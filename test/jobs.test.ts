@@ -25,7 +25,7 @@ import {
   testPrefix,
   testQueue,
   waitFor,
-} from './fixtures/jobs/runner.js';
+} from './helpers/runner.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
 /**

@@ -9,7 +9,7 @@ import { openRunnerSession, type RunnerSession } from '../src/jobs/session.js';
 import { createQueuedRun } from '../src/jobs/submit.js';
 import { handBack } from '../src/runner/last-resort.js';
 import type { AppContext } from '../src/app.js';
-import { makeJobsHome, waitFor } from './fixtures/jobs/runner.js';
+import { makeJobsHome, waitFor } from './helpers/runner.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
 /**

@@ -11,7 +11,7 @@ import { modelOfFixtures } from './helpers/fixture-payroll.js';
 import { money } from './helpers/payroll-model.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { startSshd, type TestSshd } from './helpers/sshd.js';
-import { removeKeys, testPrefix, testQueue, waitFor } from './fixtures/jobs/runner.js';
+import { removeKeys, testPrefix, testQueue, waitFor } from './helpers/runner.js';
 
 /**
  * The shipped `nightly` job on the shipped fixtures, end to end through a worker: imports (CSV,

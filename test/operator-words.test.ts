@@ -7,7 +7,7 @@ import { describeError } from '../src/errors.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { ADMIN_URL } from './helpers/global-setup.js';
 import { makeHome } from './helpers/home.js';
-import { erp as runErp, killChildren, type Result } from './fixtures/jobs/runner.js';
+import { erp as runErp, killChildren, type Result } from './helpers/runner.js';
 
 /** Database errors, a wrong directory and conflicting options, said in the operator's words. */
 

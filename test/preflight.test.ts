@@ -15,7 +15,7 @@ import {
   testQueue,
   waitFor,
   type Result,
-} from './fixtures/jobs/runner.js';
+} from './helpers/runner.js';
 
 /**
  * Preflight: a broken job is refused before its run is recorded — exit 2, every problem listed

@@ -7,7 +7,7 @@ import { BENCH_DDL, generateCsv } from '../benchmarks/generate.js';
 import { stepReporter } from '../src/commands/progress.js';
 import type { RunProgress } from '../src/jobs/types.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { erp, killChildren, makeJobsHome } from './fixtures/jobs/runner.js';
+import { erp, killChildren, makeJobsHome } from './helpers/runner.js';
 
 /**
  * The progress of `erp run`: on a terminal a bar with the share of the file read, rows per second,

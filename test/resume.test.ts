@@ -19,7 +19,7 @@ import {
   testQueue,
   waitFor,
   type Result,
-} from './fixtures/jobs/runner.js';
+} from './helpers/runner.js';
 
 /**
  * A payroll close that fails halfway is finished by `erp run --resume <run>` alone: the close

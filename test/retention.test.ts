@@ -6,7 +6,7 @@ import { parseYaml } from '../src/config/yaml.js';
 import { retentionSchema } from '../src/compliance/retention.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { startSshd, type TestSshd } from './helpers/sshd.js';
-import { erp as runErp, killChildren, makeJobsHome, type Result } from './fixtures/jobs/runner.js';
+import { erp as runErp, killChildren, makeJobsHome, type Result } from './helpers/runner.js';
 
 /*
  * Retention on real runs: imports with rejects and reject reports, exports that wrote files,

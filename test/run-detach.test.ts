@@ -11,7 +11,7 @@ import {
   testPrefix,
   testQueue,
   waitFor,
-} from './fixtures/jobs/runner.js';
+} from './helpers/runner.js';
 
 /**
  * `erp run --detach`: the run is recorded and queued, its id printed, and a worker runs it later.

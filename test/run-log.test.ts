@@ -6,7 +6,7 @@ import { executeRun } from '../src/jobs/execute.js';
 import { createQueuedRun } from '../src/jobs/submit.js';
 import { createLogger } from '../src/log.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeJobsHome } from './fixtures/jobs/runner.js';
+import { makeJobsHome } from './helpers/runner.js';
 import { testApp } from './helpers/home.js';
 
 /**

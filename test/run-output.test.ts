@@ -11,7 +11,7 @@ import {
   testQueue,
   type Child,
   type Result,
-} from './fixtures/jobs/runner.js';
+} from './helpers/runner.js';
 
 /**
  * One output for a run wherever it ran: `erp run` following a worker prints what `erp run --inline`

@@ -28,7 +28,7 @@ import {
   testPrefix,
   testQueue,
   waitFor,
-} from './fixtures/jobs/runner.js';
+} from './helpers/runner.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
 const FILES: Record<string, string> = {

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { protectValue } from '../src/compliance/sensitive.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { erp as runErp, killChildren, makeJobsHome, type Result } from './fixtures/jobs/runner.js';
+import { erp as runErp, killChildren, makeJobsHome, type Result } from './helpers/runner.js';
 
 /**
  * Sensitive fields never leak: a file whose sensitive columns hold bad values is loaded through

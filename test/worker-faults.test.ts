@@ -18,7 +18,7 @@ import {
   testQueue,
   waitFor,
   type Child,
-} from './fixtures/jobs/runner.js';
+} from './helpers/runner.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
 /**

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { BENCH_DDL, generateCsv } from '../../benchmarks/generate.js';
-import { killChildren, waitFor, type Child } from '../fixtures/jobs/runner.js';
+import { killChildren, waitFor, type Child } from '../helpers/runner.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
 import {
   clean,

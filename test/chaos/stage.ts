@@ -7,7 +7,7 @@ import type pg from 'pg';
 import { createPool } from '../../src/db/pool.js';
 import { migrate } from '../../src/db/migrate.js';
 import { QUEUE_NAME, type RunJobData } from '../../src/runner/queue.js';
-import { makeJobsHome, startErp, waitFor, type Child } from '../fixtures/jobs/runner.js';
+import { makeJobsHome, startErp, waitFor, type Child } from '../helpers/runner.js';
 import { sqlOn, startPgCluster, startRedis, type PgCluster, type RedisServer } from './servers.js';
 
 /**
