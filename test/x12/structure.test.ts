@@ -10,7 +10,7 @@ import {
 } from '../../src/x12/mapping.js';
 import { splitX12 } from '../../src/x12/splitter.js';
 import type { GeEvent, TransactionSet } from '../../src/x12/types.js';
-import { parseStrict, segs } from '../edi-helpers.js';
+import { parseStrict, segs } from '../helpers/edi.js';
 import { HOME, profile } from './helpers.js';
 
 const ISA =
