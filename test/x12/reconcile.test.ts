@@ -9,7 +9,7 @@ import { applyFunctionalAck, readFunctionalAcks } from '../../src/edi/reconcile.
 import { splitX12 } from '../../src/x12/splitter.js';
 import type { GeEvent, InterchangeHeader } from '../../src/x12/types.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { FIXTURES, fixtureEvents, HOME, profile } from './helpers.js';
+import { FIXTURES, fixtureEvents, HOME, profile } from '../helpers/x12.js';
 
 let db: TestDatabase;
 beforeAll(async () => {
