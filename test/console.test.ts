@@ -21,7 +21,7 @@ import {
   type RunJobData,
 } from '../src/runner/queue.js';
 import type { Queue } from 'bullmq';
-import { HAVE_CHROMIUM, CHROMIUM, launchChromium, logIn, screenshot } from './console/browser.js';
+import { HAVE_CHROMIUM, CHROMIUM, launchChromium, logIn, screenshot } from './helpers/browser.js';
 import {
   killChildren,
   REDIS_URL,
