@@ -16,7 +16,7 @@ import {
   untilRunning,
   type Servers,
   type Stage,
-} from './stage.js';
+} from '../helpers/chaos/stage.js';
 
 /**
  * The chaos suite: each scenario is one fault on a real server the suite owns — a worker killed
