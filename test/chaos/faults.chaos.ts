@@ -313,7 +313,7 @@ describe('chaos', () => {
       const crashFile = path.join(s.home, 'crash-now');
       const worker = await s.worker({ ERP_CHAOS_CRASH_FILE: crashFile }, [
         '--import',
-        path.resolve('test/chaos/crash-preload.mjs'),
+        path.resolve('test/helpers/chaos/crash-preload.mjs'),
       ]);
       const a = s.erp(['run', 'slow', '--param', 'tag=crash', '--detach']);
       expect(await a.exited).toBe(0);
