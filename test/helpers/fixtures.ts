@@ -1,0 +1,117 @@
+/**
+ * The test fixtures (vitest's `test.extend`) for the three set-ups integration tests share:
+ *
+ * - `db`: a fresh database cloned from the migrated template the global set-up builds
+ *   (test/helpers/global-setup.ts), dropped after the file.
+ * - `queue`: a BullMQ queue prefix of the file's own on the shared Redis, a producer `Queue` and
+ *   its connection; the prefix's keys are removed and the connection closed after the file.
+ * - `home`: an empty temporary ERP_HOME (its ERP_DATA_DIR is `var/` inside it) that the test fills
+ *   with definitions (`write`) or links to the repository's own (`link`), removed after the file.
+ *
+ * All three are file-scoped: set up on first use in a file (a test's or a `test.beforeAll`'s
+ * context) and torn down once after the file's last test and `afterAll` hooks, so a file's tests
+ * share one database, as they did when each file built its own in `beforeAll`:
+ *
+ * ```ts
+ * import { test } from './helpers/fixtures.js';
+ * let db: TestDatabase;
+ * test.beforeAll(async (ctx) => {
+ *   db = ctx.db;
+ *   await ctx.home.write({ 'jobs/tick.yaml': '…' });
+ * });
+ * test('ticks', async ({ db, home, queue }) => { … });
+ * ```
+ */
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { expect, test as base } from 'vitest';
+import type { RunJobData } from '../../src/runner/queue.js';
+import { createTestDatabase } from './db.js';
+import { removeKeys, testPrefix, testQueue } from './runner.js';
+
+/** A queue prefix of the file's own, its producer-side queue and that queue's connection. */
+export interface TestQueue {
+  prefix: string;
+  queue: Queue<RunJobData>;
+  redis: Redis;
+}
+
+/** A temporary project home. */
+export interface TestHome {
+  /** The home directory: ERP_HOME. */
+  dir: string;
+  /** `var/` inside it: the ERP_DATA_DIR an app on this home uses by default. */
+  dataDir: string;
+  /** Writes `files` (path relative to the home → content), making their directories. */
+  write(files: Record<string, string | Buffer>): Promise<void>;
+  /** Links the repository's own directories (say `sql`, `pipelines`) into the home, by name. */
+  link(dirs: string[]): Promise<void>;
+}
+
+/** The test file's name without `.test.ts`, as a label for what the fixtures create. */
+function fileLabel(): string {
+  const file = expect.getState().testPath;
+  return file ? path.basename(file).replace(/\.test\.ts$/, '') : 'test';
+}
+
+/** A temporary home; `remove` deletes it. */
+export async function createTestHome(label: string): Promise<TestHome & { remove(): Promise<void> }> {
+  const dir = await mkdtemp(path.join(tmpdir(), `erp-${label}-`));
+  const linked = new Set<string>();
+  return {
+    dir,
+    dataDir: path.join(dir, 'var'),
+    async write(files) {
+      for (const [rel, content] of Object.entries(files)) {
+        // A linked directory is the repository's own: a test's file there would land in the repository.
+        const top = rel.split('/')[0]!;
+        if (linked.has(top))
+          throw new Error(`home.write: ${rel} would be written into the repository's ${top}/`);
+        const file = path.join(dir, rel);
+        await mkdir(path.dirname(file), { recursive: true });
+        await writeFile(file, content);
+      }
+    },
+    async link(dirs) {
+      for (const d of dirs) {
+        await symlink(path.resolve(d), path.join(dir, d));
+        linked.add(d);
+      }
+    },
+    remove: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+/* eslint-disable no-empty-pattern -- vitest reads a fixture's dependencies from its first parameter's
+   destructuring pattern, and these three depend on nothing: `{}`. */
+/** `test` with the `db`, `queue` and `home` fixtures. */
+export const test = base
+  .extend(
+    'db',
+    { scope: 'file' },
+
+    async ({}, { onCleanup }) => {
+      const db = await createTestDatabase(fileLabel());
+      onCleanup(() => db.drop());
+      return db;
+    },
+  )
+  .extend('queue', { scope: 'file' }, async ({}, { onCleanup }): Promise<TestQueue> => {
+    const prefix = testPrefix(fileLabel());
+    const { queue, redis } = testQueue(prefix);
+    onCleanup(async () => {
+      await removeKeys(redis, prefix);
+      await queue.close();
+      redis.disconnect();
+    });
+    return { prefix, queue, redis };
+  })
+  .extend('home', { scope: 'file' }, async ({}, { onCleanup }): Promise<TestHome> => {
+    const { remove, ...home } = await createTestHome(fileLabel());
+    onCleanup(remove);
+    return home;
+  });
+/* eslint-enable no-empty-pattern */
