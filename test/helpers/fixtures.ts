@@ -14,12 +14,15 @@
  *
  * ```ts
  * import { test } from './helpers/fixtures.js';
- * let db: TestDatabase;
- * test.beforeAll(async (ctx) => {
- *   db = ctx.db;
- *   await ctx.home.write({ 'jobs/tick.yaml': '…' });
+ * let db: TestDatabase; // for helpers outside the tests
+ * test.beforeAll(async ({ db: d, home }) => {
+ *   db = d;
+ *   await home.write({ 'jobs/tick.yaml': '…' });
  * });
  * test('ticks', async ({ db, home, queue }) => { … });
+ *
+ * vitest reads which fixtures a hook or test needs from its first parameter's destructuring
+ * pattern, so that parameter must be destructured (`async (ctx) => …` is refused).
  * ```
  */
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
