@@ -5,7 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
 import { parse } from 'csv-parse/sync';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createCsvWriter } from '../src/csv/writer.js';
 import { CancelledError, UserError } from '../src/errors.js';
 import { bindNamedParams } from '../src/db/sql-params.js';
@@ -20,7 +20,8 @@ import {
   type ParamValues,
 } from '../src/stages/source-postgres.js';
 import type { Cell, Reject, StageContext } from '../src/stages/types.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test } from './helpers/fixtures.js';
 
 const lit = pg.escapeLiteral;
 
@@ -124,8 +125,8 @@ let db: TestDatabase;
 let home: string;
 let ctx: StageContext;
 
-beforeAll(async () => {
-  db = await createTestDatabase('source_pg');
+test.beforeAll(async ({ db: d }) => {
+  db = d;
   home = await mkdtemp(path.join(tmpdir(), 'erp-src-pg-'));
   await mkdir(path.join(home, 'sql', 'exports'), { recursive: true });
   await mkdir(path.join(home, 'out'));
@@ -147,7 +148,6 @@ beforeAll(async () => {
   );
 });
 afterAll(async () => {
-  await db.drop();
   await rm(home, { recursive: true, force: true });
 });
 
