@@ -25,15 +25,16 @@
  * pattern, so that parameter must be destructured (`async (ctx) => …` is refused).
  * ```
  */
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { expect, test as base } from 'vitest';
 import type { RunJobData } from '../../src/runner/queue.js';
 import { createTestDatabase } from './db.js';
+import { createTestHome, type TestHome } from './home.js';
 import { removeKeys, testPrefix, testQueue } from './runner.js';
+
+export type { TestHome };
 
 /** A queue prefix of the file's own, its producer-side queue and that queue's connection. */
 export interface TestQueue {
@@ -42,50 +43,10 @@ export interface TestQueue {
   redis: Redis;
 }
 
-/** A temporary project home. */
-export interface TestHome {
-  /** The home directory: ERP_HOME. */
-  dir: string;
-  /** `var/` inside it: the ERP_DATA_DIR an app on this home uses by default. */
-  dataDir: string;
-  /** Writes `files` (path relative to the home → content), making their directories. */
-  write(files: Record<string, string | Buffer>): Promise<void>;
-  /** Links the repository's own directories (say `sql`, `pipelines`) into the home, by name. */
-  link(dirs: string[]): Promise<void>;
-}
-
 /** The test file's name without `.test.ts`, as a label for what the fixtures create. */
 function fileLabel(): string {
   const file = expect.getState().testPath;
   return file ? path.basename(file).replace(/\.test\.ts$/, '') : 'test';
-}
-
-/** A temporary home; `remove` deletes it. */
-export async function createTestHome(label: string): Promise<TestHome & { remove(): Promise<void> }> {
-  const dir = await mkdtemp(path.join(tmpdir(), `erp-${label}-`));
-  const linked = new Set<string>();
-  return {
-    dir,
-    dataDir: path.join(dir, 'var'),
-    async write(files) {
-      for (const [rel, content] of Object.entries(files)) {
-        // A linked directory is the repository's own: a test's file there would land in the repository.
-        const top = rel.split('/')[0]!;
-        if (linked.has(top))
-          throw new Error(`home.write: ${rel} would be written into the repository's ${top}/`);
-        const file = path.join(dir, rel);
-        await mkdir(path.dirname(file), { recursive: true });
-        await writeFile(file, content);
-      }
-    },
-    async link(dirs) {
-      for (const d of dirs) {
-        await symlink(path.resolve(d), path.join(dir, d));
-        linked.add(d);
-      }
-    },
-    remove: () => rm(dir, { recursive: true, force: true }),
-  };
 }
 
 /* eslint-disable no-empty-pattern -- vitest reads a fixture's dependencies from its first parameter's
