@@ -43,6 +43,22 @@ export interface TestQueue {
   redis: Redis;
 }
 
+/** A queue of its own under a fresh prefix; `close` deletes the prefix's keys and closes it. */
+export function openTestQueue(label: string): TestQueue & { close(): Promise<void> } {
+  const prefix = testPrefix(label);
+  const { queue, redis } = testQueue(prefix);
+  return {
+    prefix,
+    queue,
+    redis,
+    async close() {
+      await removeKeys(redis, prefix);
+      await queue.close();
+      redis.disconnect();
+    },
+  };
+}
+
 /** The test file's name without `.test.ts`, as a label for what the fixtures create. */
 function fileLabel(): string {
   const file = expect.getState().testPath;
@@ -64,14 +80,9 @@ export const test = base
     },
   )
   .extend('queue', { scope: 'file' }, async ({}, { onCleanup }): Promise<TestQueue> => {
-    const prefix = testPrefix(fileLabel());
-    const { queue, redis } = testQueue(prefix);
-    onCleanup(async () => {
-      await removeKeys(redis, prefix);
-      await queue.close();
-      redis.disconnect();
-    });
-    return { prefix, queue, redis };
+    const { close, ...queue } = openTestQueue(fileLabel());
+    onCleanup(close);
+    return queue;
   })
   .extend('home', { scope: 'file' }, async ({}, { onCleanup }): Promise<TestHome> => {
     const { remove, ...home } = await createTestHome(fileLabel());
