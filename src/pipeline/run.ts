@@ -18,7 +18,7 @@ import path from 'node:path';
 import { pipeline as streamPipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
-import { enterLedger, ledgerEntry, recordRunFile } from '../runs/store/files.js';
+import { beginFile, ledgerEntry, recordRunFile } from '../runs/store/files.js';
 import { finishRun } from '../runs/store/runs.js';
 import { csvRowEncoder } from '../stages/sink-postgres.js';
 import {
@@ -203,8 +203,12 @@ async function runFile(
         );
   const rejects = new RejectReport(reportPath, Math.max(app.rejectsInTable, SHOWN_REJECTS));
   const result = failedFile(file.name, sha256);
-  const record = async (db: pg.Pool | pg.PoolClient): Promise<void> => {
-    if (opts.runId === null) return;
+  /** Records the file; with `commit`, COMMITs the file's transaction in the same round trip. */
+  const record = async (db: pg.Pool | pg.PoolClient, commit = false): Promise<void> => {
+    if (opts.runId === null) {
+      if (commit) await db.query('COMMIT');
+      return;
+    }
     await recordRunFile(
       db,
       {
@@ -223,7 +227,7 @@ async function runFile(
       rejects.first.slice(0, app.rejectsInTable),
       // The run's counters move with the file's record (in the file's transaction when it loads),
       // so a crash after a commit leaves them right; so does the ledger row's count.
-      { countInRun: true, ledger: result.status === 'loaded' },
+      { countInRun: true, ledger: result.status === 'loaded', commit },
     );
   };
 
@@ -248,15 +252,15 @@ async function runFile(
   const client = await app.pool.connect();
   let released = false;
   try {
-    await client.query('BEGIN');
-    const entered = await enterLedger(
+    // BEGIN and the ledger row in one round trip; a file loaded before is found by the same statement.
+    const entry = await beginFile(
       client,
       { pipeline: def.name, sha256, file: file.name, size: file.size, runId: opts.runId },
       opts.force ?? false,
     );
-    if (!entered) {
+    if (!entry.entered) {
       await client.query('ROLLBACK');
-      const p = await ledgerEntry(client, def.name, sha256);
+      const p = entry.previous;
       result.status = 'skipped';
       result.message = p
         ? `already loaded by run ${p.run_id} on ${p.loaded_at.toISOString()} (as ${p.file}); skipped — use --force to load it again`
@@ -269,8 +273,8 @@ async function runFile(
     checkRatePolicy(def.config.rejects, result.rowsRejected, result.rowsRead, file.name);
     result.rejectReport = await rejects.close();
     result.status = 'loaded';
-    await record(client);
-    await client.query('COMMIT');
+    // The record and COMMIT in one round trip: the file's transaction ends with its record.
+    await record(client, true);
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {
       client.release(true);

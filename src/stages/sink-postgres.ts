@@ -110,19 +110,32 @@ export async function writeWithBackpressure(stream: Writable, chunk: string): Pr
 export function createPostgresSink(config: PostgresSinkConfig): Sink {
   const target = quoteQualified(config.table);
   for (const k of config.key ?? []) quoteIdent(k);
+  // The table's shape is read once per run (the sink is built per run), not per file: a run over a
+  // glob of small files pays it once. Which columns are encrypted is part of that shape
+  // (compliance.encrypted_columns changes by migration, as the columns do).
   let checked: { key: string; types: string[] } | null = null;
+  let encrypted: Promise<Set<string>> | null = null;
+  const encryptedColumns = (client: pg.PoolClient): Promise<Set<string>> => {
+    encrypted ??= encryptedColumnsOf(client, config.table).catch((err: unknown) => {
+      encrypted = null;
+      throw err;
+    });
+    return encrypted;
+  };
   return {
     describe: () =>
       `postgres ${config.table} (${config.mode}${config.key ? ` on ${config.key.join(', ')}` : ''})`,
     async passThrough(client) {
-      return (await encryptedColumnsOf(client, config.table)).size === 0;
+      return (await encryptedColumns(client)).size === 0;
     },
     async open(client, columns, csv): Promise<SinkWriter> {
-      // Once per run and column list, not per file: a run over a glob of small files pays it once.
       const key = columns.join('\0');
-      if (checked?.key !== key) checked = { key, types: await checkColumns(client, config.table, columns) };
+      if (checked?.key !== key) {
+        checked = { key, types: await checkColumns(client, config.table, columns) };
+      }
       const columnTypes = checked.types;
-      const encrypt = await encryptorFor(client, config.table, columns);
+      // Per file, as before: the keyring is loaded at the file's first value to encrypt.
+      const encrypt = encryptorFor(await encryptedColumns(client), config.table, columns);
       const cols = columns.map(quoteIdent).join(', ');
       let copyTarget = target;
       if (config.mode === 'replace') await client.query(`DELETE FROM ${target}`);
