@@ -1,18 +1,44 @@
+import { readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type pg from 'pg';
+import { loadPipeline } from '../src/pipeline/definition.js';
+import { runPipeline } from '../src/pipeline/run.js';
 import { beginFile, recordRunFile, withLiterals, type RunFileRecord } from '../src/runs/store/files.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { makeHome, testApp } from './helpers/home.js';
 
 /**
  * The file's transaction in fewer round trips (src/runs/store/files.ts): BEGIN with the ledger
  * row, the record with COMMIT, each one simple-protocol message with its values written in as
  * literals. These hold the literals to what the parameters did, and the ledger to its promises:
  * a content enters once, a duplicate is found with the run that loaded it, and a record that
- * fails commits nothing.
+ * fails commits nothing. A pipeline sends the ledger row ahead of its COPY (or of replace's DELETE,
+ * upsert's stage): content loaded before is skipped whatever the load met first.
  */
 
 let db: TestDatabase;
 let runId: number;
+let home: { dir: string; remove(): Promise<void> };
+
+const PIPELINE = (sink: string, extra = ''): string => `
+source: { kind: file, path: 'in/*.csv' }
+format: { kind: csv }
+validate:
+  fields:
+    code: { type: string, required: true, max_length: 4 }
+    qty: { type: int, required: true }
+sink: { kind: postgres, table: public.things, ${sink} }
+${extra}
+`;
+
+async function runItems(sink: string, extra = '', opts: Parameters<typeof runPipeline>[2] = {}) {
+  await writeFile(path.join(home.dir, 'pipelines/things.yaml'), PIPELINE(sink, extra));
+  return runPipeline(testApp(db, home.dir), await loadPipeline(home.dir, 'things'), opts);
+}
+
+const things = async (): Promise<unknown[]> =>
+  (await db.pool.query('SELECT code, qty FROM public.things ORDER BY code')).rows;
 
 /** Values that a careless literal would break: quotes, backslashes, a `$1`, line breaks, non-ASCII. */
 const AWKWARD = [
@@ -62,12 +88,15 @@ async function withClient<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
 
 beforeAll(async () => {
   db = await createTestDatabase('file_ledger');
+  await db.pool.query('CREATE TABLE public.things (code text PRIMARY KEY, qty int NOT NULL)');
+  home = await makeHome({ 'pipelines/.keep': '', 'in/.keep': '' });
 });
 afterAll(async () => {
   await db.drop();
+  await home.remove();
 });
 beforeEach(async () => {
-  await db.pool.query('TRUNCATE runner.ingested_files, runner.runs CASCADE');
+  await db.pool.query('TRUNCATE public.things, runner.ingested_files, runner.runs CASCADE');
   runId = await newRun();
 });
 
@@ -212,5 +241,94 @@ describe('recordRunFile with commit', () => {
     });
     const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM runner.ingested_files');
     expect(rows[0].n).toBe(0);
+  });
+});
+
+describe('a pipeline run and the ledger row sent ahead of its load', () => {
+  const file = (name: string): string => path.join(home.dir, 'in', name);
+
+  for (const sink of ['mode: append', 'mode: replace', 'mode: upsert, key: [code]']) {
+    it(`skips content loaded before and leaves the table as it was (${sink})`, async () => {
+      await writeFile(file('a.csv'), 'code,qty\nA,1\nB,2\n');
+      expect((await runItems(sink, '', { files: [file('a.csv')] })).files[0]).toMatchObject({
+        status: 'loaded',
+        rowsLoaded: 2,
+      });
+      await db.pool.query(`INSERT INTO public.things VALUES ('Z', 9)`);
+      // The same content under another name.
+      await writeFile(file('a-again.csv'), 'code,qty\nA,1\nB,2\n');
+      const again = await runItems(sink, '', { files: [file('a-again.csv')] });
+      expect(again.files[0]).toMatchObject({ status: 'skipped', rowsRead: 0, rowsLoaded: 0 });
+      expect(again.files[0]!.message).toMatch(/already loaded by run \d+ .*a\.csv.*use --force/);
+      // replace did not empty the table, upsert did not touch it.
+      expect(await things()).toEqual([
+        { code: 'A', qty: 1 },
+        { code: 'B', qty: 2 },
+        { code: 'Z', qty: 9 },
+      ]);
+      const counts = await db.pool.query(
+        "SELECT files_loaded, files_skipped FROM runner.runs WHERE name = 'things' ORDER BY id",
+      );
+      expect(counts.rows).toEqual([
+        { files_loaded: 1, files_skipped: 0 },
+        { files_loaded: 0, files_skipped: 1 },
+      ]);
+    });
+  }
+
+  it('skips content loaded before even when its rows now break the reject policy, recording no rejects', async () => {
+    const content = 'code,qty\nA,1\nTOOLONG,2\nB,x\n';
+    await writeFile(file('p.csv'), content);
+    expect((await runItems('mode: append', '', { files: [file('p.csv')] })).files[0]!.status).toBe('loaded');
+    await writeFile(file('p-again.csv'), content);
+    const again = await runItems('mode: append', 'rejects: { max_rejects: 0 }', {
+      files: [file('p-again.csv')],
+    });
+    expect(again.files[0]).toMatchObject({ status: 'skipped', rowsRejected: 0, rejectReport: null });
+    const rejects = await db.pool.query('SELECT count(*)::int AS n FROM runner.rejects WHERE run_id = $1', [
+      again.runId,
+    ]);
+    expect(rejects.rows[0].n).toBe(0);
+    const reports = await readdir(path.join(home.dir, 'var/runs', String(again.runId))).catch(() => []);
+    expect(reports).toEqual([]);
+    // A file that fails the policy and was not loaded before still fails.
+    await writeFile(file('p-new.csv'), content.replace('A,1', 'C,3'));
+    const fresh = await runItems('mode: append', 'rejects: { max_rejects: 0 }', {
+      files: [file('p-new.csv')],
+    });
+    expect(fresh.files[0]).toMatchObject({ status: 'failed', policyExceeded: true });
+  });
+
+  it('enters a file without records in the ledger, and skips it the second time', async () => {
+    await writeFile(file('empty.csv'), 'code,qty\n');
+    expect((await runItems('mode: append', '', { files: [file('empty.csv')] })).files[0]).toMatchObject({
+      status: 'loaded',
+      rowsLoaded: 0,
+    });
+    expect((await runItems('mode: append', '', { files: [file('empty.csv')] })).files[0]!.status).toBe(
+      'skipped',
+    );
+    expect(
+      (await runItems('mode: append', '', { files: [file('empty.csv')], force: true })).files[0]!.status,
+    ).toBe('loaded');
+  });
+
+  it('loads the same new content once when two runs meet it at the same time', async () => {
+    const rows = Array.from({ length: 5000 }, (_, i) => `K${i},${i}`).join('\n');
+    await writeFile(file('both.csv'), `code,qty\n${rows}\n`);
+    await writeFile(
+      path.join(home.dir, 'pipelines/things.yaml'),
+      PIPELINE('mode: append').replace('max_length: 4', 'max_length: 6'),
+    );
+    const def = await loadPipeline(home.dir, 'things');
+    const [a, b] = await Promise.all([
+      runPipeline(testApp(db, home.dir), def, { files: [file('both.csv')] }),
+      runPipeline(testApp(db, home.dir), def, { files: [file('both.csv')] }),
+    ]);
+    expect([a.files[0]!.status, b.files[0]!.status].sort()).toEqual(['loaded', 'skipped']);
+    const n = await db.pool.query(
+      'SELECT count(*)::int AS n, count(DISTINCT code)::int AS d FROM public.things',
+    );
+    expect(n.rows[0]).toEqual({ n: 5000, d: 5000 });
   });
 });

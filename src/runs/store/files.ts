@@ -181,6 +181,44 @@ export async function enterLedger(
 /** What {@link beginFile} found: the file is the transaction's to load, or loaded before. */
 export type FileEntry = { entered: true } | { entered: false; previous: LedgerRow | undefined };
 
+/** A file's content, as the ledger enters it. */
+export interface LedgerFile {
+  pipeline: string;
+  sha256: string;
+  file: string;
+  size: number;
+  runId: number | null;
+}
+
+const ledgerInsert = (force: boolean, onConflict: 'error' | 'nothing'): string =>
+  `INSERT INTO runner.ingested_files (pipeline, sha256, file, size_bytes, run_id, rows_loaded)
+   VALUES ($1, $2, $3, $4, $5, 0)${
+     force
+       ? ' ON CONFLICT (pipeline, sha256) DO UPDATE SET file = EXCLUDED.file, run_id = EXCLUDED.run_id, loaded_at = now()'
+       : onConflict === 'nothing'
+         ? ' ON CONFLICT (pipeline, sha256) DO NOTHING'
+         : ''
+   }`;
+
+const ledgerParams = (f: LedgerFile): unknown[] => [f.pipeline, f.sha256, f.file, f.size, f.runId];
+
+/**
+ * The text that opens a file's transaction and enters its content in the ledger, for the sink to
+ * send in one message with the load's first statement (one round trip a file less): BEGIN and an
+ * INSERT without ON CONFLICT (a statement ahead of COPY may return no rows), so content loaded
+ * before fails it with a unique violation ({@link isLedgerConflict}) and the load never starts.
+ * With `force` the entry is taken over by this run instead.
+ */
+export function beginFileSql(f: LedgerFile, force: boolean): string {
+  return `BEGIN;\n${withLiterals(ledgerInsert(force, 'error'), ledgerParams(f))}`;
+}
+
+/** Whether `err` is {@link beginFileSql}'s insert finding the content in the ledger already. */
+export function isLedgerConflict(err: unknown): boolean {
+  const e = err as { code?: unknown; constraint?: unknown } | null;
+  return e?.code === '23505' && e.constraint === 'ingested_files_pkey';
+}
+
 /**
  * Opens the transaction that loads a file and enters its content in the ledger in it, in one
  * round trip (BEGIN and the insert as one simple-protocol message). When the content is there
@@ -191,21 +229,13 @@ export type FileEntry = { entered: true } | { entered: false; previous: LedgerRo
  * this file is a duplicate (its row may be too new for this statement's snapshot: `previous` is
  * then undefined); if it rolls back, this one enters it.
  */
-export async function beginFile(
-  client: Db,
-  f: { pipeline: string; sha256: string; file: string; size: number; runId: number | null },
-  force: boolean,
-): Promise<FileEntry> {
-  const sql = `WITH ins AS (
-      INSERT INTO runner.ingested_files (pipeline, sha256, file, size_bytes, run_id, rows_loaded)
-      VALUES ($1, $2, $3, $4, $5, 0)
-      ON CONFLICT (pipeline, sha256) DO ${force ? 'UPDATE SET file = EXCLUDED.file, run_id = EXCLUDED.run_id, loaded_at = now()' : 'NOTHING'}
-      RETURNING 1)
+export async function beginFile(client: Db, f: LedgerFile, force: boolean): Promise<FileEntry> {
+  const sql = `WITH ins AS (${ledgerInsert(force, 'nothing')} RETURNING 1)
     SELECT (SELECT count(*)::int FROM ins) AS entered, p.run_id, p.loaded_at, p.file
     FROM (SELECT 1) AS one
     LEFT JOIN runner.ingested_files p ON p.pipeline = $1 AND p.sha256 = $2 AND NOT EXISTS (SELECT FROM ins)`;
   const results = (await client.query(
-    `BEGIN;\n${withLiterals(sql, [f.pipeline, f.sha256, f.file, f.size, f.runId])}`,
+    `BEGIN;\n${withLiterals(sql, ledgerParams(f))}`,
   )) as unknown as pg.QueryResult[];
   const row = results[1]!.rows[0] as {
     entered: number;
