@@ -6,6 +6,7 @@
  * a kind, and the README's step table against this list.
  */
 import { z } from 'zod';
+import { commandStep } from './command.js';
 import { complianceStep } from './compliance.js';
 import { ediStep } from './edi.js';
 import { jobStep } from './job.js';
@@ -14,7 +15,7 @@ import { sqlStep } from './sql.js';
 import type { AnyStepKind, StepKind } from './types.js';
 
 /** In the order a step entry is tried against them (which words the schema's errors). */
-export const STEP_KINDS = [pipelineStep, sqlStep, jobStep, ediStep, complianceStep] as const;
+export const STEP_KINDS = [pipelineStep, sqlStep, jobStep, ediStep, complianceStep, commandStep] as const;
 
 type Schemas<T extends readonly { schema: z.ZodType }[]> = { -readonly [K in keyof T]: T[K]['schema'] };
 
