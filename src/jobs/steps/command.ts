@@ -180,7 +180,7 @@ export const commandStep: StepKind<'command', typeof schema, CommandStepResult> 
     ];
   },
   async uses() {
-    // A program is not a definition file: the run's audit record keeps its name in the step.
+    // A program is not a definition file; the step's record names it, with its arguments.
   },
   report: {
     detail: (r) => ({
