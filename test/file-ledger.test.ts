@@ -6,7 +6,7 @@ import { loadPipeline } from '../src/pipeline/definition.js';
 import { runPipeline } from '../src/pipeline/run.js';
 import { beginFile, recordRunFile, withLiterals, type RunFileRecord } from '../src/runs/store/files.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome, testApp } from './helpers/home.js';
+import { createTestHome, testApp } from './helpers/home.js';
 
 /**
  * The file's transaction in fewer round trips (src/runs/store/files.ts): BEGIN with the ledger
@@ -19,7 +19,7 @@ import { makeHome, testApp } from './helpers/home.js';
 
 let db: TestDatabase;
 let runId: number;
-let home: { dir: string; remove(): Promise<void> };
+let home: Awaited<ReturnType<typeof createTestHome>>;
 
 const PIPELINE = (sink: string, extra = ''): string => `
 source: { kind: file, path: 'in/*.csv' }
@@ -89,7 +89,8 @@ async function withClient<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
 beforeAll(async () => {
   db = await createTestDatabase('file_ledger');
   await db.pool.query('CREATE TABLE public.things (code text PRIMARY KEY, qty int NOT NULL)');
-  home = await makeHome({ 'pipelines/.keep': '', 'in/.keep': '' });
+  home = await createTestHome('ledger');
+  await home.write({ 'pipelines/.keep': '', 'in/.keep': '' });
 });
 afterAll(async () => {
   await db.drop();
