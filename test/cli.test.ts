@@ -200,7 +200,7 @@ describe('erp CLI', () => {
     const deadline = Date.now() + 30_000;
     for (;;) {
       const { rows } = await db.pool.query(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY "public"."bench"%' AND state = 'active'`,
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND query LIKE '%COPY "public"."bench"%' AND state = 'active' AND pid <> pg_backend_pid()`,
         [db.name],
       );
       if (rows[0].n > 0) break;

@@ -113,7 +113,8 @@ async function untilCopying(table: string): Promise<void> {
         await one<{ n: number }>(
           `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database()
              AND query LIKE $1 AND state = 'active'`,
-          [`COPY "public"."${table}"%`],
+          // The COPY may follow the file's BEGIN and ledger row in one statement text.
+          [`%COPY "public"."${table}"%`],
         )
       ).n > 0,
     30_000,
