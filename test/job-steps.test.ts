@@ -1,3 +1,9 @@
+/**
+ * Job step kinds are descriptors in one explicit list (src/jobs/steps/registry.ts). The `command`
+ * step is the proof that a kind is one file plus one line there: the executor, the run record, the
+ * preflight and the report name no kind. The command step runs real programs (node scripts) with
+ * real run records in PostgreSQL, and is cancelled through a worker on Redis.
+ */
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { readFileSync } from 'node:fs';
@@ -31,13 +37,6 @@ import {
   waitFor,
 } from './fixtures/jobs/runner.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-
-/**
- * Job step kinds are descriptors in one explicit list (src/jobs/steps/registry.ts). The `command`
- * step is the proof that a kind is one file plus one line there: the executor, the run record, the
- * preflight and the report name no kind. The command step runs real programs (node scripts) with
- * real run records in PostgreSQL, and is cancelled through a worker on Redis.
- */
 
 const NODE = JSON.stringify(process.execPath);
 const SECRET = 'tok-3f9a-never-in-logs';
