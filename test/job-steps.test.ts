@@ -28,14 +28,7 @@ import type { RunOutcome } from '../src/jobs/types.js';
 import type { RunJobData } from '../src/runner/queue.js';
 import { startWorker, type RunningWorker } from '../src/runner/worker.js';
 import { createRun, getRun } from '../src/runs/store/runs.js';
-import {
-  makeJobsHome,
-  REDIS_URL,
-  removeKeys,
-  testPrefix,
-  testQueue,
-  waitFor,
-} from './fixtures/jobs/runner.js';
+import { makeJobsHome, REDIS_URL, removeKeys, testPrefix, testQueue, waitFor } from './helpers/runner.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
 const NODE = JSON.stringify(process.execPath);
