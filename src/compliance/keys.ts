@@ -5,6 +5,9 @@
  *   clear value ──encrypt(current key)──► enc:v1:<key id>:<base64url(iv ‖ ciphertext ‖ tag)> ──► COPY
  *   stored value ──decrypt(key named in it)──► clear value      (only the exports that declare `decrypt`)
  *
+ * A load or an export handles its values a batch at a time (`encryptValues`, `decryptValues`,
+ * through src/compliance/gcm-batch.ts): a cipher object per value cost more than the rest of a row.
+ *
  * Every stored value names the key it was encrypted under, so keys can be rotated (`erp keys
  * rotate`) while old values are still readable. The keys come from the file named by ERP_KEYS_FILE
  * or from ERP_KEYS, never from the database, and never appear in a message or a log line.
@@ -12,12 +15,11 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { UserError } from '../errors.js';
+import { GcmBatch, IV_BYTES, TAG_BYTES } from './gcm-batch.js';
 
 /** The prefix of every encrypted value; a value without it is clear text written before encryption. */
 export const ENVELOPE_PREFIX = 'enc:v1:';
 const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
 // Binds every ciphertext to this format version: a value of another scheme never decrypts as this one.
 const AAD = Buffer.from('erp:enc:v1', 'utf8');
 
@@ -169,4 +171,161 @@ export function decryptValue(ring: Keyring, stored: string, where: string): stri
 export function newKeyLine(id: string): string {
   if (!KEY_ID.test(id)) throw new UserError(`key id '${id}': letters, digits, _ or -, at most 32`);
   return `${id}:${randomBytes(32).toString('base64')}`;
+}
+
+// One batch cipher per key (its tables cost about a millisecond); keyed by the key's Buffer, so a
+// keyring loaded once per run builds them once per run.
+const batches = new WeakMap<Buffer, GcmBatch>();
+function batchFor(key: Buffer): GcmBatch {
+  let b = batches.get(key);
+  if (b === undefined) {
+    b = new GcmBatch(key, AAD);
+    batches.set(key, b);
+  }
+  return b;
+}
+
+/**
+ * The UTF-8 bytes of `values`, one after the other: ASCII a character at a time, anything else
+ * through Buffer (the same bytes `Buffer.from(value, 'utf8')` gives, lone surrogates as U+FFFD).
+ */
+function utf8Of(values: readonly string[]): { bytes: Uint8Array; at: Int32Array; len: Int32Array } {
+  const n = values.length;
+  let cap = 0;
+  for (let i = 0; i < n; i++) cap += values[i]!.length * 3;
+  const bytes = Buffer.alloc(cap);
+  const at = new Int32Array(n);
+  const len = new Int32Array(n);
+  let o = 0;
+  for (let i = 0; i < n; i++) {
+    const v = values[i]!;
+    at[i] = o;
+    let k = 0;
+    for (; k < v.length; k++) {
+      const c = v.charCodeAt(k);
+      if (c >= 0x80) break;
+      bytes[o + k] = c;
+    }
+    len[i] = k < v.length ? bytes.write(v, o, 'utf8') : k;
+    o += len[i]!;
+  }
+  return { bytes, at, len };
+}
+
+/**
+ * Encrypts every value under the current key: what {@link encryptValue} gives for each (the same
+ * envelope, a fresh random IV each), in one pass over the batch.
+ */
+export function encryptValues(ring: Keyring, clear: readonly string[]): string[] {
+  const n = clear.length;
+  if (n === 0) return [];
+  const key = ring.keys.get(ring.current)!;
+  const values = utf8Of(clear);
+  // Value i as iv ‖ ciphertext ‖ tag from a multiple of 3 bytes, zero-filled to the next: then the
+  // base64 of the whole buffer is the base64 of each body one after the other, and the first
+  // ceil(4·bytes/3) characters of a body's share are its own base64url (Node's, without padding).
+  const outAt = new Int32Array(n);
+  let size = 0;
+  for (let i = 0; i < n; i++) {
+    outAt[i] = size;
+    size += Math.ceil((values.len[i]! + IV_BYTES + TAG_BYTES) / 3) * 3;
+  }
+  const out = Buffer.alloc(size);
+  const ivs = randomBytes(IV_BYTES * n);
+  batchFor(key).encrypt(values, ivs, out, outAt);
+  const b64 = out.toString('base64url');
+  const prefix = `${ENVELOPE_PREFIX}${ring.current}:`;
+  const sealed = new Array<string>(n);
+  for (let i = 0; i < n; i++) {
+    const from = (outAt[i]! / 3) * 4;
+    sealed[i] = prefix + b64.slice(from, from + Math.ceil(((values.len[i]! + IV_BYTES + TAG_BYTES) * 4) / 3));
+  }
+  return sealed;
+}
+
+/** base64url and base64 digits (Node reads both alphabets in either); -1 for anything else. */
+const B64 = new Int8Array(128).fill(-1);
+for (let i = 0; i < 64; i++)
+  B64['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'.charCodeAt(i)] = i;
+B64['+'.charCodeAt(0)] = 62;
+B64['/'.charCodeAt(0)] = 63;
+
+/**
+ * Decodes the base64 digits of `s` from `from` to its end into `out` at `o`; returns the bytes
+ * written, or -1 when `s` holds anything but digits (padding, spaces: such a value takes the
+ * one-at-a-time path, which reads it as Node does).
+ */
+function unbase64(s: string, from: number, out: Uint8Array, o: number): number {
+  let acc = 0;
+  let bits = 0;
+  let w = o;
+  for (let i = from; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const d = c < 128 ? B64[c]! : -1;
+    if (d < 0) return -1;
+    acc = ((acc << 6) | d) & 0xffffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[w++] = (acc >>> bits) & 255;
+    }
+  }
+  return w - o;
+}
+
+/**
+ * The clear text of every stored value: what {@link decryptValue} gives for each, in one pass
+ * over the batch. A value that does not decrypt fails the batch with decryptValue's own error.
+ */
+export function decryptValues(ring: Keyring, stored: readonly string[], where: string): string[] {
+  const n = stored.length;
+  const clear = stored.slice();
+  // Per key: the indexes of its values.
+  const byKey = new Map<string, number[]>();
+  for (let i = 0; i < n; i++) {
+    const v = stored[i]!;
+    if (!isEncrypted(v)) continue;
+    const id = keyIdOf(v);
+    if (id === null || !ring.keys.has(id)) {
+      clear[i] = decryptValue(ring, v, where); // throws: no such key
+      continue;
+    }
+    let list = byKey.get(id);
+    if (list === undefined) byKey.set(id, (list = []));
+    list.push(i);
+  }
+  for (const [id, list] of byKey) {
+    const m = list.length;
+    let cap = 0;
+    for (const i of list) cap += stored[i]!.length;
+    const bytes = new Uint8Array(cap);
+    const at = new Int32Array(m);
+    const len = new Int32Array(m);
+    const skip = ENVELOPE_PREFIX.length + id.length + 1;
+    let o = 0;
+    for (let j = 0; j < m; j++) {
+      at[j] = o;
+      const l = unbase64(stored[list[j]!]!, skip, bytes, o);
+      len[j] = l; // -1: not plain base64 digits; decrypt skips it (too short), decryptValue reads it
+      if (l > 0) o += l;
+    }
+    const out = Buffer.alloc(o);
+    const outAt = new Int32Array(m);
+    for (let j = 0; j < m; j++) outAt[j] = at[j]!;
+    const ok = batchFor(ring.keys.get(id)!).decrypt({ bytes, at, len }, out, outAt);
+    const latin = out.toString('latin1', 0, o);
+    for (let j = 0; j < m; j++) {
+      const i = list[j]!;
+      if (ok[j] !== 1) {
+        clear[i] = decryptValue(ring, stored[i]!, where); // its own error, or Node's reading of it
+        continue;
+      }
+      const a = outAt[j]!;
+      const b = a + len[j]! - IV_BYTES - TAG_BYTES;
+      let high = 0;
+      for (let k = a; k < b; k++) high |= out[k]!;
+      clear[i] = high < 0x80 ? latin.slice(a, b) : out.toString('utf8', a, b);
+    }
+  }
+  return clear;
 }
