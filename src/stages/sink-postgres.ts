@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { z } from 'zod';
-import { encryptedColumnsOf, encryptorFor } from '../compliance/encrypted-columns.js';
+import { encryptedColumnsOf, sealRows, sealerFor } from '../compliance/encrypted-columns.js';
 import { quoteIdent, quoteQualified, splitQualified } from '../db/pool.js';
 import { UserError } from '../errors.js';
 import type { Cell, CopyDialect, Sink, SinkWriter, StageKind } from './types.js';
@@ -18,8 +18,9 @@ import type { Cell, CopyDialect, Sink, SinkWriter, StageKind } from './types.js'
  *            the last row of a key in the file wins)
  *
  * Columns listed in compliance.encrypted_columns (bank account numbers, tax ids) are encrypted on
- * the way in (src/compliance/keys.ts): PostgreSQL only ever receives their ciphertext. A table with
- * such columns takes no pass-through text (`passThrough` says so): its values must be encrypted.
+ * the way in (src/compliance/keys.ts), a batch at a time: PostgreSQL only ever receives their
+ * ciphertext. `write` encrypts the rows it is given; pass-through text (`writeText`) comes with its
+ * values already sealed by the writer's `sealer` (src/pipeline/run.ts splices them into the records).
  */
 export const postgresSinkSchema = z
   .object({
@@ -110,19 +111,26 @@ export async function writeWithBackpressure(stream: Writable, chunk: string): Pr
 export function createPostgresSink(config: PostgresSinkConfig): Sink {
   const target = quoteQualified(config.table);
   for (const k of config.key ?? []) quoteIdent(k);
-  let checked: { key: string; types: string[] } | null = null;
+  let checked: {
+    key: string;
+    types: string[];
+    sealer: ReturnType<typeof sealerFor>;
+  } | null = null;
   return {
     describe: () =>
       `postgres ${config.table} (${config.mode}${config.key ? ` on ${config.key.join(', ')}` : ''})`,
-    async passThrough(client) {
-      return (await encryptedColumnsOf(client, config.table)).size === 0;
-    },
     async open(client, columns, csv): Promise<SinkWriter> {
       // Once per run and column list, not per file: a run over a glob of small files pays it once.
       const key = columns.join('\0');
-      if (checked?.key !== key) checked = { key, types: await checkColumns(client, config.table, columns) };
+      if (checked?.key !== key) {
+        checked = {
+          key,
+          types: await checkColumns(client, config.table, columns),
+          sealer: sealerFor(config.table, columns, await encryptedColumnsOf(client, config.table)),
+        };
+      }
       const columnTypes = checked.types;
-      const encrypt = await encryptorFor(client, config.table, columns);
+      const sealer = checked.sealer;
       const cols = columns.map(quoteIdent).join(', ');
       let copyTarget = target;
       if (config.mode === 'replace') await client.query(`DELETE FROM ${target}`);
@@ -157,14 +165,13 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
       };
       return {
         columnTypes,
+        ...(sealer && { sealer }),
         write: (rows) => {
-          encrypt?.(rows);
+          if (sealer) sealRows(sealer, rows);
           return send(encode(rows), rows.length);
         },
         async writeText(text, rows) {
           if (!csv) throw new Error('writeText needs a sink opened with a CSV dialect');
-          if (encrypt)
-            throw new Error(`${config.table} has encrypted columns: it takes no pass-through text`);
           await send(text, rows);
         },
         async abort(reason) {

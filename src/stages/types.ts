@@ -12,6 +12,7 @@ import type { Readable, Writable } from 'node:stream';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
+import type { Sealer } from '../compliance/encrypted-columns.js';
 
 /** A cell: text as read (or normalised by validation), or null. */
 export type Cell = string | null;
@@ -144,9 +145,14 @@ export interface SinkWriter {
   write(rows: Cell[][]): Promise<void>;
   /**
    * Only for a writer opened with a {@link CopyDialect}: CSV text of `rows` records in that dialect,
-   * each ending in LF, written as is.
+   * each ending in LF, written as is — the values of the {@link sealer}'s columns already sealed.
    */
   writeText(text: string, rows: number): Promise<void>;
+  /**
+   * Set when the target keeps some of the loaded columns encrypted at rest: their indexes, and what
+   * encrypts their values. `write` encrypts them itself; text for `writeText` must hold them sealed.
+   */
+  readonly sealer?: Sealer;
   /** PostgreSQL type name (`pg_type.typname`) of each loaded column, in order. */
   readonly columnTypes: readonly string[];
   /** Finishes the load; returns rows written. */
@@ -164,8 +170,6 @@ export interface Sink {
    * `writeText` takes records as they were read.
    */
   open(client: pg.PoolClient, columns: readonly string[], csv?: CopyDialect): Promise<SinkWriter>;
-  /** Whether the target may take records as they were read (`writeText`); absent: it may. */
-  passThrough?(client: pg.PoolClient): Promise<boolean>;
 }
 
 /**
