@@ -186,27 +186,30 @@ function batchFor(key: Buffer): GcmBatch {
 }
 
 /**
- * The UTF-8 bytes of `values`, one after the other: ASCII a character at a time, anything else
- * through Buffer (the same bytes `Buffer.from(value, 'utf8')` gives, lone surrogates as U+FFFD).
+ * The UTF-8 bytes of `values`, one after the other: what `Buffer.from(value, 'utf8')` gives for
+ * each (lone surrogates as U+FFFD), in one call when the batch is ASCII.
  */
 function utf8Of(values: readonly string[]): { bytes: Uint8Array; at: Int32Array; len: Int32Array } {
   const n = values.length;
-  let cap = 0;
-  for (let i = 0; i < n; i++) cap += values[i]!.length * 3;
-  const bytes = Buffer.alloc(cap);
   const at = new Int32Array(n);
   const len = new Int32Array(n);
+  const joined = values.join('');
+  const all = Buffer.from(joined, 'utf8');
+  if (all.length === joined.length) {
+    // Every character ASCII (anything else takes more than one byte): offsets are the same in both.
+    let o = 0;
+    for (let i = 0; i < n; i++) {
+      at[i] = o;
+      len[i] = values[i]!.length;
+      o += len[i]!;
+    }
+    return { bytes: all, at, len };
+  }
+  const bytes = Buffer.alloc(all.length);
   let o = 0;
   for (let i = 0; i < n; i++) {
-    const v = values[i]!;
     at[i] = o;
-    let k = 0;
-    for (; k < v.length; k++) {
-      const c = v.charCodeAt(k);
-      if (c >= 0x80) break;
-      bytes[o + k] = c;
-    }
-    len[i] = k < v.length ? bytes.write(v, o, 'utf8') : k;
+    len[i] = bytes.write(values[i]!, o, 'utf8');
     o += len[i]!;
   }
   return { bytes, at, len };
@@ -243,35 +246,9 @@ export function encryptValues(ring: Keyring, clear: readonly string[]): string[]
   return sealed;
 }
 
-/** base64url and base64 digits (Node reads both alphabets in either); -1 for anything else. */
-const B64 = new Int8Array(128).fill(-1);
-for (let i = 0; i < 64; i++)
-  B64['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'.charCodeAt(i)] = i;
-B64['+'.charCodeAt(0)] = 62;
-B64['/'.charCodeAt(0)] = 63;
-
-/**
- * Decodes the base64 digits of `s` from `from` to its end into `out` at `o`; returns the bytes
- * written, or -1 when `s` holds anything but digits (padding, spaces: such a value takes the
- * one-at-a-time path, which reads it as Node does).
- */
-function unbase64(s: string, from: number, out: Uint8Array, o: number): number {
-  let acc = 0;
-  let bits = 0;
-  let w = o;
-  for (let i = from; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    const d = c < 128 ? B64[c]! : -1;
-    if (d < 0) return -1;
-    acc = ((acc << 6) | d) & 0xffffff;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[w++] = (acc >>> bits) & 255;
-    }
-  }
-  return w - o;
-}
+/** base64url digits and the standard alphabet's two that differ (Node reads both in either). */
+const B64_DIGIT = /^[A-Za-z0-9_+/-]*$/;
+const FILL = ['', 'AAA', 'AA', 'A'];
 
 /**
  * The clear text of every stored value: what {@link decryptValue} gives for each, in one pass
@@ -296,18 +273,27 @@ export function decryptValues(ring: Keyring, stored: readonly string[], where: s
   }
   for (const [id, list] of byKey) {
     const m = list.length;
-    let cap = 0;
-    for (const i of list) cap += stored[i]!.length;
-    const bytes = new Uint8Array(cap);
+    const skip = ENVELOPE_PREFIX.length + id.length + 1;
+    // The payloads, each filled with 'A' to a multiple of 4 digits, decoded in one call: value j
+    // starts at a multiple of 3 bytes, and its own bytes are what Node decodes of it alone.
+    const parts = new Array<string>(2 * m);
     const at = new Int32Array(m);
     const len = new Int32Array(m);
-    const skip = ENVELOPE_PREFIX.length + id.length + 1;
     let o = 0;
     for (let j = 0; j < m; j++) {
+      const digits = stored[list[j]!]!.length - skip;
+      parts[2 * j] = stored[list[j]!]!.slice(skip);
+      parts[2 * j + 1] = FILL[digits & 3]!;
       at[j] = o;
-      const l = unbase64(stored[list[j]!]!, skip, bytes, o);
-      len[j] = l; // -1: not plain base64 digits; decrypt skips it (too short), decryptValue reads it
-      if (l > 0) o += l;
+      len[j] = Math.floor((digits * 3) / 4);
+      o += ((digits + 3) >>> 2) * 3;
+    }
+    const joined = parts.join('');
+    let bytes: Uint8Array = Buffer.from(joined, 'base64url');
+    // Anything but digits (padding, spaces) would shift what follows: then value by value below.
+    if (bytes.length !== o || !B64_DIGIT.test(joined)) {
+      bytes = new Uint8Array(o);
+      len.fill(-1);
     }
     const out = Buffer.alloc(o);
     const outAt = new Int32Array(m);

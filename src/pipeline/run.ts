@@ -20,7 +20,7 @@ import type pg from 'pg';
 import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
 import { enterLedger, ledgerEntry, recordRunFile } from '../runs/store/files.js';
 import { finishRun } from '../runs/store/runs.js';
-import { sealRows, type Sealer } from '../compliance/encrypted-columns.js';
+import type { Sealer } from '../compliance/encrypted-columns.js';
 import { csvRowEncoder } from '../stages/sink-postgres.js';
 import {
   ROW_CHANGED,
@@ -472,12 +472,30 @@ export function passThroughBatch(
     onLoaded?.(lines[i]!);
   }
   const sealer = encrypted?.sealer;
-  if (sealer) {
-    const loadedRows: Cell[][] = [];
-    for (let i = 0; i < rows.length; i++) if (verdicts[i] !== ROW_REJECTED) loadedRows.push(rows[i]!);
-    sealRows(sealer, loadedRows);
-  }
   const sealed = sealer?.indexes ?? [];
+  if (sealed.length > 0) {
+    // The loaded rows' values of the encrypted columns, sealed in one call.
+    const values: string[] = [];
+    for (let i = 0; i < rows.length; i++) {
+      if (verdicts[i] === ROW_REJECTED) continue;
+      const row = rows[i]!;
+      for (let j = 0; j < sealed.length; j++) {
+        const v = row[sealed[j]!];
+        if (v !== null && v !== undefined && v !== '') values.push(v);
+      }
+    }
+    const out = values.length > 0 ? sealer!.seal(values) : values;
+    let k = 0;
+    for (let i = 0; i < rows.length; i++) {
+      if (verdicts[i] === ROW_REJECTED) continue;
+      const row = rows[i]!;
+      for (let j = 0; j < sealed.length; j++) {
+        const c = sealed[j]!;
+        const v = row[c];
+        if (v !== null && v !== undefined && v !== '') row[c] = out[k++]!;
+      }
+    }
+  }
   // An envelope is quoted only in a dialect whose delimiter or quote it could hold.
   const { delimiter: ds, quote: qs } = encrypted?.dialect ?? { delimiter: ',', quote: '"' };
   const quoteEnvelopes = ENVELOPE_PUNCTUATION.includes(ds) || ENVELOPE_PUNCTUATION.includes(qs);
@@ -507,7 +525,8 @@ export function passThroughBatch(
         // Each sealed field's text (quoted or not) is replaced by its envelope.
         let p = start;
         let f = 0;
-        for (const k of sealed) {
+        for (let j = 0; j < sealed.length; j++) {
+          const k = sealed[j]!;
           const v = row[k];
           if (v === null || v === undefined || v === '') continue;
           for (; f < k; f++) p = fieldEnd(src, p, end, ds, Q) + 1;
