@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import { splitQualified } from '../db/pool.js';
-import type { Cell } from '../stages/types.js';
+import type { Cell, Sealer } from '../stages/types.js';
 import { decryptValues, encryptValues, requireKeyring, type Keyring } from './keys.js';
 
 /** An encrypted column: `schema.table` and column. */
@@ -30,17 +30,6 @@ export async function encryptedColumnsOf(db: pg.Pool | pg.PoolClient, table: str
     [`${schema}.${name}`],
   );
   return new Set(rows.map((r) => r.column_name));
-}
-
-/**
- * Seals (encrypts) values for the encrypted columns of a load: `indexes` are those columns among
- * the loaded ones. The keyring is loaded at the first non-empty value, so a file without such
- * values needs no key.
- */
-export interface Sealer {
-  readonly indexes: readonly number[];
-  /** Envelopes of `values` (none of them empty), in order. */
-  seal(values: string[]): string[];
 }
 
 /** The sealer for `columns` of `table` (`encrypted`: its encrypted columns); null when none is. */

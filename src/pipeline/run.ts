@@ -20,7 +20,6 @@ import type pg from 'pg';
 import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
 import { enterLedger, ledgerEntry, recordRunFile } from '../runs/store/files.js';
 import { finishRun } from '../runs/store/runs.js';
-import type { Sealer } from '../compliance/encrypted-columns.js';
 import { csvRowEncoder } from '../stages/sink-postgres.js';
 import {
   ROW_CHANGED,
@@ -31,6 +30,7 @@ import {
   type CopyDialect,
   type Reject,
   type RejectFn,
+  type Sealer,
   type RowStep,
   type RowVerdict,
   type SinkWriter,

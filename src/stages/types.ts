@@ -12,7 +12,6 @@ import type { Readable, Writable } from 'node:stream';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import type { Sealer } from '../compliance/encrypted-columns.js';
 
 /** A cell: text as read (or normalised by validation), or null. */
 export type Cell = string | null;
@@ -138,6 +137,16 @@ export interface RowStep {
     fileName: string,
     targetTypes: readonly string[],
   ): (row: Cell[], line: number, reject: RejectFn) => RowVerdict;
+}
+
+/**
+ * Seals (encrypts) values for the columns of a load that the target keeps encrypted at rest
+ * (src/compliance/encrypted-columns.ts): `indexes` are those columns among the loaded ones.
+ */
+export interface Sealer {
+  readonly indexes: readonly number[];
+  /** Envelopes of `values` (none of them empty), in order. */
+  seal(values: string[]): string[];
 }
 
 /** Writes a file's rows inside the file's transaction. */
