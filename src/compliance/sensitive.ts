@@ -185,8 +185,8 @@ export function redactStages<T extends { format: FormatReader; steps: RowStep[];
   };
   const sink: Sink = {
     describe: () => stages.sink.describe(),
-    async open(client, columns, csv) {
-      const writer = await guard(stages.sink.open(client, columns, csv));
+    async open(client, columns, csv, before) {
+      const writer = await guard(stages.sink.open(client, columns, csv, before));
       return {
         columnTypes: writer.columnTypes,
         ...(writer.sealer && { sealer: writer.sealer }),

@@ -2,10 +2,12 @@
  * Runs an import pipeline: for each file, one transaction holding the rows, the ledger row and the
  * file's run record.
  *
- *   file ─► sha256 ─► BEGIN ─► ledger row (ON CONFLICT → skip) ─► parse ─► validate ─► transform ─► COPY
- *                                                                   └──────────┴───────────┴──► rejects.csv
- *         ─► reject policy ─► run_files + first rejects ─► COMMIT ─► source.settle (archive)
+ *   file ─► sha256 ─► parse ─► validate ─► transform ─► BEGIN; ledger row; COPY ─► rows … ─► reject policy
+ *                       └──────────┴───────────┴──► rejects.csv    (ledger row taken → skip)
+ *         ─► run_files + first rejects; COMMIT ─► source.settle (archive)
  *
+ * Per loaded file that is three messages to the server: BEGIN and the ledger row travel with the
+ * COPY, and the record with COMMIT (docs/performance.md, many small files).
  * A failure anywhere before COMMIT rolls everything back; a killed process leaves an open
  * transaction that PostgreSQL rolls back when the connection drops. Either way no row of the file
  * is visible, and the ledger does not hold it, so the next run loads it.
@@ -18,7 +20,14 @@ import path from 'node:path';
 import { pipeline as streamPipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
-import { enterLedger, ledgerEntry, recordRunFile } from '../runs/store/files.js';
+import {
+  beginFile,
+  beginFileSql,
+  isLedgerConflict,
+  ledgerEntry,
+  recordRunFile,
+  type LedgerRow,
+} from '../runs/store/files.js';
 import { finishRun } from '../runs/store/runs.js';
 import { csvRowEncoder } from '../stages/sink-postgres.js';
 import {
@@ -205,8 +214,12 @@ async function runFile(
         );
   const rejects = new RejectReport(reportPath, Math.max(app.rejectsInTable, SHOWN_REJECTS));
   const result = failedFile(file.name, sha256);
-  const record = async (db: pg.Pool | pg.PoolClient): Promise<void> => {
-    if (opts.runId === null) return;
+  /** Records the file; with `commit`, COMMITs the file's transaction in the same round trip. */
+  const record = async (db: pg.Pool | pg.PoolClient, commit = false): Promise<void> => {
+    if (opts.runId === null) {
+      if (commit) await db.query('COMMIT');
+      return;
+    }
     await recordRunFile(
       db,
       {
@@ -222,10 +235,11 @@ async function runFile(
         rejectReport: result.rejectReport,
         message: result.message,
       },
-      rejects.first.slice(0, app.rejectsInTable),
+      // A skipped file's rows were not its run's to judge, whatever of them was read.
+      result.status === 'skipped' ? [] : rejects.first.slice(0, app.rejectsInTable),
       // The run's counters move with the file's record (in the file's transaction when it loads),
       // so a crash after a commit leaves them right; so does the ledger row's count.
-      { countInRun: true, ledger: result.status === 'loaded' },
+      { countInRun: true, ledger: result.status === 'loaded', commit },
     );
   };
 
@@ -249,35 +263,63 @@ async function runFile(
 
   const client = await app.pool.connect();
   let released = false;
+  const ledgerFile = { pipeline: def.name, sha256, file: file.name, size: file.size, runId: opts.runId };
+  const force = opts.force ?? false;
+  /** The file was loaded before (the transaction is rolled back): recorded and settled as skipped. */
+  const skip = async (p: LedgerRow | undefined): Promise<FileResult> => {
+    Object.assign(result, failedFile(file.name, sha256));
+    result.status = 'skipped';
+    result.message = p
+      ? `already loaded by run ${p.run_id} on ${p.loaded_at.toISOString()} (as ${p.file}); skipped — use --force to load it again`
+      : 'already loaded; skipped';
+    await record(released ? app.pool : client);
+    await file.settle?.({ status: 'skipped', message: result.message });
+    return result;
+  };
   try {
-    await client.query('BEGIN');
-    const entered = await enterLedger(
+    // The file's BEGIN and ledger row go to the server with the load's first statement, in one
+    // message: content loaded before fails that statement before a row is written, and the
+    // file is skipped below.
+    const opened = await streamRows(
+      app,
+      def,
+      stages,
+      file,
+      content,
+      index,
+      rejects,
+      opts,
       client,
-      { pipeline: def.name, sha256, file: file.name, size: file.size, runId: opts.runId },
-      opts.force ?? false,
+      result,
+      beginFileSql(ledgerFile, force),
     );
-    if (!entered) {
-      await client.query('ROLLBACK');
-      const p = await ledgerEntry(client, def.name, sha256);
-      result.status = 'skipped';
-      result.message = p
-        ? `already loaded by run ${p.run_id} on ${p.loaded_at.toISOString()} (as ${p.file}); skipped — use --force to load it again`
-        : 'already loaded; skipped';
-      await record(client);
-      await file.settle?.({ status: 'skipped', message: result.message });
-      return result;
+    if (!opened) {
+      // No record opened the load (an empty file): BEGIN and the ledger row on their own.
+      const entry = await beginFile(client, ledgerFile, force);
+      if (!entry.entered) {
+        await client.query('ROLLBACK');
+        return await skip(entry.previous);
+      }
     }
-    await streamRows(app, def, stages, file, content, index, rejects, opts, client, result);
     checkRatePolicy(def.config.rejects, result.rowsRejected, result.rowsRead, file.name);
     result.rejectReport = await rejects.close();
     result.status = 'loaded';
-    await record(client);
-    await client.query('COMMIT');
+    // The record and COMMIT in one round trip: the file's transaction ends with its record.
+    await record(client, true);
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {
       client.release(true);
       released = true;
     });
+    // Content the ledger holds was loaded before: skipped, whatever stopped this load of it (the
+    // ledger row ahead of the COPY, or a reject policy met in the rows read before that failed).
+    if (!force && !(err instanceof CancelledError)) {
+      const previous = await ledgerEntry(app.pool, def.name, sha256).catch(() => undefined);
+      if (previous !== undefined || isLedgerConflict(err)) {
+        await rejects.discard().catch(() => undefined);
+        return await skip(previous);
+      }
+    }
     result.status = 'failed';
     result.rowsLoaded = 0;
     result.message = describeError(err);
@@ -323,7 +365,9 @@ async function streamRows(
   opts: FileRunOptions,
   client: pg.PoolClient | null,
   result: FileResult,
-): Promise<void> {
+  /** SQL for the sink to send ahead of the load's first statement (the file's BEGIN and ledger row). */
+  before?: string,
+): Promise<boolean> {
   const input =
     content !== null
       ? Readable.from(slices(content, READ_BYTES), { objectMode: false })
@@ -354,7 +398,7 @@ async function streamRows(
         if (checks === null || checks.columns !== batch.columns) {
           // The steps' own checks of the columns come first, as on the general path.
           for (const step of stages.steps) step.compile(batch.columns, file.name);
-          writer ??= await stages.sink.open(client!, batch.columns, dialect);
+          writer ??= await stages.sink.open(client!, batch.columns, dialect, before);
           const types = writer.columnTypes;
           checks = {
             columns: batch.columns,
@@ -375,7 +419,8 @@ async function streamRows(
             cols = step.columns(cols);
           }
           compiled = { columns: batch.columns, fns };
-          if (client !== null && writer === null) writer = await stages.sink.open(client, cols);
+          if (client !== null && writer === null)
+            writer = await stages.sink.open(client, cols, undefined, before);
         }
         const fns = compiled.fns;
         out = [];
@@ -412,6 +457,7 @@ async function streamRows(
     result.rowsRejected = rowsRejected + rejects.structural;
     checkCountPolicy(def.config.rejects, result.rowsRejected, file.name);
     result.rowsLoaded = writer !== null ? await writer.end() : 0;
+    return writer !== null;
   } catch (err) {
     // A COPY still open holds the connection; end it so the transaction can roll back.
     await writer?.abort(err instanceof Error ? err : new Error(String(err)));
