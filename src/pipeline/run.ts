@@ -36,8 +36,10 @@ import {
   ROW_SAME,
   type Batch,
   type Cell,
+  type CopyDialect,
   type Reject,
   type RejectFn,
+  type Sealer,
   type RowStep,
   type RowVerdict,
   type SinkWriter,
@@ -376,11 +378,7 @@ async function streamRows(
   };
   opts.signal.addEventListener('abort', abort, { once: true });
   const dialect =
-    client !== null &&
-    opts.passThrough !== false &&
-    stages.steps.every((s) => s.compileCheck) &&
-    // A table with encrypted columns takes every row through the sink's encryption.
-    ((await stages.sink.passThrough?.(client)) ?? true)
+    client !== null && opts.passThrough !== false && stages.steps.every((s) => s.compileCheck)
       ? stages.format.copyDialect
       : undefined;
   let writer: SinkWriter | null = null;
@@ -407,7 +405,10 @@ async function streamRows(
             fns: stages.steps.map((step) => step.compileCheck!(batch.columns, file.name, types)),
           };
         }
-        text = passThroughBatch(batch, checks.fns, rejects.add, encode, (line) => sent.note(line));
+        text = passThroughBatch(batch, checks.fns, rejects.add, encode, (line) => sent.note(line), {
+          sealer: writer?.sealer,
+          dialect: dialect!,
+        });
         rowsRejected += text.rejected;
       } else {
         if (compiled === null || compiled.columns !== batch.columns) {
@@ -470,11 +471,18 @@ async function streamRows(
 type RowCheck = ReturnType<NonNullable<RowStep['compileCheck']>>;
 
 const LF = 10;
+/** Characters of an envelope (enc:v1:<key id>:<base64url>) that a CSV dialect may use as delimiter or quote. */
+const ENVELOPE_PUNCTUATION = ':-_';
 
 /**
  * Runs the checks over a batch and returns the CSV text to load (`encode` writes a row in the
  * file's dialect): the records every check left as
  * is, as they were read (adjacent ones as one slice), and the others encoded, in file order.
+ *
+ * With a `sealer` (the target keeps some columns encrypted), the loaded rows' values of those
+ * columns are encrypted in one batch first; a record left as is then goes as its text with each
+ * such field replaced by its envelope — the record's other bytes untouched, the run of adjacent
+ * records unbroken — and an encoded record carries the envelope in its cell.
  */
 export function passThroughBatch(
   batch: Batch,
@@ -483,17 +491,13 @@ export function passThroughBatch(
   encode: (rows: Cell[][]) => string,
   /** Told the file line of each record the text loads, in order. */
   onLoaded?: (line: number) => void,
+  encrypted?: { sealer: Sealer | undefined; dialect: CopyDialect },
 ): { text: string; rows: number; rejected: number } {
   const raw = batch.raw;
   const { rows, lines } = batch;
-  let text = '';
+  const verdicts = new Uint8Array(rows.length);
   let loaded = 0;
   let rejected = 0;
-  // The run of adjacent records not yet appended: [from, to) in raw.text.
-  let from = -1;
-  let to = -1;
-  const src = raw?.text ?? '';
-  const offset = raw?.offset ?? 0;
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!;
     let verdict: RowVerdict = ROW_SAME;
@@ -505,12 +509,53 @@ export function passThroughBatch(
       }
       if (v === ROW_CHANGED) verdict = v;
     }
+    verdicts[i] = verdict;
     if (verdict === ROW_REJECTED) {
       rejected++;
       continue;
     }
     loaded++;
     onLoaded?.(lines[i]!);
+  }
+  const sealer = encrypted?.sealer;
+  const sealed = sealer?.indexes ?? [];
+  if (sealed.length > 0) {
+    // The loaded rows' values of the encrypted columns, sealed in one call.
+    const values: string[] = [];
+    for (let i = 0; i < rows.length; i++) {
+      if (verdicts[i] === ROW_REJECTED) continue;
+      const row = rows[i]!;
+      for (let j = 0; j < sealed.length; j++) {
+        const v = row[sealed[j]!];
+        if (v !== null && v !== undefined && v !== '') values.push(v);
+      }
+    }
+    const out = values.length > 0 ? sealer!.seal(values) : values;
+    let k = 0;
+    for (let i = 0; i < rows.length; i++) {
+      if (verdicts[i] === ROW_REJECTED) continue;
+      const row = rows[i]!;
+      for (let j = 0; j < sealed.length; j++) {
+        const c = sealed[j]!;
+        const v = row[c];
+        if (v !== null && v !== undefined && v !== '') row[c] = out[k++]!;
+      }
+    }
+  }
+  // An envelope is quoted only in a dialect whose delimiter or quote it could hold.
+  const { delimiter: ds, quote: qs } = encrypted?.dialect ?? { delimiter: ',', quote: '"' };
+  const quoteEnvelopes = ENVELOPE_PUNCTUATION.includes(ds) || ENVELOPE_PUNCTUATION.includes(qs);
+  const Q = qs.charCodeAt(0);
+  let text = '';
+  // The run of adjacent records not yet appended: [from, to) in raw.text.
+  let from = -1;
+  let to = -1;
+  const src = raw?.text ?? '';
+  const offset = raw?.offset ?? 0;
+  for (let i = 0; i < rows.length; i++) {
+    const verdict = verdicts[i]!;
+    if (verdict === ROW_REJECTED) continue;
+    const row = rows[i]!;
     const start = raw === undefined ? -1 : raw.starts[i]! - offset;
     if (verdict === ROW_SAME && start >= 0) {
       const end = raw!.ends[i]! - offset;
@@ -522,6 +567,22 @@ export function passThroughBatch(
         from = start;
         to = end;
       }
+      if (sealed.length > 0) {
+        // Each sealed field's text (quoted or not) is replaced by its envelope.
+        let p = start;
+        let f = 0;
+        for (let j = 0; j < sealed.length; j++) {
+          const k = sealed[j]!;
+          const v = row[k];
+          if (v === null || v === undefined || v === '') continue;
+          for (; f < k; f++) p = fieldEnd(src, p, end, ds, Q) + 1;
+          const e = fieldEnd(src, p, end, ds, Q);
+          text += src.slice(from, p) + (quoteEnvelopes ? qs + v.replaceAll(qs, qs + qs) + qs : v);
+          from = e;
+          p = e + 1;
+          f = k + 1;
+        }
+      }
       continue;
     }
     if (from >= 0) {
@@ -532,4 +593,26 @@ export function passThroughBatch(
   }
   if (from >= 0) text += src.slice(from, to) + '\n';
   return { text, rows: loaded, rejected };
+}
+
+/**
+ * Where the field starting at `p` ends (its delimiter, or `end`) in a record COPY reads as the
+ * tokenizer did: a quoted field runs to its closing quote (doubled quotes inside), an unquoted one
+ * holds no quote.
+ */
+function fieldEnd(s: string, p: number, end: number, d: string, Q: number): number {
+  if (p < end && s.charCodeAt(p) === Q) {
+    let j = p + 1;
+    for (;;) {
+      j = s.indexOf(s[p]!, j);
+      if (j < 0 || j >= end) return end;
+      if (j + 1 < end && s.charCodeAt(j + 1) === Q) {
+        j += 2;
+        continue;
+      }
+      return j + 1;
+    }
+  }
+  const e = s.indexOf(d, p);
+  return e < 0 || e > end ? end : e;
 }
