@@ -6,19 +6,23 @@
  *                                                                   └──────────┴───────────┴──► rejects.csv
  *         ─► reject policy ─► run_files + first rejects ─► COMMIT ─► source.settle (archive)
  *
+ * A large file whose size the pipeline's ledger does not hold is new content: it is hashed as it
+ * loads, and its ledger row goes in after the rows (a conflict there still undoes the file and
+ * skips it), so it is read once instead of twice.
+ *
  * A failure anywhere before COMMIT rolls everything back; a killed process leaves an open
  * transaction that PostgreSQL rolls back when the connection drops. Either way no row of the file
  * is visible, and the ledger does not hold it, so the next run loads it.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, type ReadStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import { pipeline as streamPipelineCb, Readable, Transform } from 'node:stream';
 import path from 'node:path';
 import { pipeline as streamPipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
-import { enterLedger, ledgerEntry, recordRunFile } from '../runs/store/files.js';
+import { enterLedger, ledgerEntry, ledgerMayHold, recordRunFile } from '../runs/store/files.js';
 import { finishRun } from '../runs/store/runs.js';
 import { csvRowEncoder } from '../stages/sink-postgres.js';
 import {
@@ -185,13 +189,13 @@ async function runFile(
   opts: FileRunOptions,
 ): Promise<FileResult> {
   const app: AppContext = { ...context, log: context.log.child({ file: file.name }) };
-  // An SFTP download hashed the bytes as they arrived; a local file is hashed here.
-  // A small file is read once, for its hash and its rows alike; a large one is streamed twice.
+  // An SFTP download hashed the bytes as they arrived. A small local file is read once, for its
+  // hash and its rows alike; a large one is hashed as it loads (HashingTap) or, when the ledger may
+  // hold it already, in a read of its own first.
   const content =
     file.sha256 === undefined && file.size <= READ_WHOLE_BYTES ? await readFile(file.path) : null;
-  const sha256 =
-    file.sha256 ??
-    (content !== null ? createHash('sha256').update(content).digest('hex') : await hashFile(file.path));
+  let sha256: string | null =
+    file.sha256 ?? (content !== null ? createHash('sha256').update(content).digest('hex') : null);
   const reportPath =
     opts.runId === null
       ? null
@@ -202,7 +206,7 @@ async function runFile(
           `rejects-${index + 1}-${path.basename(file.name, path.extname(file.name))}.csv`,
         );
   const rejects = new RejectReport(reportPath, Math.max(app.rejectsInTable, SHOWN_REJECTS));
-  const result = failedFile(file.name, sha256);
+  const result = failedFile(file.name, sha256 ?? '');
   const record = async (db: pg.Pool | pg.PoolClient): Promise<void> => {
     if (opts.runId === null) return;
     await recordRunFile(
@@ -226,11 +230,16 @@ async function runFile(
       { countInRun: true, ledger: result.status === 'loaded' },
     );
   };
+  const hashed = (h: string): void => {
+    sha256 = h;
+    result.sha256 = h;
+  };
 
   if (opts.dryRun) {
-    const previous = await ledgerEntry(app.pool, def.name, sha256);
+    if (sha256 === null) hashed(await hashFile(file.path));
+    const previous = await ledgerEntry(app.pool, def.name, sha256!);
     try {
-      await streamRows(app, def, stages, file, content, index, rejects, opts, null, result);
+      await streamRows(app, def, stages, file, content, index, rejects, opts, null, result, null);
       // The whole policy, as a real run applies it: the rate is known only at the end of the file.
       checkRatePolicy(def.config.rejects, result.rowsRejected, result.rowsRead, file.name);
       result.status = 'validated';
@@ -247,26 +256,47 @@ async function runFile(
 
   const client = await app.pool.connect();
   let released = false;
-  try {
-    await client.query('BEGIN');
-    const entered = await enterLedger(
+  /** The content is in the ledger already (loaded before, or by a run that committed meanwhile). */
+  const skip = async (): Promise<FileResult> => {
+    await client.query('ROLLBACK');
+    const p = await ledgerEntry(client, def.name, sha256!);
+    result.status = 'skipped';
+    result.rowsRead = result.rowsLoaded = result.rowsRejected = 0;
+    result.message = p
+      ? `already loaded by run ${p.run_id} on ${p.loaded_at.toISOString()} (as ${p.file}); skipped — use --force to load it again`
+      : 'already loaded; skipped';
+    await record(client);
+    await file.settle?.({ status: 'skipped', message: result.message });
+    return result;
+  };
+  const enter = (): Promise<boolean> =>
+    enterLedger(
       client,
-      { pipeline: def.name, sha256, file: file.name, size: file.size, runId: opts.runId },
+      { pipeline: def.name, sha256: sha256!, file: file.name, size: file.size, runId: opts.runId },
       opts.force ?? false,
     );
-    if (!entered) {
-      await client.query('ROLLBACK');
-      const p = await ledgerEntry(client, def.name, sha256);
-      result.status = 'skipped';
-      result.message = p
-        ? `already loaded by run ${p.run_id} on ${p.loaded_at.toISOString()} (as ${p.file}); skipped — use --force to load it again`
-        : 'already loaded; skipped';
-      await record(client);
-      await file.settle?.({ status: 'skipped', message: result.message });
-      return result;
+  try {
+    // Content new to the pipeline cannot be a duplicate: it loads in one read, hashed as it goes,
+    // and enters the ledger at the end (the ledger's key still holds it to once, whatever runs at
+    // the same time). A size the ledger knows is hashed first, so a re-delivered file is skipped unread.
+    let tap: HashingTap | null = null;
+    if (sha256 === null) {
+      if (opts.force || !(await ledgerMayHold(client, def.name, file.size))) tap = new HashingTap();
+      else hashed(await hashFile(file.path));
     }
-    await streamRows(app, def, stages, file, content, index, rejects, opts, client, result);
+    await client.query('BEGIN');
+    if (tap === null && !(await enter())) return await skip();
+    await streamRows(app, def, stages, file, content, index, rejects, opts, client, result, tap);
     checkRatePolicy(def.config.rejects, result.rowsRejected, result.rowsRead, file.name);
+    if (tap !== null) {
+      // A format that stopped before the end of the file leaves the rest to hash.
+      hashed(tap.digest(file.size) ?? (await hashFile(file.path)));
+      if (!(await enter())) {
+        await rejects.discard();
+        rejects.first.length = 0;
+        return await skip();
+      }
+    }
     result.rejectReport = await rejects.close();
     result.status = 'loaded';
     await record(client);
@@ -286,6 +316,11 @@ async function runFile(
     // A report that could not be written is removed rather than left half written.
     if (rejects.failed) await rejects.discard().catch(() => undefined);
     else result.rejectReport = await rejects.close().catch(() => null);
+    // A file that failed before it was hashed is hashed now: its record names its content.
+    if (sha256 === null) {
+      const h = await hashFile(file.path).catch(() => null);
+      if (h !== null) hashed(h);
+    }
     await record(app.pool).catch((e: unknown) =>
       app.log.error({ err: e }, 'could not record the failed file'),
     );
@@ -297,6 +332,37 @@ async function runFile(
   result.rejects = firstByLine(rejects.first);
   if (result.status === 'loaded') await file.settle?.({ status: 'loaded' });
   return result;
+}
+
+/**
+ * The SHA-256 of a file's bytes as they pass on to the format, so that a large file is read once
+ * for its hash and its rows. The digest counts only when every byte of the file went through.
+ */
+class HashingTap {
+  private readonly hash = createHash('sha256');
+  private bytes = 0;
+  private ended = false;
+
+  /** `source`, passed through unchanged; destroying the result destroys `source`. */
+  tap(source: Readable): Readable {
+    const t = new Transform({
+      transform: (chunk: Buffer, _enc, done) => {
+        this.hash.update(chunk);
+        this.bytes += chunk.length;
+        done(null, chunk);
+      },
+      flush: (done) => {
+        this.ended = true;
+        done();
+      },
+    });
+    // Errors and destruction travel both ways; the consumer sees a read error as its own.
+    return streamPipelineCb(source, t, () => undefined);
+  }
+
+  digest(size: number): string | null {
+    return this.ended && this.bytes === size ? this.hash.digest('hex') : null;
+  }
 }
 
 /**
@@ -321,12 +387,16 @@ async function streamRows(
   opts: FileRunOptions,
   client: pg.PoolClient | null,
   result: FileResult,
+  hash: HashingTap | null,
 ): Promise<void> {
+  const fromDisk = content === null ? createReadStream(file.path, { highWaterMark: READ_BYTES }) : null;
   const input =
-    content !== null
-      ? Readable.from(slices(content, READ_BYTES), { objectMode: false })
-      : createReadStream(file.path, { highWaterMark: READ_BYTES });
-  const bytesRead = (): number => (content !== null ? content.length : (input as ReadStream).bytesRead);
+    fromDisk === null
+      ? Readable.from(slices(content!, READ_BYTES), { objectMode: false })
+      : hash !== null
+        ? hash.tap(fromDisk)
+        : fromDisk;
+  const bytesRead = (): number => (fromDisk !== null ? fromDisk.bytesRead : content!.length);
   const abort = (): void => {
     input.destroy(new CancelledError());
   };
@@ -418,6 +488,7 @@ async function streamRows(
   } finally {
     opts.signal.removeEventListener('abort', abort);
     input.destroy();
+    fromDisk?.destroy();
   }
 }
 
