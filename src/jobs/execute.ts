@@ -16,7 +16,6 @@ import { runPipeline } from '../pipeline/run.js';
 import { type AppContext } from '../app.js';
 import { ediStepName, runEdiStep, type EdiStepSpec } from '../edi/step.js';
 import { loadRetention } from '../compliance/retention.js';
-import { recordPipeline } from '../metrics/counters.js';
 import { loadPartner } from '../partners/profile.js';
 import { errorKindOf, finishRun, requeueRun } from '../runs/store/runs.js';
 import { detailOf, finalOutcome, recordStep, stepSucceededSql } from './run-record.js';
@@ -28,6 +27,7 @@ import { failedPipelineError } from './pipeline-error.js';
 import { poolRunnerSession } from './session.js';
 import { SQLSTATE } from '../db/sqlstate.js';
 import type { FlatStep, RunOutcome, RunProgress, StepOutcome } from './types.js';
+import type { PipelineResult } from '../pipeline/result.js';
 
 export interface ExecuteOptions {
   /** The run row, or null for a dry run that records nothing. */
@@ -57,6 +57,11 @@ export interface ExecuteOptions {
    */
   claims?: ClaimGate;
   onProgress?: (p: RunProgress) => void;
+  /**
+   * Told each pipeline step's result: a worker counts it in the metrics it serves. A CLI process
+   * serves none, and so never loads prom-client (src/metrics/counters.ts) for a run.
+   */
+  onPipeline?: (result: PipelineResult) => void;
 }
 
 /** Expands nested jobs into one ordered list of pipeline, SQL and EDI steps. */
@@ -378,7 +383,7 @@ async function runStep(
     onProgress: (p) =>
       onRows(p.rowsRead, { file: path.basename(p.file), bytes: p.bytesRead, bytesTotal: p.bytesTotal }),
   });
-  recordPipeline(result);
+  opts.onPipeline?.(result);
   if (result.status === 'cancelled') throw new CancelledError();
   if (result.status === 'failed') {
     const failed = result.files.filter((f) => f.status === 'failed');
