@@ -8,11 +8,12 @@
 import { createHash } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { runPipeline } from '../src/pipeline/run.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome, testApp } from './helpers/home.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
+import { testApp } from './helpers/home.js';
 
 const PIPELINE = `
 description: large files
@@ -28,7 +29,7 @@ sink: { kind: postgres, table: public.big, mode: append }
 `;
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 
 const N = 180_000;
 
@@ -72,14 +73,10 @@ async function someoneWaitsOnALock(): Promise<void> {
   throw new Error('no backend waited on a lock within 30 s');
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('ledger_one_read');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool.query('CREATE TABLE big (id int NOT NULL, name text NOT NULL, qty int NOT NULL)');
-  home = await makeHome({ 'pipelines/big.yaml': PIPELINE, 'in/.keep': '' });
-});
-afterAll(async () => {
-  await db.drop();
-  await home.remove();
+  await home.write({ 'pipelines/big.yaml': PIPELINE, 'in/.keep': '' });
 });
 beforeEach(async () => {
   await db.pool.query('TRUNCATE big; TRUNCATE runner.ingested_files, runner.runs CASCADE');

@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { passThroughBatch, runPipeline } from '../src/pipeline/run.js';
 import type { FileResult } from '../src/pipeline/result.js';
@@ -9,8 +9,9 @@ import { csvRowEncoder } from '../src/stages/sink-postgres.js';
 import type { Batch, Reject } from '../src/stages/types.js';
 import { createValidate, validateSchema } from '../src/stages/validate.js';
 import { Readable } from 'node:stream';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome, testApp } from './helpers/home.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
+import { testApp } from './helpers/home.js';
 
 /**
  * Pass-through: a record that validates unchanged goes to `COPY … (FORMAT csv)` as the text it was
@@ -133,15 +134,12 @@ rejects: { max_rejects: 1000 }
 `;
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 
-beforeAll(async () => {
-  db = await createTestDatabase('pass_through');
-  home = await makeHome({ 'in/.keep': '', 'pipelines/.keep': '' });
-});
-afterAll(async () => {
-  await db.drop();
-  await home.remove();
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
+  await home.link(['sql']);
+  await home.write({ 'in/.keep': '', 'pipelines/.keep': '' });
 });
 
 /** Loads `g` into a fresh table, one way or the other; returns the file result and the table in load order. */

@@ -54,13 +54,12 @@ function rowMapper(
   };
 }
 
-/** Encrypts, in place, the cells of `columns` that `table` keeps encrypted; null when none are. */
-export async function encryptorFor(
-  db: pg.PoolClient,
+/** Encrypts, in place, the cells of `columns` that `table` keeps encrypted (`encrypted`, from {@link encryptedColumnsOf}); null when none are. */
+export function encryptorFor(
+  encrypted: ReadonlySet<string>,
   table: string,
   columns: readonly string[],
-): Promise<((rows: Cell[][]) => void) | null> {
-  const encrypted = await encryptedColumnsOf(db, table);
+): ((rows: Cell[][]) => void) | null {
   const indexes = columns.flatMap((c, i) => (encrypted.has(c) ? [i] : []));
   return rowMapper(
     indexes,

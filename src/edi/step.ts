@@ -5,7 +5,7 @@
  *   acks      only reconcile the partner's 997/999s (files holding anything else stay for inbound)
  *   outbound  send the unsent 810s and/or 856s of the partner's customer
  *
- * The worker and `erp run --inline` call {@link runEdiStep} through src/jobs/execute.ts.
+ * The worker and `erp run --inline` call {@link runEdiStep} through its step kind, src/jobs/steps/edi.ts.
  */
 import { loadPartner } from '../partners/profile.js';
 import type { AppContext } from '../app.js';
@@ -63,11 +63,10 @@ const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n =
  */
 export async function runEdiStep(
   app: AppContext,
-  step: { edi?: EdiStepSpec },
+  step: { edi: EdiStepSpec },
   opts: EdiStepOptions,
 ): Promise<EdiStepResult> {
   const spec = step.edi;
-  if (!spec) throw new Error('runEdiStep: the step has no edi settings');
   const partner = await loadPartner(app.home, spec.partner);
   const preview = opts.dryRun ? 12 : 0;
   const common = {

@@ -2,14 +2,16 @@
  * Runs an import pipeline: for each file, one transaction holding the rows, the ledger row and the
  * file's run record.
  *
- *   file ─► sha256 ─► BEGIN ─► ledger row (ON CONFLICT → skip) ─► parse ─► validate ─► transform ─► COPY
- *                                                                   └──────────┴───────────┴──► rejects.csv
- *         ─► reject policy ─► run_files + first rejects ─► COMMIT ─► source.settle (archive)
+ *   file ─► sha256 ─► parse ─► validate ─► transform ─► BEGIN; ledger row; COPY ─► rows … ─► reject policy
+ *                       └──────────┴───────────┴──► rejects.csv    (ledger row taken → skip)
+ *         ─► run_files + first rejects; COMMIT ─► source.settle (archive)
+ *
+ * Per loaded file that is three messages to the server: BEGIN and the ledger row travel with the
+ * COPY, and the record with COMMIT (docs/performance.md, many small files).
  *
  * A large file whose size the pipeline's ledger does not hold is new content: it is hashed as it
- * loads, and its ledger row goes in after the rows (a conflict there still undoes the file and
- * skips it), so it is read once instead of twice.
- *
+ * loads (HashingTap), and its ledger row goes in after the rows (a conflict there still undoes the
+ * file and skips it), so it is read once instead of twice.
  * A failure anywhere before COMMIT rolls everything back; a killed process leaves an open
  * transaction that PostgreSQL rolls back when the connection drops. Either way no row of the file
  * is visible, and the ledger does not hold it, so the next run loads it.
@@ -22,7 +24,17 @@ import path from 'node:path';
 import { pipeline as streamPipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { CancelledError, describeError, isPermanent, RejectPolicyError, UserError } from '../errors.js';
-import { enterLedger, ledgerEntry, ledgerMayHold, recordRunFile } from '../runs/store/files.js';
+import {
+  beginFile,
+  beginFileSql,
+  enterLedger,
+  isLedgerConflict,
+  ledgerEntry,
+  ledgerMayHold,
+  recordRunFile,
+  type LedgerFile,
+  type LedgerRow,
+} from '../runs/store/files.js';
 import { finishRun } from '../runs/store/runs.js';
 import { csvRowEncoder } from '../stages/sink-postgres.js';
 import {
@@ -191,7 +203,7 @@ async function runFile(
   const app: AppContext = { ...context, log: context.log.child({ file: file.name }) };
   // An SFTP download hashed the bytes as they arrived. A small local file is read once, for its
   // hash and its rows alike; a large one is hashed as it loads (HashingTap) or, when the ledger may
-  // hold it already, in a read of its own first.
+  // hold it already (or in a dry run), in a read of its own first.
   const content =
     file.sha256 === undefined && file.size <= READ_WHOLE_BYTES ? await readFile(file.path) : null;
   let sha256: string | null =
@@ -207,8 +219,16 @@ async function runFile(
         );
   const rejects = new RejectReport(reportPath, Math.max(app.rejectsInTable, SHOWN_REJECTS));
   const result = failedFile(file.name, sha256 ?? '');
-  const record = async (db: pg.Pool | pg.PoolClient): Promise<void> => {
-    if (opts.runId === null) return;
+  const hashed = (h: string): void => {
+    sha256 = h;
+    result.sha256 = h;
+  };
+  /** Records the file; with `commit`, COMMITs the file's transaction in the same round trip. */
+  const record = async (db: pg.Pool | pg.PoolClient, commit = false): Promise<void> => {
+    if (opts.runId === null) {
+      if (commit) await db.query('COMMIT');
+      return;
+    }
     await recordRunFile(
       db,
       {
@@ -224,22 +244,19 @@ async function runFile(
         rejectReport: result.rejectReport,
         message: result.message,
       },
-      rejects.first.slice(0, app.rejectsInTable),
+      // A skipped file's rows were not its run's to judge, whatever of them was read.
+      result.status === 'skipped' ? [] : rejects.first.slice(0, app.rejectsInTable),
       // The run's counters move with the file's record (in the file's transaction when it loads),
       // so a crash after a commit leaves them right; so does the ledger row's count.
-      { countInRun: true, ledger: result.status === 'loaded' },
+      { countInRun: true, ledger: result.status === 'loaded', commit },
     );
-  };
-  const hashed = (h: string): void => {
-    sha256 = h;
-    result.sha256 = h;
   };
 
   if (opts.dryRun) {
     if (sha256 === null) hashed(await hashFile(file.path));
     const previous = await ledgerEntry(app.pool, def.name, sha256!);
     try {
-      await streamRows(app, def, stages, file, content, index, rejects, opts, null, result, null);
+      await streamRows(app, def, stages, file, content, index, rejects, opts, null, result);
       // The whole policy, as a real run applies it: the rate is known only at the end of the file.
       checkRatePolicy(def.config.rejects, result.rowsRejected, result.rowsRead, file.name);
       result.status = 'validated';
@@ -256,56 +273,91 @@ async function runFile(
 
   const client = await app.pool.connect();
   let released = false;
-  /** The content is in the ledger already (loaded before, or by a run that committed meanwhile). */
-  const skip = async (): Promise<FileResult> => {
-    await client.query('ROLLBACK');
-    const p = await ledgerEntry(client, def.name, sha256!);
+  const ledgerFile = (): LedgerFile => ({
+    pipeline: def.name,
+    sha256: sha256!,
+    file: file.name,
+    size: file.size,
+    runId: opts.runId,
+  });
+  const force = opts.force ?? false;
+  /** The file was loaded before (the transaction is rolled back): recorded and settled as skipped. */
+  const skip = async (p: LedgerRow | undefined): Promise<FileResult> => {
+    Object.assign(result, failedFile(file.name, sha256!));
     result.status = 'skipped';
-    result.rowsRead = result.rowsLoaded = result.rowsRejected = 0;
     result.message = p
       ? `already loaded by run ${p.run_id} on ${p.loaded_at.toISOString()} (as ${p.file}); skipped — use --force to load it again`
       : 'already loaded; skipped';
-    await record(client);
+    await record(released ? app.pool : client);
     await file.settle?.({ status: 'skipped', message: result.message });
     return result;
   };
-  const enter = (): Promise<boolean> =>
-    enterLedger(
-      client,
-      { pipeline: def.name, sha256: sha256!, file: file.name, size: file.size, runId: opts.runId },
-      opts.force ?? false,
-    );
   try {
     // Content new to the pipeline cannot be a duplicate: it loads in one read, hashed as it goes,
-    // and enters the ledger at the end (the ledger's key still holds it to once, whatever runs at
-    // the same time). A size the ledger knows is hashed first, so a re-delivered file is skipped unread.
+    // and enters the ledger after its rows (the ledger's key still holds it to once, whatever
+    // runs at the same time). A size the ledger knows is hashed first, so a re-delivery is
+    // skipped unread.
     let tap: HashingTap | null = null;
     if (sha256 === null) {
-      if (opts.force || !(await ledgerMayHold(client, def.name, file.size))) tap = new HashingTap();
+      if (force || !(await ledgerMayHold(client, def.name, file.size))) tap = new HashingTap();
       else hashed(await hashFile(file.path));
     }
-    await client.query('BEGIN');
-    if (tap === null && !(await enter())) return await skip();
-    await streamRows(app, def, stages, file, content, index, rejects, opts, client, result, tap);
-    checkRatePolicy(def.config.rejects, result.rowsRejected, result.rowsRead, file.name);
-    if (tap !== null) {
-      // A format that stopped before the end of the file leaves the rest to hash.
-      hashed(tap.digest(file.size) ?? (await hashFile(file.path)));
-      if (!(await enter())) {
-        await rejects.discard();
-        rejects.first.length = 0;
-        return await skip();
+    // The file's BEGIN and ledger row go to the server with the load's first statement, in one
+    // message: content loaded before fails that statement before a row is written, and the
+    // file is skipped below. A tapped file sends BEGIN alone.
+    const opened = await streamRows(
+      app,
+      def,
+      stages,
+      file,
+      content,
+      index,
+      rejects,
+      opts,
+      client,
+      result,
+      tap === null ? beginFileSql(ledgerFile(), force) : 'BEGIN',
+      tap,
+    );
+    // A format that stopped before the end of the file leaves the rest to hash.
+    if (tap !== null) hashed(tap.digest(file.size) ?? (await hashFile(file.path)));
+    if (!opened) {
+      // No record opened the load (an empty file): BEGIN and the ledger row on their own.
+      const entry = await beginFile(client, ledgerFile(), force);
+      if (!entry.entered) {
+        await client.query('ROLLBACK');
+        return await skip(entry.previous);
       }
+    } else if (tap !== null && !(await enterLedger(client, ledgerFile(), force))) {
+      // A run that loaded the same content committed while this one read it.
+      await client.query('ROLLBACK');
+      await rejects.discard();
+      return await skip(await ledgerEntry(client, def.name, sha256!));
     }
+    checkRatePolicy(def.config.rejects, result.rowsRejected, result.rowsRead, file.name);
     result.rejectReport = await rejects.close();
     result.status = 'loaded';
-    await record(client);
-    await client.query('COMMIT');
+    // The record and COMMIT in one round trip: the file's transaction ends with its record.
+    await record(client, true);
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {
       client.release(true);
       released = true;
     });
+    // A file that failed before it was hashed is hashed now: its record names its content.
+    if (sha256 === null) {
+      const h = await hashFile(file.path).catch(() => null);
+      if (h !== null) hashed(h);
+    }
+    // Content the ledger holds was loaded before: skipped, whatever stopped this load of it (the
+    // ledger row ahead of the COPY, or a reject policy met in the rows read before that failed).
+    if (!force && !(err instanceof CancelledError) && sha256 !== null) {
+      const previous = await ledgerEntry(app.pool, def.name, sha256).catch(() => undefined);
+      if (previous !== undefined || isLedgerConflict(err)) {
+        await rejects.discard().catch(() => undefined);
+        return await skip(previous);
+      }
+    }
     result.status = 'failed';
     result.rowsLoaded = 0;
     result.message = describeError(err);
@@ -316,11 +368,6 @@ async function runFile(
     // A report that could not be written is removed rather than left half written.
     if (rejects.failed) await rejects.discard().catch(() => undefined);
     else result.rejectReport = await rejects.close().catch(() => null);
-    // A file that failed before it was hashed is hashed now: its record names its content.
-    if (sha256 === null) {
-      const h = await hashFile(file.path).catch(() => null);
-      if (h !== null) hashed(h);
-    }
     await record(app.pool).catch((e: unknown) =>
       app.log.error({ err: e }, 'could not record the failed file'),
     );
@@ -387,8 +434,11 @@ async function streamRows(
   opts: FileRunOptions,
   client: pg.PoolClient | null,
   result: FileResult,
-  hash: HashingTap | null,
-): Promise<void> {
+  /** SQL for the sink to send ahead of the load's first statement (the file's BEGIN and ledger row). */
+  before?: string,
+  /** Hashes the file's bytes as they are read. */
+  hash: HashingTap | null = null,
+): Promise<boolean> {
   const fromDisk = content === null ? createReadStream(file.path, { highWaterMark: READ_BYTES }) : null;
   const input =
     fromDisk === null
@@ -426,7 +476,7 @@ async function streamRows(
         if (checks === null || checks.columns !== batch.columns) {
           // The steps' own checks of the columns come first, as on the general path.
           for (const step of stages.steps) step.compile(batch.columns, file.name);
-          writer ??= await stages.sink.open(client!, batch.columns, dialect);
+          writer ??= await stages.sink.open(client!, batch.columns, dialect, before);
           const types = writer.columnTypes;
           checks = {
             columns: batch.columns,
@@ -444,7 +494,8 @@ async function streamRows(
             cols = step.columns(cols);
           }
           compiled = { columns: batch.columns, fns };
-          if (client !== null && writer === null) writer = await stages.sink.open(client, cols);
+          if (client !== null && writer === null)
+            writer = await stages.sink.open(client, cols, undefined, before);
         }
         const fns = compiled.fns;
         out = [];
@@ -481,6 +532,7 @@ async function streamRows(
     result.rowsRejected = rowsRejected + rejects.structural;
     checkCountPolicy(def.config.rejects, result.rowsRejected, file.name);
     result.rowsLoaded = writer !== null ? await writer.end() : 0;
+    return writer !== null;
   } catch (err) {
     // A COPY still open holds the connection; end it so the transaction can roll back.
     await writer?.abort(err instanceof Error ? err : new Error(String(err)));

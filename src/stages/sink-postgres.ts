@@ -110,22 +110,37 @@ export async function writeWithBackpressure(stream: Writable, chunk: string): Pr
 export function createPostgresSink(config: PostgresSinkConfig): Sink {
   const target = quoteQualified(config.table);
   for (const k of config.key ?? []) quoteIdent(k);
+  // The table's shape is read once per run (the sink is built per run), not per file: a run over a
+  // glob of small files pays it once. Which columns are encrypted is part of that shape
+  // (compliance.encrypted_columns changes by migration, as the columns do).
   let checked: { key: string; types: string[] } | null = null;
+  let encrypted: Promise<Set<string>> | null = null;
+  const encryptedColumns = (client: pg.PoolClient): Promise<Set<string>> => {
+    encrypted ??= encryptedColumnsOf(client, config.table).catch((err: unknown) => {
+      encrypted = null;
+      throw err;
+    });
+    return encrypted;
+  };
   return {
     describe: () =>
       `postgres ${config.table} (${config.mode}${config.key ? ` on ${config.key.join(', ')}` : ''})`,
     async passThrough(client) {
-      return (await encryptedColumnsOf(client, config.table)).size === 0;
+      return (await encryptedColumns(client)).size === 0;
     },
-    async open(client, columns, csv): Promise<SinkWriter> {
-      // Once per run and column list, not per file: a run over a glob of small files pays it once.
+    async open(client, columns, csv, before): Promise<SinkWriter> {
       const key = columns.join('\0');
-      if (checked?.key !== key) checked = { key, types: await checkColumns(client, config.table, columns) };
+      if (checked?.key !== key) {
+        checked = { key, types: await checkColumns(client, config.table, columns) };
+      }
       const columnTypes = checked.types;
-      const encrypt = await encryptorFor(client, config.table, columns);
+      // Per file, as before: the keyring is loaded at the file's first value to encrypt.
+      const encrypt = encryptorFor(await encryptedColumns(client), config.table, columns);
       const cols = columns.map(quoteIdent).join(', ');
       let copyTarget = target;
-      if (config.mode === 'replace') await client.query(`DELETE FROM ${target}`);
+      // `before` goes with the first statement of the load, in the same message.
+      const first = (sql: string): string => (before ? `${before};\n${sql}` : sql);
+      if (config.mode === 'replace') await client.query(first(`DELETE FROM ${target}`));
       if (config.mode === 'upsert') {
         const missingKey = config.key!.filter((k) => !columns.includes(k));
         if (missingKey.length > 0) {
@@ -134,7 +149,7 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
           );
         }
         await client.query(
-          `CREATE TEMP TABLE erp_stage ON COMMIT DROP AS SELECT ${cols} FROM ${target} WITH NO DATA`,
+          first(`CREATE TEMP TABLE erp_stage ON COMMIT DROP AS SELECT ${cols} FROM ${target} WITH NO DATA`),
         );
         copyTarget = 'erp_stage';
       }
@@ -142,7 +157,8 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
         ? ` (FORMAT csv, DELIMITER ${literal(csv.delimiter)}, QUOTE ${literal(csv.quote)})`
         : '';
       const encode = csv ? csvRowEncoder(csv) : encodeCopyText;
-      const stream = client.query(copyFrom(`COPY ${copyTarget} (${cols}) FROM STDIN${options}`));
+      const copy = `COPY ${copyTarget} (${cols}) FROM STDIN${options}`;
+      const stream = client.query(copyFrom(config.mode === 'append' ? first(copy) : copy));
       // A COPY that fails (bad value, constraint) emits 'error'; keep it so end() reports it.
       let failure: Error | null = null;
       stream.on('error', (err: Error) => {
@@ -168,7 +184,10 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
           await send(text, rows);
         },
         async abort(reason) {
-          if (stream.closed) return;
+          // After an error PostgreSQL has ended the COPY (or never began it, when a statement
+          // ahead of it failed): nothing is left to cancel, and the stream would wait for ever
+          // for a CopyInResponse to send its CopyFail on.
+          if (stream.closed || failure) return;
           const closed = once(stream, 'close').catch(() => undefined);
           stream.destroy(reason);
           await closed;

@@ -161,9 +161,17 @@ export interface Sink {
   /**
    * Starts writing a file's rows with `client`, which holds the file's open transaction. With
    * `csv`, the load reads CSV in that dialect (rows given to `write` are encoded so) and
-   * `writeText` takes records as they were read.
+   * `writeText` takes records as they were read. `before` is SQL (no parameters, returning no
+   * rows) to run in the same message ahead of the load's first statement: the caller's BEGIN and
+   * ledger row, sent with the COPY instead of a round trip of their own. Its failure fails the load
+   * before a row is written.
    */
-  open(client: pg.PoolClient, columns: readonly string[], csv?: CopyDialect): Promise<SinkWriter>;
+  open(
+    client: pg.PoolClient,
+    columns: readonly string[],
+    csv?: CopyDialect,
+    before?: string,
+  ): Promise<SinkWriter>;
   /** Whether the target may take records as they were read (`writeText`); absent: it may. */
   passThrough?(client: pg.PoolClient): Promise<boolean>;
 }
