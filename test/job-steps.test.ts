@@ -1,3 +1,9 @@
+/**
+ * Job step kinds are descriptors in one explicit list (src/jobs/steps/registry.ts). The `command`
+ * step is the proof that a kind is one file plus one line there: the executor, the run record, the
+ * preflight and the report name no kind. The command step runs real programs (node scripts) with
+ * real run records in PostgreSQL, and is cancelled through a worker on Redis.
+ */
 import type { Queue } from 'bullmq';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -24,13 +30,6 @@ import { createRun, getRun } from '../src/runs/store/runs.js';
 import { REDIS_URL, waitFor } from './helpers/runner.js';
 import type { TestDatabase } from './helpers/db.js';
 import { test, type TestHome } from './helpers/fixtures.js';
-
-/**
- * Job step kinds are descriptors in one explicit list (src/jobs/steps/registry.ts). The `command`
- * step is the proof that a kind is one file plus one line there: the executor, the run record, the
- * preflight and the report name no kind. The command step runs real programs (node scripts) with
- * real run records in PostgreSQL, and is cancelled through a worker on Redis.
- */
 
 const NODE = JSON.stringify(process.execPath);
 const SECRET = 'tok-3f9a-never-in-logs';

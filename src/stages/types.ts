@@ -139,14 +139,29 @@ export interface RowStep {
   ): (row: Cell[], line: number, reject: RejectFn) => RowVerdict;
 }
 
+/**
+ * Seals (encrypts) values for the columns of a load that the target keeps encrypted at rest
+ * (src/compliance/encrypted-columns.ts): `indexes` are those columns among the loaded ones.
+ */
+export interface Sealer {
+  readonly indexes: readonly number[];
+  /** Envelopes of `values` (none of them empty), in order. */
+  seal(values: string[]): string[];
+}
+
 /** Writes a file's rows inside the file's transaction. */
 export interface SinkWriter {
   write(rows: Cell[][]): Promise<void>;
   /**
    * Only for a writer opened with a {@link CopyDialect}: CSV text of `rows` records in that dialect,
-   * each ending in LF, written as is.
+   * each ending in LF, written as is — the values of the {@link sealer}'s columns already sealed.
    */
   writeText(text: string, rows: number): Promise<void>;
+  /**
+   * Set when the target keeps some of the loaded columns encrypted at rest: their indexes, and what
+   * encrypts their values. `write` encrypts them itself; text for `writeText` must hold them sealed.
+   */
+  readonly sealer?: Sealer;
   /** PostgreSQL type name (`pg_type.typname`) of each loaded column, in order. */
   readonly columnTypes: readonly string[];
   /** Finishes the load; returns rows written. */
@@ -172,8 +187,6 @@ export interface Sink {
     csv?: CopyDialect,
     before?: string,
   ): Promise<SinkWriter>;
-  /** Whether the target may take records as they were read (`writeText`); absent: it may. */
-  passThrough?(client: pg.PoolClient): Promise<boolean>;
 }
 
 /**
