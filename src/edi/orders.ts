@@ -150,6 +150,7 @@ export async function insertPurchaseOrders(
      SELECT order_no FROM n ORDER BY ord`,
     [source.customerNo, source.partner, JSON.stringify(rows), source.interchangeId],
   );
-  if (stored.length !== orders.length) throw new Error(`inserted ${stored.length} orders of ${orders.length}`);
+  if (stored.length !== orders.length)
+    throw new Error(`inserted ${stored.length} orders of ${orders.length}`);
   return stored.map((r) => r.order_no);
 }
