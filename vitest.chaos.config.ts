@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * The chaos suite (`npm run test:chaos`): scenarios that kill and restart servers, on servers of
- * its own (test/chaos/servers.ts). One file at a time: its scenarios share those servers.
+ * its own (test/helpers/chaos/servers.ts). One file at a time: its scenarios share those servers.
  */
 export default defineConfig({
   test: {

@@ -8,14 +8,17 @@ import { defineConfig } from 'vitest/config';
  */
 const UNIT = [
   'test/config.test.ts',
+  'test/gcm-batch.test.ts',
   'test/csv-tokenizer.test.ts',
   'test/csv-writer.test.ts',
+  'test/dist.test.ts',
   'test/format-xlsx.test.ts',
   'test/import-cycles.test.ts',
   'test/nacha.test.ts',
   'test/reject-report-formulas.test.ts',
   'test/runs-store.test.ts',
   'test/sqlstate.test.ts',
+  'test/test-layout.test.ts',
   'test/text-decode.test.ts',
   'test/validate.test.ts',
   'test/x12/ack.test.ts',

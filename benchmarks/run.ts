@@ -87,6 +87,15 @@ async function main(): Promise<void> {
         'bank-file export, decryption cost',
         `${pct(e.exportClear, e.exportDecrypted)} (issue target < 10%)`,
       );
+      const c = e.cpu;
+      line(
+        'load, erp CPU clear → encrypted',
+        `${c.loadClear.toFixed(2)} → ${c.loadEncrypted.toFixed(2)} s (${pct(c.loadClear, c.loadEncrypted)})`,
+      );
+      line(
+        'export, erp CPU clear → decrypted',
+        `${c.exportClear.toFixed(2)} → ${c.exportDecrypted.toFixed(2)} s (${pct(c.exportClear, c.exportDecrypted)})`,
+      );
     }
     if (only.includes('csv-read')) {
       console.log(

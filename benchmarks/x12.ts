@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { X12Parser } from 'node-x12';
 import { loadInboundMapping, mapTransaction } from '../src/x12/mapping.js';
-import { parseSetWithNodeX12 } from '../test/oracles/node-x12.js';
+import { parseSetWithNodeX12 } from '../test/helpers/node-x12.js';
 import { splitX12 } from '../src/x12/splitter.js';
 
 /**

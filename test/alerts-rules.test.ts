@@ -12,7 +12,7 @@ import type { Queue } from 'bullmq';
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadAlerts, type AlertsConfig, type RuleName } from '../src/alerts/definition.js';
 import { checkAlerts, type CheckContext } from '../src/alerts/engine.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
@@ -20,8 +20,9 @@ import { createQueuedRun } from '../src/jobs/submit.js';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { runPipeline } from '../src/pipeline/run.js';
 import { QUEUE_NAME } from '../src/runner/queue.js';
-import { freePort, makeJobsHome, removeKeys, testPrefix, testQueue } from './fixtures/jobs/runner.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { freePort } from './helpers/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 import { testApp } from './helpers/home.js';
 
 const HOUR = 3_600_000;
@@ -85,7 +86,7 @@ rules:
 };
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let http: Server;
 const hooks: Record<string, unknown>[] = [];
 let ctx: CheckContext;
@@ -132,10 +133,10 @@ async function interchange(values: {
   return Number(rows[0]!.id);
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('alert_rules');
+test.beforeAll(async ({ db: d, home: h, queue: q }) => {
+  [db, home, { prefix, queue, redis }] = [d, h, q];
   await db.pool.query('CREATE TABLE hours (employee text NOT NULL, hours numeric(5,2) NOT NULL)');
-  home = await makeJobsHome(FILES);
+  await home.write(FILES);
   http = createServer((req, res) => {
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
@@ -146,8 +147,6 @@ beforeAll(async () => {
   });
   const port = await freePort();
   await new Promise<void>((resolve) => http.listen(port, '127.0.0.1', resolve));
-  prefix = testPrefix('alert-rules');
-  ({ queue, redis } = testQueue(prefix));
   ctx = {
     pool: db.pool,
     home: home.dir,
@@ -164,14 +163,7 @@ beforeEach(async () => {
 });
 
 afterAll(async () => {
-  await queue?.close();
-  if (redis) {
-    await removeKeys(redis, prefix);
-    redis.disconnect();
-  }
   await new Promise<void>((resolve) => http?.close(() => resolve()));
-  await db?.drop();
-  await home?.remove();
 });
 
 describe('expect: on a partner', () => {

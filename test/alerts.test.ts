@@ -3,15 +3,16 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pino } from 'pino';
 import { SMTPServer } from 'smtp-server';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadAlerts, type AlertsConfig } from '../src/alerts/definition.js';
 import { checkAlerts, type CheckContext } from '../src/alerts/engine.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { createQueuedRun } from '../src/jobs/submit.js';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { runPipeline } from '../src/pipeline/run.js';
-import { erp, freePort, makeJobsHome } from './fixtures/jobs/runner.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { erp, freePort, makeJobsHome } from './helpers/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 import { testApp } from './helpers/home.js';
 
 /**
@@ -20,7 +21,7 @@ import { testApp } from './helpers/home.js';
  */
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let smtp: SMTPServer;
 let http: Server;
 const mails: string[] = [];
@@ -108,10 +109,10 @@ async function mailCount(n: number): Promise<void> {
   expect(mails).toHaveLength(n);
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('alerts');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool.query(`CREATE TABLE timesheets (employee text NOT NULL, hours numeric(5,2) NOT NULL)`);
-  home = await makeJobsHome(FILES());
+  await home.write(FILES());
   smtp = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS'],
@@ -149,8 +150,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await new Promise<void>((resolve) => smtp?.close(() => resolve()));
   await new Promise<void>((resolve) => http?.close(() => resolve()));
-  await db?.drop();
-  await home?.remove();
 });
 
 describe('expected files', () => {

@@ -1,18 +1,9 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import {
-  erp as runErp,
-  killChildren,
-  makeJobsHome,
-  removeKeys,
-  startErp,
-  testPrefix,
-  testQueue,
-  waitFor,
-  type Result,
-} from './fixtures/jobs/runner.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome, type TestQueue } from './helpers/fixtures.js';
+import { erp as runErp, killChildren, startErp, waitFor, type Result } from './helpers/runner.js';
 
 /**
  * Two-person approval through the built CLI, a real worker, Redis and PostgreSQL: a run of a job
@@ -21,13 +12,13 @@ import {
  */
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
-const prefix = testPrefix('approvals');
+let home: TestHome;
+let queue: TestQueue;
 
 const env = (user: string): Record<string, string> => ({
   DATABASE_URL: db.url,
   ERP_HOME: home.dir,
-  ERP_QUEUE_PREFIX: prefix,
+  ERP_QUEUE_PREFIX: queue.prefix,
   ERP_USER: user,
 });
 const erp = (user: string, args: string[]): Promise<Result> => runErp(args, env(user));
@@ -42,12 +33,12 @@ steps:
   - sql: jobs/close.sql
 `;
 
-beforeAll(async () => {
-  db = await createTestDatabase('approvals');
+test.beforeAll(async ({ db: d, home: h, queue: q }) => {
+  [db, home, queue] = [d, h, q];
   await db.pool.query(
     'CREATE TABLE public.closes (period text NOT NULL, closed_at timestamptz DEFAULT now())',
   );
-  home = await makeJobsHome({
+  await home.write({
     'jobs/payroll-close.yaml': JOB('1h'),
     'jobs/quick-close.yaml': JOB('1s'),
     'sql/jobs/close.sql':
@@ -62,15 +53,7 @@ beforeAll(async () => {
     () => `worker start (stderr: ${worker.stderr()})`,
   );
 });
-afterAll(async () => {
-  await killChildren();
-  const { queue, redis } = testQueue(prefix);
-  await removeKeys(redis, prefix);
-  await queue.close();
-  redis.disconnect();
-  await db.drop();
-  await home.remove();
-});
+afterAll(killChildren);
 
 const closes = async (period: string): Promise<number> =>
   Number(

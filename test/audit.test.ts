@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { test, type TestHome } from './helpers/fixtures.js';
 import { appendAudit, GENESIS, hashOf, verifyAudit, type AuditRow } from '../src/audit/trail.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { erp as runErp, killChildren, makeJobsHome, type Result } from './fixtures/jobs/runner.js';
+import { erp as runErp, killChildren, type Result } from './helpers/runner.js';
 
 /**
  * The audit trail on the real PostgreSQL: what erp appends, that PostgreSQL refuses changes, and
@@ -13,16 +14,16 @@ import { erp as runErp, killChildren, makeJobsHome, type Result } from './fixtur
  */
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 const dbs: TestDatabase[] = [];
 
 const erp = (args: string[], env: Record<string, string> = {}, url = db.url): Promise<Result> =>
   runErp(args, { DATABASE_URL: url, ERP_HOME: home.dir, ERP_USER: 'alice', ...env });
 
-beforeAll(async () => {
-  db = await createTestDatabase('audit');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool.query('CREATE TABLE public.items (sku text PRIMARY KEY, price numeric(10,2))');
-  home = await makeJobsHome({
+  await home.write({
     'pipelines/items.yaml': `
 source: { kind: file, path: 'in/items.csv' }
 format: { kind: csv }
@@ -48,8 +49,6 @@ steps:
 afterAll(async () => {
   await killChildren();
   for (const d of dbs) await d.drop();
-  await db.drop();
-  await home.remove();
 });
 
 async function rows(pool = db.pool): Promise<AuditRow[]> {

@@ -1,17 +1,17 @@
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { BENCH_DDL, generateCsv } from '../benchmarks/generate.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { erp as runErp, killChildren, startErp, type Child, type Result } from './fixtures/jobs/runner.js';
-import { makeHome } from './helpers/home.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
+import { erp as runErp, killChildren, startErp, type Child, type Result } from './helpers/runner.js';
 
 /** The CLI as operators run it: the built `dist/cli.js` in a child process. */
 const CLI = path.resolve('dist/cli.js');
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 
 /** The test's database and project home, plus `env`. */
 const envOf = (env: Record<string, string>): Record<string, string> => ({
@@ -34,11 +34,12 @@ sink: { kind: postgres, table: public.items, mode: upsert, key: [sku] }
 rejects: { max_rejects: 1 }
 `;
 
-beforeAll(async () => {
-  db = await createTestDatabase('cli');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool.query(`CREATE TABLE items (sku text PRIMARY KEY, price numeric(10,2));
     CREATE TABLE bench ${BENCH_DDL};`);
-  home = await makeHome({
+  await home.link(['sql']);
+  await home.write({
     'pipelines/items.yaml': ITEMS,
     'pipelines/bench.yaml': `
 source: { kind: file, path: 'in/bench.csv' }
@@ -53,11 +54,7 @@ sink: { kind: postgres, table: public.bench }
     'bad/items-bad.csv': 'sku,price\nA,x\nB,y\nC,1\n',
   });
 });
-afterAll(async () => {
-  await killChildren();
-  await db.drop();
-  await home.remove();
-});
+afterAll(killChildren);
 
 describe('erp CLI', () => {
   it('prints help without arguments and refuses unknown commands', async () => {

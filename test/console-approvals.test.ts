@@ -1,19 +1,19 @@
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { consoleConfigOf } from '../src/console/config.js';
 import { loadConfig } from '../src/config/env.js';
 import { buildConsole } from '../src/console/server.js';
 import { addUser } from '../src/console/users.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome } from './helpers/home.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 
 /*
  * The console shows the runs awaiting approval to users with the approver role (and admins), with
  * each run's dry run; an operator gets neither the link nor the page.
  */
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let server: FastifyInstance;
 const PASSWORD = 'correct horse battery staple';
 
@@ -33,9 +33,9 @@ async function logIn(user: string): Promise<string> {
   return session!.value;
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('console_approvals');
-  home = await makeHome({});
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
+  await home.link(['sql']);
   for (const [name, role] of [
     ['anna', 'approver'],
     ['otto', 'operator'],
@@ -62,8 +62,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await server?.close();
-  await db?.drop();
-  await home?.remove();
 });
 
 describe('console approvals', () => {

@@ -8,9 +8,9 @@ import { consoleConfigOf } from '../src/console/config.js';
 import { buildConsole } from '../src/console/server.js';
 import { createSession, findSession } from '../src/console/sessions.js';
 import { addUser, findUser, verifyPassword } from '../src/console/users.js';
-import { erp, REDIS_URL, startErp, testPrefix, waitFor, type Result } from './fixtures/jobs/runner.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome } from './helpers/home.js';
+import { erp, REDIS_URL, startErp, testPrefix, waitFor, type Result } from './helpers/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 
 /**
  * The console's users from the command line (`erp users add|list|remove|passwd|role`, the built
@@ -19,18 +19,13 @@ import { makeHome } from './helpers/home.js';
  */
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let env: Record<string, string>;
 
-beforeAll(async () => {
-  db = await createTestDatabase('console_users');
-  home = await makeHome({});
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
+  await home.link(['sql']);
   env = { DATABASE_URL: db.url, ERP_HOME: home.dir };
-});
-
-afterAll(async () => {
-  await db?.drop();
-  await home?.remove();
 });
 
 /** `erp …` with `input` piped to its stdin. */

@@ -3,10 +3,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { QueueEvents } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/env.js';
 import { consoleConfigOf } from '../src/console/config.js';
 import { buildConsole } from '../src/console/server.js';
@@ -21,17 +20,10 @@ import {
   type RunJobData,
 } from '../src/runner/queue.js';
 import type { Queue } from 'bullmq';
-import { HAVE_CHROMIUM, CHROMIUM, launchChromium, logIn, screenshot } from './console/browser.js';
-import {
-  killChildren,
-  REDIS_URL,
-  removeKeys,
-  startWorkerProcess,
-  testPrefix,
-  testQueue,
-  waitFor,
-} from './fixtures/jobs/runner.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { HAVE_CHROMIUM, CHROMIUM, launchChromium, logIn, screenshot } from './helpers/browser.js';
+import { killChildren, REDIS_URL, startWorkerProcess, waitFor } from './helpers/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test } from './helpers/fixtures.js';
 import { testApp } from './helpers/home.js';
 
 /**
@@ -99,7 +91,6 @@ let db: TestDatabase;
 let home: { dir: string; remove(): Promise<void> };
 let prefix: string;
 let queue: Queue<RunJobData>;
-let redis: Redis;
 let eventsRedis: RedisClient;
 let events: QueueEvents;
 let server: FastifyInstance;
@@ -190,8 +181,8 @@ async function queuedRun(name: string, given: Record<string, string>): Promise<n
 }
 
 describe.skipIf(!HAVE_CHROMIUM)('erp console in chromium', { timeout: 120_000 }, () => {
-  beforeAll(async () => {
-    db = await createTestDatabase('console');
+  test.beforeAll(async ({ db: d, queue: q }) => {
+    [db, { prefix, queue }] = [d, q];
     await db.pool.query(
       `CREATE TABLE public.items (sku text, price numeric(10,2)); CREATE TABLE public.cancel_me (note text);
        CREATE TABLE public.marks (tag text); CREATE TABLE public.codes (code text);`,
@@ -205,8 +196,6 @@ describe.skipIf(!HAVE_CHROMIUM)('erp console in chromium', { timeout: 120_000 },
       await writeFile(path.join(dir, rel), content);
     }
     home = { dir: path.resolve(dir), remove: () => rm(dir, { recursive: true, force: true }) };
-    prefix = testPrefix('console');
-    ({ queue, redis } = testQueue(prefix));
     eventsRedis = redisConnection(REDIS_URL, 'worker');
     events = createQueueEvents(eventsRedis, prefix);
     for (const [name, role] of [
@@ -255,13 +244,8 @@ describe.skipIf(!HAVE_CHROMIUM)('erp console in chromium', { timeout: 120_000 },
     await server?.close();
     await killChildren();
     await events?.close();
-    await queue?.close();
     eventsRedis?.disconnect();
-    if (redis) {
-      await removeKeys(redis, prefix);
-      redis.disconnect();
-    }
-    await db?.drop();
+    // The home lives under var/ (see above), not in the home fixture's temporary directory.
     await home?.remove();
   });
 

@@ -2,12 +2,13 @@ import { execFile } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { runPipeline } from '../src/pipeline/run.js';
 import { type FileResult } from '../src/pipeline/result.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome, testApp } from './helpers/home.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
+import { testApp } from './helpers/home.js';
 
 /** Strict decoding of CSV input: a bad byte is a row reject naming where it is, in validate and load alike. */
 
@@ -26,16 +27,13 @@ sink: { kind: postgres, table: public.people, mode: append }
 const execFileAsync = promisify(execFile);
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 
-beforeAll(async () => {
-  db = await createTestDatabase('csv_encoding');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool.query('CREATE TABLE people (id int, name text, note text)');
-  home = await makeHome({ 'pipelines/people.yaml': PIPELINE(), 'in/.keep': '' });
-});
-afterAll(async () => {
-  await db?.drop();
-  await home?.remove();
+  await home.link(['sql']);
+  await home.write({ 'pipelines/people.yaml': PIPELINE(), 'in/.keep': '' });
 });
 beforeEach(async () => {
   await db.pool.query('TRUNCATE people; TRUNCATE runner.ingested_files, runner.runs CASCADE');

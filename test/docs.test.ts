@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseYaml } from '../src/config/yaml.js';
 import { jobSchema, resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { parseParams } from '../src/commands/run.js';
@@ -9,7 +9,8 @@ import { mappingFileSchema } from '../src/stages/transform.js';
 import { partnerSchema } from '../src/partners/profile.js';
 import { retentionSchema } from '../src/compliance/retention.js';
 import { inboundMappingSchema } from '../src/x12/mapping.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test } from './helpers/fixtures.js';
 
 /**
  * The docs' examples against the product: every fenced YAML snippet of README.md and docs/*.md is
@@ -55,10 +56,9 @@ async function blocks(): Promise<Block[]> {
 }
 
 let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase('docs');
+test.beforeAll(async ({ db: d }) => {
+  db = d;
 });
-afterAll(async () => db?.drop());
 
 describe('docs examples', () => {
   it('every YAML snippet is a valid pipeline, mapping or job, on tables that exist', async () => {

@@ -1,18 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome } from './helpers/home.js';
-import { erp as runErp, killChildren, type Result } from './fixtures/jobs/runner.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
+import { erp as runErp, killChildren, type Result } from './helpers/runner.js';
 
 /** `erp validate` and `erp run --dry-run` apply the whole reject policy and say what a real run would exit with. */
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 const erp = (args: string[]): Promise<Result> => runErp(args, { DATABASE_URL: db.url, ERP_HOME: home.dir });
 
-beforeAll(async () => {
-  db = await createTestDatabase('dry_policy');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool.query('CREATE TABLE prices (sku text PRIMARY KEY, price numeric(10,2))');
-  home = await makeHome({
+  await home.link(['sql']);
+  await home.write({
     'pipelines/prices.yaml': `
 source: { kind: file, path: in/prices.csv }
 format: { kind: csv }
@@ -27,11 +28,7 @@ rejects: { max_reject_rate: 0.8 }
     'in/prices.csv': 'sku,price\nA,1.00\nB,x\nC,y\nD,z\nE,w\nF,v\n',
   });
 });
-afterAll(async () => {
-  await killChildren();
-  await db?.drop();
-  await home?.remove();
-});
+afterAll(killChildren);
 
 describe('a dry run predicts the reject policy', () => {
   it('erp validate exits 3 on max_reject_rate, as the real run does, and says so', async () => {

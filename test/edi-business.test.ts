@@ -8,7 +8,7 @@ import { ediStatus } from '../src/edi/status.js';
 import { formatEdiStatus } from '../src/commands/edi.js';
 import type { Partner } from '../src/partners/profile.js';
 import { recordOutbound } from '../src/edi/interchanges.js';
-import { FIXTURES, parseStrict, segs, startEdiWorld, type EdiWorld } from './edi-helpers.js';
+import { FIXTURES, parseStrict, segs, startEdiWorld, type EdiWorld } from './helpers/edi.js';
 
 /** Business errors apart from syntax (hold, acknowledge with an 855), TA1s and reused ISA13s, end to end. */
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replayFile, samplesDir, testPartner } from '../src/edi/harness.js';
 import { parseYaml } from '../src/config/yaml.js';
 import { compileInboundMapping, inboundMappingSchema } from '../src/x12/mapping.js';
-import { HOME, parseStrict, segs, startEdiWorld, type EdiWorld } from './edi-helpers.js';
+import { HOME, parseStrict, segs, startEdiWorld, type EdiWorld } from './helpers/edi.js';
 
 /**
  * The sample corpus (partners/<NAME>/samples: 850s in the shapes different senders use) run by

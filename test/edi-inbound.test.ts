@@ -9,7 +9,7 @@ import { formatRunDetail } from '../src/commands/report.js';
 import { executeRun, planRun } from '../src/jobs/execute.js';
 import { resolveEndpoint } from '../src/partners/profile.js';
 import { createRun, getRun } from '../src/runs/store/runs.js';
-import { FIXTURES, HOME, parseStrict, segs, startEdiWorld, type EdiWorld } from './edi-helpers.js';
+import { FIXTURES, HOME, parseStrict, segs, startEdiWorld, type EdiWorld } from './helpers/edi.js';
 
 let w: EdiWorld;
 beforeAll(async () => {

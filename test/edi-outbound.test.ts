@@ -8,7 +8,7 @@ import { shipNoticeMapping } from '../src/edi/ship-notice.js';
 import { ediStatus } from '../src/edi/status.js';
 import type { Partner } from '../src/partners/profile.js';
 import { loadOutboundMapping } from '../src/x12/outbound.js';
-import { HOME, parseStrict, segs, startEdiWorld, type EdiWorld } from './edi-helpers.js';
+import { HOME, parseStrict, segs, startEdiWorld, type EdiWorld } from './helpers/edi.js';
 import { checkHierarchy, gs1CheckDigit } from './helpers/hl-check.js';
 
 let w: EdiWorld;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runInbound } from '../src/edi/inbound.js';
 import { loadMappingFile, parseSince, replayPartner } from '../src/edi/replay.js';
-import { HOME, startEdiWorld, type EdiWorld } from './edi-helpers.js';
+import { HOME, startEdiWorld, type EdiWorld } from './helpers/edi.js';
 
 /** `erp edi replay`: archived inbound files through a mapping, compared with what was loaded; nothing written. */
 

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runInbound, type InboundFileResult, type MappedOrder } from '../src/edi/inbound.js';
-import { parseStrict, segs, startEdiWorld, type EdiWorld } from './edi-helpers.js';
+import { parseStrict, segs, startEdiWorld, type EdiWorld } from './helpers/edi.js';
 
 /**
  * The inbound 850s are checked and stored set-wise (src/edi/inbound-processor.ts): these are the

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import ExcelJS from 'exceljs';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../src/app.js';
 import {
   decryptValue,
@@ -17,9 +17,9 @@ import {
 } from '../src/compliance/keys.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { executeRun } from '../src/jobs/execute.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome } from './helpers/home.js';
-import { erp, killChildren, startErp, waitFor } from './fixtures/jobs/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
+import { erp, killChildren, startErp, waitFor } from './helpers/runner.js';
 
 /*
  * Bank account numbers and tax ids are encrypted at rest: the shipped employees pipeline writes
@@ -35,7 +35,7 @@ const K1 = key('k1');
 const K2 = key('k2');
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let app: App;
 let ring: Keyring;
 /** The workbook's employees: employee_no → bank account. */
@@ -59,9 +59,9 @@ async function dump(): Promise<string> {
   return stdout;
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('encryption');
-  home = await makeHome({});
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
+  await home.link(['sql']);
   for (const dir of ['pipelines', 'jobs', 'mappings', 'fixtures'])
     await symlink(path.resolve(dir), path.join(home.dir, dir));
   await mkdir(path.join(home.dir, 'var', 'exports'), { recursive: true });
@@ -82,8 +82,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await killChildren();
   await app?.close();
-  await db?.drop();
-  await home?.remove();
 });
 
 describe('keys and values', () => {

@@ -2,11 +2,11 @@ import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome } from './helpers/home.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 import { startSshd, type TestSshd } from './helpers/sshd.js';
-import { erp as runErp, killChildren, type Result } from './fixtures/jobs/runner.js';
+import { erp as runErp, killChildren, type Result } from './helpers/runner.js';
 
 /*
  * `erp erase person` on the fixture company after a real month: employees loaded (bank accounts
@@ -19,7 +19,7 @@ const run = promisify(execFile);
 const PG_DUMP = '/usr/lib/postgresql/15/bin/pg_dump';
 let db: TestDatabase;
 let sshd: TestSshd;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let env: Record<string, string>;
 
 interface Who {
@@ -64,12 +64,14 @@ const ledger = async (): Promise<unknown[]> =>
     )
   ).rows;
 
-beforeAll(async () => {
-  [db, sshd] = await Promise.all([createTestDatabase('erasure'), startSshd()]);
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
+  sshd = await startSshd();
   for (const p of ['PARTNERA', 'PARTNERB', 'TIMECLOCK'])
     for (const d of ['inbox', 'outbox', 'archive', 'error'])
       await mkdir(path.join(sshd.root, p, d), { recursive: true });
-  home = await makeHome({
+  await home.link(['sql']);
+  await home.write({
     'in/contacts.csv': '',
     'pipelines/contacts.yaml': `
 source: { kind: file, path: in/contacts.csv }
@@ -105,9 +107,7 @@ rejects: { max_reject_rate: 0.9 }
 }, 60_000);
 afterAll(async () => {
   await killChildren();
-  await db?.drop();
   await sshd?.stop();
-  await home?.remove();
 });
 
 describe('erp erase person', () => {

@@ -3,9 +3,10 @@ import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import ExcelJS from 'exceljs';
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FIXTURE_PERIOD, UNAPPROVED_ROW, makeFixtureFiles } from '../scripts/make-fixtures.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test } from './helpers/fixtures.js';
 import { modelOfFixtures, registerAsModel } from './helpers/fixture-payroll.js';
 import { money } from './helpers/payroll-model.js';
 
@@ -13,10 +14,9 @@ const DIR = path.join('fixtures', 'company');
 type Row = (string | null)[];
 
 let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase('erp_fixtures');
+test.beforeAll(async ({ db: d }) => {
+  db = d;
 });
-afterAll(async () => db?.drop());
 
 /** Header and rows of a fixture CSV; empty fields become NULL. */
 async function readCsv(name: string): Promise<{ columns: string[]; rows: Row[] }> {

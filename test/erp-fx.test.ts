@@ -1,5 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { describe, expect, it } from 'vitest';
+import type { TestDatabase } from './helpers/db.js';
+import { test } from './helpers/fixtures.js';
 
 /*
  * Realized exchange differences: a EUR invoice posted at one rate and paid at others. The expected
@@ -29,8 +30,8 @@ async function balance(account: string): Promise<string> {
 
 let invoiceId = '';
 
-beforeAll(async () => {
-  db = await createTestDatabase('erp_fx');
+test.beforeAll(async ({ db: d }) => {
+  db = d;
   await db.pool.query(`
     SELECT gl.open_period('2026-11'), gl.open_period('2026-12');
     INSERT INTO sales.customers (customer_no, name, payment_terms_days) VALUES ('EU100', 'Rhein Handel GmbH', 30);
@@ -56,7 +57,6 @@ beforeAll(async () => {
   );
   invoiceId = inv.rows[0]!.id;
 });
-afterAll(async () => db?.drop());
 
 describe('realized exchange gain and loss', () => {
   // 300 × 15.00 = EUR 4,500.00, receivable at the invoice's rate.

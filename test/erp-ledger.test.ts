@@ -1,15 +1,15 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { withTransaction } from '../src/db/pool.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test } from './helpers/fixtures.js';
 
 let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase('erp_ledger');
+test.beforeAll(async ({ db: d }) => {
+  db = d;
   await db.pool.query(
     `SELECT gl.open_period('2026-09'), gl.open_period('2026-10'), gl.open_period('2026-11')`,
   );
 });
-afterAll(async () => db?.drop());
 
 /** Posts a balanced entry with gl.post_entry; returns its id. */
 async function post(date: string, description: string, lines: object[]): Promise<string> {

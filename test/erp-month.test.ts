@@ -2,13 +2,13 @@ import { mkdir, readFile, symlink } from 'node:fs/promises';
 import { parse } from 'csv-parse/sync';
 import path from 'node:path';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../src/app.js';
 import { decryptValue, loadKeyring } from '../src/compliance/keys.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { executeRun } from '../src/jobs/execute.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome } from './helpers/home.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 import { validateNacha } from './helpers/nacha-check.js';
 
 /*
@@ -20,7 +20,7 @@ import { validateNacha } from './helpers/nacha-check.js';
  * NACHA validator written here.
  */
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let app: App;
 
 const EUR_RATE = '1.08350000';
@@ -42,9 +42,9 @@ async function run(name: string, params: Record<string, string> = {}, files?: st
 
 const one = async (sql: string, params: unknown[] = []) => (await db.pool.query(sql, params)).rows[0];
 
-beforeAll(async () => {
-  db = await createTestDatabase('erp_month');
-  home = await makeHome({});
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
+  await home.link(['sql']);
   for (const dir of ['pipelines', 'jobs', 'mappings', 'fixtures'])
     await symlink(path.resolve(dir), path.join(home.dir, dir));
   await mkdir(path.join(home.dir, 'var', 'exports'), { recursive: true });
@@ -56,8 +56,6 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => {
   await app?.close();
-  await db?.drop();
-  await home?.remove();
 });
 
 describe('a month of activity', () => {

@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { runPipeline } from '../src/pipeline/run.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 import { registerAsModel } from './helpers/fixture-payroll.js';
-import { makeHome, testApp } from './helpers/home.js';
+import { testApp } from './helpers/home.js';
 import {
   money,
   payMonth,
@@ -29,7 +30,7 @@ import {
  *       social-security wage base (184,500.00); December crosses 200,000.00 (Additional Medicare).
  */
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 
 const EMPLOYEES: ModelEmployee[] = [
   { no: 'H1', hire: '2020-03-01', hourly: '20.00' },
@@ -61,8 +62,8 @@ function h1Timesheets(): { no: string; date: string; hours: string }[] {
 }
 const TIMESHEETS = h1Timesheets();
 
-beforeAll(async () => {
-  db = await createTestDatabase('erp_payroll_rules');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool.query(`SELECT payroll.open_period('2026-11'), payroll.open_period('2026-12')`);
   await db.pool.query(`
     INSERT INTO hr.employees (employee_no, first_name, last_name, hire_date, termination_date, active, pay_type,
@@ -79,16 +80,13 @@ beforeAll(async () => {
      SELECT t.no, t.date::date, t.hours::numeric, 'E0006' FROM json_to_recordset($1) AS t(no text, date text, hours text)`,
     [JSON.stringify(TIMESHEETS)],
   );
-  home = await makeHome({
+  await home.link(['sql']);
+  await home.write({
     'pipelines/opening-ytd.yaml': await readFile('pipelines/opening-ytd.yaml'),
     'mappings/opening-ytd.yaml': await readFile('mappings/opening-ytd.yaml'),
     'fixtures/company/opening-ytd-2026.csv':
       'employee_no,tax_year,gross,taxable,fica_wages\nS3,2026,170000.00,168000.00,168000.00\n',
   });
-});
-afterAll(async () => {
-  await db?.drop();
-  await home?.remove();
 });
 
 const ytd = new Map<string, ModelYtd>();

@@ -1,5 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestDatabase } from './helpers/db.js';
+import { test } from './helpers/fixtures.js';
 
 /*
  * A hand-made company, paid with the seeded tax tables (000002_erp_core.sql):
@@ -44,13 +45,12 @@ const T003_TIMESHEETS = `
     FROM generate_series(DATE '2026-11-02', DATE '2026-11-27', interval '1 day') AS g(t)
    WHERE extract(isodow FROM t) < 6;`;
 
-beforeAll(async () => {
-  db = await createTestDatabase('erp_payroll');
+test.beforeAll(async ({ db: d }) => {
+  db = d;
   await db.pool.query(`SELECT payroll.open_period('2026-10'), payroll.open_period('2026-11')`);
   await db.pool.query(EMPLOYEES);
   await db.pool.query(T001_TIMESHEETS);
 });
-afterAll(async () => db?.drop());
 
 async function count(sql: string): Promise<number> {
   const { rows } = await db.pool.query<{ n: number }>(`SELECT (${sql})::int AS n`);

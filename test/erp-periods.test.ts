@@ -1,5 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { describe, expect, it } from 'vitest';
+import type { TestDatabase } from './helpers/db.js';
+import { test } from './helpers/fixtures.js';
 
 /*
  * October 2026 gets one of everything (stock at cost, an order shipped and invoiced, a payment), then
@@ -9,8 +10,8 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 let db: TestDatabase;
 const ids: Record<string, string> = {};
 
-beforeAll(async () => {
-  db = await createTestDatabase('erp_periods');
+test.beforeAll(async ({ db: d }) => {
+  db = d;
   await db.pool.query(`
     SELECT gl.open_period('2026-10'), gl.open_period('2026-11');
     INSERT INTO sales.customers (customer_no, name, payment_terms_days) VALUES ('C1', 'Summit Facilities', 30);
@@ -43,7 +44,6 @@ beforeAll(async () => {
   );
   await db.pool.query(`SELECT gl.close_period('2026-10', 'controller')`);
 });
-afterAll(async () => db?.drop());
 
 const CLOSED = /^fiscal period 2026-10 is closed: /;
 

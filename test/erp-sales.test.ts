@@ -1,9 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestDatabase } from './helpers/db.js';
+import { test } from './helpers/fixtures.js';
 
 let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase('erp_sales');
+test.beforeAll(async ({ db: d }) => {
+  db = d;
   await db.pool.query(`
     SELECT gl.open_period('2026-11');
     INSERT INTO sales.customers (customer_no, name, x12_qualifier, x12_id, payment_terms_days) VALUES
@@ -16,7 +17,6 @@ beforeAll(async () => {
       ('SKU-1001', '2026-11-01', 500, 'opening', 7.25, 'count 2026-10-31'),
       ('SKU-2002', '2026-11-01', 40, 'opening', 4.10, 'count 2026-10-31');`);
 });
-afterAll(async () => db?.drop());
 
 describe('sales orders, shipments and invoices', () => {
   let orderId: string;

@@ -1,10 +1,11 @@
 import path from 'node:path';
 import ExcelJS from 'exceljs';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { runPipeline } from '../src/pipeline/run.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome, testApp } from './helpers/home.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
+import { testApp } from './helpers/home.js';
 
 /** `trim` and `null_if` on a CSV or XLSX format clean values before validation sees them. */
 
@@ -23,10 +24,10 @@ sink: { kind: postgres, table: public.stock }
 const CSV = 'sku,price,qty\n  ABC-1 , 12.50 ,  3\nABC-2,N/A,-\nABC-3,"  ",4\n';
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 
-beforeAll(async () => {
-  db = await createTestDatabase('format_clean');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool.query('CREATE TABLE stock (sku text PRIMARY KEY, price numeric(8,2), qty int)');
   const wb = new ExcelJS.Workbook();
   const ws = wb.addWorksheet('Stock');
@@ -34,7 +35,8 @@ beforeAll(async () => {
   ws.addRow(['  ABC-1 ', ' 12.50 ', '  3']);
   ws.addRow(['ABC-2', 'N/A', '-']);
   ws.addRow(['ABC-3', '  ', 4]);
-  home = await makeHome({
+  await home.link(['sql']);
+  await home.write({
     'pipelines/raw.yaml': pipeline('{ kind: csv }', 'stock.csv'),
     'pipelines/clean.yaml': pipeline(`{ kind: csv, trim: true, null_if: ['N/A', '-', ''] }`, 'stock.csv'),
     'pipelines/clean-xlsx.yaml': pipeline(
@@ -44,10 +46,6 @@ beforeAll(async () => {
     'in/stock.csv': CSV,
   });
   await wb.xlsx.writeFile(path.join(home.dir, 'in/stock.xlsx'));
-});
-afterAll(async () => {
-  await db?.drop();
-  await home?.remove();
 });
 beforeEach(async () => {
   await db.pool.query('TRUNCATE stock; TRUNCATE runner.ingested_files CASCADE');

@@ -1,12 +1,13 @@
 import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { runPipeline } from '../src/pipeline/run.js';
-import { erp } from './fixtures/jobs/runner.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome, testApp } from './helpers/home.js';
+import { erp } from './helpers/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
+import { testApp } from './helpers/home.js';
 
 /**
  * Input files come only from ERP_HOME and ERP_INPUT_DIRS: `--file` and `source.path` outside them,
@@ -15,17 +16,18 @@ import { makeHome, testApp } from './helpers/home.js';
  */
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let outside: string;
 const SECRET = 'root:SECRET-HASH:19000:0:99999:7:::';
 
-beforeAll(async () => {
-  db = await createTestDatabase('input_roots');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool.query('CREATE TABLE codes (code text NOT NULL)');
   outside = await mkdtemp(path.join(os.tmpdir(), 'erp-outside-'));
   await writeFile(path.join(outside, 'shadow'), `${SECRET}\n`);
   await writeFile(path.join(outside, 'codes.csv'), 'code\nA\nB\n');
-  home = await makeHome({
+  await home.link(['sql']);
+  await home.write({
     'pipelines/codes.yaml': `
 source: { kind: file, path: 'in/*.csv' }
 format: { kind: csv, header: false, columns: [code] }
@@ -40,8 +42,6 @@ sink: { kind: postgres, table: public.codes }
 });
 
 afterAll(async () => {
-  await db.drop();
-  await home.remove();
   await rm(outside, { recursive: true, force: true });
 });
 

@@ -16,17 +16,14 @@ import {
   freePort,
   keysOf,
   killChildren,
-  makeJobsHome,
   REDIS_URL,
-  removeKeys,
   startErp,
   startRedisServer,
   startWorkerProcess,
-  testPrefix,
-  testQueue,
   waitFor,
-} from './fixtures/jobs/runner.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+} from './helpers/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 
 /**
  * Jobs through the real Redis and PostgreSQL, with a worker in this process: refusals before
@@ -35,7 +32,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
  */
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let prefix: string;
 let app: App;
 let worker: RunningWorker;
@@ -160,8 +157,8 @@ async function settledJob(runId: number): Promise<{ state: string; attemptsMade:
   );
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('jobs');
+test.beforeAll(async ({ db: d, home: h, queue: q }) => {
+  [db, home, { prefix, queue, redis }] = [d, h, q];
   await db.pool.query(`
     CREATE TABLE flaky_done (attempt bigint);
     CREATE TABLE first_done (at timestamptz);
@@ -186,10 +183,8 @@ beforeAll(async () => {
     CREATE TABLE cancel_marks (n int);
     CREATE TABLE step_marks (n int);
   `);
-  home = await makeJobsHome(FILES);
-  prefix = testPrefix('jobs');
+  await home.write(FILES);
   env = { DATABASE_URL: db.url, ERP_HOME: home.dir, ERP_QUEUE_PREFIX: prefix, REDIS_URL };
-  ({ queue, redis } = testQueue(prefix));
   app = createApp({ ...env, LOG_LEVEL: 'silent' }, pino({ level: 'silent' }));
 });
 
@@ -199,14 +194,7 @@ afterEach(() => killChildren());
 afterAll(async () => {
   await killChildren();
   await worker?.close();
-  await queue?.close();
-  if (redis) {
-    await removeKeys(redis, prefix);
-    redis.disconnect();
-  }
   await app?.close();
-  await db?.drop();
-  await home?.remove();
 });
 
 describe('refusals before anything is queued', () => {

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createPool } from '../src/db/pool.js';
 import { ClaimGate, ClaimsStoppedError } from '../src/jobs/claims.js';
 import { resolveRunnable } from '../src/jobs/definition.js';
@@ -9,8 +9,9 @@ import { openRunnerSession, type RunnerSession } from '../src/jobs/session.js';
 import { createQueuedRun } from '../src/jobs/submit.js';
 import { handBack } from '../src/runner/last-resort.js';
 import type { AppContext } from '../src/app.js';
-import { makeJobsHome, waitFor } from './fixtures/jobs/runner.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { waitFor } from './helpers/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 
 /**
  * The worker's last resort hands its runs in hand back (test/chaos covers the crash end to end).
@@ -21,13 +22,13 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 const CRASHED = 'attempt failed, will retry: the worker crashed (injected fault)';
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let session: RunnerSession;
 
-beforeAll(async () => {
-  db = await createTestDatabase('last_resort');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool.query('CREATE TABLE step_marks (n int)');
-  home = await makeJobsHome({
+  await home.write({
     'jobs/mark.yaml': 'lock: false\nsteps:\n  - sql: t/mark.sql\n',
     'sql/t/mark.sql': 'INSERT INTO step_marks VALUES (1);\nSELECT pg_sleep(0.6);\n',
   });
@@ -36,8 +37,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await session?.close();
-  await db?.drop();
-  await home?.remove();
 });
 
 /** Starts a queued run of `mark` in this process, with `gate` as its process's claim gate. */

@@ -5,7 +5,7 @@ import type { Queue } from 'bullmq';
 import Fastify from 'fastify';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { registerHealthRoutes } from '../src/http/health.js';
 import { createPool } from '../src/db/pool.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
@@ -16,14 +16,12 @@ import {
   killChildren,
   makeJobsHome,
   REDIS_URL,
-  removeKeys,
   startWorkerProcess,
-  testPrefix,
-  testQueue,
   waitFor,
   type Child,
-} from './fixtures/jobs/runner.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+} from './helpers/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 import { parseScrape, scrape } from './helpers/prometheus.js';
 
 /**
@@ -33,7 +31,7 @@ import { parseScrape, scrape } from './helpers/prometheus.js';
  */
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let prefix: string;
 let queue: Queue<RunJobData>;
 let redis: Redis;
@@ -89,28 +87,17 @@ async function waitFinal(id: number): Promise<string> {
   );
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('metrics');
+test.beforeAll(async ({ db: d, home: h, queue: q }) => {
+  [db, home, { prefix, queue, redis }] = [d, h, q];
   await db.pool.query(`CREATE TABLE items (sku text PRIMARY KEY, price numeric(10,2))`);
-  home = await makeJobsHome(FILES);
+  await home.write(FILES);
   // The repository's migrations beside the test's SQL, so /readyz compares the database with them.
   for (const f of (await readdir('sql')).filter((n) => /^\d{6}_.*\.sql$/.test(n)))
     await symlink(path.resolve('sql', f), path.join(home.dir, 'sql', f));
-  prefix = testPrefix('metrics');
   env = { DATABASE_URL: db.url, ERP_HOME: home.dir, ERP_QUEUE_PREFIX: prefix, REDIS_URL };
-  ({ queue, redis } = testQueue(prefix));
 });
 
-afterAll(async () => {
-  await killChildren();
-  await queue?.close();
-  if (redis) {
-    await removeKeys(redis, prefix);
-    redis.disconnect();
-  }
-  await db?.drop();
-  await home?.remove();
-});
+afterAll(killChildren);
 
 describe('erp worker with ERP_HTTP_PORT', () => {
   let worker: Child;

@@ -1,15 +1,15 @@
 import { mkdtemp, writeFile, cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { migrate } from '../src/db/migrate.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test } from './helpers/fixtures.js';
 
 let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase('migrate');
+test.beforeAll(async ({ db: d }) => {
+  db = d;
 });
-afterAll(async () => db.drop());
 
 describe('migrate', () => {
   it('records every migration with its checksum and is idempotent', async () => {

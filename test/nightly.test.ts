@@ -1,7 +1,7 @@
 import { copyFile, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../src/app.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { executeRun } from '../src/jobs/execute.js';
@@ -9,9 +9,10 @@ import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
 import { startWorker, type RunningWorker } from '../src/runner/worker.js';
 import { modelOfFixtures } from './helpers/fixture-payroll.js';
 import { money } from './helpers/payroll-model.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestQueue } from './helpers/fixtures.js';
 import { startSshd, type TestSshd } from './helpers/sshd.js';
-import { removeKeys, testPrefix, testQueue, waitFor } from './fixtures/jobs/runner.js';
+import { waitFor } from './helpers/runner.js';
 
 /**
  * The shipped `nightly` job on the shipped fixtures, end to end through a worker: imports (CSV,
@@ -22,12 +23,12 @@ let db: TestDatabase;
 let sshd: TestSshd;
 let app: App;
 let worker: RunningWorker;
-const prefix = testPrefix('nightly');
-const { queue, redis } = testQueue(prefix);
+let queue: TestQueue['queue'];
 const saved = { ...process.env };
 
-beforeAll(async () => {
-  [db, sshd] = await Promise.all([createTestDatabase('nightly'), startSshd()]);
+test.beforeAll(async ({ db: d, queue: q }) => {
+  [db, queue] = [d, q.queue];
+  sshd = await startSshd();
   for (const p of ['PARTNERA', 'PARTNERB', 'TIMECLOCK']) {
     for (const d of ['inbox', 'outbox', 'archive', 'error'])
       await mkdir(path.join(sshd.root, p, d), { recursive: true });
@@ -47,8 +48,8 @@ beforeAll(async () => {
       ...process.env,
       DATABASE_URL: db.url,
       ERP_HOME: '.',
-      ERP_DATA_DIR: path.join('var', prefix),
-      ERP_QUEUE_PREFIX: prefix,
+      ERP_DATA_DIR: path.join('var', q.prefix),
+      ERP_QUEUE_PREFIX: q.prefix,
     },
     pino({ level: 'silent' }),
   );
@@ -58,11 +59,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await worker?.close();
   await app?.close();
-  await removeKeys(redis, prefix);
-  await queue.close();
-  redis.disconnect();
   process.env = saved;
-  await Promise.all([db.drop(), sshd.stop()]);
+  await sshd?.stop();
 });
 
 describe('nightly job', () => {

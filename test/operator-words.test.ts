@@ -1,18 +1,18 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { queryOnce } from '../src/db/pool.js';
 import { describeError } from '../src/errors.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 import { ADMIN_URL } from './helpers/global-setup.js';
-import { makeHome } from './helpers/home.js';
-import { erp as runErp, killChildren, type Result } from './fixtures/jobs/runner.js';
+import { erp as runErp, killChildren, type Result } from './helpers/runner.js';
 
 /** Database errors, a wrong directory and conflicting options, said in the operator's words. */
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let empty: string;
 const bare = `erp_bare_${process.pid}`;
 const urlOf = (name: string): string => {
@@ -23,15 +23,16 @@ const urlOf = (name: string): string => {
 const erp = (args: string[], env: Record<string, string> = {}): Promise<Result> =>
   runErp(args, { DATABASE_URL: db.url, ERP_HOME: home.dir, ...env });
 
-beforeAll(async () => {
-  db = await createTestDatabase('words');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool.query(
     'CREATE TABLE amounts (id int PRIMARY KEY, price numeric(5,2), note text); CREATE TABLE plain (name text)',
   );
   await queryOnce(ADMIN_URL, `DROP DATABASE IF EXISTS ${bare}`);
   await queryOnce(ADMIN_URL, `CREATE DATABASE ${bare}`);
   empty = await mkdtemp(path.join(tmpdir(), 'erp-nowhere-'));
-  home = await makeHome({
+  await home.link(['sql']);
+  await home.write({
     'pipelines/amounts.yaml': `
 source: { kind: file, path: in/amounts.csv }
 format: { kind: csv }
@@ -69,8 +70,6 @@ steps:
 });
 afterAll(async () => {
   await killChildren();
-  await db?.drop();
-  await home?.remove();
   await rm(empty, { recursive: true, force: true });
   await queryOnce(ADMIN_URL, `DROP DATABASE IF EXISTS ${bare}`);
 });

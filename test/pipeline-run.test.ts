@@ -1,10 +1,11 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { runPipeline } from '../src/pipeline/run.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome, testApp } from './helpers/home.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
+import { testApp } from './helpers/home.js';
 
 const PIPELINE = (mode: string, extra = ''): string => `
 description: item master
@@ -41,7 +42,7 @@ a-3,"Washer ""M8""",0.10,fin,,11/04/2026
 `;
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 
 async function run(opts: Parameters<typeof runPipeline>[2] = {}) {
   const def = await loadPipeline(home.dir, 'items');
@@ -60,22 +61,19 @@ async function items(): Promise<Record<string, unknown>[]> {
   ).rows;
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('pipeline_run');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool.query(`
     CREATE TABLE categories (id int PRIMARY KEY, code text UNIQUE NOT NULL);
     INSERT INTO categories VALUES (1, 'RAW'), (2, 'FIN');
     CREATE TABLE items (sku text PRIMARY KEY, name text NOT NULL, price numeric(8,2), category_id int REFERENCES categories,
       active boolean NOT NULL, created date, origin text NOT NULL);`);
-  home = await makeHome({
+  await home.link(['sql']);
+  await home.write({
     'pipelines/items.yaml': PIPELINE('append'),
     'mappings/items.yaml': MAPPING,
     'in/.keep': '',
   });
-});
-afterAll(async () => {
-  await db.drop();
-  await home.remove();
 });
 beforeEach(async () => {
   await db.pool.query('TRUNCATE items; TRUNCATE runner.ingested_files, runner.runs CASCADE');

@@ -1,17 +1,18 @@
 import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { runPipeline } from '../src/pipeline/run.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome, testApp } from './helpers/home.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
+import { testApp } from './helpers/home.js';
 import { startSshd, type TestSshd } from './helpers/sshd.js';
 
 /** Pipelines whose files come from, or go to, a partner's real SFTP server (OpenSSH on loopback). */
 
 let db: TestDatabase;
 let sshd: TestSshd;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 const saved = { ...process.env };
 
 const PARTNER = (pin: string): string => `
@@ -54,8 +55,9 @@ async function run(name: string) {
   return runPipeline(testApp(db, home.dir), await loadPipeline(home.dir, name));
 }
 
-beforeAll(async () => {
-  [db, sshd] = await Promise.all([createTestDatabase('pipeline_sftp'), startSshd()]);
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
+  sshd = await startSshd();
   await db.pool.query('CREATE TABLE hours (emp text NOT NULL, hours numeric(5,2) NOT NULL)');
   Object.assign(process.env, {
     TEST_SFTP_PORT: String(sshd.port),
@@ -63,7 +65,8 @@ beforeAll(async () => {
     TEST_SFTP_KEY: sshd.privateKeyPath,
     TEST_SFTP_ROOT: sshd.root,
   });
-  home = await makeHome({
+  await home.link(['sql']);
+  await home.write({
     'partners/CLOCK.yaml': PARTNER(sshd.hostKeyFingerprint),
     'pipelines/hours.yaml': IMPORT,
     'pipelines/hours-out.yaml': EXPORT,
@@ -71,7 +74,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   process.env = saved;
-  await Promise.all([db.drop(), sshd.stop(), home.remove()]);
+  await sshd?.stop();
 });
 beforeEach(async () => {
   await db.pool.query('TRUNCATE hours; TRUNCATE runner.ingested_files, runner.runs CASCADE');

@@ -1,5 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 import { pino } from 'pino';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
@@ -7,7 +8,6 @@ import { fireTick, loadSchedules } from '../src/runner/scheduler.js';
 import {
   erp as runErp,
   killChildren,
-  makeJobsHome,
   REDIS_URL,
   removeKeys,
   startWorkerProcess,
@@ -15,7 +15,7 @@ import {
   testQueue,
   waitFor,
   type Result,
-} from './fixtures/jobs/runner.js';
+} from './helpers/runner.js';
 
 /**
  * Preflight: a broken job is refused before its run is recorded — exit 2, every problem listed
@@ -23,19 +23,19 @@ import {
  */
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 const erp = (args: string[], env: Record<string, string> = {}): Promise<Result> =>
   runErp(args, { DATABASE_URL: db.url, ERP_HOME: home.dir, ERP_PARTNER_PORT: '', ...env });
 
 const CSV = 'code,name,born\nA,Ann,01/02/2000\n';
 
-beforeAll(async () => {
-  db = await createTestDatabase('preflight');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   // people.code is unique; people_plain has no unique index at all.
   await db.pool.query(`CREATE TABLE people (code text PRIMARY KEY, name text, born date);
     CREATE TABLE people_plain (code text, name text, born date);`);
   // A sql/ of the test's own: the job's SQL files never land in the repository's sql/.
-  home = await makeJobsHome({
+  await home.write({
     'in/people.csv': CSV,
     'var/exports/.keep': '',
     // 1. a mapping file that does not exist, and a date format in lower case.
@@ -136,11 +136,7 @@ sink: { kind: postgres, table: public.people, mode: upsert, key: [code] }
 `,
   });
 });
-afterAll(async () => {
-  await killChildren();
-  await db?.drop();
-  await home?.remove();
-});
+afterAll(killChildren);
 
 async function runCount(): Promise<number> {
   const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM runner.runs');

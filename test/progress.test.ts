@@ -2,12 +2,13 @@ import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { BENCH_DDL, generateCsv } from '../benchmarks/generate.js';
 import { stepReporter } from '../src/commands/progress.js';
 import type { RunProgress } from '../src/jobs/types.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { erp, killChildren, makeJobsHome } from './fixtures/jobs/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
+import { erp, killChildren } from './helpers/runner.js';
 
 /**
  * The progress of `erp run`: on a terminal a bar with the share of the file read, rows per second,
@@ -16,7 +17,7 @@ import { erp, killChildren, makeJobsHome } from './fixtures/jobs/runner.js';
 
 const ROWS = 1_000_000;
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let env: Record<string, string>;
 
 /** A stream that says it is (or is not) a terminal, and keeps what was written. */
@@ -48,10 +49,10 @@ const step = (over: Partial<RunProgress>): RunProgress => ({
 // eslint-disable-next-line no-control-regex
 const plain = (s: string): string => s.replace(/\x1b(\[[0-9;?]*[A-Za-z]|[78])/g, '');
 
-beforeAll(async () => {
-  db = await createTestDatabase('progress');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool.query(`CREATE TABLE bench ${BENCH_DDL}`);
-  home = await makeJobsHome({
+  await home.write({
     'pipelines/bench.yaml': `
 source: { kind: file, path: in/bench.csv }
 format: { kind: csv }
@@ -65,11 +66,7 @@ sink: { kind: postgres, table: public.bench }
   await generateCsv(path.join(home.dir, 'in/bench.csv'), ROWS);
   env = { DATABASE_URL: db.url, ERP_HOME: home.dir };
 });
-afterAll(async () => {
-  await killChildren();
-  await db?.drop();
-  await home?.remove();
-});
+afterAll(killChildren);
 
 describe('step reporter', () => {
   it('off a terminal: the step lines, and the figures of a running step as a plain line', () => {

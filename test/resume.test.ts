@@ -2,24 +2,15 @@ import { copyFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pino } from 'pino';
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../src/app.js';
 import { loadJob } from '../src/jobs/definition.js';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { buildExport } from '../src/pipeline/build.js';
 import { startWorker, type RunningWorker } from '../src/runner/worker.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome } from './helpers/home.js';
-import {
-  erp as runErp,
-  killChildren,
-  removeKeys,
-  startErp,
-  testPrefix,
-  testQueue,
-  waitFor,
-  type Result,
-} from './fixtures/jobs/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome, type TestQueue } from './helpers/fixtures.js';
+import { erp as runErp, killChildren, startErp, waitFor, type Result } from './helpers/runner.js';
 
 /**
  * A payroll close that fails halfway is finished by `erp run --resume <run>` alone: the close
@@ -29,15 +20,14 @@ import {
  */
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let app: App;
 let worker: RunningWorker;
-const prefix = testPrefix('resume');
-const { queue, redis } = testQueue(prefix);
+let queue: TestQueue;
 const env = (): Record<string, string> => ({
   DATABASE_URL: db.url,
   ERP_HOME: home.dir,
-  ERP_QUEUE_PREFIX: prefix,
+  ERP_QUEUE_PREFIX: queue.prefix,
 });
 const erp = (args: string[]): Promise<Result> => runErp(args, env());
 
@@ -49,9 +39,9 @@ const SHIPPED = [
   'pipelines/bank-payments-export.yaml',
 ];
 
-beforeAll(async () => {
-  db = await createTestDatabase('resume');
-  home = await makeHome({});
+test.beforeAll(async ({ db: d, home: h, queue: q }) => {
+  [db, home, queue] = [d, h, q];
+  await home.link(['sql']);
   await mkdir(path.join(home.dir, 'var/exports'), { recursive: true });
   for (const f of SHIPPED) {
     await mkdir(path.dirname(path.join(home.dir, f)), { recursive: true });
@@ -71,11 +61,6 @@ afterAll(async () => {
   await killChildren();
   await worker?.close();
   await app?.close();
-  await removeKeys(redis, prefix);
-  await queue.close();
-  redis.disconnect();
-  await db?.drop();
-  await home?.remove();
 });
 
 /** The file the job's bank file step writes for `period`, resolved from the definitions. */

@@ -1,12 +1,13 @@
 import { copyFile, mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parseYaml } from '../src/config/yaml.js';
 import { retentionSchema } from '../src/compliance/retention.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 import { startSshd, type TestSshd } from './helpers/sshd.js';
-import { erp as runErp, killChildren, makeJobsHome, type Result } from './fixtures/jobs/runner.js';
+import { erp as runErp, killChildren, type Result } from './helpers/runner.js';
 
 /*
  * Retention on real runs: imports with rejects and reject reports, exports that wrote files,
@@ -17,7 +18,7 @@ import { erp as runErp, killChildren, makeJobsHome, type Result } from './fixtur
  */
 let db: TestDatabase;
 let sshd: TestSshd;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let env: Record<string, string>;
 const DAY = 86_400_000;
 
@@ -47,10 +48,11 @@ const count = async (sql: string, params: unknown[] = []): Promise<number> =>
 const runs = { loadedOld: 0, loadedHeld: 0, exportOld: 0, exportHeldMonth: 0, exportRecent: 0 };
 const archive = (p: string, f: string): string => path.join(sshd.root, p, 'archive', f);
 
-beforeAll(async () => {
-  [db, sshd] = await Promise.all([createTestDatabase('retention'), startSshd()]);
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
+  sshd = await startSshd();
   await db.pool.query(`CREATE TABLE public.items (sku text, qty int)`);
-  home = await makeJobsHome({
+  await home.write({
     'pipelines/imp.yaml': `
 source: { kind: file, path: in/a.csv }
 format: { kind: csv }
@@ -96,9 +98,7 @@ holds: []
 }, 120_000);
 afterAll(async () => {
   await killChildren();
-  await db?.drop();
   await sshd?.stop();
-  await home?.remove();
 });
 
 async function runId(args: string[]): Promise<number> {

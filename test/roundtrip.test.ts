@@ -1,11 +1,12 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { runPipeline } from '../src/pipeline/run.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome, testApp } from './helpers/home.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
+import { testApp } from './helpers/home.js';
 
 /**
  * erp's exports survive erp's imports: random tables of every validate type, exported by an export
@@ -224,20 +225,17 @@ const csvOptions = fc.record({
 });
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 
-beforeAll(async () => {
-  db = await createTestDatabase('roundtrip');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool.query(`
     CREATE SCHEMA rt;
     CREATE TABLE rt.src (id int PRIMARY KEY, t text, note text, qty bigint, amount numeric(40,10),
                          flag boolean, day date, at timestamp(3), state text);
     CREATE TABLE rt.dst (LIKE rt.src);`);
-  home = await makeHome({ 'out/.keep': '', 'pipelines/.keep': '' });
-});
-afterAll(async () => {
-  await db?.drop();
-  await home?.remove();
+  await home.link(['sql']);
+  await home.write({ 'out/.keep': '', 'pipelines/.keep': '' });
 });
 
 /** Every column as PostgreSQL prints it, so both tables compare as text. */

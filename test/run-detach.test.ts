@@ -1,17 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { jobIdOf } from '../src/jobs/job-id.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import {
-  erp,
-  killChildren,
-  startErp,
-  makeJobsHome,
-  removeKeys,
-  startWorkerProcess,
-  testPrefix,
-  testQueue,
-  waitFor,
-} from './fixtures/jobs/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome, type TestQueue } from './helpers/fixtures.js';
+import { erp, killChildren, startErp, startWorkerProcess, waitFor } from './helpers/runner.js';
 
 /**
  * `erp run --detach`: the run is recorded and queued, its id printed, and a worker runs it later.
@@ -19,30 +10,23 @@ import {
  */
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
-const prefix = testPrefix('detach');
-const { queue, redis } = testQueue(prefix);
+let home: TestHome;
+let queue: TestQueue['queue'];
 let env: Record<string, string>;
 
-beforeAll(async () => {
-  db = await createTestDatabase('detach');
+test.beforeAll(async ({ db: d, home: h, queue: q }) => {
+  [db, home, queue] = [d, h, q.queue];
   await db.pool.query('CREATE TABLE public.ticks (n int NOT NULL)');
-  home = await makeJobsHome({
+  await home.write({
     'jobs/tick.yaml': 'description: insert a tick\nsteps:\n  - sql: tick.sql\n',
     'sql/tick.sql': 'INSERT INTO public.ticks VALUES (1);\n',
     'jobs/slow.yaml': 'description: a slow step\nlock: false\nsteps:\n  - sql: slow.sql\n',
     'sql/slow.sql': 'SELECT pg_sleep(2);\nINSERT INTO public.ticks VALUES (2);\n',
   });
-  env = { DATABASE_URL: db.url, ERP_HOME: home.dir, ERP_QUEUE_PREFIX: prefix };
+  env = { DATABASE_URL: db.url, ERP_HOME: home.dir, ERP_QUEUE_PREFIX: q.prefix };
 });
 
-afterAll(async () => {
-  await killChildren();
-  await removeKeys(redis, prefix);
-  await queue.close();
-  redis.disconnect();
-  await Promise.all([db.drop(), home.remove()]);
-});
+afterAll(killChildren);
 
 describe('erp run --detach', () => {
   it('prints the run id and returns at once; the queued run is executed by a worker later', async () => {

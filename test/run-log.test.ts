@@ -1,12 +1,12 @@
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { resolveRunnable } from '../src/jobs/definition.js';
 import { executeRun } from '../src/jobs/execute.js';
 import { createQueuedRun } from '../src/jobs/submit.js';
 import { createLogger } from '../src/log.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeJobsHome } from './fixtures/jobs/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 import { testApp } from './helpers/home.js';
 
 /**
@@ -15,12 +15,12 @@ import { testApp } from './helpers/home.js';
  */
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 
-beforeAll(async () => {
-  db = await createTestDatabase('run_log');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool.query('CREATE TABLE public.items (sku text NOT NULL, price numeric(10,2))');
-  home = await makeJobsHome({
+  await home.write({
     'pipelines/items.yaml': `
 source: { kind: file, path: 'in/*.csv' }
 format: { kind: csv }
@@ -41,11 +41,6 @@ steps:
     'sql/t/clear.sql': 'DELETE FROM public.items;\n',
     'sql/t/fail.sql': 'SELECT 1 / 0;\n',
   });
-});
-
-afterAll(async () => {
-  await home?.remove();
-  await db?.drop();
 });
 
 describe('the log of a run', () => {

@@ -1,17 +1,14 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 import {
   erp,
   killChildren,
-  makeJobsHome,
   REDIS_URL,
-  removeKeys,
   startWorkerProcess,
-  testPrefix,
-  testQueue,
   type Child,
   type Result,
-} from './fixtures/jobs/runner.js';
+} from './helpers/runner.js';
 
 /**
  * One output for a run wherever it ran: `erp run` following a worker prints what `erp run --inline`
@@ -20,11 +17,10 @@ import {
  */
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let prefix: string;
 let env: Record<string, string>;
 let worker: Child;
-const { queue, redis } = testQueue((prefix = testPrefix('output')));
 
 const FILES: Record<string, string> = {
   'pipelines/vendors.yaml': `
@@ -70,23 +66,16 @@ function normalised(r: Result, ...ids: number[]): string {
 
 const runIdOf = (r: Result): number => Number(/\(run (\d+)\)/.exec(r.stdout)?.[1]);
 
-beforeAll(async () => {
-  db = await createTestDatabase('run_output');
+test.beforeAll(async ({ db: d, home: h, queue: q }) => {
+  [db, home, { prefix }] = [d, h, q];
   await db.pool.query(`
     CREATE TABLE vendors (id int PRIMARY KEY, name text NOT NULL, terms text);
     CREATE TABLE batches (batch int, audited boolean, period text);`);
-  home = await makeJobsHome(FILES);
+  await home.write(FILES);
   env = { DATABASE_URL: db.url, ERP_HOME: home.dir, ERP_QUEUE_PREFIX: prefix, REDIS_URL };
   worker = await startWorkerProcess(env);
 });
-afterAll(async () => {
-  await killChildren();
-  await queue.close();
-  await removeKeys(redis, prefix);
-  redis.disconnect();
-  await db?.drop();
-  await home?.remove();
-});
+afterAll(killChildren);
 beforeEach(async () => {
   await db.pool.query('TRUNCATE vendors, batches; TRUNCATE runner.ingested_files CASCADE');
 });

@@ -20,16 +20,13 @@ import {
   erp,
   freePort,
   killChildren,
-  makeJobsHome,
   REDIS_URL,
-  removeKeys,
   startRedisServer,
   startWorkerProcess,
-  testPrefix,
-  testQueue,
   waitFor,
-} from './fixtures/jobs/runner.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+} from './helpers/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 
 const FILES: Record<string, string> = {
   'jobs/tick.yaml': `
@@ -42,33 +39,21 @@ steps:
 };
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let prefix: string;
 let queue: Queue<RunJobData>;
-let redis: Redis;
 let env: Record<string, string>;
 
-beforeAll(async () => {
-  db = await createTestDatabase('scale');
+test.beforeAll(async ({ db: d, home: h, queue: q }) => {
+  [db, home, { prefix, queue }] = [d, h, q];
   await db.pool.query('CREATE TABLE ticks (n text NOT NULL)');
-  home = await makeJobsHome(FILES);
-  prefix = testPrefix('scale');
+  await home.write(FILES);
   env = { DATABASE_URL: db.url, ERP_HOME: home.dir, ERP_QUEUE_PREFIX: prefix, REDIS_URL };
-  ({ queue, redis } = testQueue(prefix));
 });
 
 afterEach(() => killChildren());
 
-afterAll(async () => {
-  await killChildren();
-  await queue?.close();
-  if (redis) {
-    await removeKeys(redis, prefix);
-    redis.disconnect();
-  }
-  await db?.drop();
-  await home?.remove();
-});
+afterAll(killChildren);
 
 async function submit(n: string): Promise<number> {
   const runnable = await resolveRunnable(home.dir, 'tick');

@@ -1,22 +1,13 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../src/app.js';
 import { type RunJobData } from '../src/runner/queue.js';
 import { fireTick, loadSchedules, startScheduler, type SchedulerContext } from '../src/runner/scheduler.js';
 import { startWorker, type RunningWorker } from '../src/runner/worker.js';
-import {
-  killChildren,
-  makeJobsHome,
-  REDIS_URL,
-  removeKeys,
-  startErp,
-  testPrefix,
-  testQueue,
-  waitFor,
-} from './fixtures/jobs/runner.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { killChildren, makeJobsHome, REDIS_URL, startErp, waitFor } from './helpers/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test } from './helpers/fixtures.js';
 
 /**
  * `erp scheduler` on the real Redis and PostgreSQL: several schedulers at once still make one run
@@ -26,29 +17,20 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 let db: TestDatabase;
 let prefix: string;
 let queue: Queue<RunJobData>;
-let redis: Redis;
 const homes: { dir: string; remove(): Promise<void> }[] = [];
 
-beforeAll(async () => {
-  db = await createTestDatabase('scheduler');
+test.beforeAll(async ({ db: d, queue: q }) => {
+  [db, { prefix, queue }] = [d, q];
   await db.pool.query(`
     CREATE TABLE nightly_seen (at timestamptz NOT NULL DEFAULT clock_timestamp());
     CREATE TABLE report_days (as_of date NOT NULL);
   `);
-  prefix = testPrefix('scheduler');
-  ({ queue, redis } = testQueue(prefix));
 });
 
 afterEach(() => killChildren());
 
 afterAll(async () => {
   await killChildren();
-  await queue?.close();
-  if (redis) {
-    await removeKeys(redis, prefix);
-    redis.disconnect();
-  }
-  await db?.drop();
   for (const h of homes) await h.remove();
 });
 

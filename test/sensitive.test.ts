@@ -3,10 +3,11 @@ import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { protectValue } from '../src/compliance/sensitive.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { erp as runErp, killChildren, makeJobsHome, type Result } from './fixtures/jobs/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
+import { erp as runErp, killChildren, type Result } from './helpers/runner.js';
 
 /**
  * Sensitive fields never leak: a file whose sensitive columns hold bad values is loaded through
@@ -17,7 +18,7 @@ import { erp as runErp, killChildren, makeJobsHome, type Result } from './fixtur
 
 const run = promisify(execFile);
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 const KEY = 'test-redaction-key';
 
 /** Bad values of the sensitive columns: each must appear nowhere. */
@@ -70,12 +71,12 @@ sink: { kind: postgres, table: public.people }
 const erp = (args: string[]): Promise<Result> =>
   runErp(args, { DATABASE_URL: db.url, ERP_HOME: home.dir, ERP_REDACT_KEY: KEY, LOG_LEVEL: 'trace' });
 
-beforeAll(async () => {
-  db = await createTestDatabase('sensitive');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool
     .query(`CREATE TABLE public.employees (employee_no text, name text, bank_account text, tin text);
     CREATE TABLE public.known_tins (tin text PRIMARY KEY); INSERT INTO public.known_tins VALUES ('12-3456789');`);
-  home = await makeJobsHome({
+  await home.write({
     'pipelines/emp.yaml': pipeline(true),
     'pipelines/emp-plain.yaml': pipeline(false),
     'mappings/emp.yaml': mapping(true),
@@ -91,11 +92,7 @@ beforeAll(async () => {
     `CREATE TABLE public.people (employee_no text, tax_id text UNIQUE, pin int CHECK (pin > 0))`,
   );
 });
-afterAll(async () => {
-  await killChildren();
-  await db.drop();
-  await home.remove();
-});
+afterAll(killChildren);
 
 /** Every text erp wrote: the commands' output, the reject reports, and a dump of the whole database. */
 async function everything(outputs: Result[]): Promise<string> {

@@ -1,10 +1,9 @@
 import { once } from 'node:events';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
 import {
   checkOutputName,
@@ -13,21 +12,19 @@ import {
   renderOutputName,
 } from '../src/stages/sink-file.js';
 import type { StageContext } from '../src/stages/types.js';
+import { test } from './helpers/fixtures.js';
 
 let home: string;
 let ctx: StageContext;
 
-beforeAll(async () => {
-  home = await mkdtemp(path.join(tmpdir(), 'erp-sink-file-'));
+test.beforeAll(async ({ home: h }) => {
+  home = h.dir;
   ctx = {
     home,
     pool: null as unknown as pg.Pool,
     log: pino({ level: 'silent' }),
     signal: new AbortController().signal,
   };
-});
-afterAll(async () => {
-  await rm(home, { recursive: true, force: true });
 });
 
 async function freshDir(): Promise<string> {

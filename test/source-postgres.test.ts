@@ -1,11 +1,10 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
 import { parse } from 'csv-parse/sync';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createCsvWriter } from '../src/csv/writer.js';
 import { CancelledError, UserError } from '../src/errors.js';
 import { bindNamedParams } from '../src/db/sql-params.js';
@@ -20,7 +19,8 @@ import {
   type ParamValues,
 } from '../src/stages/source-postgres.js';
 import type { Cell, Reject, StageContext } from '../src/stages/types.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test } from './helpers/fixtures.js';
 
 const lit = pg.escapeLiteral;
 
@@ -124,9 +124,8 @@ let db: TestDatabase;
 let home: string;
 let ctx: StageContext;
 
-beforeAll(async () => {
-  db = await createTestDatabase('source_pg');
-  home = await mkdtemp(path.join(tmpdir(), 'erp-src-pg-'));
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h.dir];
   await mkdir(path.join(home, 'sql', 'exports'), { recursive: true });
   await mkdir(path.join(home, 'out'));
   ctx = { home, pool: db.pool, log: pino({ level: 'silent' }), signal: new AbortController().signal };
@@ -145,10 +144,6 @@ beforeAll(async () => {
     path.join(home, 'sql', 'exports', 'ledger.sql'),
     `-- ledger lines of one period\nSELECT id, account, amount, qty, posted_on, posted_at, final, memo, rate\n  FROM :"schema".ledger\n WHERE period = :'period'\n ORDER BY id;\n`,
   );
-});
-afterAll(async () => {
-  await db.drop();
-  await rm(home, { recursive: true, force: true });
 });
 
 const ledgerSource = (values: ParamValues, c: StageContext = ctx) =>

@@ -1,14 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { UserError } from '../src/errors.js';
 import { loadPipeline, pipelineSchema } from '../src/pipeline/definition.js';
 import { runPipeline } from '../src/pipeline/run.js';
 import { FILE_SOURCES, FORMATS, SINKS, SOURCES, TABLE_SINKS } from '../src/stages/registry.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome, testApp } from './helpers/home.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
+import { testApp } from './helpers/home.js';
 
 /**
  * Stage kinds are descriptors in explicit lists (src/stages/registry.ts). The fixed-width reader is
@@ -17,7 +18,7 @@ import { makeHome, testApp } from './helpers/home.js';
  */
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 
 const STATEMENT = [
   'BANK STATEMENT 2026-11',
@@ -28,10 +29,11 @@ const STATEMENT = [
   'C-3               Washer    ',
 ].join('\r\n');
 
-beforeAll(async () => {
-  db = await createTestDatabase('stage_kinds');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool.query('CREATE TABLE public.items (sku text NOT NULL, price numeric(10,2), name text)');
-  home = await makeHome({
+  await home.link(['sql']);
+  await home.write({
     'pipelines/statement.yaml': `
 source: { kind: file, path: 'in/*.txt' }
 format:
@@ -50,11 +52,6 @@ sink: { kind: postgres, table: public.items, mode: append }
 `,
     'in/statement.txt': STATEMENT,
   });
-});
-
-afterAll(async () => {
-  await home?.remove();
-  await db?.drop();
 });
 
 describe('the fixed-width reader', () => {

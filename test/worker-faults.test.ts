@@ -2,24 +2,14 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { openRunnerSession } from '../src/jobs/session.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
 import { jobIdOf, QUEUE_NAME, type RunJobData } from '../src/runner/queue.js';
-import {
-  erp,
-  killChildren,
-  makeJobsHome,
-  REDIS_URL,
-  removeKeys,
-  startWorkerProcess,
-  testPrefix,
-  testQueue,
-  waitFor,
-  type Child,
-} from './fixtures/jobs/runner.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { erp, killChildren, REDIS_URL, startWorkerProcess, waitFor, type Child } from './helpers/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome, type TestQueue } from './helpers/fixtures.js';
 
 /**
  * What a worker says of a stalled run (picked up again, or given up on by BullMQ after too many
@@ -35,18 +25,16 @@ const FILES: Record<string, string> = {
 };
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let prefix: string;
 let env: Record<string, string>;
-const { queue, redis } = (() => {
-  prefix = testPrefix('worker-faults');
-  return testQueue(prefix);
-})();
+let queue: TestQueue['queue'];
+let redis: TestQueue['redis'];
 
-beforeAll(async () => {
-  db = await createTestDatabase('worker_faults');
+test.beforeAll(async ({ db: d, home: h, queue: q }) => {
+  [db, home, { prefix, queue, redis }] = [d, h, q];
   await db.pool.query('CREATE TABLE marks (tag text NOT NULL)');
-  home = await makeJobsHome(FILES);
+  await home.write(FILES);
   env = {
     DATABASE_URL: db.url,
     REDIS_URL,
@@ -59,14 +47,7 @@ beforeAll(async () => {
   };
 });
 
-afterAll(async () => {
-  await killChildren();
-  await queue.close();
-  await removeKeys(redis, prefix);
-  redis.disconnect();
-  await db?.drop();
-  await home?.remove();
-});
+afterAll(killChildren);
 
 const runRow = async (id: number) =>
   (await db.pool.query('SELECT status, error, error_kind FROM runner.runs WHERE id = $1', [id])).rows[0] as {

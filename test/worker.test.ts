@@ -4,26 +4,16 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { BENCH_DDL, generateCsv } from '../benchmarks/generate.js';
 import { createApp, type App } from '../src/app.js';
 import { resolveParams, resolveRunnable } from '../src/jobs/definition.js';
 import { createQueuedRun, enqueueRun } from '../src/jobs/submit.js';
 import { jobIdOf, type RunJobData } from '../src/runner/queue.js';
 import { startWorker } from '../src/runner/worker.js';
-import {
-  erp,
-  killChildren,
-  makeJobsHome,
-  REDIS_URL,
-  removeKeys,
-  startWorkerProcess,
-  testPrefix,
-  testQueue,
-  waitFor,
-  type Child,
-} from './fixtures/jobs/runner.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { erp, killChildren, REDIS_URL, startWorkerProcess, waitFor, type Child } from './helpers/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 
 /**
  * `erp worker` on the real Redis and PostgreSQL: a job runs end to end and `erp run` follows it;
@@ -33,7 +23,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
  */
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let prefix: string;
 let queue: Queue<RunJobData>;
 let redis: Redis;
@@ -123,7 +113,8 @@ async function untilCopying(table: string): Promise<void> {
         await one<{ n: number }>(
           `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database()
              AND query LIKE $1 AND state = 'active'`,
-          [`COPY "public"."${table}"%`],
+          // The file's BEGIN (and its ledger row) travel in the same message, ahead of the COPY.
+          [`%COPY "public"."${table}"%`],
         )
       ).n > 0,
     30_000,
@@ -167,8 +158,8 @@ async function stopWorker(w: Child): Promise<void> {
   expect(await w.exited).toBe(0);
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('worker');
+test.beforeAll(async ({ db: d, home: h, queue: q }) => {
+  [db, home, { prefix, queue, redis }] = [d, h, q];
   await db.pool.query(`
     CREATE TABLE items (sku text PRIMARY KEY, price numeric(10,2));
     CREATE TABLE month_log (period text NOT NULL);
@@ -177,27 +168,16 @@ beforeAll(async () => {
     CREATE TABLE big_copy ${BENCH_DDL};
     CREATE TABLE slow_done (n int);
   `);
-  home = await makeJobsHome(FILES);
+  await home.write(FILES);
   await generateCsv(path.join(home.dir, 'in/bench.csv'), KILL_ROWS);
   await generateCsv(path.join(home.dir, 'in/big.csv'), BIG_ROWS);
-  prefix = testPrefix('worker');
   env = { DATABASE_URL: db.url, ERP_HOME: home.dir, ERP_QUEUE_PREFIX: prefix, REDIS_URL };
-  ({ queue, redis } = testQueue(prefix));
 });
 
 // A test that failed half-way leaves no worker behind to take the next test's runs.
 afterEach(() => killChildren());
 
-afterAll(async () => {
-  await killChildren();
-  await queue?.close();
-  if (redis) {
-    await removeKeys(redis, prefix);
-    redis.disconnect();
-  }
-  await db?.drop();
-  await home?.remove();
-});
+afterAll(killChildren);
 
 describe('erp worker', () => {
   it('runs a SQL step and a pipeline step, and erp run follows it to the end', async () => {

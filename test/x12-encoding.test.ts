@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { X12Error } from '../src/x12/errors.js';
 import { splitX12 } from '../src/x12/splitter.js';
 import type { X12Event } from '../src/x12/types.js';
-import { chunked, FIXTURES } from './x12/helpers.js';
+import { chunked, FIXTURES } from './helpers/x12.js';
 
 /** The X12 decoding point is strict: bytes that are not UTF-8 fail the file, naming where they are. */
 

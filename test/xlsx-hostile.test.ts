@@ -2,9 +2,9 @@ import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { makeHome } from './helpers/home.js';
+import { describe, expect, it } from 'vitest';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 import { workbookParts, writeZip, type ZipEntry } from './helpers/zip.js';
 
 /**
@@ -14,7 +14,7 @@ import { workbookParts, writeZip, type ZipEntry } from './helpers/zip.js';
  */
 const CLI = path.resolve('dist/cli.js');
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 
 const PIPELINE = (extra: string): string => `
 source: { kind: file, path: 'in/*.xlsx' }
@@ -22,10 +22,11 @@ format: { kind: xlsx${extra} }
 sink: { kind: postgres, table: public.hostile, mode: append }
 `;
 
-beforeAll(async () => {
-  db = await createTestDatabase('xlsx_hostile');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool.query('CREATE TABLE hostile (a text)');
-  home = await makeHome({
+  await home.link(['sql']);
+  await home.write({
     'pipelines/hostile.yaml': PIPELINE(''),
     // The streaming limits, with the ratio check (which catches all of these first) out of the way.
     'pipelines/hostile-streaming.yaml': PIPELINE(
@@ -34,10 +35,6 @@ beforeAll(async () => {
     'pipelines/hostile-small.yaml': PIPELINE(', max_uncompressed_mb: 1, max_compression_ratio: 1000000'),
     'in/.keep': '',
   });
-});
-afterAll(async () => {
-  await db?.drop();
-  await home?.remove();
 });
 
 /** The parts of a workbook whose sheet is `head` + `repeat` × `times` + `tail`. */

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loadJob, type JobDefinition, type Runnable } from '../jobs/definition.js';
-import { sqlFilePath } from '../jobs/sql-step.js';
+import { stepKindOfEntry } from '../jobs/steps/registry.js';
+import type { DefinitionVisitor } from '../jobs/steps/types.js';
 import { loadPipeline } from '../pipeline/definition.js';
-import { RETENTION_FILE } from '../compliance/retention.js';
 import { loadAnyPartner } from '../partners/profile.js';
 
 /** One definition file a run used, and its SHA-256 when the run was requested. */
@@ -42,9 +42,11 @@ export async function definitionHashes(home: string, runnable: Runnable): Promis
   const job = async (def: JobDefinition, seen: string[]): Promise<void> => {
     if (seen.includes(def.name)) return;
     if (runnable.kind === 'job' || seen.length > 0) await add('job', def.name, def.file);
-    for (const step of def.config.steps) {
-      if ('pipeline' in step) {
-        const p = await loadPipeline(home, step.pipeline);
+    // Each step's kind tells the definitions it uses (src/jobs/steps/).
+    const defs: DefinitionVisitor = {
+      home,
+      pipeline: async (name) => {
+        const p = await loadPipeline(home, name);
         await add('pipeline', p.name, p.file);
         const c = p.config;
         if (c.transform?.mapping) {
@@ -57,16 +59,12 @@ export async function definitionHashes(home: string, runnable: Runnable): Promis
         for (const stage of [c.source, c.sink] as { partner?: unknown }[]) {
           if (typeof stage.partner === 'string') await partner(stage.partner);
         }
-      } else if ('sql' in step) {
-        await add('sql', step.sql, path.relative(home, sqlFilePath(home, step.sql)));
-      } else if ('edi' in step) {
-        await partner(step.partner);
-      } else if ('compliance' in step) {
-        await add('retention', RETENTION_FILE, RETENTION_FILE);
-      } else {
-        await job(await loadJob(home, step.job), [...seen, def.name]);
-      }
-    }
+      },
+      partner,
+      job: async (name) => job(await loadJob(home, name), [...seen, def.name]),
+      file: (kind, name, file) => add(kind, name, file),
+    };
+    for (const step of def.config.steps) await stepKindOfEntry(step).uses(step, defs);
   };
   await job(runnable.job, []);
   return [...out.values()];

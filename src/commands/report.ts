@@ -3,23 +3,13 @@
  * where they go.
  */
 import type { RunOutcome } from '../jobs/types.js';
-import { failedPipelineError } from '../jobs/pipeline-error.js';
+import { pipelineLines } from '../jobs/steps/pipeline.js';
+import { stepKindOf } from '../jobs/steps/registry.js';
+import { table } from '../jobs/steps/table.js';
 import type { PipelineResult } from '../pipeline/result.js';
 import type { RunDetail, RunRow } from '../runs/store/runs.js';
 
-/** Pads columns of a text table. */
-export function table(header: string[], rows: (string | number | null)[][]): string {
-  const cells = [header, ...rows.map((r) => r.map((c) => (c === null ? '' : String(c))))];
-  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  return cells
-    .map((r) =>
-      r
-        .map((c, i) => (c ?? '').padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
+export { table };
 
 /**
  * What `erp run` shows of a run: its steps, each pipeline's files with their first rejects (values
@@ -37,64 +27,14 @@ export interface RunView {
   error: string | null;
 }
 
+/** A step as `erp run` shows it: its kind's lines (src/jobs/steps/), and the run error they tell. */
 interface StepView {
   kind: string;
   name: string;
   status: string;
-  /** A pipeline step's files. */
-  files?: FileView[];
-  sql?: {
-    file: string;
-    command: string | null;
-    rowCount: number;
-    dryRun: boolean;
-    results: { columns: string[]; rows: Record<string, unknown>[]; rowCount: number }[];
-  };
-  edi?: { summary: string; lines: string[] };
-  /** A `compliance: purge` step: what it removed (or would). */
-  purge?: { summary: string };
-}
-
-interface FileView {
-  file: string;
-  status: string;
-  rowsRead: number;
-  rowsLoaded: number;
-  rowsRejected: number;
-  message: string | null;
-  rejectReport: string | null;
-  rejects: { line: number | null; field: string | null; value: string | null; reason: string }[];
-}
-
-/** The lines of a pipeline's files and its totals; `dryRun` counts valid rows instead of loaded ones. */
-function pipelineLines(files: FileView[], dryRun: boolean, status: string, error?: string | null): string[] {
-  const out: string[] = [];
-  if (files.length === 0) out.push('  no input files');
-  for (const f of files) {
-    out.push(
-      `  ${f.file}: ${f.status} — read ${f.rowsRead}, ${dryRun ? 'valid' : 'loaded'} ${dryRun ? f.rowsRead - f.rowsRejected : f.rowsLoaded}, rejected ${f.rowsRejected}`,
-    );
-    if (f.message) out.push(`    ${f.message}`);
-    for (const j of f.rejects) {
-      const where = [j.line !== null ? `line ${j.line}` : null, j.field !== null ? `field ${j.field}` : null]
-        .filter(Boolean)
-        .join(', ');
-      const value =
-        j.value === null
-          ? ''
-          : ` value ${JSON.stringify(j.value.length > 60 ? `${j.value.slice(0, 57)}...` : j.value)}:`;
-      out.push(`    ${where}:${value} ${j.reason}`);
-    }
-    if (f.rowsRejected > f.rejects.length && f.rejects.length > 0) {
-      out.push(`    … ${f.rowsRejected - f.rejects.length} more rejected rows`);
-    }
-    if (f.rejectReport) out.push(`    reject report: ${f.rejectReport}`);
-  }
-  const sum = (k: 'rowsRead' | 'rowsLoaded' | 'rowsRejected'): number => files.reduce((n, f) => n + f[k], 0);
-  out.push(
-    `${status}: read ${sum('rowsRead')}, loaded ${sum('rowsLoaded')}, rejected ${sum('rowsRejected')}${error && files.length === 0 ? ` — ${error}` : ''}`,
-  );
-  return out;
+  lines: string[];
+  /** The run's error, when these lines already say it (a failed pipeline's files). */
+  tells?: string | null;
 }
 
 /** `erp validate`: a pipeline's dry run. */
@@ -119,28 +59,11 @@ export function formatRunView(v: RunView): string {
     `${v.name}${shown ? ` ${shown}` : ''}${v.runId !== null ? ` (run ${v.runId})` : ' (dry run: nothing written)'}`,
   ];
   for (const s of v.steps) {
-    if (s.files) out.push(...pipelineLines(s.files, v.runId === null, s.status));
-    if (s.sql) {
-      out.push(
-        `  sql ${s.sql.file}: ${s.sql.command ?? ''} ${s.sql.rowCount}${s.sql.dryRun ? ' (rolled back: dry run)' : ''}`,
-      );
-      for (const r of s.sql.results) {
-        if (r.rows.length === 0) continue;
-        out.push(tableOf(r).replace(/^/gm, '    '));
-        if (r.rowCount > r.rows.length) out.push(`    … ${r.rowCount - r.rows.length} more rows`);
-      }
-    }
-    if (s.edi) {
-      out.push(`  ${s.name}: ${s.edi.summary}`);
-      for (const line of s.edi.lines) out.push(`    ${line}`);
-    }
-    if (s.purge) out.push(`  compliance ${s.name}: ${s.purge.summary}`);
+    out.push(...s.lines);
     if (s.status === 'skipped') out.push(`  ${s.kind} ${s.name}: skipped (done in an earlier attempt)`);
   }
   // A failed pipeline's error is its files' messages, shown above each file: said once.
-  const told = v.steps.some(
-    (s) => s.files && v.error !== null && failedPipelineError(s.name, s.files) === v.error,
-  );
+  const told = v.steps.some((s) => v.error !== null && s.tells === v.error);
   out.push(
     v.status === 'succeeded'
       ? 'succeeded'
@@ -157,43 +80,14 @@ export function viewOfOutcome(name: string, params: Record<string, unknown>, o: 
     runId: o.runId,
     status: o.status,
     error: o.error,
-    steps: o.steps.map((s) => ({
-      kind: s.kind,
-      name: s.name,
-      status: s.status,
-      ...(s.pipeline ? { files: s.pipeline.files } : {}),
-      ...(s.sql
-        ? {
-            sql: {
-              file: s.sql.file,
-              command: s.sql.command,
-              rowCount: s.sql.rowCount,
-              dryRun: s.sql.dryRun,
-              results: s.sql.results,
-            },
-          }
-        : {}),
-      ...(s.edi ? { edi: { summary: s.edi.summary, lines: s.edi.lines } } : {}),
-      ...(s.purge ? { purge: s.purge } : {}),
-    })),
+    steps: o.steps.map((s) => {
+      const result = (s as Record<string, unknown>)[s.kind];
+      const kind = stepKindOf(s.kind);
+      const shown =
+        result !== undefined && kind ? kind.report.shown(s, result, o.runId === null) : { lines: [] };
+      return { kind: s.kind, name: s.name, status: s.status, ...shown };
+    }),
   };
-}
-
-/** What a step's record keeps (runner.run_steps.detail, written by detailOf). */
-interface StepDetail {
-  rows_loaded?: number;
-  rows_rejected?: number;
-  summary?: string;
-  lines?: string[];
-  command?: string | null;
-  row_count?: number;
-  results?: { columns: string[]; rows: Record<string, unknown>[]; row_count?: number }[];
-  files_read?: number;
-  sets_accepted?: number;
-  sets_rejected?: number;
-  orders_loaded?: number;
-  files_sent?: number;
-  documents_sent?: number;
 }
 
 /**
@@ -209,33 +103,15 @@ export function viewOfRecords(d: RunDetail): RunView {
     status: r.status,
     error: r.error,
     steps: d.steps.map((s) => {
-      const detail = (s.detail ?? {}) as StepDetail;
-      const view: StepView = { kind: s.kind, name: s.name, status: s.status };
-      if (s.kind === 'pipeline' && s.status !== 'skipped')
-        view.files = d.files
-          .filter((f) => f.pipeline === s.name)
-          .map((f) => ({
-            file: f.file,
-            status: f.status,
-            rowsRead: f.rows_read,
-            rowsLoaded: f.rows_loaded,
-            rowsRejected: f.rows_rejected,
-            message: f.message,
-            rejectReport: f.reject_report,
-            rejects: d.rejects.filter((j) => j.file_id === f.id),
-          }));
-      if (s.kind === 'sql' && detail.row_count !== undefined)
-        view.sql = {
-          file: s.name,
-          command: detail.command ?? null,
-          rowCount: detail.row_count,
-          dryRun: false,
-          results: (detail.results ?? []).map((x) => ({ ...x, rowCount: x.row_count ?? x.rows.length })),
-        };
-      if (s.kind === 'edi' && detail.summary !== undefined)
-        view.edi = { summary: detail.summary, lines: detail.lines ?? [] };
-      if (s.kind === 'compliance' && detail.summary !== undefined) view.purge = { summary: detail.summary };
-      return view;
+      const record = {
+        name: s.name,
+        status: s.status,
+        detail: (s.detail ?? {}) as Record<string, unknown>,
+        files: d.files,
+        rejects: d.rejects,
+      };
+      const shown = stepKindOf(s.kind)?.report.shownFromRecord(record) ?? { lines: [] };
+      return { kind: s.kind, name: s.name, status: s.status, ...shown };
     }),
   };
 }
@@ -291,7 +167,7 @@ export function formatRunDetail(d: RunDetail): string {
     `  started ${time(r.started_at)}, finished ${time(r.finished_at)}`,
   ];
   // Rows and files are a pipeline's counts; an EDI or SQL step tells its own below.
-  if (d.files.length > 0 || d.steps.some((s) => s.kind === 'pipeline'))
+  if (d.files.length > 0 || d.steps.some((s) => stepKindOf(s.kind)?.role === 'load'))
     out.push(
       `  rows read ${r.rows_read}, loaded ${r.rows_loaded}, rejected ${r.rows_rejected}; files loaded ${r.files_loaded}, skipped ${r.files_skipped}`,
     );
@@ -300,22 +176,9 @@ export function formatRunDetail(d: RunDetail): string {
     out.push('steps:');
     for (const s of d.steps) {
       out.push(`  ${s.position}. ${s.kind} ${s.name}: ${s.status}${s.error ? ` — ${s.error}` : ''}`);
-      const detail = s.detail as StepDetail;
-      if (detail.rows_loaded !== undefined) {
-        out.push(`     loaded ${detail.rows_loaded}, rejected ${detail.rows_rejected ?? 0}`);
-      }
-      if (detail.row_count !== undefined)
-        out.push(`     ${detail.command ?? 'rows'} ${detail.row_count} (rows affected or returned)`);
-      if (detail.summary) out.push(`     ${detail.summary}`);
-      if (detail.orders_loaded !== undefined)
-        out.push(
-          `     files read ${detail.files_read ?? 0}, transaction sets accepted ${detail.sets_accepted ?? 0}, rejected ${detail.sets_rejected ?? 0}, orders loaded ${detail.orders_loaded}`,
-        );
-      if (detail.documents_sent !== undefined)
-        out.push(`     files sent ${detail.files_sent ?? 0}, documents sent ${detail.documents_sent}`);
-      for (const r of detail.results ?? []) {
-        if (r.rows.length > 0) out.push(tableOf(r).replace(/^/gm, '     '));
-      }
+      out.push(
+        ...(stepKindOf(s.kind)?.report.detailLines((s.detail ?? {}) as Record<string, unknown>) ?? []),
+      );
     }
   }
   if (d.files.length > 0) {
@@ -336,17 +199,4 @@ export function formatRunDetail(d: RunDetail): string {
     }
   }
   return out.join('\n');
-}
-
-function tableOf(r: { columns: string[]; rows: Record<string, unknown>[] }): string {
-  return table(
-    r.columns,
-    r.rows.map((row) => r.columns.map((c) => cellText(row[c]))),
-  );
-}
-
-function cellText(v: unknown): string | null {
-  if (v === null || v === undefined) return null;
-  if (v instanceof Date) return v.toISOString();
-  return typeof v === 'object' ? JSON.stringify(v) : String(v);
 }

@@ -156,3 +156,32 @@ function skipDollarQuoted(sql: string, start: number): number {
   const end = sql.indexOf(tag, start + tag.length);
   return end < 0 ? sql.length : end + tag.length;
 }
+
+/** Names the SQL references as `:'name'` / `:"name"` that `params` does not give. */
+export function unboundParams(sql: string, params: Record<string, string>): string[] {
+  const missing = new Set<string>();
+  const all = new Proxy(params, {
+    getOwnPropertyDescriptor: (t, k) =>
+      Object.getOwnPropertyDescriptor(t, k) ?? {
+        value: '',
+        configurable: true,
+        enumerable: true,
+        writable: true,
+      },
+    get: (t, k: string) => {
+      if (!Object.hasOwn(t, k)) missing.add(k);
+      return t[k] ?? '';
+    },
+  });
+  try {
+    bindNamedParams(
+      sql,
+      all,
+      (v) => v,
+      (v) => v,
+    );
+  } catch {
+    // A raw :name the scan refused; the run reports it with its own words.
+  }
+  return [...missing];
+}

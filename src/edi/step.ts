@@ -5,12 +5,14 @@
  *   acks      only reconcile the partner's 997/999s (files holding anything else stay for inbound)
  *   outbound  send the unsent 810s and/or 856s of the partner's customer
  *
- * The worker and `erp run --inline` call {@link runEdiStep} through src/jobs/execute.ts.
+ * The worker and `erp run --inline` call {@link runEdiStep} through its step kind, src/jobs/steps/edi.ts.
  */
 import { loadPartner } from '../partners/profile.js';
 import type { AppContext } from '../app.js';
-import { describeInboundFile, runInbound, type InboundRunResult } from './inbound.js';
-import { describeOutboundFile, runOutbound, type OutboundRunResult, type OutboundSet } from './outbound.js';
+// The EDI machinery (X12 parsing, mapping, acknowledgments, SFTP) loads when an edi step runs: every
+// run imports this module through src/jobs/execute.ts, and most runs have no edi step.
+import type { InboundRunResult } from './inbound.js';
+import type { OutboundRunResult, OutboundSet } from './outbound.js';
 
 /** A flattened `edi` step. */
 export interface EdiStepSpec {
@@ -61,11 +63,10 @@ const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n =
  */
 export async function runEdiStep(
   app: AppContext,
-  step: { edi?: EdiStepSpec },
+  step: { edi: EdiStepSpec },
   opts: EdiStepOptions,
 ): Promise<EdiStepResult> {
   const spec = step.edi;
-  if (!spec) throw new Error('runEdiStep: the step has no edi settings');
   const partner = await loadPartner(app.home, spec.partner);
   const preview = opts.dryRun ? 12 : 0;
   const common = {
@@ -76,6 +77,7 @@ export async function runEdiStep(
   };
   const base = { direction: spec.direction, partner: partner.name, dryRun: opts.dryRun };
   if (spec.direction === 'outbound') {
+    const { describeOutboundFile, runOutbound } = await import('./outbound.js');
     const r = await runOutbound(app, partner, {
       ...common,
       ...(spec.transactionSet ? { transactionSets: [spec.transactionSet] } : {}),
@@ -97,6 +99,7 @@ export async function runEdiStep(
     ];
     return { ...base, summary, lines, outbound: r };
   }
+  const { describeInboundFile, runInbound } = await import('./inbound.js');
   const r = await runInbound(app, partner, {
     runId: opts.runId,
     ...common,

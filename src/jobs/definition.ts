@@ -8,7 +8,9 @@ import { z } from 'zod';
 import { loadYamlFile } from '../config/yaml.js';
 import { FileCache } from '../config/file-cache.js';
 import { UserError } from '../errors.js';
+import { durationSchema } from '../config/duration.js';
 import { listPipelineNames, loadPipeline } from '../pipeline/definition.js';
+import { stepSchema, type StepSpec } from './steps/registry.js';
 
 export const paramSchema = z
   .object({
@@ -28,60 +30,6 @@ export const paramSchema = z
     path: ['values'],
   });
 export type ParamSpec = z.infer<typeof paramSchema>;
-
-const stepParams = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional();
-
-export const stepSchema = z.union([
-  z
-    .object({
-      /** Run a pipeline from pipelines/. */
-      pipeline: z.string(),
-      /** Files replacing the pipeline's source listing (rarely needed). */
-      files: z.array(z.string()).optional(),
-      /** Parameters passed to the pipeline (exports use them in their query); `{name}` takes a job parameter. */
-      params: stepParams,
-    })
-    .strict(),
-  z
-    .object({
-      /** Run a SQL file from sql/ with the job's parameters bound as psql-style `:'name'`. */
-      sql: z.string(),
-      params: stepParams,
-    })
-    .strict(),
-  z
-    .object({
-      /** Run another job's steps as part of this run. */
-      job: z.string(),
-      params: stepParams,
-    })
-    .strict(),
-  z
-    .object({
-      /** EDI with a trading partner: read its inbox (850s in, 997/999 back), reconcile its acks only, or send 810/856. */
-      edi: z.enum(['inbound', 'outbound', 'acks']),
-      /** The partner, declared in partners/<name>.yaml. */
-      partner: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$/, 'a partner name such as PARTNERA'),
-      /** Outbound only: send this transaction set only. @defaultValue every set the partner receives */
-      transaction_set: z.enum(['810', '856']).optional(),
-    })
-    .strict()
-    .refine((s) => s.transaction_set === undefined || s.edi === 'outbound', {
-      message: 'transaction_set is for edi: outbound steps',
-      path: ['transaction_set'],
-    }),
-  z
-    .object({
-      /** A compliance task: `purge` applies retention.yaml (what it removed goes to the audit trail). */
-      compliance: z.enum(['purge']),
-    })
-    .strict(),
-]);
-export type StepSpec = z.infer<typeof stepSchema>;
-
-const durationSchema = z
-  .union([z.number().int().positive(), z.string().regex(/^\d+(ms|s|m|h)$/, 'a duration like 90s, 30m or 2h')])
-  .transform((v) => parseDuration(v));
 
 export const scheduleSchema = z
   .object({
@@ -108,6 +56,7 @@ export const jobSchema = z
     params: z
       .record(z.string().regex(/^[a-z_][a-z0-9_]*$/, 'a parameter name like period or as_of'), paramSchema)
       .default({}),
+    /** What the job does, in order: each step is one of the kinds in src/jobs/steps/registry.ts. */
     steps: z.array(stepSchema).min(1),
     /**
      * Lock scope: the parameters that, with the job name, identify runs that may not overlap.
@@ -146,13 +95,6 @@ export interface JobDefinition {
   name: string;
   file: string;
   config: JobConfig;
-}
-
-export function parseDuration(v: number | string): number {
-  if (typeof v === 'number') return v;
-  const m = /^(\d+)(ms|s|m|h)$/.exec(v)!;
-  const n = Number(m[1]);
-  return m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : n * 3_600_000;
 }
 
 const NAME = /^[a-z0-9][a-z0-9_-]*$/;
@@ -381,13 +323,17 @@ export function stepParamsOf(step: StepSpec, jobParams: Record<string, string>):
   const given = 'params' in step ? step.params : undefined;
   if (!given) return { ...jobParams };
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(given)) {
-    out[k] = String(v).replace(/\{([a-z_][a-z0-9_]*)\}/g, (_whole, name: string) => {
-      const value = jobParams[name];
-      if (value === undefined)
-        throw new UserError(`step parameter ${k} uses {${name}}, which is not a parameter of the job`);
-      return value;
-    });
-  }
+  for (const [k, v] of Object.entries(given))
+    out[k] = fillParams(String(v), jobParams, `step parameter ${k}`);
   return out;
+}
+
+/** `text` with `{name}` replaced by the job's parameter `name`; `where` names the text in the refusal of an unknown one. */
+export function fillParams(text: string, jobParams: Record<string, string>, where: string): string {
+  return text.replace(/\{([a-z_][a-z0-9_]*)\}/g, (_whole, name: string) => {
+    const value = jobParams[name];
+    if (value === undefined)
+      throw new UserError(`${where} uses {${name}}, which is not a parameter of the job`);
+    return value;
+  });
 }

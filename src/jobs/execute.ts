@@ -1,30 +1,15 @@
-import { access } from 'node:fs/promises';
-import path from 'node:path';
 import { whileUnreachable } from '../db/pool.js';
 import { removeRunTemp } from '../runs/temp.js';
 import type pg from 'pg';
-import {
-  CancelledError,
-  describeError,
-  isPermanent,
-  RejectPolicyError,
-  TimeoutError,
-  UserError,
-} from '../errors.js';
-import { loadPipeline } from '../pipeline/definition.js';
-import { runPipeline } from '../pipeline/run.js';
+import { CancelledError, describeError, isPermanent, TimeoutError, UserError } from '../errors.js';
 import { type AppContext } from '../app.js';
-import { ediStepName, runEdiStep, type EdiStepSpec } from '../edi/step.js';
-import { loadRetention } from '../compliance/retention.js';
-import { recordPipeline } from '../metrics/counters.js';
-import { loadPartner } from '../partners/profile.js';
 import { errorKindOf, finishRun, requeueRun } from '../runs/store/runs.js';
 import { detailOf, finalOutcome, recordStep, stepSucceededSql } from './run-record.js';
 import { RunClaim } from './claim.js';
 import { ClaimGate } from './claims.js';
-import { loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';
-import { runSqlStep, sqlFilePath, type SqlStepOptions, type SqlStepResult } from './sql-step.js';
-import { failedPipelineError } from './pipeline-error.js';
+import { fillParams, loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';
+import { stepKindOf, stepKindOfEntry } from './steps/registry.js';
+import type { StepRunContext } from './steps/types.js';
 import { poolRunnerSession } from './session.js';
 import { SQLSTATE } from '../db/sqlstate.js';
 import type { FlatStep, RunOutcome, RunProgress, StepOutcome } from './types.js';
@@ -57,9 +42,11 @@ export interface ExecuteOptions {
    */
   claims?: ClaimGate;
   onProgress?: (p: RunProgress) => void;
+  /** Told each pipeline's result: a worker counts it in the metrics it serves ({@link StepRunContext}). */
+  onPipeline?: StepRunContext<unknown>['onPipeline'];
 }
 
-/** Expands nested jobs into one ordered list of pipeline, SQL and EDI steps. */
+/** Expands nested jobs into one ordered list of the steps that do work, each made by its kind. */
 export async function flattenSteps(
   home: string,
   job: JobDefinition,
@@ -68,26 +55,21 @@ export async function flattenSteps(
 ): Promise<FlatStep[]> {
   if (seen.includes(job.name)) throw new UserError(`job ${[...seen, job.name].join(' → ')} calls itself`);
   const out: FlatStep[] = [];
-  for (const step of job.config.steps) {
-    const p = stepParamsOf(step, params);
-    if ('pipeline' in step) out.push({ kind: 'pipeline', name: step.pipeline, params: p, files: step.files });
-    else if ('sql' in step) out.push({ kind: 'sql', name: step.sql, params: p });
-    else if ('edi' in step) {
-      const edi: EdiStepSpec = {
-        direction: step.edi,
-        partner: step.partner,
-        ...(step.transaction_set ? { transactionSet: step.transaction_set } : {}),
-      };
-      out.push({ kind: 'edi', name: ediStepName(edi), params: p, edi });
-    } else if ('compliance' in step) out.push({ kind: 'compliance', name: step.compliance, params: p });
-    else out.push(...(await flattenSteps(home, await loadJob(home, step.job), p, [...seen, job.name])));
+  for (const entry of job.config.steps) {
+    const steps = await stepKindOfEntry(entry).create(entry, {
+      home,
+      params: stepParamsOf(entry, params),
+      fill: (text, where) => fillParams(text, params, where),
+      expand: async (name, p) => flattenSteps(home, await loadJob(home, name), p, [...seen, job.name]),
+    });
+    out.push(...steps);
   }
   return out;
 }
 
 /**
- * The run's plan: its steps flattened, every pipeline definition loaded and every SQL file found,
- * so a broken job is refused before anything is queued.
+ * The run's plan: its steps flattened, and what each needs checked (every pipeline definition
+ * loaded, every SQL file found), so a broken job is refused before anything is queued.
  */
 export async function planRun(
   home: string,
@@ -95,15 +77,7 @@ export async function planRun(
   params: Record<string, string>,
 ): Promise<FlatStep[]> {
   const steps = await flattenSteps(home, runnable.job, params);
-  for (const step of steps) {
-    if (step.kind === 'pipeline') await loadPipeline(home, step.name);
-    else if (step.kind === 'edi') await loadPartner(home, step.edi.partner);
-    else if (step.kind === 'compliance') await loadRetention(home);
-    else
-      await access(sqlFilePath(home, step.name)).catch(() => {
-        throw new UserError(`${runnable.job.file}: step sql '${step.name}': no such file sql/${step.name}`);
-      });
-  }
+  for (const step of steps) await step.plan({ jobFile: runnable.job.file });
   return steps;
 }
 
@@ -143,7 +117,7 @@ export async function executeRun(context: AppContext, opts: ExecuteOptions): Pro
   try {
     steps = await flattenSteps(app.home, opts.runnable.job, opts.params);
     if (claim) {
-      if (opts.firstDelivery && steps[0]?.kind === 'sql' && !opts.dryRun) {
+      if (opts.firstDelivery && steps[0]?.role === 'transaction' && !opts.dryRun) {
         // The step runs at once; it commits only after the claim, if one was made, said the run is
         // ours, or claims the run itself (commitWith below).
         claim.deferFor(CLAIM_AFTER_MS);
@@ -173,46 +147,43 @@ export async function executeRun(context: AppContext, opts: ExecuteOptions): Pro
         throw new CancelledError();
       opts.onProgress?.({ ...base, state: 'running' });
       const nextAt = steps.findIndex((_, k) => k > i && !done.has(k + 1));
-      // A SQL step of a recorded run commits its success (and the run's, if it is the last) with its work.
+      // A transaction step (SQL) of a recorded run commits its success (and the run's, if it is the last) with its work.
       const next = nextAt < 0 ? null : { position: nextAt + 1, step: steps[nextAt]! };
       const commitWith =
-        claim && runId !== null && step.kind === 'sql' && !opts.dryRun
-          ? async (sql: SqlStepResult, client: pg.PoolClient): Promise<string> => {
+        claim && runId !== null && step.role === 'transaction' && !opts.dryRun
+          ? async (result: unknown, client: pg.PoolClient): Promise<string> => {
               const by = await claim.commitClaim();
-              return stepSucceededSql(
-                client,
-                runId,
-                i + 1,
-                { kind: 'sql', name: step.name, status: 'succeeded', sql },
-                next,
-                by,
-              );
+              return stepSucceededSql(client, runId, i + 1, outcomeOf(step, 'succeeded', result), next, by);
             }
           : undefined;
       const stepApp = { ...app, log: app.log.child({ step: step.name, position: i + 1 }) };
       stepApp.log.debug({ kind: step.kind }, 'step running');
-      const result = await runStep(
-        stepApp,
-        step,
-        opts,
+      const ctx: StepRunContext<unknown> = {
+        app: stepApp,
+        runId,
+        dryRun: opts.dryRun,
+        force: opts.force,
+        files: opts.files,
         signal,
-        commitWith,
-        (rows, at) => opts.onProgress?.({ ...base, state: 'running', rows, ...at }),
-        // A failed pipeline's files and rejects are part of the outcome a dry run shows.
-        (failed) => outcome.steps.push(failed),
-      ).finally(() => claim?.commitSettled());
+        onRows: (rows, at) => opts.onProgress?.({ ...base, state: 'running', rows, ...at }),
+        // A failing step's result (a pipeline's files and rejects) is part of the outcome a dry run shows.
+        onFailed: (failed, error) => outcome.steps.push(outcomeOf(step, 'failed', failed, error)),
+        ...(commitWith ? { commitWith } : {}),
+        ...(opts.onPipeline ? { onPipeline: opts.onPipeline } : {}),
+      };
+      const result = outcomeOf(step, 'succeeded', await step.run(ctx).finally(() => claim?.commitSettled()));
       stepApp.log.debug({ kind: step.kind }, 'step succeeded');
       outcome.steps.push(result);
       // The run's claim (if not made yet), the next step's running record or the run's success
       // went in with this one's success.
       if (commitWith) claim!.committed(next);
       else await recordStep(app, runId, i + 1, step, 'succeeded', detailOf(result));
+      const shown = progressOf(result);
       opts.onProgress?.({
         ...base,
         state: 'succeeded',
-        rows: result.pipeline?.rowsLoaded,
-        ...(result.edi ? { message: result.edi.summary } : {}),
-        ...(result.purge ? { message: result.purge.summary } : {}),
+        rows: shown.rows,
+        ...(shown.message !== undefined ? { message: shown.message } : {}),
       });
     }
     if (runId !== null && !claim?.finished) await finishRun(app.pool, runId, 'succeeded');
@@ -332,63 +303,24 @@ export class HandedBackError extends Error {
   }
 }
 
-async function runStep(
-  app: AppContext,
+/** A step's outcome, its result (if any) under its kind's key. */
+function outcomeOf(
   step: FlatStep,
-  opts: ExecuteOptions,
-  signal: AbortSignal,
-  commitWith: SqlStepOptions['commitWith'],
-  onRows: (rows: number, at?: Pick<RunProgress, 'file' | 'bytes' | 'bytesTotal'>) => void,
-  onFailed: (failed: StepOutcome) => void,
-): Promise<StepOutcome> {
-  if (step.kind === 'sql') {
-    const sql = await runSqlStep(app.pool, app.home, step.name, step.params, {
-      dryRun: opts.dryRun,
-      signal,
-      commitWith,
-    });
-    return { kind: 'sql', name: step.name, status: 'succeeded', sql };
-  }
-  if (step.kind === 'edi') {
-    const edi = await runEdiStep(app, step, { runId: opts.runId, dryRun: opts.dryRun, signal, onRows });
-    return { kind: 'edi', name: step.name, status: 'succeeded', edi };
-  }
-  if (step.kind === 'compliance') {
-    const { purge, summarisePurge } = await import('../compliance/purge.js');
-    const result = await purge(app, await loadRetention(app.home), {
-      dryRun: opts.dryRun,
-      log: app.log,
-      signal,
-    });
-    return {
-      kind: 'compliance',
-      name: step.name,
-      status: 'succeeded',
-      purge: { summary: summarisePurge(result, opts.dryRun) },
-    };
-  }
-  const def = await loadPipeline(app.home, step.name);
-  const result = await runPipeline(app, def, {
-    runId: opts.runId ?? undefined,
-    dryRun: opts.dryRun,
-    force: opts.force,
-    files: step.files ?? opts.files,
-    params: step.params,
-    signal,
-    onProgress: (p) =>
-      onRows(p.rowsRead, { file: path.basename(p.file), bytes: p.bytesRead, bytesTotal: p.bytesTotal }),
-  });
-  recordPipeline(result);
-  if (result.status === 'cancelled') throw new CancelledError();
-  if (result.status === 'failed') {
-    const failed = result.files.filter((f) => f.status === 'failed');
-    const message =
-      failedPipelineError(step.name, failed) ?? `pipeline ${step.name}: ${result.error ?? 'failed'}`;
-    onFailed({ kind: 'pipeline', name: step.name, status: 'failed', pipeline: result, error: message });
-    if (failed.some((f) => f.policyExceeded)) throw new RejectPolicyError(message);
-    if (failed.length === 0 && result.transient) throw new Error(message);
-    if (failed.length === 0 || failed.some((f) => !f.transient)) throw new UserError(message, 1);
-    throw new Error(message);
-  }
-  return { kind: 'pipeline', name: step.name, status: 'succeeded', pipeline: result };
+  status: StepOutcome['status'],
+  result: unknown,
+  error?: string,
+): StepOutcome {
+  return {
+    kind: step.kind,
+    name: step.name,
+    status,
+    [step.kind]: result,
+    ...(error !== undefined ? { error } : {}),
+  } as StepOutcome;
+}
+
+/** The rows and the message the progress of a succeeded step shows, as its kind tells them. */
+function progressOf(outcome: StepOutcome): { rows?: number; message?: string } {
+  const result = (outcome as Record<string, unknown>)[outcome.kind];
+  return stepKindOf(outcome.kind)?.report.progress(result) ?? {};
 }

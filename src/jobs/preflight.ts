@@ -15,21 +15,20 @@ import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import { loadRetention } from '../compliance/retention.js';
 import { loadYamlFile, yamlLineOf } from '../config/yaml.js';
 import { quoteIdent, splitQualified } from '../db/pool.js';
 import { describeError, UserError } from '../errors.js';
 import { loadAnyPartner, resolveEndpoint } from '../partners/profile.js';
 import { loadPipeline, type PipelineDefinition } from '../pipeline/definition.js';
-import { bindNamedParams } from '../db/sql-params.js';
+import { unboundParams } from '../db/sql-params.js';
 import { renderOutputName } from '../stages/sink-file.js';
 import { resolveParams as resolveQueryParams } from '../stages/source-postgres.js';
 import { mappingFileSchema, type MappingFile } from '../stages/transform.js';
 import { createValidate } from '../stages/validate.js';
 import { flattenSteps } from './execute.js';
+import type { PreflightChecks } from './steps/types.js';
 import { type FlatStep } from './types.js';
 import type { Runnable } from './definition.js';
-import { sqlFilePath } from './sql-step.js';
 
 /** One problem: where (file, line, key) and what is wrong. */
 export interface Problem {
@@ -96,6 +95,17 @@ export async function preflight(
     problems: [],
     tables: new Map(),
   };
+  // What a step kind checks with (src/jobs/steps/): each step asks for the checks it needs.
+  const checks: PreflightChecks = {
+    home: ctx.home,
+    jobFile: runnable.job.file,
+    state: ctx.state,
+    env: ctx.env,
+    files: opts.files,
+    problem: (where, message) => ctx.problems.push({ where, message }),
+    pipeline: (name, params, files) => checkPipeline(ctx, name, params, files),
+    partner: (name) => checkPartner(ctx, name),
+  };
   let steps: FlatStep[];
   try {
     steps = await flattenSteps(app.home, runnable.job, params);
@@ -106,10 +116,7 @@ export async function preflight(
   for (const [i, step] of steps.entries()) {
     if (skip.has(i + 1)) continue;
     try {
-      if (step.kind === 'pipeline') await checkPipeline(ctx, step, step.files ?? opts.files);
-      else if (step.kind === 'sql') await checkSqlStep(ctx, runnable, step);
-      else if (step.kind === 'edi') await checkPartner(ctx, step.edi.partner);
-      else await loadRetention(app.home);
+      await step.preflight(checks);
     } catch (err) {
       // A check that could not run (the database unreachable) is not a definition problem.
       if (!(err instanceof UserError)) throw err;
@@ -183,8 +190,13 @@ async function qualified(
   }
 }
 
-async function checkPipeline(ctx: Ctx, step: FlatStep, files: string[] | undefined): Promise<void> {
-  const def = await loadPipeline(ctx.home, step.name);
+async function checkPipeline(
+  ctx: Ctx,
+  name: string,
+  params: Record<string, string>,
+  files: string[] | undefined,
+): Promise<void> {
+  const def = await loadPipeline(ctx.home, name);
   const { source, sink } = def.config;
   const f = def.file;
   if (def.config.validate) {
@@ -205,9 +217,9 @@ async function checkPipeline(ctx: Ctx, step: FlatStep, files: string[] | undefin
     await checkTableSink(ctx, def, targets);
   }
   if (source.kind === 'sftp' && !files) await checkPartner(ctx, source.partner);
-  if (source.kind === 'postgres') await checkQuery(ctx, def, step.params);
+  if (source.kind === 'postgres') await checkQuery(ctx, def, params);
   if (sink.kind === 'sftp') await checkPartner(ctx, sink.partner);
-  if (sink.kind === 'file' && ctx.state) await checkTarget(ctx, def, step.params);
+  if (sink.kind === 'file' && ctx.state) await checkTarget(ctx, def, params);
   if (ctx.state && files && source.kind !== 'postgres') {
     for (const file of files) {
       const s = await stat(path.resolve(ctx.home, file)).catch(() => null);
@@ -388,52 +400,6 @@ async function checkQuery(ctx: Ctx, def: PipelineDefinition, params: Record<stri
       ['source', source.query !== undefined ? 'query' : 'sql'],
       `the query uses :'${name}', which source.params does not declare (declared: ${Object.keys(source.params).join(', ') || 'none'})`,
     );
-}
-
-/** A SQL step: the file exists under sql/, and every `:'name'` it uses is bound by the step's parameters. */
-async function checkSqlStep(ctx: Ctx, runnable: Runnable, step: FlatStep): Promise<void> {
-  let text: string | undefined;
-  try {
-    text = await readFile(sqlFilePath(ctx.home, step.name), 'utf8');
-  } catch (err) {
-    const message = err instanceof UserError ? err.message : `no such file sql/${step.name}`;
-    ctx.problems.push({ where: `${runnable.job.file}, step sql '${step.name}'`, message });
-    return;
-  }
-  for (const name of unboundParams(text, step.params))
-    ctx.problems.push({
-      where: `sql/${step.name}`,
-      message: `uses :'${name}', which the job does not give (parameters: ${Object.keys(step.params).join(', ') || 'none'}); declare it in ${runnable.job.file} params`,
-    });
-}
-
-/** Names the SQL references as `:'name'` / `:"name"` that `params` does not give. */
-export function unboundParams(sql: string, params: Record<string, string>): string[] {
-  const missing = new Set<string>();
-  const all = new Proxy(params, {
-    getOwnPropertyDescriptor: (t, k) =>
-      Object.getOwnPropertyDescriptor(t, k) ?? {
-        value: '',
-        configurable: true,
-        enumerable: true,
-        writable: true,
-      },
-    get: (t, k: string) => {
-      if (!Object.hasOwn(t, k)) missing.add(k);
-      return t[k] ?? '';
-    },
-  });
-  try {
-    bindNamedParams(
-      sql,
-      all,
-      (v) => v,
-      (v) => v,
-    );
-  } catch {
-    // A raw :name the scan refused; the run reports it with its own words.
-  }
-  return [...missing];
 }
 
 /** A partner the step uses: declared, and (when checking state) every environment variable it reads set. */

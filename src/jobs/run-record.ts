@@ -4,7 +4,6 @@
  * ours. sql/000008 holds the two functions they call (runner.claim_run, runner.step_succeeded).
  */
 import type pg from 'pg';
-import { ediStepDetail } from '../edi/step.js';
 import type { AppContext } from '../app.js';
 import { runState } from '../runs/store/runs.js';
 import {
@@ -12,35 +11,14 @@ import {
   recordStepState,
   stepSucceededSql as stepSucceededStatement,
 } from '../runs/store/steps.js';
+import { stepKindOf } from './steps/registry.js';
 import type { FlatStep, RunOutcome, StepOutcome } from './types.js';
 
-/** What a step's record keeps of its outcome (runner.run_steps.detail). */
+/** What a step's record keeps of its outcome (runner.run_steps.detail), as its kind tells it. */
 export function detailOf(s: StepOutcome): Record<string, unknown> {
-  if (s.pipeline) {
-    const p = s.pipeline;
-    return {
-      rows_read: p.rowsRead,
-      rows_loaded: p.rowsLoaded,
-      rows_rejected: p.rowsRejected,
-      files: p.files.map((f) => ({
-        file: f.file,
-        status: f.status,
-        rows_loaded: f.rowsLoaded,
-        rows_rejected: f.rowsRejected,
-      })),
-    };
-  }
-  if (s.edi) return ediStepDetail(s.edi);
-  if (s.purge) return { summary: s.purge.summary };
-  if (s.sql) {
-    return {
-      command: s.sql.command,
-      row_count: s.sql.rowCount,
-      // As many rows as the step kept (sql-step.ts), so erp run prints the same from the record.
-      results: s.sql.results.map((r) => ({ columns: r.columns, rows: r.rows, row_count: r.rowCount })),
-    };
-  }
-  return {};
+  const result = (s as Record<string, unknown>)[s.kind];
+  if (result === undefined) return {};
+  return stepKindOf(s.kind)?.report.detail(result) ?? {};
 }
 
 export interface Claim {

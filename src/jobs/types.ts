@@ -2,10 +2,9 @@
  * The shapes a job run passes around: its flattened steps, each step's outcome, the run's outcome
  * and the progress it reports. Below the executor and the records it writes, which both use them.
  */
-import type { EdiStepResult, EdiStepSpec } from '../edi/step.js';
-import type { PipelineResult } from '../pipeline/result.js';
 import type { ErrorKind } from '../runs/store/runs.js';
-import type { SqlStepResult } from './sql-step.js';
+import type { StepResults } from './steps/registry.js';
+import type { JobStep } from './steps/types.js';
 
 /**
  * Executes a run's steps in order. The worker and `erp run --inline` both call {@link executeRun};
@@ -35,17 +34,13 @@ export interface RunProgress {
   message?: string;
 }
 
-export interface StepOutcome {
+/** A step's outcome; a step that ran (or failed with a result) has its result under its kind's key (`sql`, `edi`, …). */
+export type StepOutcome = {
   kind: FlatStep['kind'];
   name: string;
   status: 'succeeded' | 'failed' | 'skipped';
-  pipeline?: PipelineResult;
-  sql?: SqlStepResult;
-  edi?: EdiStepResult;
-  /** A `compliance: purge` step: what each retention category removed (or would). */
-  purge?: { summary: string };
   error?: string;
-}
+} & StepResults;
 
 export interface RunOutcome {
   runId: number | null;
@@ -57,15 +52,5 @@ export interface RunOutcome {
   errorKind: ErrorKind | null;
 }
 
-/** One step of a run, nested jobs expanded: told apart by `kind`, each with its own settings. */
-export type FlatStep =
-  | (StepBase & { kind: 'pipeline'; /** Files replacing the pipeline source's listing. */ files?: string[] })
-  | (StepBase & { kind: 'sql' })
-  | (StepBase & { kind: 'edi'; /** The partner and direction. */ edi: EdiStepSpec })
-  | (StepBase & { kind: 'compliance' });
-
-interface StepBase {
-  /** The pipeline, the SQL file under sql/, or the EDI step's display name. */
-  name: string;
-  params: Record<string, string>;
-}
+/** One step of a run, nested jobs expanded, as its kind (src/jobs/steps/) made it. */
+export type FlatStep = JobStep;

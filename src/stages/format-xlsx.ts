@@ -19,18 +19,32 @@
  * The code is in src/xlsx/: read.ts, zip.ts, parts.ts, shared.ts and read-sheet.ts (reading),
  * write.ts (writing), cells.ts (cell and number conversions), lib.ts (SAX plumbing).
  */
-import { readXlsx } from '../xlsx/read.js';
-import { writeXlsx } from '../xlsx/write.js';
+import type { Readable } from 'node:stream';
 import { xlsxFormatSchema, type XlsxFormatConfig } from '../xlsx/options.js';
-import type { FormatReader, FormatWriter, StageKind } from './types.js';
+import type { Batch, FormatReader, FormatWriter, RejectFn, StageKind } from './types.js';
 
-/** Creates the XLSX reader and writer for a pipeline. */
+/**
+ * Creates the XLSX reader and writer for a pipeline. The reader and writer (saxes, yauzl, exceljs)
+ * load when a workbook is read or written: every `erp` process lists this kind, few use it, and
+ * loading them cost each CLI start some 40 ms of CPU.
+ */
 export function createXlsxFormat(config: XlsxFormatConfig): FormatReader & FormatWriter {
   return {
     extension: 'xlsx',
-    read: (input, fileName, reject) => readXlsx(config, input, fileName, reject),
-    write: (columns, types, batches, out) => writeXlsx(config, columns, types, batches, out),
+    read: (input, fileName, reject) => readLazily(config, input, fileName, reject),
+    write: async (columns, types, batches, out) =>
+      (await import('../xlsx/write.js')).writeXlsx(config, columns, types, batches, out),
   };
+}
+
+async function* readLazily(
+  config: XlsxFormatConfig,
+  input: Readable,
+  fileName: string,
+  reject: RejectFn,
+): AsyncGenerator<Batch> {
+  const { readXlsx } = await import('../xlsx/read.js');
+  yield* readXlsx(config, input, fileName, reject);
 }
 
 /** `format: { kind: xlsx }`, for src/stages/registry.ts. */

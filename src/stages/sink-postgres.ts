@@ -3,10 +3,10 @@ import type { Writable } from 'node:stream';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { z } from 'zod';
-import { encryptedColumnsOf, encryptorFor } from '../compliance/encrypted-columns.js';
+import { encryptedColumnsOf, sealRows, sealerFor } from '../compliance/encrypted-columns.js';
 import { quoteIdent, quoteQualified, splitQualified } from '../db/pool.js';
 import { UserError } from '../errors.js';
-import type { Cell, CopyDialect, Sink, SinkWriter, StageKind } from './types.js';
+import type { Cell, CopyDialect, Sealer, Sink, SinkWriter, StageKind } from './types.js';
 
 /**
  * `sink: { kind: postgres }` — loads rows with COPY inside the file's transaction.
@@ -18,8 +18,9 @@ import type { Cell, CopyDialect, Sink, SinkWriter, StageKind } from './types.js'
  *            the last row of a key in the file wins)
  *
  * Columns listed in compliance.encrypted_columns (bank account numbers, tax ids) are encrypted on
- * the way in (src/compliance/keys.ts): PostgreSQL only ever receives their ciphertext. A table with
- * such columns takes no pass-through text (`passThrough` says so): its values must be encrypted.
+ * the way in (src/compliance/keys.ts), a batch at a time: PostgreSQL only ever receives their
+ * ciphertext. `write` encrypts the rows it is given; pass-through text (`writeText`) comes with its
+ * values already sealed by the writer's `sealer` (src/pipeline/run.ts splices them into the records).
  */
 export const postgresSinkSchema = z
   .object({
@@ -110,22 +111,30 @@ export async function writeWithBackpressure(stream: Writable, chunk: string): Pr
 export function createPostgresSink(config: PostgresSinkConfig): Sink {
   const target = quoteQualified(config.table);
   for (const k of config.key ?? []) quoteIdent(k);
-  let checked: { key: string; types: string[] } | null = null;
+  // The table's shape is read once per run (the sink is built per run), not per file: a run over a
+  // glob of small files pays it once. Which columns are encrypted is part of that shape
+  // (compliance.encrypted_columns changes by migration, as the columns do), and so is the sealer
+  // (its keyring is loaded at the run's first value to encrypt).
+  let checked: { key: string; types: string[]; sealer: Sealer | null } | null = null;
   return {
     describe: () =>
       `postgres ${config.table} (${config.mode}${config.key ? ` on ${config.key.join(', ')}` : ''})`,
-    async passThrough(client) {
-      return (await encryptedColumnsOf(client, config.table)).size === 0;
-    },
-    async open(client, columns, csv): Promise<SinkWriter> {
-      // Once per run and column list, not per file: a run over a glob of small files pays it once.
+    async open(client, columns, csv, before): Promise<SinkWriter> {
       const key = columns.join('\0');
-      if (checked?.key !== key) checked = { key, types: await checkColumns(client, config.table, columns) };
+      if (checked?.key !== key) {
+        checked = {
+          key,
+          types: await checkColumns(client, config.table, columns),
+          sealer: sealerFor(config.table, columns, await encryptedColumnsOf(client, config.table)),
+        };
+      }
       const columnTypes = checked.types;
-      const encrypt = await encryptorFor(client, config.table, columns);
+      const sealer = checked.sealer;
       const cols = columns.map(quoteIdent).join(', ');
       let copyTarget = target;
-      if (config.mode === 'replace') await client.query(`DELETE FROM ${target}`);
+      // `before` goes with the first statement of the load, in the same message.
+      const first = (sql: string): string => (before ? `${before};\n${sql}` : sql);
+      if (config.mode === 'replace') await client.query(first(`DELETE FROM ${target}`));
       if (config.mode === 'upsert') {
         const missingKey = config.key!.filter((k) => !columns.includes(k));
         if (missingKey.length > 0) {
@@ -134,7 +143,7 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
           );
         }
         await client.query(
-          `CREATE TEMP TABLE erp_stage ON COMMIT DROP AS SELECT ${cols} FROM ${target} WITH NO DATA`,
+          first(`CREATE TEMP TABLE erp_stage ON COMMIT DROP AS SELECT ${cols} FROM ${target} WITH NO DATA`),
         );
         copyTarget = 'erp_stage';
       }
@@ -142,7 +151,8 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
         ? ` (FORMAT csv, DELIMITER ${literal(csv.delimiter)}, QUOTE ${literal(csv.quote)})`
         : '';
       const encode = csv ? csvRowEncoder(csv) : encodeCopyText;
-      const stream = client.query(copyFrom(`COPY ${copyTarget} (${cols}) FROM STDIN${options}`));
+      const copy = `COPY ${copyTarget} (${cols}) FROM STDIN${options}`;
+      const stream = client.query(copyFrom(config.mode === 'append' ? first(copy) : copy));
       // A COPY that fails (bad value, constraint) emits 'error'; keep it so end() reports it.
       let failure: Error | null = null;
       stream.on('error', (err: Error) => {
@@ -157,18 +167,20 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
       };
       return {
         columnTypes,
+        ...(sealer && { sealer }),
         write: (rows) => {
-          encrypt?.(rows);
+          if (sealer) sealRows(sealer, rows);
           return send(encode(rows), rows.length);
         },
         async writeText(text, rows) {
           if (!csv) throw new Error('writeText needs a sink opened with a CSV dialect');
-          if (encrypt)
-            throw new Error(`${config.table} has encrypted columns: it takes no pass-through text`);
           await send(text, rows);
         },
         async abort(reason) {
-          if (stream.closed) return;
+          // After an error PostgreSQL has ended the COPY (or never began it, when a statement
+          // ahead of it failed): nothing is left to cancel, and the stream would wait for ever
+          // for a CopyInResponse to send its CopyFail on.
+          if (stream.closed || failure) return;
           const closed = once(stream, 'close').catch(() => undefined);
           stream.destroy(reason);
           await closed;

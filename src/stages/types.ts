@@ -139,14 +139,29 @@ export interface RowStep {
   ): (row: Cell[], line: number, reject: RejectFn) => RowVerdict;
 }
 
+/**
+ * Seals (encrypts) values for the columns of a load that the target keeps encrypted at rest
+ * (src/compliance/encrypted-columns.ts): `indexes` are those columns among the loaded ones.
+ */
+export interface Sealer {
+  readonly indexes: readonly number[];
+  /** Envelopes of `values` (none of them empty), in order. */
+  seal(values: string[]): string[];
+}
+
 /** Writes a file's rows inside the file's transaction. */
 export interface SinkWriter {
   write(rows: Cell[][]): Promise<void>;
   /**
    * Only for a writer opened with a {@link CopyDialect}: CSV text of `rows` records in that dialect,
-   * each ending in LF, written as is.
+   * each ending in LF, written as is — the values of the {@link sealer}'s columns already sealed.
    */
   writeText(text: string, rows: number): Promise<void>;
+  /**
+   * Set when the target keeps some of the loaded columns encrypted at rest: their indexes, and what
+   * encrypts their values. `write` encrypts them itself; text for `writeText` must hold them sealed.
+   */
+  readonly sealer?: Sealer;
   /** PostgreSQL type name (`pg_type.typname`) of each loaded column, in order. */
   readonly columnTypes: readonly string[];
   /** Finishes the load; returns rows written. */
@@ -161,11 +176,17 @@ export interface Sink {
   /**
    * Starts writing a file's rows with `client`, which holds the file's open transaction. With
    * `csv`, the load reads CSV in that dialect (rows given to `write` are encoded so) and
-   * `writeText` takes records as they were read.
+   * `writeText` takes records as they were read. `before` is SQL (no parameters, returning no
+   * rows) to run in the same message ahead of the load's first statement: the caller's BEGIN and
+   * ledger row, sent with the COPY instead of a round trip of their own. Its failure fails the load
+   * before a row is written.
    */
-  open(client: pg.PoolClient, columns: readonly string[], csv?: CopyDialect): Promise<SinkWriter>;
-  /** Whether the target may take records as they were read (`writeText`); absent: it may. */
-  passThrough?(client: pg.PoolClient): Promise<boolean>;
+  open(
+    client: pg.PoolClient,
+    columns: readonly string[],
+    csv?: CopyDialect,
+    before?: string,
+  ): Promise<SinkWriter>;
 }
 
 /**

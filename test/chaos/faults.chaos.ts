@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { BENCH_DDL, generateCsv } from '../../benchmarks/generate.js';
-import { killChildren, waitFor, type Child } from '../fixtures/jobs/runner.js';
+import { killChildren, waitFor, type Child } from '../helpers/runner.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
 import {
   clean,
@@ -16,7 +16,7 @@ import {
   untilRunning,
   type Servers,
   type Stage,
-} from './stage.js';
+} from '../helpers/chaos/stage.js';
 
 /**
  * The chaos suite: each scenario is one fault on a real server the suite owns — a worker killed
@@ -313,7 +313,7 @@ describe('chaos', () => {
       const crashFile = path.join(s.home, 'crash-now');
       const worker = await s.worker({ ERP_CHAOS_CRASH_FILE: crashFile }, [
         '--import',
-        path.resolve('test/chaos/crash-preload.mjs'),
+        path.resolve('test/helpers/chaos/crash-preload.mjs'),
       ]);
       const a = s.erp(['run', 'slow', '--param', 'tag=crash', '--detach']);
       expect(await a.exited).toBe(0);

@@ -1,3 +1,7 @@
+/**
+ * A database of the test's own, cloned from the migrated template of this run (global-setup.ts).
+ * Files take theirs from the `db` fixture (fixtures.ts); a test that needs a second calls this.
+ */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { createPool, queryOnce } from '../../src/db/pool.js';

@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { readdirSync, statSync } from 'node:fs';
-import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { createPool, queryOnce } from '../../src/db/pool.js';
 import { migrate } from '../../src/db/migrate.js';
+import { ensureBuilt } from './dist.js';
 
 /** Server URL of the maintenance database the tests create their databases from. */
 export const ADMIN_URL = process.env.TEST_ADMIN_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
@@ -16,15 +15,13 @@ declare module 'vitest' {
 }
 
 /**
- * Builds a template database once per `vitest run`: every migration applied. Each test file
- * clones it (`CREATE DATABASE … TEMPLATE …`), which takes milliseconds.
+ * Once per `vitest run`: builds dist/ when it is stale (test/helpers/dist.ts), then a template
+ * database with every migration applied. Each test file clones it (`CREATE DATABASE … TEMPLATE …`,
+ * the `db` fixture in test/helpers/fixtures.ts), which takes milliseconds.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const stale = staleDist();
-  if (stale)
-    console.warn(
-      `\n*** ${stale}: the CLI tests spawn dist/cli.js and will test old code; run npm run build ***\n`,
-    );
+  // The CLI tests spawn dist/cli.js: build it first when it is missing or older than src/.
+  ensureBuilt();
   // A template of this run's own, so concurrent runs never rebuild one another's template.
   const template = `erp_template_${randomBytes(4).toString('hex')}`;
   // Bank accounts and tax ids are encrypted at rest (src/compliance/keys.ts): the test workers and
@@ -41,28 +38,4 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await pool.end();
   }
   return () => queryOnce(ADMIN_URL, `DROP DATABASE IF EXISTS ${template} WITH (FORCE)`);
-}
-
-/** Why dist/ does not hold the current src/ (missing, or older than a source file), or null. */
-export function staleDist(): string | null {
-  let built: number;
-  try {
-    built = statSync('dist/cli.js').mtimeMs;
-  } catch {
-    return 'dist/cli.js is missing';
-  }
-  const newer = (dir: string): string | null => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      const found = e.isDirectory()
-        ? newer(p)
-        : e.name.endsWith('.ts') && statSync(p).mtimeMs > built
-          ? p
-          : null;
-      if (found) return found;
-    }
-    return null;
-  };
-  const source = newer('src');
-  return source ? `dist/ is older than ${source}` : null;
 }

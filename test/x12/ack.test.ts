@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { buildAck } from '../../src/x12/ack.js';
 import { loadInboundMapping, mapTransaction } from '../../src/x12/mapping.js';
 import type { GeEvent, InterchangeHeader, X12Event } from '../../src/x12/types.js';
-import { fixtureEvents, HOME, profile } from './helpers.js';
+import { fixtureEvents, HOME, profile } from '../helpers/x12.js';
 
 const NOW = new Date('2026-01-16T08:05:00Z');
 

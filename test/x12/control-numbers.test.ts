@@ -1,16 +1,14 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { allocateControlNumbers } from '../../src/edi/control-numbers.js';
 import { receiveInterchange } from '../../src/edi/interchanges.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import type { TestDatabase } from '../helpers/db.js';
+import { test } from '../helpers/fixtures.js';
 
 let db: TestDatabase;
 
-beforeAll(async () => {
-  db = await createTestDatabase('x12_control');
-});
-afterAll(async () => {
-  await db?.drop();
+test.beforeAll(async ({ db: d }) => {
+  db = d;
 });
 
 describe('allocateControlNumbers', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { judgeGroup } from '../../src/x12/ack.js';
 import { splitX12 } from '../../src/x12/splitter.js';
 import type { GeEvent, IeaEvent, X12Event } from '../../src/x12/types.js';
-import { chunked, fixtureEvents } from './helpers.js';
+import { chunked, fixtureEvents } from '../helpers/x12.js';
 
 const ISA =
   'ISA*00*          *00*          *ZZ*ACMEBUY        *ZZ*ERPCO          *260115*0930*U*00401*000000101*0*P*>~';

@@ -7,9 +7,9 @@ import {
   mapTransaction,
   parsePath,
 } from '../../src/x12/mapping.js';
-import { parseSetWithNodeX12 } from '../oracles/node-x12.js';
+import { parseSetWithNodeX12 } from '../helpers/node-x12.js';
 import type { TransactionSet } from '../../src/x12/types.js';
-import { fixtureEvents, HOME } from './helpers.js';
+import { fixtureEvents, HOME } from '../helpers/x12.js';
 
 async function setsOf(name: string): Promise<TransactionSet[]> {
   return (await fixtureEvents(name)).flatMap((e) => (e.kind === 'transaction' ? [e.set] : []));

@@ -14,7 +14,7 @@ import {
 import { splitX12 } from '../../src/x12/splitter.js';
 import { X12FormatError } from '../../src/x12/writer.js';
 import { checkHierarchy, gs1CheckDigit } from '../helpers/hl-check.js';
-import { HOME, profile } from './helpers.js';
+import { HOME, profile } from '../helpers/x12.js';
 
 const NOW = new Date('2026-02-01T14:45:00Z');
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseYaml } from '../../src/config/yaml.js';
 import { X12Error } from '../../src/x12/errors.js';
 import { findPartner, outputFormat, x12ProfileSchema } from '../../src/x12/partner.js';
-import { fixtureEvents, profile } from './helpers.js';
+import { fixtureEvents, profile } from '../helpers/x12.js';
 
 const BASE = `ours: { isa_qualifier: ZZ, isa_id: ERPCO, gs_id: ERPCO }
 theirs: { isa_qualifier: ZZ, isa_id: ACME, gs_id: ACME }

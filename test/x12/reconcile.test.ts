@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildAck } from '../../src/x12/ack.js';
 import { allocateControlNumbers } from '../../src/edi/control-numbers.js';
 import { overdueInterchanges, recordOutbound } from '../../src/edi/interchanges.js';
@@ -8,15 +8,13 @@ import { loadOutboundMapping, buildOutbound } from '../../src/x12/outbound.js';
 import { applyFunctionalAck, readFunctionalAcks } from '../../src/edi/reconcile.js';
 import { splitX12 } from '../../src/x12/splitter.js';
 import type { GeEvent, InterchangeHeader } from '../../src/x12/types.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { FIXTURES, fixtureEvents, HOME, profile } from './helpers.js';
+import type { TestDatabase } from '../helpers/db.js';
+import { test } from '../helpers/fixtures.js';
+import { FIXTURES, fixtureEvents, HOME, profile } from '../helpers/x12.js';
 
 let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase('x12_reconcile');
-});
-afterAll(async () => {
-  await db?.drop();
+test.beforeAll(async ({ db: d }) => {
+  db = d;
 });
 
 describe('readFunctionalAcks', () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { X12Error } from '../../src/x12/errors.js';
 import { splitX12 } from '../../src/x12/splitter.js';
 import type { TransactionEvent, X12Event } from '../../src/x12/types.js';
-import { chunked, describeEvents, FIXTURES, fixtureEvents } from './helpers.js';
+import { chunked, describeEvents, FIXTURES, fixtureEvents } from '../helpers/x12.js';
 
 const ISA_A =
   'ISA*00*          *00*          *ZZ*ACMEBUY        *ZZ*ERPCO          *260115*0930*U*00401*000000101*0*P*>~';

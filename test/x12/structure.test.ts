@@ -10,8 +10,8 @@ import {
 } from '../../src/x12/mapping.js';
 import { splitX12 } from '../../src/x12/splitter.js';
 import type { GeEvent, TransactionSet } from '../../src/x12/types.js';
-import { parseStrict, segs } from '../edi-helpers.js';
-import { HOME, profile } from './helpers.js';
+import { parseStrict, segs } from '../helpers/edi.js';
+import { HOME, profile } from '../helpers/x12.js';
 
 const ISA =
   'ISA*00*          *00*          *ZZ*ACMEBUY        *ZZ*ERPCO          *260115*0930*U*00401*000000101*0*P*>~\n';

@@ -3,8 +3,31 @@
  * rejects), and runner.ingested_files, the ledger that makes a file's content load once per
  * pipeline.
  */
+import pg from 'pg';
 import type { Reject } from '../../stages/types.js';
 import type { Db } from './db.js';
+
+/**
+ * `sql` with its `$n` parameters written in as literals, so that it can share one simple-protocol
+ * message (one round trip) with BEGIN or COMMIT: a parameterised statement travels in the extended
+ * protocol, which takes one statement a message. A value is quoted by pg's escapeLiteral and
+ * reaches PostgreSQL as a literal of unknown type, as an untyped parameter does (pg sends every
+ * parameter as text), so the statement means the same; an array becomes `ARRAY[…]`, which the
+ * statement casts (`$12::text[]`) as it does the parameter. Only for the fixed statements of this
+ * module: a `$n` inside a string literal of `sql` would be replaced too.
+ */
+export function withLiterals(sql: string, params: readonly unknown[]): string {
+  return sql.replace(/\$(\d+)/g, (_, n: string) => literal(params[Number(n) - 1]));
+}
+
+function literal(v: unknown): string {
+  if (v === null || v === undefined) return 'NULL';
+  if (Array.isArray(v)) return `ARRAY[${v.map(literal).join(',')}]`;
+  if (typeof v === 'string') return pg.escapeLiteral(v);
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return `'${String(v)}'`;
+  if (v instanceof Date) return `'${v.toISOString()}'`;
+  throw new Error(`withLiterals: no literal for a ${typeof v}`);
+}
 
 export interface RunFileRecord {
   runId: number;
@@ -26,6 +49,12 @@ export interface RunFileAlso {
   countInRun?: boolean;
   /** Set the ledger row's (runner.ingested_files) rows_loaded: the file loaded. */
   ledger?: boolean;
+  /**
+   * COMMIT the caller's transaction in the same round trip, after the record (the file's
+   * transaction ends with its record). If the record fails, COMMIT is not run: the transaction
+   * is left aborted for the caller to roll back.
+   */
+  commit?: boolean;
 }
 
 /**
@@ -87,7 +116,12 @@ export async function recordRunFile(
       `l AS (UPDATE runner.ingested_files SET rows_loaded = $8 WHERE pipeline = $2 AND sha256 = $4)`,
     );
   }
-  const { rows } = await db.query<{ id: string }>(`WITH ${parts.join(',\n')}\nSELECT id FROM f`, params);
+  const sql = `WITH ${parts.join(',\n')}\nSELECT id FROM f`;
+  if (also.commit) {
+    const results = (await db.query(`${withLiterals(sql, params)};\nCOMMIT`)) as unknown as pg.QueryResult[];
+    return Number((results[0]!.rows[0] as { id: string }).id);
+  }
+  const { rows } = await db.query<{ id: string }>(sql, params);
   return Number(rows[0]!.id);
 }
 
@@ -127,6 +161,18 @@ export async function ledgerEntry(db: Db, pipeline: string, sha256: string): Pro
 }
 
 /**
+ * Whether the ledger may hold this content already: it holds content of `pipeline` of this very
+ * size. False means the content is new to the pipeline without knowing its hash (one index probe).
+ */
+export async function ledgerMayHold(db: Db, pipeline: string, size: number): Promise<boolean> {
+  const { rowCount } = await db.query(
+    'SELECT 1 FROM runner.ingested_files WHERE pipeline = $1 AND size_bytes = $2 LIMIT 1',
+    [pipeline, size],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/**
  * Enters a file's content in the ledger, in the transaction that loads it; false when it is there
  * already (loaded before). With `force` the entry is taken over by this run instead.
  */
@@ -142,6 +188,79 @@ export async function enterLedger(
     [f.pipeline, f.sha256, f.file, f.size, f.runId],
   );
   return (rowCount ?? 0) > 0;
+}
+
+/** What {@link beginFile} found: the file is the transaction's to load, or loaded before. */
+export type FileEntry = { entered: true } | { entered: false; previous: LedgerRow | undefined };
+
+/** A file's content, as the ledger enters it. */
+export interface LedgerFile {
+  pipeline: string;
+  sha256: string;
+  file: string;
+  size: number;
+  runId: number | null;
+}
+
+const ledgerInsert = (force: boolean, onConflict: 'error' | 'nothing'): string =>
+  `INSERT INTO runner.ingested_files (pipeline, sha256, file, size_bytes, run_id, rows_loaded)
+   VALUES ($1, $2, $3, $4, $5, 0)${
+     force
+       ? ' ON CONFLICT (pipeline, sha256) DO UPDATE SET file = EXCLUDED.file, run_id = EXCLUDED.run_id, loaded_at = now()'
+       : onConflict === 'nothing'
+         ? ' ON CONFLICT (pipeline, sha256) DO NOTHING'
+         : ''
+   }`;
+
+const ledgerParams = (f: LedgerFile): unknown[] => [f.pipeline, f.sha256, f.file, f.size, f.runId];
+
+/**
+ * The text that opens a file's transaction and enters its content in the ledger, for the sink to
+ * send in one message with the load's first statement (one round trip a file less): BEGIN and an
+ * INSERT without ON CONFLICT (a statement ahead of COPY may return no rows), so content loaded
+ * before fails it with a unique violation ({@link isLedgerConflict}) and the load never starts.
+ * With `force` the entry is taken over by this run instead.
+ */
+export function beginFileSql(f: LedgerFile, force: boolean): string {
+  return `BEGIN;\n${withLiterals(ledgerInsert(force, 'error'), ledgerParams(f))}`;
+}
+
+/** Whether `err` is {@link beginFileSql}'s insert finding the content in the ledger already. */
+export function isLedgerConflict(err: unknown): boolean {
+  const e = err as { code?: unknown; constraint?: unknown } | null;
+  return e?.code === '23505' && e.constraint === 'ingested_files_pkey';
+}
+
+/**
+ * Opens the transaction that loads a file and enters its content in the ledger in it, in one
+ * round trip (BEGIN and the insert as one simple-protocol message). When the content is there
+ * already (loaded before) the same statement returns the ledger's row, and the transaction is
+ * left open for the caller to roll back. With `force` the entry is taken over by this run instead.
+ *
+ * A concurrent transaction entering the same content makes the insert wait for it: if it commits,
+ * this file is a duplicate (its row may be too new for this statement's snapshot: `previous` is
+ * then undefined); if it rolls back, this one enters it.
+ */
+export async function beginFile(client: Db, f: LedgerFile, force: boolean): Promise<FileEntry> {
+  const sql = `WITH ins AS (${ledgerInsert(force, 'nothing')} RETURNING 1)
+    SELECT (SELECT count(*)::int FROM ins) AS entered, p.run_id, p.loaded_at, p.file
+    FROM (SELECT 1) AS one
+    LEFT JOIN runner.ingested_files p ON p.pipeline = $1 AND p.sha256 = $2 AND NOT EXISTS (SELECT FROM ins)`;
+  const results = (await client.query(
+    `BEGIN;\n${withLiterals(sql, ledgerParams(f))}`,
+  )) as unknown as pg.QueryResult[];
+  const row = results[1]!.rows[0] as {
+    entered: number;
+    run_id: string | null;
+    loaded_at: Date | null;
+    file: string | null;
+  };
+  if (row.entered > 0) return { entered: true };
+  return {
+    entered: false,
+    previous:
+      row.loaded_at !== null ? { run_id: row.run_id!, loaded_at: row.loaded_at, file: row.file! } : undefined,
+  };
 }
 
 /** One file of a run, as the console offers it for download or reload. */

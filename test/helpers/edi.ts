@@ -7,10 +7,10 @@ import { X12Interchange, X12Parser, type X12Segment } from 'node-x12';
 import pgCopy from 'pg-copy-streams';
 import { pino } from 'pino';
 import { expect } from 'vitest';
-import { loadPartner, type Partner } from '../src/partners/profile.js';
-import type { AppContext } from '../src/app.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { startSshd, type TestSshd } from './helpers/sshd.js';
+import { loadPartner, type Partner } from '../../src/partners/profile.js';
+import type { AppContext } from '../../src/app.js';
+import { createTestDatabase, type TestDatabase } from './db.js';
+import { startSshd, type TestSshd } from './sshd.js';
 
 /**
  * What the EDI tests share: a migrated database with the fixture customers and items, a real

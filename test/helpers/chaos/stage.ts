@@ -4,10 +4,10 @@ import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
-import { createPool } from '../../src/db/pool.js';
-import { migrate } from '../../src/db/migrate.js';
-import { QUEUE_NAME, type RunJobData } from '../../src/runner/queue.js';
-import { makeJobsHome, startErp, waitFor, type Child } from '../fixtures/jobs/runner.js';
+import { createPool } from '../../../src/db/pool.js';
+import { migrate } from '../../../src/db/migrate.js';
+import { QUEUE_NAME, type RunJobData } from '../../../src/runner/queue.js';
+import { makeJobsHome, startErp, waitFor, type Child } from '../runner.js';
 import { sqlOn, startPgCluster, startRedis, type PgCluster, type RedisServer } from './servers.js';
 
 /**

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { freePort, waitFor } from '../fixtures/jobs/runner.js';
+import { freePort, waitFor } from '../runner.js';
 
 /**
  * Servers the chaos suite owns, so it can kill and restart them without touching the machine's
