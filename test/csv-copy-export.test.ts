@@ -1,13 +1,14 @@
 import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { copyPlan, FormulaGuard } from '../src/csv/copy-export.js';
 import { csvHead, csvWriterOptionsSchema } from '../src/csv/writer.js';
 import { createCsvFormat, csvFormatSchema } from '../src/stages/format-csv.js';
 import { createPostgresSource } from '../src/stages/source-postgres.js';
 import type { StageContext } from '../src/stages/types.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test } from './helpers/fixtures.js';
 
 /**
  * The CSV export's two paths write the same bytes: the general one (COPY text → rows → the writer)
@@ -23,8 +24,8 @@ const RUNS = Number(process.env.COPY_EXPORT_RUNS ?? 40);
 let db: TestDatabase;
 let ctx: StageContext;
 
-beforeAll(async () => {
-  db = await createTestDatabase('csv_copy_export');
+test.beforeAll(async ({ db: d }) => {
+  db = d;
   ctx = { home: '.', pool: db.pool, log: pino({ level: 'silent' }), signal: new AbortController().signal };
   await db.pool.query(`
     CREATE TYPE public.mood AS ENUM ('=bad', 'a,b', 'ok', '-');
@@ -33,9 +34,6 @@ beforeAll(async () => {
       b boolean, d date, ts timestamp, tz timestamptz, j jsonb, iv interval, u uuid, e public.mood,
       c char(6), a text[]);
   `);
-});
-afterAll(async () => {
-  await db?.drop();
 });
 
 const COLUMNS = ['id', 't', 'v', 'n', 'm', 'f', 's', 'b', 'd', 'ts', 'tz', 'j', 'iv', 'u', 'e', 'c', 'a'];

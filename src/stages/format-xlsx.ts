@@ -24,7 +24,7 @@ import { xlsxFormatSchema, type XlsxFormatConfig } from '../xlsx/options.js';
 import type { Batch, FormatReader, FormatWriter, RejectFn, StageKind } from './types.js';
 
 /**
- * Creates the XLSX reader and writer for a pipeline. The reader and writer (saxes, yauzl, exceljs)
+ * Creates the XLSX reader and writer for a pipeline. The reader and writer (saxes, yauzl, yazl)
  * load when a workbook is read or written: every `erp` process lists this kind, few use it, and
  * loading them cost each CLI start some 40 ms of CPU.
  */
