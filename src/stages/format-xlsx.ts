@@ -13,18 +13,18 @@
  * the read path. Limits (sizes, cells per row, characters per cell and shared string, shared-string
  * count) are checked while streaming, before memory is spent.
  *
- * Writing: exceljs's streaming WorkbookWriter, one committed row at a time, waiting for the
- * destination (and the zip entry in front of it) to drain.
+ * Writing (src/xlsx/write.ts): the sheet XML built a batch at a time and zipped by yazl, waiting for
+ * the zip entry in front of the destination to drain.
  *
  * The code is in src/xlsx/: read.ts, zip.ts, parts.ts, shared.ts and read-sheet.ts (reading),
- * write.ts (writing), cells.ts (cell and number conversions), lib.ts (exceljs for writing, SAX plumbing).
+ * write.ts (writing), cells.ts (cell and number conversions), lib.ts (SAX plumbing).
  */
 import type { Readable } from 'node:stream';
 import { xlsxFormatSchema, type XlsxFormatConfig } from '../xlsx/options.js';
 import type { Batch, FormatReader, FormatWriter, RejectFn, StageKind } from './types.js';
 
 /**
- * Creates the XLSX reader and writer for a pipeline. The reader and writer (saxes, yauzl, exceljs)
+ * Creates the XLSX reader and writer for a pipeline. The reader and writer (saxes, yauzl, yazl)
  * load when a workbook is read or written: every `erp` process lists this kind, few use it, and
  * loading them cost each CLI start some 40 ms of CPU.
  */

@@ -206,7 +206,28 @@ export interface RecordSource {
     columns: readonly string[];
     types: readonly ColumnType[];
     batches: AsyncIterable<Batch>;
+    /** The same rows as CSV written by PostgreSQL; absent when the rows must pass through the client. */
+    copy?: CsvCopySource;
   }>;
+}
+
+/**
+ * A query's rows as PostgreSQL's `COPY … TO STDOUT (FORMAT csv)` writes them, for a writer whose
+ * output the server can produce byte for byte (src/csv/copy-export.ts). Reading it replaces reading
+ * the batches.
+ */
+export interface CsvCopySource {
+  /** PostgreSQL type OID of each result column. */
+  typeOids: readonly number[];
+  /**
+   * Runs the COPY with one SQL expression per column over the query's result (named `erp_export`),
+   * no header, LF line ends, NULL as an empty field. `rowCount` is the server's count once the bytes
+   * have been read to the end.
+   */
+  stream(
+    select: readonly string[],
+    delimiter: string,
+  ): { chunks: AsyncIterable<Buffer>; rowCount(): number | null };
 }
 
 /** Serialises batches into a byte stream (CSV, XLSX, X12). */
@@ -220,6 +241,14 @@ export interface FormatWriter {
     batches: AsyncIterable<Batch>,
     out: Writable,
   ): Promise<number>;
+  /**
+   * When PostgreSQL's CSV of these columns is byte for byte what `write` would produce: a function
+   * that writes the file from `copy` instead (calling `onRows` with the rows so far); else undefined.
+   */
+  fromCopy?(
+    columns: readonly string[],
+    copy: CsvCopySource,
+  ): ((out: Writable, onRows: (n: number) => void) => Promise<number>) | undefined;
 }
 
 /** Where an export's bytes go: written under a temporary name, renamed into place on commit. */
