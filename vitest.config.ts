@@ -8,6 +8,7 @@ import { defineConfig } from 'vitest/config';
  */
 const UNIT = [
   'test/config.test.ts',
+  'test/gcm-batch.test.ts',
   'test/csv-tokenizer.test.ts',
   'test/csv-writer.test.ts',
   'test/dist.test.ts',

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { timed } from './csv.js';
@@ -10,7 +11,9 @@ import { timed } from './csv.js';
  * What encryption at rest costs (issue 19, target < 10 %): the same file loaded into a table whose
  * account column is encrypted (compliance.encrypted_columns) and into its twin that is not, and
  * the bank-file export of those rows with `decrypt: [account]` against the same export of the
- * clear twin. Each pair runs alternately, `rounds` times; the medians are compared.
+ * clear twin. Each pair runs alternately, `rounds` times; the medians are compared, of the wall
+ * clock and of the CPU the `erp` process used (user + system: steadier on a shared machine, and
+ * the client's share alone — PostgreSQL's work on the larger values is not in it).
  */
 
 export interface EncryptionBenchResult {
@@ -20,6 +23,16 @@ export interface EncryptionBenchResult {
   loadEncrypted: number;
   exportClear: number;
   exportDecrypted: number;
+  /** CPU seconds of the erp process, medians. */
+  cpu: { loadClear: number; loadEncrypted: number; exportClear: number; exportDecrypted: number };
+}
+
+/** CPU seconds (user + system) of this process's children that have ended, from /proc (Linux). */
+function childCpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  // Fields after the command name (in parentheses): cutime and cstime are the 14th and 15th.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) / 100;
 }
 
 const load = (table: string): string => `
@@ -94,28 +107,36 @@ export async function benchEncryption(
     ERP_KEYS: `bench:${randomBytes(32).toString('base64')}`,
     ERP_KEYS_FILE: '',
   };
-  const erp = async (pipeline: string): Promise<number> =>
-    (
-      await timed(
-        process.execPath,
-        [path.resolve('dist/cli.js'), 'run', pipeline, '--inline', '--force'],
-        env,
-        dir,
-      )
-    ).seconds;
   const t = {
     loadClear: [] as number[],
     loadEncrypted: [] as number[],
     exportClear: [] as number[],
     exportDecrypted: [] as number[],
   };
+  const cpu = {
+    loadClear: [] as number[],
+    loadEncrypted: [] as number[],
+    exportClear: [] as number[],
+    exportDecrypted: [] as number[],
+  };
+  const erp = async (pipeline: string, as: keyof typeof t): Promise<void> => {
+    const before = childCpuSeconds();
+    const r = await timed(
+      process.execPath,
+      [path.resolve('dist/cli.js'), 'run', pipeline, '--inline', '--force'],
+      env,
+      dir,
+    );
+    t[as].push(r.seconds);
+    cpu[as].push(childCpuSeconds() - before);
+  };
   try {
     for (let r = 0; r < rounds; r++) {
       await pool.query('TRUNCATE bench_enc.clear, bench_enc.encrypted');
-      t.loadClear.push(await erp('load-clear'));
-      t.loadEncrypted.push(await erp('load-encrypted'));
-      t.exportClear.push(await erp('export-clear'));
-      t.exportDecrypted.push(await erp('export-decrypted'));
+      await erp('load-clear', 'loadClear');
+      await erp('load-encrypted', 'loadEncrypted');
+      await erp('export-clear', 'exportClear');
+      await erp('export-decrypted', 'exportDecrypted');
     }
     const { rows: check } = await pool.query<{ n: number; enc: number; clear: number }>(
       `SELECT count(*)::int AS n, count(*) FILTER (WHERE account LIKE 'enc:v1:bench:%')::int AS enc,
@@ -142,5 +163,11 @@ export async function benchEncryption(
     loadEncrypted: median(t.loadEncrypted),
     exportClear: median(t.exportClear),
     exportDecrypted: median(t.exportDecrypted),
+    cpu: {
+      loadClear: median(cpu.loadClear),
+      loadEncrypted: median(cpu.loadEncrypted),
+      exportClear: median(cpu.exportClear),
+      exportDecrypted: median(cpu.exportDecrypted),
+    },
   };
 }

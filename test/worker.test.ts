@@ -113,7 +113,7 @@ async function untilCopying(table: string): Promise<void> {
         await one<{ n: number }>(
           `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database()
              AND query LIKE $1 AND state = 'active'`,
-          // The COPY may follow the file's BEGIN and ledger row in one statement text.
+          // The file's BEGIN (and its ledger row) travel in the same message, ahead of the COPY.
           [`%COPY "public"."${table}"%`],
         )
       ).n > 0,

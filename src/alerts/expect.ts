@@ -6,8 +6,19 @@
  *
  *   tick (cron) ──── within ────► deadline: no file loaded since the previous deadline → alert
  */
-import { CronExpressionParser } from 'cron-parser';
+import { createRequire } from 'node:module';
+import type * as CronParserModule from 'cron-parser';
 import { z } from 'zod';
+
+const require = createRequire(import.meta.url);
+let parser: typeof CronParserModule.CronExpressionParser | undefined;
+/**
+ * cron-parser (CommonJS), loaded on first use: every `erp` process checks pipeline files against
+ * this schema, and few of them declare `expect`; loading it cost each CLI start some 15 ms of CPU.
+ */
+function cron(): typeof CronParserModule.CronExpressionParser {
+  return (parser ??= (require('cron-parser') as typeof CronParserModule).CronExpressionParser);
+}
 
 /** A duration like 90s, 30m, 2h or 1d, in ms. */
 export const alertDurationSchema = z
@@ -24,7 +35,7 @@ export const expectSchema = z
     /** When the file is due: a cron pattern (minute hour day-of-month month day-of-week). */
     cron: z.string().refine((c) => {
       try {
-        CronExpressionParser.parse(c);
+        cron().parse(c);
         return true;
       } catch {
         return false;
@@ -54,7 +65,7 @@ export type ExpectSpec = z.output<typeof expectSchema>;
  */
 export function expectedPeriod(spec: ExpectSpec, now: Date): { from: Date; deadline: Date } {
   // The latest tick whose deadline (tick + within) is at or before now.
-  const it = CronExpressionParser.parse(spec.cron, {
+  const it = cron().parse(spec.cron, {
     tz: spec.timezone,
     currentDate: new Date(now.getTime() - spec.within + 1),
   });

@@ -5,6 +5,9 @@
  *   clear value ──encrypt(current key)──► enc:v1:<key id>:<base64url(iv ‖ ciphertext ‖ tag)> ──► COPY
  *   stored value ──decrypt(key named in it)──► clear value      (only the exports that declare `decrypt`)
  *
+ * A load or an export handles its values a batch at a time (`encryptValues`, `decryptValues`,
+ * through src/compliance/gcm-batch.ts): a cipher object per value cost more than the rest of a row.
+ *
  * Every stored value names the key it was encrypted under, so keys can be rotated (`erp keys
  * rotate`) while old values are still readable. The keys come from the file named by ERP_KEYS_FILE
  * or from ERP_KEYS, never from the database, and never appear in a message or a log line.
@@ -12,12 +15,11 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { UserError } from '../errors.js';
+import { GcmBatch, IV_BYTES, TAG_BYTES } from './gcm-batch.js';
 
 /** The prefix of every encrypted value; a value without it is clear text written before encryption. */
 export const ENVELOPE_PREFIX = 'enc:v1:';
 const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
 // Binds every ciphertext to this format version: a value of another scheme never decrypts as this one.
 const AAD = Buffer.from('erp:enc:v1', 'utf8');
 
@@ -169,4 +171,147 @@ export function decryptValue(ring: Keyring, stored: string, where: string): stri
 export function newKeyLine(id: string): string {
   if (!KEY_ID.test(id)) throw new UserError(`key id '${id}': letters, digits, _ or -, at most 32`);
   return `${id}:${randomBytes(32).toString('base64')}`;
+}
+
+// One batch cipher per key (its tables cost about a millisecond); keyed by the key's Buffer, so a
+// keyring loaded once per run builds them once per run.
+const batches = new WeakMap<Buffer, GcmBatch>();
+function batchFor(key: Buffer): GcmBatch {
+  let b = batches.get(key);
+  if (b === undefined) {
+    b = new GcmBatch(key, AAD);
+    batches.set(key, b);
+  }
+  return b;
+}
+
+/**
+ * The UTF-8 bytes of `values`, one after the other: what `Buffer.from(value, 'utf8')` gives for
+ * each (lone surrogates as U+FFFD), in one call when the batch is ASCII.
+ */
+function utf8Of(values: readonly string[]): { bytes: Uint8Array; at: Int32Array; len: Int32Array } {
+  const n = values.length;
+  const at = new Int32Array(n);
+  const len = new Int32Array(n);
+  const joined = values.join('');
+  const all = Buffer.from(joined, 'utf8');
+  if (all.length === joined.length) {
+    // Every character ASCII (anything else takes more than one byte): offsets are the same in both.
+    let o = 0;
+    for (let i = 0; i < n; i++) {
+      at[i] = o;
+      len[i] = values[i]!.length;
+      o += len[i]!;
+    }
+    return { bytes: all, at, len };
+  }
+  const bytes = Buffer.alloc(all.length);
+  let o = 0;
+  for (let i = 0; i < n; i++) {
+    at[i] = o;
+    len[i] = bytes.write(values[i]!, o, 'utf8');
+    o += len[i]!;
+  }
+  return { bytes, at, len };
+}
+
+/**
+ * Encrypts every value under the current key: what {@link encryptValue} gives for each (the same
+ * envelope, a fresh random IV each), in one pass over the batch.
+ */
+export function encryptValues(ring: Keyring, clear: readonly string[]): string[] {
+  const n = clear.length;
+  if (n === 0) return [];
+  const key = ring.keys.get(ring.current)!;
+  const values = utf8Of(clear);
+  // Value i as iv ‖ ciphertext ‖ tag from a multiple of 3 bytes, zero-filled to the next: then the
+  // base64 of the whole buffer is the base64 of each body one after the other, and the first
+  // ceil(4·bytes/3) characters of a body's share are its own base64url (Node's, without padding).
+  const outAt = new Int32Array(n);
+  let size = 0;
+  for (let i = 0; i < n; i++) {
+    outAt[i] = size;
+    size += Math.ceil((values.len[i]! + IV_BYTES + TAG_BYTES) / 3) * 3;
+  }
+  const out = Buffer.alloc(size);
+  const ivs = randomBytes(IV_BYTES * n);
+  batchFor(key).encrypt(values, ivs, out, outAt);
+  const b64 = out.toString('base64url');
+  const prefix = `${ENVELOPE_PREFIX}${ring.current}:`;
+  const sealed = new Array<string>(n);
+  for (let i = 0; i < n; i++) {
+    const from = (outAt[i]! / 3) * 4;
+    sealed[i] = prefix + b64.slice(from, from + Math.ceil(((values.len[i]! + IV_BYTES + TAG_BYTES) * 4) / 3));
+  }
+  return sealed;
+}
+
+/** base64url digits and the standard alphabet's two that differ (Node reads both in either). */
+const B64_DIGIT = /^[A-Za-z0-9_+/-]*$/;
+const FILL = ['', 'AAA', 'AA', 'A'];
+
+/**
+ * The clear text of every stored value: what {@link decryptValue} gives for each, in one pass
+ * over the batch. A value that does not decrypt fails the batch with decryptValue's own error.
+ */
+export function decryptValues(ring: Keyring, stored: readonly string[], where: string): string[] {
+  const n = stored.length;
+  const clear = stored.slice();
+  // Per key: the indexes of its values.
+  const byKey = new Map<string, number[]>();
+  for (let i = 0; i < n; i++) {
+    const v = stored[i]!;
+    if (!isEncrypted(v)) continue;
+    const id = keyIdOf(v);
+    if (id === null || !ring.keys.has(id)) {
+      clear[i] = decryptValue(ring, v, where); // throws: no such key
+      continue;
+    }
+    let list = byKey.get(id);
+    if (list === undefined) byKey.set(id, (list = []));
+    list.push(i);
+  }
+  for (const [id, list] of byKey) {
+    const m = list.length;
+    const skip = ENVELOPE_PREFIX.length + id.length + 1;
+    // The payloads, each filled with 'A' to a multiple of 4 digits, decoded in one call: value j
+    // starts at a multiple of 3 bytes, and its own bytes are what Node decodes of it alone.
+    const parts = new Array<string>(2 * m);
+    const at = new Int32Array(m);
+    const len = new Int32Array(m);
+    let o = 0;
+    for (let j = 0; j < m; j++) {
+      const digits = stored[list[j]!]!.length - skip;
+      parts[2 * j] = stored[list[j]!]!.slice(skip);
+      parts[2 * j + 1] = FILL[digits & 3]!;
+      at[j] = o;
+      len[j] = Math.floor((digits * 3) / 4);
+      o += ((digits + 3) >>> 2) * 3;
+    }
+    const joined = parts.join('');
+    let bytes: Uint8Array = Buffer.from(joined, 'base64url');
+    // Anything but digits (padding, spaces) would shift what follows: then value by value below.
+    if (bytes.length !== o || !B64_DIGIT.test(joined)) {
+      bytes = new Uint8Array(o);
+      len.fill(-1);
+    }
+    const out = Buffer.alloc(o);
+    const outAt = new Int32Array(m);
+    for (let j = 0; j < m; j++) outAt[j] = at[j]!;
+    const ok = batchFor(ring.keys.get(id)!).decrypt({ bytes, at, len }, out, outAt);
+    const latin = out.toString('latin1', 0, o);
+    for (let j = 0; j < m; j++) {
+      const i = list[j]!;
+      if (ok[j] !== 1) {
+        clear[i] = decryptValue(ring, stored[i]!, where); // its own error, or Node's reading of it
+        continue;
+      }
+      const a = outAt[j]!;
+      const b = a + len[j]! - IV_BYTES - TAG_BYTES;
+      let high = 0;
+      for (let k = a; k < b; k++) high |= out[k]!;
+      clear[i] = high < 0x80 ? latin.slice(a, b) : out.toString('utf8', a, b);
+    }
+  }
+  return clear;
 }

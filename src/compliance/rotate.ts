@@ -14,7 +14,7 @@ import type pg from 'pg';
 import { appendAudit } from '../audit/trail.js';
 import { quoteIdent, quoteQualified } from '../db/pool.js';
 import { encryptedColumns, type EncryptedColumn } from './encrypted-columns.js';
-import { ENVELOPE_PREFIX, decryptValue, encryptValue, type Keyring } from './keys.js';
+import { ENVELOPE_PREFIX, decryptValues, encryptValues, type Keyring } from './keys.js';
 
 /** Progress of one column. */
 export interface RotationProgress {
@@ -88,7 +88,14 @@ export async function rotateKeys(
         );
         n = rows.length;
         if (n > 0) {
-          const values = rows.map((r) => encryptValue(ring, decryptValue(ring, r.value, nameOf(c))));
+          const values = encryptValues(
+            ring,
+            decryptValues(
+              ring,
+              rows.map((r) => r.value),
+              nameOf(c),
+            ),
+          );
           await client.query(
             `UPDATE ${table} AS t SET ${col} = v.value FROM unnest($1::tid[], $2::text[]) AS v (tid, value) WHERE t.ctid = v.tid`,
             [rows.map((r) => r.tid), values],

@@ -185,11 +185,11 @@ export function redactStages<T extends { format: FormatReader; steps: RowStep[];
   };
   const sink: Sink = {
     describe: () => stages.sink.describe(),
-    ...(stages.sink.passThrough && { passThrough: stages.sink.passThrough.bind(stages.sink) }),
     async open(client, columns, csv, before) {
       const writer = await guard(stages.sink.open(client, columns, csv, before));
       return {
         columnTypes: writer.columnTypes,
+        ...(writer.sealer && { sealer: writer.sealer }),
         write: (rows) => guard(writer.write(rows)),
         writeText: (text, rows) => guard(writer.writeText(text, rows)),
         end: () => guard(writer.end()),

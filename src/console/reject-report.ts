@@ -1,7 +1,7 @@
 /**
  * A file's full reject report, as the runner wrote it (CSV beside the run, under the data
- * directory), served as is or converted to XLSX on the fly: CSV → csv-parse → exceljs's streaming
- * writer → the response, in batches, waiting for the response to drain. Memory stays flat.
+ * directory), served as is or converted to XLSX on the fly: CSV → csv-parse → the streaming XLSX
+ * writer (src/xlsx/write.ts) → the response, in batches, waiting for the response to drain. Memory stays flat.
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';

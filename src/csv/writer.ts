@@ -38,7 +38,8 @@ export const csvWriterOptionsSchema = z.object({
 export type CsvWriterOptions = z.input<typeof csvWriterOptionsSchema>;
 
 /** Characters that make a spreadsheet read a text cell as a formula (OWASP CSV injection), incl. full-width forms. */
-const FORMULA_START = /^[=+\-@\t\r\n\uFF1D\uFF0B\uFF0D\uFF20]/;
+export const FORMULA_CHARS = '=+-@\t\r\n\uFF1D\uFF0B\uFF0D\uFF20';
+const FORMULA_START = new RegExp(`^[${FORMULA_CHARS.replace('-', '\\-')}]`);
 
 /** Text as it must be written so no spreadsheet turns it into a formula: a leading `'` where needed. */
 export function neutraliseFormula(text: string): string {
@@ -57,15 +58,11 @@ export function createCsvWriter(options: CsvWriterOptions = {}): FormatWriter {
   };
 }
 
-async function writeCsv(
-  o: z.output<typeof csvWriterOptionsSchema>,
-  columns: readonly string[],
-  types: readonly ColumnType[],
-  batches: AsyncIterable<Batch>,
-  out: Writable,
-): Promise<number> {
-  const numeric = columns.map((_, i) => types[i] === 'int' || types[i] === 'decimal');
-  const stringifyOptions = {
+/** The writer's options with their defaults filled in. */
+export type CsvWriterConfig = z.output<typeof csvWriterOptionsSchema>;
+
+function stringifyOptionsOf(o: CsvWriterConfig) {
+  return {
     delimiter: o.delimiter,
     quote: o.quote,
     // A quote inside a quoted field is doubled (RFC 4180), whatever the quote character:
@@ -79,6 +76,28 @@ async function writeCsv(
     escape_formulas: false,
     eof: true,
   } as const;
+}
+
+/** What goes before the first record: the byte-order mark and the header line, as configured. */
+export function csvHead(o: CsvWriterConfig, columns: readonly string[]): string {
+  let text = o.bom ? '\uFEFF' : '';
+  if (o.header)
+    text += stringify(
+      [columns.map((c) => (o.escape_formulas ? neutraliseFormula(c) : c))],
+      stringifyOptionsOf(o),
+    );
+  return text;
+}
+
+async function writeCsv(
+  o: CsvWriterConfig,
+  columns: readonly string[],
+  types: readonly ColumnType[],
+  batches: AsyncIterable<Batch>,
+  out: Writable,
+): Promise<number> {
+  const numeric = columns.map((_, i) => types[i] === 'int' || types[i] === 'decimal');
+  const stringifyOptions = stringifyOptionsOf(o);
   const cell = (v: Cell, i: number): string | null => {
     if (v === null) return null;
     if (!o.escape_formulas || (numeric[i] && NUMBER_TEXT.test(v))) return v;
@@ -92,13 +111,8 @@ async function writeCsv(
   out.on('error', onError);
   let written = 0;
   try {
-    let head = o.bom ? '\uFEFF' : '';
-    if (o.header)
-      head += stringify(
-        [columns.map((c) => (o.escape_formulas ? neutraliseFormula(c) : c))],
-        stringifyOptions,
-      );
-    if (head !== '') await write(out, head, () => failure);
+    const first = csvHead(o, columns);
+    if (first !== '') await writeChunk(out, first, () => failure);
     // The default quote: the batch is encoded here, as csv-stringify would (test/csv-writer.test.ts
     // holds them to the same text), at a fraction of its cost. Another quote keeps csv-stringify,
     // whose escaping of a `"` then differs.
@@ -113,7 +127,7 @@ async function writeCsv(
               rows.map((row) => columns.map((_, i) => cell(row[i] ?? null, i))),
               stringifyOptions,
             );
-      await write(out, text, () => failure);
+      await writeChunk(out, text, () => failure);
       written += rows.length;
     }
     if (failure) throw failure;
@@ -171,7 +185,11 @@ export async function untilDrained(s: NodeJS.EventEmitter, out: Writable): Promi
 }
 
 /** Writes `chunk`, waiting for 'drain' when `out` asks for it. */
-async function write(out: Writable, chunk: string, failed: () => Error | null): Promise<void> {
+export async function writeChunk(
+  out: Writable,
+  chunk: string | Buffer,
+  failed: () => Error | null,
+): Promise<void> {
   const err = failed();
   if (err) throw err;
   if (out.destroyed) throw new Error('csv export: the output stream was closed before the file was complete');

@@ -9,8 +9,10 @@
  */
 import { loadPartner } from '../partners/profile.js';
 import type { AppContext } from '../app.js';
-import { describeInboundFile, runInbound, type InboundRunResult } from './inbound.js';
-import { describeOutboundFile, runOutbound, type OutboundRunResult, type OutboundSet } from './outbound.js';
+// The EDI machinery (X12 parsing, mapping, acknowledgments, SFTP) loads when an edi step runs: every
+// run imports this module through src/jobs/execute.ts, and most runs have no edi step.
+import type { InboundRunResult } from './inbound.js';
+import type { OutboundRunResult, OutboundSet } from './outbound.js';
 
 /** A flattened `edi` step. */
 export interface EdiStepSpec {
@@ -75,6 +77,7 @@ export async function runEdiStep(
   };
   const base = { direction: spec.direction, partner: partner.name, dryRun: opts.dryRun };
   if (spec.direction === 'outbound') {
+    const { describeOutboundFile, runOutbound } = await import('./outbound.js');
     const r = await runOutbound(app, partner, {
       ...common,
       ...(spec.transactionSet ? { transactionSets: [spec.transactionSet] } : {}),
@@ -96,6 +99,7 @@ export async function runEdiStep(
     ];
     return { ...base, summary, lines, outbound: r };
   }
+  const { describeInboundFile, runInbound } = await import('./inbound.js');
   const r = await runInbound(app, partner, {
     runId: opts.runId,
     ...common,

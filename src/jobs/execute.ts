@@ -42,6 +42,8 @@ export interface ExecuteOptions {
    */
   claims?: ClaimGate;
   onProgress?: (p: RunProgress) => void;
+  /** Told each pipeline's result: a worker counts it in the metrics it serves ({@link StepRunContext}). */
+  onPipeline?: StepRunContext<unknown>['onPipeline'];
 }
 
 /** Expands nested jobs into one ordered list of the steps that do work, each made by its kind. */
@@ -167,6 +169,7 @@ export async function executeRun(context: AppContext, opts: ExecuteOptions): Pro
         // A failing step's result (a pipeline's files and rejects) is part of the outcome a dry run shows.
         onFailed: (failed, error) => outcome.steps.push(outcomeOf(step, 'failed', failed, error)),
         ...(commitWith ? { commitWith } : {}),
+        ...(opts.onPipeline ? { onPipeline: opts.onPipeline } : {}),
       };
       const result = outcomeOf(step, 'succeeded', await step.run(ctx).finally(() => claim?.commitSettled()));
       stepApp.log.debug({ kind: step.kind }, 'step succeeded');

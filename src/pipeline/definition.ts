@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { FileCache } from '../config/file-cache.js';
 import { loadYamlFile } from '../config/yaml.js';
 import { expectSchema } from '../alerts/expect.js';
 import { UserError } from '../errors.js';
@@ -65,17 +66,25 @@ export interface PipelineDefinition {
 
 const NAME = /^[a-z0-9][a-z0-9_-]*$/;
 
+/**
+ * Parsed pipeline files. One `erp run` reads its pipeline five times (resolve, preflight, plan,
+ * definition hashes, the step), a worker once per run it takes; each parse is YAML plus the
+ * schema, some milliseconds of a short run.
+ */
+const parsedPipelines = new FileCache<PipelineConfig>();
+
 /** Loads `pipelines/<name>.yaml` under `home`. */
 export async function loadPipeline(home: string, name: string): Promise<PipelineDefinition> {
   if (!NAME.test(name))
     throw new UserError(`'${name}' is not a pipeline name (lower-case letters, digits, - and _)`);
   const file = path.join(home, 'pipelines', `${name}.yaml`);
-  const names = await listPipelineNames(home);
-  if (!names.includes(name)) {
+  const display = path.relative(home, file);
+  const config = await parsedPipelines.get(file, () => loadYamlFile(file, pipelineSchema, display));
+  if (config === undefined) {
+    const names = await listPipelineNames(home);
     throw new UserError(`unknown pipeline '${name}'; pipelines are: ${names.join(', ') || '(none)'}`);
   }
-  const display = path.relative(home, file);
-  return { name, file: display, config: await loadYamlFile(file, pipelineSchema, display) };
+  return { name, file: display, config };
 }
 
 /** Names of the pipelines under `home`, sorted. */

@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import { describeError, isPermanent } from '../errors.js';
 import { addRunCounts, recordRunFile } from '../runs/store/files.js';
 import { finishRun } from '../runs/store/runs.js';
@@ -54,26 +55,28 @@ export async function runExport(
     error: null,
   };
   try {
-    const { columns, types, batches } = await stages.source.open();
-    const counted = countRows(
-      batches,
-      (n) => {
-        file.rowsRead = n;
-        opts.onProgress?.({ file: file.file, fileIndex: 0, bytesRead: 0, bytesTotal: 0, rowsRead: n });
-      },
-      opts.signal,
-    );
+    const { columns, types, batches, copy } = await stages.source.open();
+    const progress = (n: number): void => {
+      opts.signal?.throwIfAborted();
+      file.rowsRead = n;
+      opts.onProgress?.({ file: file.file, fileIndex: 0, bytesRead: 0, bytesTotal: 0, rowsRead: n });
+    };
+    // The server writes the file itself when its output would be the writer's, byte for byte.
+    const fromCopy = copy ? stages.format.fromCopy?.(columns, copy) : undefined;
+    const write = (out: Writable): Promise<number> =>
+      fromCopy
+        ? fromCopy(out, progress)
+        : stages.format.write(columns, types, countRows(batches, progress), out);
     if (dryRun) {
       // Run the query and the writer into nothing, so every value is checked and no file appears.
-      const { Writable } = await import('node:stream');
       const sinkhole = new Writable({ write: (_c, _e, cb) => cb() });
-      file.rowsLoaded = await stages.format.write(columns, types, counted, sinkhole);
+      file.rowsLoaded = await write(sinkhole);
       file.status = 'validated';
       file.message = `would write ${stages.outputName}`;
     } else {
       const out = await stages.sink.open(stages.outputName);
       try {
-        file.rowsLoaded = await stages.format.write(columns, types, counted, out.stream);
+        file.rowsLoaded = await write(out.stream);
         file.file = await out.commit();
         file.status = 'loaded';
       } catch (err) {
@@ -114,15 +117,13 @@ export async function runExport(
   return result;
 }
 
-/** Passes batches through, counting rows and stopping on abort. */
+/** Passes batches through, counting rows (`onCount` stops an aborted run). */
 async function* countRows(
   batches: AsyncIterable<Batch>,
   onCount: (n: number) => void,
-  signal?: AbortSignal,
 ): AsyncGenerator<Batch> {
   let n = 0;
   for await (const b of batches) {
-    signal?.throwIfAborted();
     n += b.rows.length;
     onCount(n);
     yield b;

@@ -8,14 +8,18 @@
  *
  * Per loaded file that is three messages to the server: BEGIN and the ledger row travel with the
  * COPY, and the record with COMMIT (docs/performance.md, many small files).
+ *
+ * A large file whose size the pipeline's ledger does not hold is new content: it is hashed as it
+ * loads (HashingTap), and its ledger row goes in after the rows (a conflict there still undoes the
+ * file and skips it), so it is read once instead of twice.
  * A failure anywhere before COMMIT rolls everything back; a killed process leaves an open
  * transaction that PostgreSQL rolls back when the connection drops. Either way no row of the file
  * is visible, and the ledger does not hold it, so the next run loads it.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, type ReadStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import { pipeline as streamPipelineCb, Readable, Transform } from 'node:stream';
 import path from 'node:path';
 import { pipeline as streamPipeline } from 'node:stream/promises';
 import type pg from 'pg';
@@ -23,9 +27,12 @@ import { CancelledError, describeError, isPermanent, RejectPolicyError, UserErro
 import {
   beginFile,
   beginFileSql,
+  enterLedger,
   isLedgerConflict,
   ledgerEntry,
+  ledgerMayHold,
   recordRunFile,
+  type LedgerFile,
   type LedgerRow,
 } from '../runs/store/files.js';
 import { finishRun } from '../runs/store/runs.js';
@@ -36,8 +43,10 @@ import {
   ROW_SAME,
   type Batch,
   type Cell,
+  type CopyDialect,
   type Reject,
   type RejectFn,
+  type Sealer,
   type RowStep,
   type RowVerdict,
   type SinkWriter,
@@ -194,13 +203,13 @@ async function runFile(
   opts: FileRunOptions,
 ): Promise<FileResult> {
   const app: AppContext = { ...context, log: context.log.child({ file: file.name }) };
-  // An SFTP download hashed the bytes as they arrived; a local file is hashed here.
-  // A small file is read once, for its hash and its rows alike; a large one is streamed twice.
+  // An SFTP download hashed the bytes as they arrived. A small local file is read once, for its
+  // hash and its rows alike; a large one is hashed as it loads (HashingTap) or, when the ledger may
+  // hold it already (or in a dry run), in a read of its own first.
   const content =
     file.sha256 === undefined && file.size <= READ_WHOLE_BYTES ? await readFile(file.path) : null;
-  const sha256 =
-    file.sha256 ??
-    (content !== null ? createHash('sha256').update(content).digest('hex') : await hashFile(file.path));
+  let sha256: string | null =
+    file.sha256 ?? (content !== null ? createHash('sha256').update(content).digest('hex') : null);
   const reportPath =
     opts.runId === null
       ? null
@@ -211,7 +220,11 @@ async function runFile(
           `rejects-${index + 1}-${path.basename(file.name, path.extname(file.name))}.csv`,
         );
   const rejects = new RejectReport(reportPath, Math.max(app.rejectsInTable, SHOWN_REJECTS));
-  const result = failedFile(file.name, sha256);
+  const result = failedFile(file.name, sha256 ?? '');
+  const hashed = (h: string): void => {
+    sha256 = h;
+    result.sha256 = h;
+  };
   /** Records the file; with `commit`, COMMITs the file's transaction in the same round trip. */
   const record = async (db: pg.Pool | pg.PoolClient, commit = false): Promise<void> => {
     if (opts.runId === null) {
@@ -242,7 +255,8 @@ async function runFile(
   };
 
   if (opts.dryRun) {
-    const previous = await ledgerEntry(app.pool, def.name, sha256);
+    if (sha256 === null) hashed(await hashFile(file.path));
+    const previous = await ledgerEntry(app.pool, def.name, sha256!);
     try {
       await streamRows(app, def, stages, file, content, index, rejects, opts, null, result);
       // The whole policy, as a real run applies it: the rate is known only at the end of the file.
@@ -261,11 +275,17 @@ async function runFile(
 
   const client = await app.pool.connect();
   let released = false;
-  const ledgerFile = { pipeline: def.name, sha256, file: file.name, size: file.size, runId: opts.runId };
+  const ledgerFile = (): LedgerFile => ({
+    pipeline: def.name,
+    sha256: sha256!,
+    file: file.name,
+    size: file.size,
+    runId: opts.runId,
+  });
   const force = opts.force ?? false;
   /** The file was loaded before (the transaction is rolled back): recorded and settled as skipped. */
   const skip = async (p: LedgerRow | undefined): Promise<FileResult> => {
-    Object.assign(result, failedFile(file.name, sha256));
+    Object.assign(result, failedFile(file.name, sha256!));
     result.status = 'skipped';
     result.message = p
       ? `already loaded by run ${p.run_id} on ${p.loaded_at.toISOString()} (as ${p.file}); skipped — use --force to load it again`
@@ -275,9 +295,18 @@ async function runFile(
     return result;
   };
   try {
+    // Content new to the pipeline cannot be a duplicate: it loads in one read, hashed as it goes,
+    // and enters the ledger after its rows (the ledger's key still holds it to once, whatever
+    // runs at the same time). A size the ledger knows is hashed first, so a re-delivery is
+    // skipped unread.
+    let tap: HashingTap | null = null;
+    if (sha256 === null) {
+      if (force || !(await ledgerMayHold(client, def.name, file.size))) tap = new HashingTap();
+      else hashed(await hashFile(file.path));
+    }
     // The file's BEGIN and ledger row go to the server with the load's first statement, in one
     // message: content loaded before fails that statement before a row is written, and the
-    // file is skipped below.
+    // file is skipped below. A tapped file sends BEGIN alone.
     const opened = await streamRows(
       app,
       def,
@@ -289,15 +318,23 @@ async function runFile(
       opts,
       client,
       result,
-      beginFileSql(ledgerFile, force),
+      tap === null ? beginFileSql(ledgerFile(), force) : 'BEGIN',
+      tap,
     );
+    // A format that stopped before the end of the file leaves the rest to hash.
+    if (tap !== null) hashed(tap.digest(file.size) ?? (await hashFile(file.path)));
     if (!opened) {
       // No record opened the load (an empty file): BEGIN and the ledger row on their own.
-      const entry = await beginFile(client, ledgerFile, force);
+      const entry = await beginFile(client, ledgerFile(), force);
       if (!entry.entered) {
         await client.query('ROLLBACK');
         return await skip(entry.previous);
       }
+    } else if (tap !== null && !(await enterLedger(client, ledgerFile(), force))) {
+      // A run that loaded the same content committed while this one read it.
+      await client.query('ROLLBACK');
+      await rejects.discard();
+      return await skip(await ledgerEntry(client, def.name, sha256!));
     }
     checkRatePolicy(def.config.rejects, result.rowsRejected, result.rowsRead, file.name);
     result.rejectReport = await rejects.close();
@@ -309,9 +346,14 @@ async function runFile(
       client.release(true);
       released = true;
     });
+    // A file that failed before it was hashed is hashed now: its record names its content.
+    if (sha256 === null) {
+      const h = await hashFile(file.path).catch(() => null);
+      if (h !== null) hashed(h);
+    }
     // Content the ledger holds was loaded before: skipped, whatever stopped this load of it (the
     // ledger row ahead of the COPY, or a reject policy met in the rows read before that failed).
-    if (!force && !(err instanceof CancelledError)) {
+    if (!force && !(err instanceof CancelledError) && sha256 !== null) {
       const previous = await ledgerEntry(app.pool, def.name, sha256).catch(() => undefined);
       if (previous !== undefined || isLedgerConflict(err)) {
         await rejects.discard().catch(() => undefined);
@@ -342,6 +384,37 @@ async function runFile(
 }
 
 /**
+ * The SHA-256 of a file's bytes as they pass on to the format, so that a large file is read once
+ * for its hash and its rows. The digest counts only when every byte of the file went through.
+ */
+class HashingTap {
+  private readonly hash = createHash('sha256');
+  private bytes = 0;
+  private ended = false;
+
+  /** `source`, passed through unchanged; destroying the result destroys `source`. */
+  tap(source: Readable): Readable {
+    const t = new Transform({
+      transform: (chunk: Buffer, _enc, done) => {
+        this.hash.update(chunk);
+        this.bytes += chunk.length;
+        done(null, chunk);
+      },
+      flush: (done) => {
+        this.ended = true;
+        done();
+      },
+    });
+    // Errors and destruction travel both ways; the consumer sees a read error as its own.
+    return streamPipelineCb(source, t, () => undefined);
+  }
+
+  digest(size: number): string | null {
+    return this.ended && this.bytes === size ? this.hash.digest('hex') : null;
+  }
+}
+
+/**
  * Streams one file through format, row steps and (unless `client` is null) the sink.
  *
  * Pass-through: when the format hands each record's own text along (CSV in a dialect COPY can be
@@ -365,22 +438,23 @@ async function streamRows(
   result: FileResult,
   /** SQL for the sink to send ahead of the load's first statement (the file's BEGIN and ledger row). */
   before?: string,
+  /** Hashes the file's bytes as they are read. */
+  hash: HashingTap | null = null,
 ): Promise<boolean> {
+  const fromDisk = content === null ? createReadStream(file.path, { highWaterMark: READ_BYTES }) : null;
   const input =
-    content !== null
-      ? Readable.from(slices(content, READ_BYTES), { objectMode: false })
-      : createReadStream(file.path, { highWaterMark: READ_BYTES });
-  const bytesRead = (): number => (content !== null ? content.length : (input as ReadStream).bytesRead);
+    fromDisk === null
+      ? Readable.from(slices(content!, READ_BYTES), { objectMode: false })
+      : hash !== null
+        ? hash.tap(fromDisk)
+        : fromDisk;
+  const bytesRead = (): number => (fromDisk !== null ? fromDisk.bytesRead : content!.length);
   const abort = (): void => {
     input.destroy(new CancelledError());
   };
   opts.signal.addEventListener('abort', abort, { once: true });
   const dialect =
-    client !== null &&
-    opts.passThrough !== false &&
-    stages.steps.every((s) => s.compileCheck) &&
-    // A table with encrypted columns takes every row through the sink's encryption.
-    ((await stages.sink.passThrough?.(client)) ?? true)
+    client !== null && opts.passThrough !== false && stages.steps.every((s) => s.compileCheck)
       ? stages.format.copyDialect
       : undefined;
   let writer: SinkWriter | null = null;
@@ -407,7 +481,10 @@ async function streamRows(
             fns: stages.steps.map((step) => step.compileCheck!(batch.columns, file.name, types)),
           };
         }
-        text = passThroughBatch(batch, checks.fns, rejects.add, encode, (line) => sent.note(line));
+        text = passThroughBatch(batch, checks.fns, rejects.add, encode, (line) => sent.note(line), {
+          sealer: writer?.sealer,
+          dialect: dialect!,
+        });
         rowsRejected += text.rejected;
       } else {
         if (compiled === null || compiled.columns !== batch.columns) {
@@ -464,17 +541,25 @@ async function streamRows(
   } finally {
     opts.signal.removeEventListener('abort', abort);
     input.destroy();
+    fromDisk?.destroy();
   }
 }
 
 type RowCheck = ReturnType<NonNullable<RowStep['compileCheck']>>;
 
 const LF = 10;
+/** Characters of an envelope (enc:v1:<key id>:<base64url>) that a CSV dialect may use as delimiter or quote. */
+const ENVELOPE_PUNCTUATION = ':-_';
 
 /**
  * Runs the checks over a batch and returns the CSV text to load (`encode` writes a row in the
  * file's dialect): the records every check left as
  * is, as they were read (adjacent ones as one slice), and the others encoded, in file order.
+ *
+ * With a `sealer` (the target keeps some columns encrypted), the loaded rows' values of those
+ * columns are encrypted in one batch first; a record left as is then goes as its text with each
+ * such field replaced by its envelope — the record's other bytes untouched, the run of adjacent
+ * records unbroken — and an encoded record carries the envelope in its cell.
  */
 export function passThroughBatch(
   batch: Batch,
@@ -483,17 +568,13 @@ export function passThroughBatch(
   encode: (rows: Cell[][]) => string,
   /** Told the file line of each record the text loads, in order. */
   onLoaded?: (line: number) => void,
+  encrypted?: { sealer: Sealer | undefined; dialect: CopyDialect },
 ): { text: string; rows: number; rejected: number } {
   const raw = batch.raw;
   const { rows, lines } = batch;
-  let text = '';
+  const verdicts = new Uint8Array(rows.length);
   let loaded = 0;
   let rejected = 0;
-  // The run of adjacent records not yet appended: [from, to) in raw.text.
-  let from = -1;
-  let to = -1;
-  const src = raw?.text ?? '';
-  const offset = raw?.offset ?? 0;
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!;
     let verdict: RowVerdict = ROW_SAME;
@@ -505,12 +586,53 @@ export function passThroughBatch(
       }
       if (v === ROW_CHANGED) verdict = v;
     }
+    verdicts[i] = verdict;
     if (verdict === ROW_REJECTED) {
       rejected++;
       continue;
     }
     loaded++;
     onLoaded?.(lines[i]!);
+  }
+  const sealer = encrypted?.sealer;
+  const sealed = sealer?.indexes ?? [];
+  if (sealed.length > 0) {
+    // The loaded rows' values of the encrypted columns, sealed in one call.
+    const values: string[] = [];
+    for (let i = 0; i < rows.length; i++) {
+      if (verdicts[i] === ROW_REJECTED) continue;
+      const row = rows[i]!;
+      for (let j = 0; j < sealed.length; j++) {
+        const v = row[sealed[j]!];
+        if (v !== null && v !== undefined && v !== '') values.push(v);
+      }
+    }
+    const out = values.length > 0 ? sealer!.seal(values) : values;
+    let k = 0;
+    for (let i = 0; i < rows.length; i++) {
+      if (verdicts[i] === ROW_REJECTED) continue;
+      const row = rows[i]!;
+      for (let j = 0; j < sealed.length; j++) {
+        const c = sealed[j]!;
+        const v = row[c];
+        if (v !== null && v !== undefined && v !== '') row[c] = out[k++]!;
+      }
+    }
+  }
+  // An envelope is quoted only in a dialect whose delimiter or quote it could hold.
+  const { delimiter: ds, quote: qs } = encrypted?.dialect ?? { delimiter: ',', quote: '"' };
+  const quoteEnvelopes = ENVELOPE_PUNCTUATION.includes(ds) || ENVELOPE_PUNCTUATION.includes(qs);
+  const Q = qs.charCodeAt(0);
+  let text = '';
+  // The run of adjacent records not yet appended: [from, to) in raw.text.
+  let from = -1;
+  let to = -1;
+  const src = raw?.text ?? '';
+  const offset = raw?.offset ?? 0;
+  for (let i = 0; i < rows.length; i++) {
+    const verdict = verdicts[i]!;
+    if (verdict === ROW_REJECTED) continue;
+    const row = rows[i]!;
     const start = raw === undefined ? -1 : raw.starts[i]! - offset;
     if (verdict === ROW_SAME && start >= 0) {
       const end = raw!.ends[i]! - offset;
@@ -522,6 +644,22 @@ export function passThroughBatch(
         from = start;
         to = end;
       }
+      if (sealed.length > 0) {
+        // Each sealed field's text (quoted or not) is replaced by its envelope.
+        let p = start;
+        let f = 0;
+        for (let j = 0; j < sealed.length; j++) {
+          const k = sealed[j]!;
+          const v = row[k];
+          if (v === null || v === undefined || v === '') continue;
+          for (; f < k; f++) p = fieldEnd(src, p, end, ds, Q) + 1;
+          const e = fieldEnd(src, p, end, ds, Q);
+          text += src.slice(from, p) + (quoteEnvelopes ? qs + v.replaceAll(qs, qs + qs) + qs : v);
+          from = e;
+          p = e + 1;
+          f = k + 1;
+        }
+      }
       continue;
     }
     if (from >= 0) {
@@ -532,4 +670,26 @@ export function passThroughBatch(
   }
   if (from >= 0) text += src.slice(from, to) + '\n';
   return { text, rows: loaded, rejected };
+}
+
+/**
+ * Where the field starting at `p` ends (its delimiter, or `end`) in a record COPY reads as the
+ * tokenizer did: a quoted field runs to its closing quote (doubled quotes inside), an unquoted one
+ * holds no quote.
+ */
+function fieldEnd(s: string, p: number, end: number, d: string, Q: number): number {
+  if (p < end && s.charCodeAt(p) === Q) {
+    let j = p + 1;
+    for (;;) {
+      j = s.indexOf(s[p]!, j);
+      if (j < 0 || j >= end) return end;
+      if (j + 1 < end && s.charCodeAt(j + 1) === Q) {
+        j += 2;
+        continue;
+      }
+      return j + 1;
+    }
+  }
+  const e = s.indexOf(d, p);
+  return e < 0 || e > end ? end : e;
 }

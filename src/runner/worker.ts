@@ -9,7 +9,7 @@ import { succeededPositions } from '../runs/store/steps.js';
 import { openRunnerSession, type RunnerSession } from '../jobs/session.js';
 import { createPool } from '../db/pool.js';
 import { workerConnections } from './connections.js';
-import { setWorkerConcurrency, trackRun } from '../metrics/counters.js';
+import { recordPipeline, setWorkerConcurrency, trackRun } from '../metrics/counters.js';
 import { sweepRunTemps } from '../runs/temp.js';
 import { startReconciler } from '../jobs/reconcile.js';
 import { ClaimGate } from '../jobs/claims.js';
@@ -155,6 +155,7 @@ export async function startWorker(app: App, opts: WorkerOptions = {}): Promise<R
         signal: controller.signal,
         attemptsLeft: (job.opts.attempts ?? 1) - job.attemptsMade - 1,
         onProgress: report,
+        onPipeline: recordPipeline,
         liveness: session.key,
         claims,
         firstDelivery,

@@ -2,7 +2,8 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { CsvTokenizer, type Field } from '../csv/tokenizer.js';
 import { UserError } from '../errors.js';
-import { createCsvWriter } from '../csv/writer.js';
+import { csvFromCopy } from '../csv/copy-export.js';
+import { createCsvWriter, csvWriterOptionsSchema } from '../csv/writer.js';
 import { StrictDecoder } from '../csv/text-decode.js';
 import { BatchBuffer } from './batch-buffer.js';
 import { cleanOptions } from './clean.js';
@@ -55,7 +56,7 @@ export type CsvFormatConfig = z.infer<typeof csvFormatSchema>;
 
 /** Creates the CSV reader (imports) and writer (exports) of a pipeline. */
 export function createCsvFormat(config: CsvFormatConfig): FormatReader & FormatWriter {
-  const writer = createCsvWriter({
+  const writerOptions = csvWriterOptionsSchema.parse({
     delimiter: config.delimiter,
     quote: config.quote,
     header: config.header,
@@ -63,12 +64,14 @@ export function createCsvFormat(config: CsvFormatConfig): FormatReader & FormatW
     bom: config.bom,
     record_delimiter: config.record_delimiter,
   });
+  const writer = createCsvWriter(writerOptions);
   const copyDialect = copyDialectOf(config);
   return {
     read: (input, fileName, reject) => readCsv(config, input, fileName, reject, copyDialect !== undefined),
     copyDialect,
     extension: writer.extension,
     write: writer.write,
+    fromCopy: csvFromCopy(writerOptions),
   };
 }
 

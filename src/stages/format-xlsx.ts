@@ -13,24 +13,38 @@
  * the read path. Limits (sizes, cells per row, characters per cell and shared string, shared-string
  * count) are checked while streaming, before memory is spent.
  *
- * Writing: exceljs's streaming WorkbookWriter, one committed row at a time, waiting for the
- * destination (and the zip entry in front of it) to drain.
+ * Writing (src/xlsx/write.ts): the sheet XML built a batch at a time and zipped by yazl, waiting for
+ * the zip entry in front of the destination to drain.
  *
  * The code is in src/xlsx/: read.ts, zip.ts, parts.ts, shared.ts and read-sheet.ts (reading),
- * write.ts (writing), cells.ts (cell and number conversions), lib.ts (exceljs for writing, SAX plumbing).
+ * write.ts (writing), cells.ts (cell and number conversions), lib.ts (SAX plumbing).
  */
-import { readXlsx } from '../xlsx/read.js';
-import { writeXlsx } from '../xlsx/write.js';
+import type { Readable } from 'node:stream';
 import { xlsxFormatSchema, type XlsxFormatConfig } from '../xlsx/options.js';
-import type { FormatReader, FormatWriter, StageKind } from './types.js';
+import type { Batch, FormatReader, FormatWriter, RejectFn, StageKind } from './types.js';
 
-/** Creates the XLSX reader and writer for a pipeline. */
+/**
+ * Creates the XLSX reader and writer for a pipeline. The reader and writer (saxes, yauzl, yazl)
+ * load when a workbook is read or written: every `erp` process lists this kind, few use it, and
+ * loading them cost each CLI start some 40 ms of CPU.
+ */
 export function createXlsxFormat(config: XlsxFormatConfig): FormatReader & FormatWriter {
   return {
     extension: 'xlsx',
-    read: (input, fileName, reject) => readXlsx(config, input, fileName, reject),
-    write: (columns, types, batches, out) => writeXlsx(config, columns, types, batches, out),
+    read: (input, fileName, reject) => readLazily(config, input, fileName, reject),
+    write: async (columns, types, batches, out) =>
+      (await import('../xlsx/write.js')).writeXlsx(config, columns, types, batches, out),
   };
+}
+
+async function* readLazily(
+  config: XlsxFormatConfig,
+  input: Readable,
+  fileName: string,
+  reject: RejectFn,
+): AsyncGenerator<Batch> {
+  const { readXlsx } = await import('../xlsx/read.js');
+  yield* readXlsx(config, input, fileName, reject);
 }
 
 /** `format: { kind: xlsx }`, for src/stages/registry.ts. */

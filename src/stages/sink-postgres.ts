@@ -3,10 +3,10 @@ import type { Writable } from 'node:stream';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { z } from 'zod';
-import { encryptedColumnsOf, encryptorFor } from '../compliance/encrypted-columns.js';
+import { encryptedColumnsOf, sealRows, sealerFor } from '../compliance/encrypted-columns.js';
 import { quoteIdent, quoteQualified, splitQualified } from '../db/pool.js';
 import { UserError } from '../errors.js';
-import type { Cell, CopyDialect, Sink, SinkWriter, StageKind } from './types.js';
+import type { Cell, CopyDialect, Sealer, Sink, SinkWriter, StageKind } from './types.js';
 
 /**
  * `sink: { kind: postgres }` — loads rows with COPY inside the file's transaction.
@@ -18,8 +18,9 @@ import type { Cell, CopyDialect, Sink, SinkWriter, StageKind } from './types.js'
  *            the last row of a key in the file wins)
  *
  * Columns listed in compliance.encrypted_columns (bank account numbers, tax ids) are encrypted on
- * the way in (src/compliance/keys.ts): PostgreSQL only ever receives their ciphertext. A table with
- * such columns takes no pass-through text (`passThrough` says so): its values must be encrypted.
+ * the way in (src/compliance/keys.ts), a batch at a time: PostgreSQL only ever receives their
+ * ciphertext. `write` encrypts the rows it is given; pass-through text (`writeText`) comes with its
+ * values already sealed by the writer's `sealer` (src/pipeline/run.ts splices them into the records).
  */
 export const postgresSinkSchema = z
   .object({
@@ -112,30 +113,23 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
   for (const k of config.key ?? []) quoteIdent(k);
   // The table's shape is read once per run (the sink is built per run), not per file: a run over a
   // glob of small files pays it once. Which columns are encrypted is part of that shape
-  // (compliance.encrypted_columns changes by migration, as the columns do).
-  let checked: { key: string; types: string[] } | null = null;
-  let encrypted: Promise<Set<string>> | null = null;
-  const encryptedColumns = (client: pg.PoolClient): Promise<Set<string>> => {
-    encrypted ??= encryptedColumnsOf(client, config.table).catch((err: unknown) => {
-      encrypted = null;
-      throw err;
-    });
-    return encrypted;
-  };
+  // (compliance.encrypted_columns changes by migration, as the columns do), and so is the sealer
+  // (its keyring is loaded at the run's first value to encrypt).
+  let checked: { key: string; types: string[]; sealer: Sealer | null } | null = null;
   return {
     describe: () =>
       `postgres ${config.table} (${config.mode}${config.key ? ` on ${config.key.join(', ')}` : ''})`,
-    async passThrough(client) {
-      return (await encryptedColumns(client)).size === 0;
-    },
     async open(client, columns, csv, before): Promise<SinkWriter> {
       const key = columns.join('\0');
       if (checked?.key !== key) {
-        checked = { key, types: await checkColumns(client, config.table, columns) };
+        checked = {
+          key,
+          types: await checkColumns(client, config.table, columns),
+          sealer: sealerFor(config.table, columns, await encryptedColumnsOf(client, config.table)),
+        };
       }
       const columnTypes = checked.types;
-      // Per file, as before: the keyring is loaded at the file's first value to encrypt.
-      const encrypt = encryptorFor(await encryptedColumns(client), config.table, columns);
+      const sealer = checked.sealer;
       const cols = columns.map(quoteIdent).join(', ');
       let copyTarget = target;
       // `before` goes with the first statement of the load, in the same message.
@@ -173,14 +167,13 @@ export function createPostgresSink(config: PostgresSinkConfig): Sink {
       };
       return {
         columnTypes,
+        ...(sealer && { sealer }),
         write: (rows) => {
-          encrypt?.(rows);
+          if (sealer) sealRows(sealer, rows);
           return send(encode(rows), rows.length);
         },
         async writeText(text, rows) {
           if (!csv) throw new Error('writeText needs a sink opened with a CSV dialect');
-          if (encrypt)
-            throw new Error(`${config.table} has encrypted columns: it takes no pass-through text`);
           await send(text, rows);
         },
         async abort(reason) {

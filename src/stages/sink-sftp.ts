@@ -5,7 +5,6 @@ import path from 'node:path';
 import { z } from 'zod';
 import { makeTempIn } from '../runs/temp.js';
 import { loadAnyPartner, resolveEndpoint } from '../partners/profile.js';
-import { connectSftp, endSftp, uploadAtomic, withRetry } from '../sftp/index.js';
 import { checkOutputName, renderOutputName, type LocalFileSink, type OutputNameValues } from './sink-file.js';
 import type { FileSink, StageContext, StageKind } from './types.js';
 
@@ -55,6 +54,8 @@ export function createSftpSink(
         stream,
         async commit() {
           await finished;
+          // SFTP (ssh2, the transfer metrics) loads when a pipeline writes to it, not with the stage list.
+          const { connectSftp, endSftp, uploadAtomic, withRetry } = await import('../sftp/index.js');
           try {
             return await withRetry(
               async () => {

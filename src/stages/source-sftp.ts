@@ -4,16 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { makeTempIn } from '../runs/temp.js';
 import { loadAnyPartner, resolveEndpoint } from '../partners/profile.js';
-import {
-  connectSftp,
-  downloadVerified,
-  endSftp,
-  listReady,
-  moveRemote,
-  moveToError,
-  withRetry,
-  type Sftp,
-} from '../sftp/index.js';
+import type { Sftp } from '../sftp/index.js';
 import type { FileOutcome, Source, SourceFile, StageContext, StageKind } from './types.js';
 
 /**
@@ -42,6 +33,9 @@ export type SftpSourceConfig = z.infer<typeof sftpSourceSchema>;
 export function createSftpSource(config: SftpSourceConfig, ctx: StageContext): Source {
   return {
     async *files(): AsyncIterable<SourceFile> {
+      // SFTP (ssh2, the transfer metrics) loads when a pipeline reads from it, not with the stage list.
+      const { connectSftp, downloadVerified, endSftp, listReady, moveRemote, moveToError, withRetry } =
+        await import('../sftp/index.js');
       const partner = await loadAnyPartner(ctx.home, config.partner);
       const endpoint = resolveEndpoint(partner);
       const retry = {

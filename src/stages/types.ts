@@ -139,14 +139,29 @@ export interface RowStep {
   ): (row: Cell[], line: number, reject: RejectFn) => RowVerdict;
 }
 
+/**
+ * Seals (encrypts) values for the columns of a load that the target keeps encrypted at rest
+ * (src/compliance/encrypted-columns.ts): `indexes` are those columns among the loaded ones.
+ */
+export interface Sealer {
+  readonly indexes: readonly number[];
+  /** Envelopes of `values` (none of them empty), in order. */
+  seal(values: string[]): string[];
+}
+
 /** Writes a file's rows inside the file's transaction. */
 export interface SinkWriter {
   write(rows: Cell[][]): Promise<void>;
   /**
    * Only for a writer opened with a {@link CopyDialect}: CSV text of `rows` records in that dialect,
-   * each ending in LF, written as is.
+   * each ending in LF, written as is — the values of the {@link sealer}'s columns already sealed.
    */
   writeText(text: string, rows: number): Promise<void>;
+  /**
+   * Set when the target keeps some of the loaded columns encrypted at rest: their indexes, and what
+   * encrypts their values. `write` encrypts them itself; text for `writeText` must hold them sealed.
+   */
+  readonly sealer?: Sealer;
   /** PostgreSQL type name (`pg_type.typname`) of each loaded column, in order. */
   readonly columnTypes: readonly string[];
   /** Finishes the load; returns rows written. */
@@ -172,8 +187,6 @@ export interface Sink {
     csv?: CopyDialect,
     before?: string,
   ): Promise<SinkWriter>;
-  /** Whether the target may take records as they were read (`writeText`); absent: it may. */
-  passThrough?(client: pg.PoolClient): Promise<boolean>;
 }
 
 /**
@@ -193,7 +206,28 @@ export interface RecordSource {
     columns: readonly string[];
     types: readonly ColumnType[];
     batches: AsyncIterable<Batch>;
+    /** The same rows as CSV written by PostgreSQL; absent when the rows must pass through the client. */
+    copy?: CsvCopySource;
   }>;
+}
+
+/**
+ * A query's rows as PostgreSQL's `COPY … TO STDOUT (FORMAT csv)` writes them, for a writer whose
+ * output the server can produce byte for byte (src/csv/copy-export.ts). Reading it replaces reading
+ * the batches.
+ */
+export interface CsvCopySource {
+  /** PostgreSQL type OID of each result column. */
+  typeOids: readonly number[];
+  /**
+   * Runs the COPY with one SQL expression per column over the query's result (named `erp_export`),
+   * no header, LF line ends, NULL as an empty field. `rowCount` is the server's count once the bytes
+   * have been read to the end.
+   */
+  stream(
+    select: readonly string[],
+    delimiter: string,
+  ): { chunks: AsyncIterable<Buffer>; rowCount(): number | null };
 }
 
 /** Serialises batches into a byte stream (CSV, XLSX, X12). */
@@ -207,6 +241,14 @@ export interface FormatWriter {
     batches: AsyncIterable<Batch>,
     out: Writable,
   ): Promise<number>;
+  /**
+   * When PostgreSQL's CSV of these columns is byte for byte what `write` would produce: a function
+   * that writes the file from `copy` instead (calling `onRows` with the rows so far); else undefined.
+   */
+  fromCopy?(
+    columns: readonly string[],
+    copy: CsvCopySource,
+  ): ((out: Writable, onRows: (n: number) => void) => Promise<number>) | undefined;
 }
 
 /** Where an export's bytes go: written under a temporary name, renamed into place on commit. */

@@ -201,11 +201,10 @@ const EXCEL_MIN_MS = Date.UTC(1900, 2, 1);
 const EXCEL_MAX_MS = Date.UTC(10000, 0, 1);
 
 /**
- * A value for exceljs: typed when the column type and the text agree, otherwise the exact text. An
- * inline string is never evaluated, so text needs no formula neutralisation (that is CSV's).
- * Text goes out as a one-run rich text so exceljs writes a standard inline string
- * (`t="inlineStr"`, `<is><r><t>`); a plain string would become `t="str"`, the type of a formula's
- * string result.
+ * A value for the XLSX writer: typed when the column type and the text agree, otherwise the exact
+ * text. An inline string is never evaluated, so text needs no formula neutralisation (that is CSV's).
+ * Text is a one-run rich text, written as a standard inline string (`t="inlineStr"`, `<is><r><t>`),
+ * not `t="str"`, the type of a formula's string result.
  */
 export type XlsxValue = InlineText | number | boolean | Date | null;
 interface InlineText {

@@ -1,23 +1,12 @@
 /**
- * The libraries behind the XLSX format and the SAX plumbing shared by the part parsers: exceljs is
- * loaded lazily for writing only (its public streaming WorkbookWriter); reading uses saxes directly
- * over parts opened by random access (zip.ts), decoded strictly as UTF-8.
+ * The SAX plumbing shared by the XLSX part parsers: saxes directly over parts opened by random
+ * access (zip.ts), decoded strictly as UTF-8.
  */
-import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
-import type ExcelJS from 'exceljs';
 import { SaxesParser } from 'saxes';
 import { CancelledError, TimeoutError, UserError } from '../errors.js';
 import { escapeBytes, StrictDecoder } from '../csv/text-decode.js';
 import type { WorkbookZip } from './zip.js';
-
-let loaded: typeof ExcelJS | null = null;
-
-/** exceljs, loaded (synchronously, it is CommonJS) on first use: a process that writes no workbook never pays for it. */
-export function excel(): { ExcelJS: typeof ExcelJS } {
-  loaded ??= createRequire(import.meta.url)('exceljs') as typeof ExcelJS;
-  return { ExcelJS: loaded };
-}
 
 export type Parser = SaxesParser;
 

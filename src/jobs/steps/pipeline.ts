@@ -6,7 +6,6 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { CancelledError, RejectPolicyError, UserError } from '../../errors.js';
-import { recordPipeline } from '../../metrics/counters.js';
 import { loadPipeline } from '../../pipeline/definition.js';
 import type { PipelineResult } from '../../pipeline/result.js';
 import { runPipeline } from '../../pipeline/run.js';
@@ -105,7 +104,7 @@ export const pipelineStep: StepKind<'pipeline', typeof schema, PipelineResult> =
                 bytesTotal: p.bytesTotal,
               }),
           });
-          recordPipeline(result);
+          ctx.onPipeline?.(result);
           if (result.status === 'cancelled') throw new CancelledError();
           if (result.status === 'failed') {
             const failed = result.files.filter((f) => f.status === 'failed');

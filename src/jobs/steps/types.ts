@@ -17,6 +17,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import type { AppContext } from '../../app.js';
 import type { RunDetail } from '../../runs/store/runs.js';
+import type { PipelineResult } from '../../pipeline/result.js';
 
 /**
  * The part a step kind plays in a run:
@@ -96,6 +97,11 @@ export interface StepRunContext<Result> {
    * its success, run last in its transaction and sent with its COMMIT.
    */
   commitWith?: (result: Result, client: pg.PoolClient) => Promise<string>;
+  /**
+   * Told each pipeline's result (a pipeline step's, or a job's pipelines'): a worker counts it in
+   * the metrics it serves. A CLI process serves none, and never loads prom-client for a run.
+   */
+  onPipeline?: (result: PipelineResult) => void;
 }
 
 /** The checks the preflight offers a step (src/jobs/preflight.ts). */

@@ -161,6 +161,18 @@ export async function ledgerEntry(db: Db, pipeline: string, sha256: string): Pro
 }
 
 /**
+ * Whether the ledger may hold this content already: it holds content of `pipeline` of this very
+ * size. False means the content is new to the pipeline without knowing its hash (one index probe).
+ */
+export async function ledgerMayHold(db: Db, pipeline: string, size: number): Promise<boolean> {
+  const { rowCount } = await db.query(
+    'SELECT 1 FROM runner.ingested_files WHERE pipeline = $1 AND size_bytes = $2 LIMIT 1',
+    [pipeline, size],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/**
  * Enters a file's content in the ledger, in the transaction that loads it; false when it is there
  * already (loaded before). With `force` the entry is taken over by this run instead.
  */
