@@ -127,6 +127,45 @@ describe('set-wise inbound 850s', () => {
     ]);
   });
 
+  it('a data error in a batch stored while the next is read: that set alone is rejected, every other loads', async () => {
+    // 520 sets: the first batch of 500 is stored while the last 20 are mapped. Set 0003 breaks the
+    // one-order-per-PO constraint (a replay does not look for loaded PO numbers), so that batch's
+    // statement fails and its orders are stored one by one before the next batch is checked.
+    const pos = Array.from({ length: 520 }, (_, i) => (i === 2 ? 'PO-T2' : `PO-P${i + 1}`));
+    const { file, orders } = await inbound('pipelined-error.edi', interchange(604, pos), { fresh: true });
+    expect([file.setsAccepted, file.setsRejected, file.ordersLoaded]).toEqual([519, 1, 519]);
+    expect(file.problems).toHaveLength(1);
+    expect(file.problems[0]).toMatch(
+      /transaction set 850 0003 \(PO PO-T2\) could not be stored: .*orders_customer_po_once/,
+    );
+    const loaded = await ordersFor(pos.filter((po) => po !== 'PO-T2'));
+    expect(loaded.map((o) => [o.po, o.lines])).toEqual(
+      pos.filter((po) => po !== 'PO-T2').map((po) => [po, 2]),
+    );
+    // onOrder hears of every stored order once, in file order, and of the failed one never.
+    const st02s = pos.map((_, i) => String(i + 1).padStart(4, '0')).filter((st02) => st02 !== '0003');
+    expect(orders.map((o) => o.st02)).toEqual(st02s);
+    expect(orders.every((o) => o.outcome === 'loaded')).toBe(true);
+    const s = await ack(file.ack!.name);
+    const ak5 = segs(s, 'AK5');
+    expect(ak5).toHaveLength(520);
+    expect(ak5[2]).toEqual(['AK5', 'R', '5']);
+    expect(ak5.filter((a) => a[1] === 'A')).toHaveLength(519);
+  });
+
+  it('a PO number in two batches: the later one is checked after the earlier batch is stored', async () => {
+    const pos = Array.from({ length: 510 }, (_, i) => `PO-X${i + 1}`);
+    pos[505] = 'PO-X7';
+    const { file, orders } = await inbound('across-batches.edi', interchange(605, pos));
+    expect([file.setsAccepted, file.setsRejected]).toEqual([509, 1]);
+    const first = (await ordersFor(['PO-X7']))[0]!;
+    expect(file.problems.join('\n')).toContain(
+      `BEG03 purchase order "PO-X7" was already loaded for customer PARTNERA (order ${first.order_no})`,
+    );
+    expect(orders.filter((o) => o.outcome === 'rejected').map((o) => o.st02)).toEqual(['0506']);
+    expect(segs(await ack(file.ack!.name), 'AK9')).toEqual([['AK9', 'P', '510', '510', '509']]);
+  });
+
   it('more sets than one batch: every order and line stored once, numbered in file order', async () => {
     const pos = Array.from({ length: 1203 }, (_, i) => `PO-B${i + 1}`);
     const { file } = await inbound('big.edi', interchange(603, pos));

@@ -1,12 +1,13 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { runPipeline } from '../src/pipeline/run.js';
 import { beginFile, recordRunFile, withLiterals, type RunFileRecord } from '../src/runs/store/files.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { createTestHome, testApp } from './helpers/home.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
+import { testApp } from './helpers/home.js';
 
 /**
  * The file's transaction in fewer round trips (src/runs/store/files.ts): BEGIN with the ledger
@@ -19,7 +20,7 @@ import { createTestHome, testApp } from './helpers/home.js';
 
 let db: TestDatabase;
 let runId: number;
-let home: Awaited<ReturnType<typeof createTestHome>>;
+let home: TestHome;
 
 const PIPELINE = (sink: string, extra = ''): string => `
 source: { kind: file, path: 'in/*.csv' }
@@ -86,15 +87,10 @@ async function withClient<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
   }
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('file_ledger');
+test.beforeAll(async ({ db: d, home: h }) => {
+  [db, home] = [d, h];
   await db.pool.query('CREATE TABLE public.things (code text PRIMARY KEY, qty int NOT NULL)');
-  home = await createTestHome('ledger');
   await home.write({ 'pipelines/.keep': '', 'in/.keep': '' });
-});
-afterAll(async () => {
-  await db.drop();
-  await home.remove();
 });
 beforeEach(async () => {
   await db.pool.query('TRUNCATE public.things, runner.ingested_files, runner.runs CASCADE');

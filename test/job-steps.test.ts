@@ -5,14 +5,13 @@
  * real run records in PostgreSQL, and is cancelled through a worker on Redis.
  */
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import ts from 'typescript';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createApp, type App } from '../src/app.js';
 import { formatRunDetail, formatRunView, viewOfOutcome, viewOfRecords } from '../src/commands/report.js';
@@ -28,8 +27,9 @@ import type { RunOutcome } from '../src/jobs/types.js';
 import type { RunJobData } from '../src/runner/queue.js';
 import { startWorker, type RunningWorker } from '../src/runner/worker.js';
 import { createRun, getRun } from '../src/runs/store/runs.js';
-import { makeJobsHome, REDIS_URL, removeKeys, testPrefix, testQueue, waitFor } from './helpers/runner.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { REDIS_URL, waitFor } from './helpers/runner.js';
+import type { TestDatabase } from './helpers/db.js';
+import { test, type TestHome } from './helpers/fixtures.js';
 
 const NODE = JSON.stringify(process.execPath);
 const SECRET = 'tok-3f9a-never-in-logs';
@@ -107,21 +107,18 @@ steps:
 };
 
 let db: TestDatabase;
-let home: { dir: string; remove(): Promise<void> };
+let home: TestHome;
 let prefix: string;
 let app: App;
 let queue: Queue<RunJobData>;
-let redis: Redis;
 let worker: RunningWorker | undefined;
 /** Every line the app logged, parsed. */
 const logged: Record<string, unknown>[] = [];
 const logText = (): string => logged.map((l) => JSON.stringify(l)).join('\n');
 
-beforeAll(async () => {
-  db = await createTestDatabase('job_steps');
-  home = await makeJobsHome(FILES);
-  prefix = testPrefix('job_steps');
-  ({ queue, redis } = testQueue(prefix));
+test.beforeAll(async ({ db: d, home: h, queue: q }) => {
+  [db, home, { prefix, queue }] = [d, h, q];
+  await home.write(FILES);
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
       for (const line of chunk.toString().split('\n')) if (line) logged.push(JSON.parse(line) as never);
@@ -136,14 +133,7 @@ beforeAll(async () => {
 afterAll(async () => {
   delete process.env.JOB_STEPS_TOKEN;
   await worker?.close();
-  await queue?.close();
-  if (redis) {
-    await removeKeys(redis, prefix);
-    redis.disconnect();
-  }
   await app?.close();
-  await db?.drop();
-  await home?.remove();
 });
 
 /** Runs job `name` recorded, in this process. */

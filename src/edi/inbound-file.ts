@@ -105,7 +105,10 @@ export async function processInboundFile(
         else if (ev.kind === 'ta1') await p.ta1(ev);
         else p.notice(`warning: ${ev.problem.message}`);
       }
+      await p.settle();
     } catch (err) {
+      // A batch may still be being stored: its outcome no longer matters, the file is undone.
+      await p.abandon();
       if (err instanceof NotAnAckFile) {
         await client.query('ROLLBACK');
         result.status = 'skipped';

@@ -125,6 +125,14 @@ export class InboundProcessor {
   private events: ((() => void) | undefined)[] = [];
   /** The place in the batch of the set being handled. */
   private slot = 0;
+  /**
+   * The last batch's store, running on the server while the client splits and maps the next
+   * batch: its outcome (`{ err }` when it failed) and the `onOrder` events waiting for it. Every
+   * step that talks to the database first waits for it ({@link settle}), so statements keep the
+   * order one batch at a time gave them.
+   */
+  private storing: { done: Promise<{ err: unknown } | null>; events: ((() => void) | undefined)[] } | null =
+    null;
 
   constructor(
     private readonly ctx: InboundContext,
@@ -188,6 +196,26 @@ export class InboundProcessor {
     return this.client.query(sql);
   }
 
+  /**
+   * Waits for the batch being stored (see {@link storing}), rethrows its error, then tells its
+   * orders to `onOrder`. Called before any other statement of the file's transaction.
+   */
+  async settle(): Promise<void> {
+    const s = this.storing;
+    if (s === null) return;
+    this.storing = null;
+    const failed = await s.done;
+    if (failed !== null) throw failed.err;
+    for (const e of s.events) e?.();
+  }
+
+  /** Waits for the batch being stored, whatever its outcome, before the transaction is rolled back. */
+  async abandon(): Promise<void> {
+    const s = this.storing;
+    this.storing = null;
+    if (s !== null) await s.done;
+  }
+
   private hash(elements: readonly string[]): void {
     this.ix?.content.update(`${elements.join('\x1f')}\x1e`);
   }
@@ -197,6 +225,7 @@ export class InboundProcessor {
     // Throws UNKNOWN_PARTNER: a file from anyone else, or not addressed to us, is not read.
     findPartner({ [partner.name]: partner.x12 }, h);
     const usageOk = (partner.accept_usage as string[]).includes(usageName(h.usage));
+    await this.settle();
     const receipt = await receiveInterchange(this.client, {
       partner: partner.name,
       isa13: h.controlNumber,
@@ -242,6 +271,7 @@ export class InboundProcessor {
   async gs(g: GroupHeader): Promise<void> {
     const fa = g.functionalId === 'FA';
     if (this.opts.acksOnly && !fa) throw new NotAnAckFile();
+    await this.settle();
     this.group = { ge: null, fa, docs: new Map() };
     this.ix!.groups.push(this.group);
     this.hash(g.segment.elements);
@@ -249,7 +279,11 @@ export class InboundProcessor {
   }
 
   async transaction(set: TransactionSet): Promise<void> {
-    for (const s of set.segments) this.hash(s.elements);
+    // The same bytes as hashing each segment, in one update a set (a call per segment cost more
+    // than the digest itself).
+    let text = '';
+    for (const s of set.segments) text += `${s.elements.join('\x1f')}\x1e`;
+    this.ix?.content.update(text);
     if (this.group!.fa) await this.functionalAck(set);
     else {
       this.pendingSets.push(set);
@@ -261,6 +295,7 @@ export class InboundProcessor {
   async ge(ev: GeEvent): Promise<void> {
     // The group's last 850s are stored before its savepoint is kept or undone.
     await this.purchaseOrders();
+    await this.settle();
     this.group!.ge = ev;
     if (ev.trailer) this.hash(ev.trailer.elements);
     if (ev.problems.length > 0) await this.q('ROLLBACK TO SAVEPOINT edi_group');
@@ -277,6 +312,7 @@ export class InboundProcessor {
     this.hash(ev.segment.elements);
     this.ix!.ta1s++;
     if (!this.ix!.loadable) return;
+    await this.settle();
     const partner = this.ctx.partner;
     const applied = await applyTa1(this.client, partner.name, ev);
     this.result.ta1sApplied.push({
@@ -314,6 +350,7 @@ export class InboundProcessor {
       return;
     }
     if (!this.ix!.loadable) return;
+    await this.settle();
     const partner = this.ctx.partner;
     try {
       const ack = readFunctionalAck(set);
@@ -342,6 +379,10 @@ export class InboundProcessor {
    * what checking and storing them one at a time gave: a PO number repeated in the batch is checked
    * again once the earlier order is stored, and a data error undoes the batch and stores its
    * orders one by one, each rejected alone (STORE_FAILED).
+   *
+   * The batch is mapped while the previous one is still being stored (the server inserts while
+   * the client parses), checked once that store is done, and its own store is left running
+   * ({@link storing}) for the caller to read on.
    */
   private async purchaseOrders(): Promise<void> {
     if (this.pendingSets.length === 0) return;
@@ -355,6 +396,8 @@ export class InboundProcessor {
       const m = this.mapOrder(sets[i]!);
       if (m !== null) mappedSets.push({ ...m, slot: i });
     }
+    // The previous batch's orders are in before this one's PO numbers are looked for.
+    await this.settle();
     if (mappedSets.length > 0) {
       const options = {
         // A re-delivered interchange already loaded its POs; it is judged as it was the first time.
@@ -379,11 +422,15 @@ export class InboundProcessor {
           storing.add(po);
         }
       }
-      await this.storeOrders();
     }
     const events = this.events;
     this.events = [];
-    for (const e of events) e?.();
+    // Handled at once, so a failure is never an unhandled rejection while the next batch is read.
+    const done = this.storeOrders().then(
+      () => null,
+      (err: unknown) => ({ err }),
+    );
+    this.storing = { done, events };
   }
 
   /** An 850's structure and mapping: syntax problems reject it; null unless it is to be checked. */
@@ -552,6 +599,7 @@ export class InboundProcessor {
   /** At IEA: roll back what the interchange's problems reject, record groups and sets as judged. */
   async iea(ev: IeaEvent): Promise<void> {
     await this.purchaseOrders();
+    await this.settle();
     const x = this.ix!;
     const { partner } = this.ctx;
     const content = x.content.digest('hex');

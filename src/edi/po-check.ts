@@ -251,15 +251,29 @@ export async function checkPurchaseOrders(
   orders: readonly { set: TransactionSet; mapped: MappedTransaction }[],
   options: CheckOptions,
 ): Promise<CheckedOrder[]> {
+  // Each distinct (buyer part, vendor part) pair is looked up once: a file's lines name the same
+  // few items over and over. `pair[i]` is line i's place among the distinct pairs.
   const bp: (string | null)[] = [];
   const vp: (string | null)[] = [];
+  const distinct = new Map<string | null, Map<string | null, number>>();
+  const pair: number[] = [];
   for (const { mapped } of orders) {
     for (const l of mapped.lines) {
-      bp.push(l.buyer_part ?? null);
-      vp.push(l.vendor_part ?? null);
+      const b = l.buyer_part ?? null;
+      const v = l.vendor_part ?? null;
+      let byVp = distinct.get(b);
+      if (byVp === undefined) distinct.set(b, (byVp = new Map()));
+      let at = byVp.get(v);
+      if (at === undefined) {
+        at = bp.length;
+        byVp.set(v, at);
+        bp.push(b);
+        vp.push(v);
+      }
+      pair.push(at);
     }
   }
-  const { rows } = await db.query<ItemRow & { ord: string }>(
+  const { rows: found } = await db.query<ItemRow & { ord: string }>(
     `SELECT u.ord::text, i.sku, i.active, i.list_price::text
        FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS u (bp, vp, ord)
        LEFT JOIN LATERAL (
@@ -271,6 +285,7 @@ export async function checkPurchaseOrders(
       ORDER BY u.ord`,
     [customerNo, bp, vp],
   );
+  const rows = pair.map((k) => found[k]);
   const pos = options.checkDuplicatePo
     ? [...new Set(orders.map((o) => o.mapped.header.po_number ?? '').filter((po) => po !== ''))]
     : [];
