@@ -139,6 +139,25 @@ async function stopWorker(w: Child): Promise<void> {
   expect(await w.exited).toBe(0);
 }
 
+/**
+ * Awaits `p` for at most `ms`, else fails naming what did not happen, with `diag()` (the runs'
+ * states, the processes' last output): a scenario that hangs says where, not just "timed out".
+ */
+async function within<T>(what: string, p: Promise<T>, ms: number, diag: () => Promise<string>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
+  try {
+    const r = await Promise.race([p.then((v) => ({ v })), late]);
+    if (r === 'late') throw new Error(`${what}: not within ${ms} ms\n${await diag()}`);
+    return r.v;
+  } catch (err) {
+    if (err instanceof Error && err.message.includes(' ms\n')) throw err;
+    throw new Error(`${what}: ${err instanceof Error ? err.message : String(err)}\n${await diag()}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 describe('chaos', () => {
   scenario(
     'kill -9 of a worker mid-COPY: the run is marked abandoned at once and loaded once by another worker',
@@ -248,10 +267,17 @@ describe('chaos', () => {
       const followed = await queuedRunId(c);
       const ids = [Number(a.stdout().trim()), Number(b.stdout().trim()), followed];
       expect(await s.run(ids[1]!)).toMatchObject({ status: 'queued' });
+      const diag = async (): Promise<string> =>
+        [
+          `runs ${ids.join(', ')}: ${JSON.stringify(await Promise.all(ids.map((id) => s.run(id).catch(String))))}`,
+          `worker stderr (tail):\n${worker.stderr().slice(-6000)}`,
+          `follower stdout/stderr (tail):\n${c.stdout().slice(-1500)}\n${c.stderr().slice(-1500)}`,
+        ].join('\n');
       await srv.redis.kill();
       await srv.redis.start();
-      for (const id of ids) await s.waitStatus(id, 'succeeded');
-      expect(await c.exited, c.stderr()).toBe(0);
+      for (const id of ids)
+        await within(`run ${id} succeeded`, s.waitStatus(id, 'succeeded', 40_000), 41_000, diag);
+      expect(await within('the follower exits', c.exited, 15_000, diag), c.stderr()).toBe(0);
       expect(clean(c.stderr() + c.stdout()), c.stderr()).toBe(true);
       expect(await s.one('SELECT count(*)::int AS n, count(DISTINCT tag)::int AS tags FROM marks')).toEqual({
         n: 3,
@@ -261,7 +287,7 @@ describe('chaos', () => {
       expect(worker.stderr()).toContain(
         `run ${ids[1]} was queued in PostgreSQL but missing from Redis; queued again`,
       );
-      await stopWorker(worker);
+      await within('the worker stops on SIGTERM', stopWorker(worker), 15_000, diag);
     },
   );
 
