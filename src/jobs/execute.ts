@@ -56,13 +56,14 @@ export async function flattenSteps(
   if (seen.includes(job.name)) throw new UserError(`job ${[...seen, job.name].join(' → ')} calls itself`);
   const out: FlatStep[] = [];
   for (const entry of job.config.steps) {
-    const steps = await stepKindOfEntry(entry).create(entry, {
+    const kind = stepKindOfEntry(entry);
+    const steps = await kind.create(entry, {
       home,
       params: stepParamsOf(entry, params),
       fill: (text, where) => fillParams(text, params, where),
       expand: async (name, p) => flattenSteps(home, await loadJob(home, name), p, [...seen, job.name]),
     });
-    out.push(...steps);
+    out.push(...steps.map((s) => ({ kind: kind.kind, role: kind.role, ...s })));
   }
   return out;
 }

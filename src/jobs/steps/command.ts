@@ -123,8 +123,6 @@ export const commandStep: StepKind<'command', typeof schema, CommandStepResult> 
     const base = { program, args, cwd, env: literal.map(([k]) => k) };
     return [
       {
-        kind: 'command',
-        role: 'task',
         name,
         params,
         plan: async () => undefined,

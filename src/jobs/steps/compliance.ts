@@ -27,8 +27,6 @@ export const complianceStep: StepKind<'compliance', typeof schema, ComplianceSte
     const name = entry.compliance;
     return [
       {
-        kind: 'compliance',
-        role: 'task',
         name,
         params,
         plan: async () => {

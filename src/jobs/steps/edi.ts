@@ -45,8 +45,6 @@ export const ediStep: StepKind<'edi', typeof schema, EdiStepResult> = {
     };
     return [
       {
-        kind: 'edi',
-        role: 'task',
         name: ediStepName(spec),
         params,
         plan: async () => {

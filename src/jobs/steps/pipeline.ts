@@ -80,8 +80,6 @@ export const pipelineStep: StepKind<'pipeline', typeof schema, PipelineResult> =
     const name = entry.pipeline;
     return [
       {
-        kind: 'pipeline',
-        role: 'load',
         name,
         params,
         plan: async () => {

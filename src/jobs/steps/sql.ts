@@ -51,8 +51,6 @@ export const sqlStep: StepKind<'sql', typeof schema, SqlStepResult> = {
     const name = entry.sql;
     return [
       {
-        kind: 'sql',
-        role: 'transaction',
         name,
         params,
         async plan({ jobFile }) {

@@ -42,8 +42,12 @@ export interface StepKind<Kind extends string, Schema extends z.ZodType, Result>
   schema: Schema;
   /** One line for the README's step table. */
   summary: string;
-  /** The steps an entry stands for: one, or for a `job` entry the called job's. */
-  create(entry: z.output<Schema>, input: StepInput): Promise<JobStep<Result>[]>;
+  /**
+   * The steps an entry stands for: one, or for a `job` entry the called job's. A step made here
+   * takes this kind's `kind` and `role` when it leaves them out (src/jobs/execute.ts); the called
+   * job's steps keep their own.
+   */
+  create(entry: z.output<Schema>, input: StepInput): Promise<StepWork<Result>[]>;
   /** Tells `defs` the definition files the entry uses (the audit record's hashes). */
   uses(entry: z.output<Schema>, defs: DefinitionVisitor): Promise<void>;
   report: StepReport<Result>;
@@ -77,6 +81,10 @@ export interface JobStep<Result = unknown> {
   /** Executes the step; throws when it fails (the error says why in one line). */
   run(ctx: StepRunContext<Result>): Promise<Result>;
 }
+
+/** A step as its kind's factory makes it: without a kind and role, those of the kind that made it. */
+export type StepWork<Result = unknown> = Omit<JobStep<Result>, 'kind' | 'role'> &
+  Partial<Pick<JobStep<Result>, 'kind' | 'role'>>;
 
 /** What a step gets to run. */
 export interface StepRunContext<Result> {
