@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type pg from 'pg';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { loadPipeline } from '../src/pipeline/definition.js';
 import { runPipeline } from '../src/pipeline/run.js';
@@ -46,6 +47,30 @@ const sha256 = (s: string | Buffer): string => createHash('sha256').update(s).di
 async function run(file: string, opts: { force?: boolean } = {}) {
   const def = await loadPipeline(home.dir, 'big');
   return runPipeline(testApp(db, home.dir), def, { files: [file], ...opts });
+}
+
+/**
+ * Another loader's transaction, left open, holding the ledger row of `text`'s content (as
+ * elsewhere.csv). Its run_id is that of a run loading `small`, a one-row file, whose row is gone.
+ */
+async function holdLedgerRow(text: string): Promise<{ other: pg.PoolClient; small: string }> {
+  const small = path.join(home.dir, 'in/small.csv');
+  await writeFile(small, 'id,name,qty\n1,one,1\n');
+  const first = await run(small);
+  await db.pool.query('TRUNCATE big');
+  const other = await db.pool.connect();
+  try {
+    await other.query('BEGIN');
+    await other.query(
+      `INSERT INTO runner.ingested_files (pipeline, sha256, file, size_bytes, run_id, rows_loaded)
+       VALUES ('big', $1, 'elsewhere.csv', $2, $3, 1)`,
+      [sha256(text), Buffer.byteLength(text), first.runId],
+    );
+  } catch (err) {
+    other.release();
+    throw err;
+  }
+  return { other, small };
 }
 
 async function count(): Promise<number> {
@@ -121,22 +146,11 @@ describe('a large file new to its pipeline: hashed as it loads', () => {
     const text = bigCsv('race', (i) => (i % 20_000 === 0 ? '-1' : String(i % 97)));
     const file = path.join(home.dir, 'in/race.csv');
     await writeFile(file, text);
-    // An earlier run, for the ledger row's run_id.
-    const small = path.join(home.dir, 'in/small.csv');
-    await writeFile(small, 'id,name,qty\n1,one,1\n');
-    const first = await run(small);
-    await db.pool.query('TRUNCATE big');
     // Another loader's transaction holds the same content's ledger row, not yet committed: invisible
     // to the run's size check, so the run loads, then waits on the row at the end.
-    const other = await db.pool.connect();
+    const { other, small } = await holdLedgerRow(text);
     let r: Awaited<ReturnType<typeof run>>;
     try {
-      await other.query('BEGIN');
-      await other.query(
-        `INSERT INTO runner.ingested_files (pipeline, sha256, file, size_bytes, run_id, rows_loaded)
-         VALUES ('big', $1, 'elsewhere.csv', $2, $3, 1)`,
-        [sha256(text), Buffer.byteLength(text), first.runId],
-      );
       const pending = run(file);
       await someoneWaitsOnALock();
       // It waits at the end, its rows written (uncommitted rows take pages): one read, not hash first.
@@ -175,18 +189,8 @@ describe('a large file new to its pipeline: hashed as it loads', () => {
     const text = bigCsv('rollback');
     const file = path.join(home.dir, 'in/rollback.csv');
     await writeFile(file, text);
-    const small = path.join(home.dir, 'in/small.csv');
-    await writeFile(small, 'id,name,qty\n1,one,1\n');
-    const first = await run(small);
-    await db.pool.query('TRUNCATE big');
-    const other = await db.pool.connect();
+    const { other, small } = await holdLedgerRow(text);
     try {
-      await other.query('BEGIN');
-      await other.query(
-        `INSERT INTO runner.ingested_files (pipeline, sha256, file, size_bytes, run_id, rows_loaded)
-         VALUES ('big', $1, 'elsewhere.csv', $2, $3, 1)`,
-        [sha256(text), Buffer.byteLength(text), first.runId],
-      );
       const pending = run(file);
       await someoneWaitsOnALock();
       await other.query('ROLLBACK');
