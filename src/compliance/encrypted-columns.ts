@@ -51,6 +51,11 @@ export function sealerFor(
   };
 }
 
+/** A cell that holds a value to encrypt or decrypt: not NULL, not empty. */
+export function isFilled(v: Cell | undefined): v is string {
+  return v !== null && v !== undefined && v !== '';
+}
+
 /** Applies `fn` to the non-empty cells at `indexes` of every row, a column's values at a time. */
 function mapCells(
   rows: Cell[][],
@@ -61,14 +66,14 @@ function mapCells(
     const values: string[] = [];
     for (const row of rows) {
       const v = row[i];
-      if (v !== null && v !== undefined && v !== '') values.push(v);
+      if (isFilled(v)) values.push(v);
     }
     if (values.length === 0) continue;
     const out = fn(values, i);
     let k = 0;
     for (const row of rows) {
       const v = row[i];
-      if (v !== null && v !== undefined && v !== '') row[i] = out[k++]!;
+      if (isFilled(v)) row[i] = out[k++]!;
     }
   }
 }
@@ -80,7 +85,7 @@ export function sealRows(sealer: Sealer, rows: Cell[][]): void {
   for (const row of rows)
     for (const i of sealer.indexes) {
       const v = row[i];
-      if (v !== null && v !== undefined && v !== '') values.push(v);
+      if (isFilled(v)) values.push(v);
     }
   if (values.length === 0) return;
   const out = sealer.seal(values);
@@ -88,7 +93,7 @@ export function sealRows(sealer: Sealer, rows: Cell[][]): void {
   for (const row of rows)
     for (const i of sealer.indexes) {
       const v = row[i];
-      if (v !== null && v !== undefined && v !== '') row[i] = out[k++]!;
+      if (isFilled(v)) row[i] = out[k++]!;
     }
 }
 

@@ -295,10 +295,9 @@ export function decryptValues(ring: Keyring, stored: readonly string[], where: s
       bytes = new Uint8Array(o);
       len.fill(-1);
     }
+    // Each value's clear bytes go where its body starts, in a buffer of their own.
     const out = Buffer.alloc(o);
-    const outAt = new Int32Array(m);
-    for (let j = 0; j < m; j++) outAt[j] = at[j]!;
-    const ok = batchFor(ring.keys.get(id)!).decrypt({ bytes, at, len }, out, outAt);
+    const ok = batchFor(ring.keys.get(id)!).decrypt({ bytes, at, len }, out, at);
     const latin = out.toString('latin1', 0, o);
     for (let j = 0; j < m; j++) {
       const i = list[j]!;
@@ -306,7 +305,7 @@ export function decryptValues(ring: Keyring, stored: readonly string[], where: s
         clear[i] = decryptValue(ring, stored[i]!, where); // its own error, or Node's reading of it
         continue;
       }
-      const a = outAt[j]!;
+      const a = at[j]!;
       const b = a + len[j]! - IV_BYTES - TAG_BYTES;
       let high = 0;
       for (let k = a; k < b; k++) high |= out[k]!;

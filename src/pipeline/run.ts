@@ -35,6 +35,7 @@ import {
   type LedgerFile,
   type LedgerRow,
 } from '../runs/store/files.js';
+import { isFilled, sealRows } from '../compliance/encrypted-columns.js';
 import { finishRun } from '../runs/store/runs.js';
 import { csvRowEncoder } from '../stages/sink-postgres.js';
 import {
@@ -596,29 +597,12 @@ export function passThroughBatch(
   }
   const sealer = encrypted?.sealer;
   const sealed = sealer?.indexes ?? [];
-  if (sealed.length > 0) {
-    // The loaded rows' values of the encrypted columns, sealed in one call.
-    const values: string[] = [];
-    for (let i = 0; i < rows.length; i++) {
-      if (verdicts[i] === ROW_REJECTED) continue;
-      const row = rows[i]!;
-      for (let j = 0; j < sealed.length; j++) {
-        const v = row[sealed[j]!];
-        if (v !== null && v !== undefined && v !== '') values.push(v);
-      }
-    }
-    const out = values.length > 0 ? sealer!.seal(values) : values;
-    let k = 0;
-    for (let i = 0; i < rows.length; i++) {
-      if (verdicts[i] === ROW_REJECTED) continue;
-      const row = rows[i]!;
-      for (let j = 0; j < sealed.length; j++) {
-        const c = sealed[j]!;
-        const v = row[c];
-        if (v !== null && v !== undefined && v !== '') row[c] = out[k++]!;
-      }
-    }
-  }
+  // The loaded rows' values of the encrypted columns, sealed in one call.
+  if (sealer)
+    sealRows(
+      sealer,
+      rows.filter((_, i) => verdicts[i] !== ROW_REJECTED),
+    );
   // An envelope is quoted only in a dialect whose delimiter or quote it could hold.
   const { delimiter: ds, quote: qs } = encrypted?.dialect ?? { delimiter: ',', quote: '"' };
   const quoteEnvelopes = ENVELOPE_PUNCTUATION.includes(ds) || ENVELOPE_PUNCTUATION.includes(qs);
@@ -651,7 +635,7 @@ export function passThroughBatch(
         for (let j = 0; j < sealed.length; j++) {
           const k = sealed[j]!;
           const v = row[k];
-          if (v === null || v === undefined || v === '') continue;
+          if (!isFilled(v)) continue;
           for (; f < k; f++) p = fieldEnd(src, p, end, ds, Q) + 1;
           const e = fieldEnd(src, p, end, ds, Q);
           text += src.slice(from, p) + (quoteEnvelopes ? qs + v.replaceAll(qs, qs + qs) + qs : v);

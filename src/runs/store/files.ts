@@ -172,27 +172,6 @@ export async function ledgerMayHold(db: Db, pipeline: string, size: number): Pro
   return (rowCount ?? 0) > 0;
 }
 
-/**
- * Enters a file's content in the ledger, in the transaction that loads it; false when it is there
- * already (loaded before). With `force` the entry is taken over by this run instead.
- */
-export async function enterLedger(
-  db: Db,
-  f: { pipeline: string; sha256: string; file: string; size: number; runId: number | null },
-  force: boolean,
-): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `INSERT INTO runner.ingested_files (pipeline, sha256, file, size_bytes, run_id, rows_loaded)
-     VALUES ($1, $2, $3, $4, $5, 0)
-     ON CONFLICT (pipeline, sha256) DO ${force ? 'UPDATE SET file = EXCLUDED.file, run_id = EXCLUDED.run_id, loaded_at = now()' : 'NOTHING'}`,
-    [f.pipeline, f.sha256, f.file, f.size, f.runId],
-  );
-  return (rowCount ?? 0) > 0;
-}
-
-/** What {@link beginFile} found: the file is the transaction's to load, or loaded before. */
-export type FileEntry = { entered: true } | { entered: false; previous: LedgerRow | undefined };
-
 /** A file's content, as the ledger enters it. */
 export interface LedgerFile {
   pipeline: string;
@@ -213,6 +192,18 @@ const ledgerInsert = (force: boolean, onConflict: 'error' | 'nothing'): string =
    }`;
 
 const ledgerParams = (f: LedgerFile): unknown[] => [f.pipeline, f.sha256, f.file, f.size, f.runId];
+
+/**
+ * Enters a file's content in the ledger, in the transaction that loads it; false when it is there
+ * already (loaded before). With `force` the entry is taken over by this run instead.
+ */
+export async function enterLedger(db: Db, f: LedgerFile, force: boolean): Promise<boolean> {
+  const { rowCount } = await db.query(ledgerInsert(force, 'nothing'), ledgerParams(f));
+  return (rowCount ?? 0) > 0;
+}
+
+/** What {@link beginFile} found: the file is the transaction's to load, or loaded before. */
+export type FileEntry = { entered: true } | { entered: false; previous: LedgerRow | undefined };
 
 /**
  * The text that opens a file's transaction and enters its content in the ledger, for the sink to
