@@ -442,7 +442,7 @@ describe('the edi job step', () => {
     const outbox = await w.list('PARTNERA', 'outbox');
     const dry = await runEdiStep(
       w.app,
-      { edi: { direction: 'inbound', partner: 'PARTNERA' } },
+      { direction: 'inbound', partner: 'PARTNERA' },
       { runId: null, dryRun: true, signal: new AbortController().signal, env: w.env },
     );
     expect(dry.summary).toBe('2 files: 1 duplicate, 1 failed; 0 orders would be loaded');

@@ -148,7 +148,7 @@ export async function ediCommand(
   const onSigint = (): void => controller.abort();
   process.once('SIGINT', onSigint);
   try {
-    const r = await runEdiStep(app, { edi: spec }, { runId: null, dryRun: true, signal: controller.signal });
+    const r = await runEdiStep(app, spec, { runId: null, dryRun: true, signal: controller.signal });
     process.stdout.write(
       [
         `edi ${direction} ${name} (dry run: nothing written, uploaded or moved)`,

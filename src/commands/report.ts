@@ -4,7 +4,7 @@
  */
 import type { RunOutcome } from '../jobs/types.js';
 import { pipelineLines } from '../jobs/steps/pipeline.js';
-import { stepKindOf } from '../jobs/steps/registry.js';
+import { reportOf, stepKindOf } from '../jobs/steps/registry.js';
 import { table } from '../jobs/steps/table.js';
 import type { PipelineResult } from '../pipeline/result.js';
 import type { RunDetail, RunRow } from '../runs/store/runs.js';
@@ -81,10 +81,8 @@ export function viewOfOutcome(name: string, params: Record<string, unknown>, o: 
     status: o.status,
     error: o.error,
     steps: o.steps.map((s) => {
-      const result = (s as Record<string, unknown>)[s.kind];
-      const kind = stepKindOf(s.kind);
-      const shown =
-        result !== undefined && kind ? kind.report.shown(s, result, o.runId === null) : { lines: [] };
+      const r = reportOf(s);
+      const shown = r ? r.report.shown(s, r.result, o.runId === null) : { lines: [] };
       return { kind: s.kind, name: s.name, status: s.status, ...shown };
     }),
   };

@@ -164,7 +164,10 @@ export class FormulaGuard {
 
 const APOSTROPHE = Buffer.from("'");
 
-/** Does the value at `at` start as the writer's neutralisation rule for `guard` says it must not? */
+/**
+ * Does the value at `at` start as the writer's neutralisation rule for `guard` says it must not?
+ * The characters are csv/writer.ts's FORMULA_CHARS, as UTF-8 bytes: keep the two in step.
+ */
 function formulaAt(buf: Buffer, at: number, guard: number): boolean {
   const c = buf[at];
   if (guard === Guard.NotANumber) return c === 0x2d && buf[at + 1] === 0x49; // -I(nfinity)

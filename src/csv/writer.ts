@@ -37,8 +37,11 @@ export const csvWriterOptionsSchema = z.object({
 
 export type CsvWriterOptions = z.input<typeof csvWriterOptionsSchema>;
 
-/** Characters that make a spreadsheet read a text cell as a formula (OWASP CSV injection), incl. full-width forms. */
-export const FORMULA_CHARS = '=+-@\t\r\n\uFF1D\uFF0B\uFF0D\uFF20';
+/**
+ * Characters that make a spreadsheet read a text cell as a formula (OWASP CSV injection), incl.
+ * full-width forms. csv/copy-export.ts (formulaAt) tests their UTF-8 bytes: keep the two in step.
+ */
+const FORMULA_CHARS = '=+-@\t\r\n\uFF1D\uFF0B\uFF0D\uFF20';
 const FORMULA_START = new RegExp(`^[${FORMULA_CHARS.replace('-', '\\-')}]`);
 
 /** Text as it must be written so no spreadsheet turns it into a formula: a leading `'` where needed. */

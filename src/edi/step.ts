@@ -63,10 +63,9 @@ const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n =
  */
 export async function runEdiStep(
   app: AppContext,
-  step: { edi: EdiStepSpec },
+  spec: EdiStepSpec,
   opts: EdiStepOptions,
 ): Promise<EdiStepResult> {
-  const spec = step.edi;
   const partner = await loadPartner(app.home, spec.partner);
   const preview = opts.dryRun ? 12 : 0;
   const common = {

@@ -8,7 +8,7 @@ import { detailOf, finalOutcome, recordStep, stepSucceededSql } from './run-reco
 import { RunClaim } from './claim.js';
 import { ClaimGate } from './claims.js';
 import { fillParams, loadJob, stepParamsOf, type JobDefinition, type Runnable } from './definition.js';
-import { stepKindOf, stepKindOfEntry } from './steps/registry.js';
+import { reportOf, stepKindOfEntry } from './steps/registry.js';
 import type { StepRunContext } from './steps/types.js';
 import { poolRunnerSession } from './session.js';
 import { SQLSTATE } from '../db/sqlstate.js';
@@ -322,6 +322,6 @@ function outcomeOf(
 
 /** The rows and the message the progress of a succeeded step shows, as its kind tells them. */
 function progressOf(outcome: StepOutcome): { rows?: number; message?: string } {
-  const result = (outcome as Record<string, unknown>)[outcome.kind];
-  return stepKindOf(outcome.kind)?.report.progress(result) ?? {};
+  const r = reportOf(outcome);
+  return r ? r.report.progress(r.result) : {};
 }

@@ -11,14 +11,13 @@ import {
   recordStepState,
   stepSucceededSql as stepSucceededStatement,
 } from '../runs/store/steps.js';
-import { stepKindOf } from './steps/registry.js';
+import { reportOf } from './steps/registry.js';
 import type { FlatStep, RunOutcome, StepOutcome } from './types.js';
 
 /** What a step's record keeps of its outcome (runner.run_steps.detail), as its kind tells it. */
 export function detailOf(s: StepOutcome): Record<string, unknown> {
-  const result = (s as Record<string, unknown>)[s.kind];
-  if (result === undefined) return {};
-  return stepKindOf(s.kind)?.report.detail(result) ?? {};
+  const r = reportOf(s);
+  return r ? r.report.detail(r.result) : {};
 }
 
 export interface Claim {

@@ -74,6 +74,8 @@ export async function writeXlsx(
   const styles = types.map(styleOf);
   const boldStyle = numFmts.length + 1;
   const letters = columns.map((_, i) => columnLetter(i));
+  /** Each column's style attribute of a cell, built once: the rows only reuse it. */
+  const styleAttrs = styles.map((x) => (x ? ` s="${x}"` : ''));
   const explicitWidths = config.column_widths === 'auto' ? {} : config.column_widths;
   const widths = columns.map((c) => c.length);
   const frozen = config.freeze_header && config.header;
@@ -139,7 +141,7 @@ export async function writeXlsx(
     for (let i = 0; i < values.length; i++) {
       const v = values[i]!;
       if (v === null) continue;
-      const s = styles[i] ? ` s="${styles[i]}"` : '';
+      const s = styleAttrs[i]!;
       const ref = `${letters[i]}${r}`;
       if (typeof v === 'number') row += `<c r="${ref}"${s}><v>${v}</v></c>`;
       else if (typeof v === 'boolean') row += `<c r="${ref}"${s} t="b"><v>${v ? 1 : 0}</v></c>`;

@@ -52,11 +52,12 @@ export const ediStep: StepKind<'edi', typeof schema, EdiStepResult> = {
         },
         preflight: (checks) => checks.partner(spec.partner),
         run: (ctx) =>
-          runEdiStep(
-            ctx.app,
-            { edi: spec },
-            { runId: ctx.runId, dryRun: ctx.dryRun, signal: ctx.signal, onRows: (n) => ctx.onRows(n) },
-          ),
+          runEdiStep(ctx.app, spec, {
+            runId: ctx.runId,
+            dryRun: ctx.dryRun,
+            signal: ctx.signal,
+            onRows: (n) => ctx.onRows(n),
+          }),
       },
     ];
   },

@@ -43,3 +43,16 @@ export function stepKindOfEntry(entry: StepSpec): AnyStepKind {
 export function stepKindOf(kind: string): AnyStepKind | undefined {
   return KINDS.find((k) => k.kind === kind);
 }
+
+/**
+ * A step outcome's result, which it keeps under its kind's key (`{ kind: 'sql', sql: … }`), with
+ * the report of that kind; undefined for a step without a result or of a kind this version does
+ * not know.
+ */
+export function reportOf(o: {
+  kind: string;
+}): { report: AnyStepKind['report']; result: unknown } | undefined {
+  const result = (o as Record<string, unknown>)[o.kind];
+  const kind = stepKindOf(o.kind);
+  return result === undefined || kind === undefined ? undefined : { report: kind.report, result };
+}
